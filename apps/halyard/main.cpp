@@ -1,0 +1,140 @@
+// The halyard command line. It uses only the public C API (include/halyard.h).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "halyard.h"
+
+namespace {
+
+constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+std::string default_model_path() {
+  std::string cache;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    cache = x;
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    cache = std::string(h) + "/.cache";
+  } else {
+    cache = ".cache";
+  }
+  return cache + "/halyard/models/" + kDefaultModelFile;
+}
+
+int report(halyard_status s, const char* what) {
+  std::fprintf(stderr, "halyard: %s failed: %s: %s\n", what, halyard_status_name(s), halyard_last_error());
+  return 1;
+}
+
+int cmd_devices() {
+  halyard_device_list* list = nullptr;
+  if (halyard_status s = halyard_list_devices(&list); s != HALYARD_OK) return report(s, "listing devices");
+  for (size_t i = 0; i < halyard_device_list_size(list); ++i) {
+    const char* uri = halyard_device_list_uri(list, i);
+    std::printf("%-10s %-12s %s\n", halyard_device_list_backend(list, i), *uri ? uri : "-",
+                halyard_device_list_description(list, i));
+  }
+  const char* chosen = halyard_device_list_auto(list);
+  std::printf("auto -> %s\n", chosen ? chosen : "(no available device)");
+  halyard_device_list_free(list);
+  return 0;
+}
+
+struct GenerateArgs {
+  std::string model;
+  std::string prompt = "Write a haiku about the sea.";
+  bool chat = false;
+  std::string device = "auto";
+  int n = 128;
+  int ctx = 0;
+  float temp = 0.f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  unsigned long long seed = 0;
+};
+
+int on_token(int32_t /*token*/, const char* text, size_t len, void* /*user*/) {
+  std::fwrite(text, 1, len, stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+int cmd_generate(const GenerateArgs& a) {
+  const std::string path = a.model.empty() ? default_model_path() : a.model;
+  if (a.model.empty() && !std::filesystem::exists(path)) {
+    std::fprintf(stderr, "halyard: the default model is not at %s; run scripts/fetch-model.sh or pass -m MODEL.gguf\n",
+                 path.c_str());
+    return 1;
+  }
+  halyard_model_options mo;
+  halyard_model_options_default(&mo);
+  mo.device = a.device.c_str();
+  mo.context_length = a.ctx;
+  halyard_model* model = nullptr;
+  if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK) return report(s, "loading the model");
+  std::fprintf(stderr, "halyard: %s on %s\n", halyard_model_name(model), halyard_model_device(model));
+
+  std::string prompt = a.prompt;
+  if (a.chat) {
+    const halyard_chat_message msg{"user", a.prompt.c_str()};
+    size_t need = 0;
+    (void)halyard_apply_chat_template(model, &msg, 1, nullptr, 0, &need);
+    prompt.assign(need, '\0');
+    if (halyard_status s = halyard_apply_chat_template(model, &msg, 1, prompt.data(), prompt.size(), &need); s != HALYARD_OK) {
+      halyard_model_free(model);
+      return report(s, "applying the chat template");
+    }
+  }
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = a.n;
+  go.temperature = a.temp;
+  go.top_k = a.top_k;
+  go.top_p = a.top_p;
+  go.seed = a.seed;
+  halyard_timings t{};
+  t.struct_size = sizeof t;
+  if (!a.chat) std::fputs(a.prompt.c_str(), stdout);
+  const halyard_status s = halyard_generate(model, prompt.c_str(), &go, on_token, nullptr, &t);
+  std::printf("\n");
+  halyard_model_free(model);
+  if (s != HALYARD_OK) return report(s, "generating");
+  std::fprintf(stderr, "\nprompt %d tokens, generated %d | TTFT %.1f ms | prefill %.2f tok/s | decode %.2f tok/s\n",
+               t.prompt_tokens, t.generated_tokens, t.time_to_first_token_ms, t.prefill_tokens_per_s,
+               t.decode_tokens_per_s);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Halyard: portable LLM inference (CUDA, HIP, Vulkan, CPU) from GGUF files"};
+  app.require_subcommand(1);
+  int verbosity = 0;
+  app.add_flag("-v,--verbose", verbosity, "More logging (-v info, -vv debug)");
+
+  auto* devices = app.add_subcommand("devices", "List backends and their devices, or why they are unavailable");
+
+  GenerateArgs g;
+  auto* gen = app.add_subcommand("generate", "Generate text from a prompt");
+  gen->add_option("-m,--model", g.model, "GGUF model file (default: SmolLM2-135M-Instruct from the model cache)");
+  gen->add_option("-p,--prompt", g.prompt, "Prompt text");
+  gen->add_flag("--chat", g.chat, "Wrap the prompt as a user turn with the model's chat template");
+  gen->add_option("-d,--device", g.device, "Device URI: auto, ref, cpu, vulkan:N, cuda:N, hip:N");
+  gen->add_option("-n,--n-predict", g.n, "Tokens to generate")->check(CLI::NonNegativeNumber);
+  gen->add_option("-c,--ctx", g.ctx, "Context length (default: min(model's, 4096))")->check(CLI::NonNegativeNumber);
+  gen->add_option("--temp", g.temp, "Temperature; 0 is greedy");
+  gen->add_option("--top-k", g.top_k, "Top-k (0 disables)");
+  gen->add_option("--top-p", g.top_p, "Top-p (1 disables)");
+  gen->add_option("--seed", g.seed, "Random seed");
+
+  CLI11_PARSE(app, argc, argv);
+  halyard_set_log_level(1 + verbosity);
+  if (devices->parsed()) return cmd_devices();
+  if (gen->parsed()) return cmd_generate(g);
+  return 1;
+}

@@ -1,0 +1,96 @@
+// The objects every backend implements. A Backend enumerates Devices; a Device allocates
+// Buffers, creates Queues and compiles Graphs into Executables; an Executable runs on a Queue
+// with caller-provided bindings and signals an Event.
+//
+// Ownership: objects are returned as unique_ptr and owned by the caller. A Buffer, Queue or
+// Executable must not outlive the Device that made it, and a Device must not outlive its
+// Backend. Thread safety: a Device may be used from several threads; a Queue, a Buffer being
+// written and an Executable being run belong to one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "halyard/hal/graph.h"
+#include "halyard/hal/ops.h"
+#include "halyard/hal/status.h"
+
+namespace halyard {
+
+enum class DeviceType : std::uint8_t { kDiscreteGpu, kIntegratedGpu, kCpu, kReference };
+std::string_view device_type_name(DeviceType type);
+
+struct DeviceInfo {
+  std::string uri;          // "ref", "cpu", "vulkan:0", ...
+  std::string name;         // human-readable model name
+  std::string vendor;
+  DeviceType type = DeviceType::kCpu;
+  std::uint64_t memory_bytes = 0;  // usable device memory, 0 if unknown
+  std::string details;      // backend-specific capabilities, one line
+};
+
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual std::size_t size() const = 0;
+  // Synchronous host <-> device copies; offset + size must lie inside the buffer.
+  virtual Status upload(std::size_t offset, const void* src, std::size_t size) = 0;
+  virtual Status download(std::size_t offset, void* dst, std::size_t size) const = 0;
+};
+
+class Event {
+ public:
+  virtual ~Event() = default;
+  // Blocks until the work this event marks has finished; returns its status.
+  virtual Status wait() = 0;
+};
+
+class Queue {
+ public:
+  virtual ~Queue() = default;
+  // Blocks until all work submitted so far has finished.
+  virtual Status finish() = 0;
+};
+
+// Binds a graph tensor (weight, input, state or output) to device memory.
+struct Binding {
+  TensorId tensor;
+  Buffer* buffer;
+  std::size_t offset = 0;
+};
+
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  // Enqueues one run of the compiled graph. Every non-intermediate tensor must be bound.
+  // The returned event completes when the outputs are written.
+  virtual Result<std::unique_ptr<Event>> run(Queue& queue, std::span<const Binding> bindings) = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual const DeviceInfo& info() const = 0;
+  // True when the device implements `op` for these input dtypes.
+  virtual bool supports(OpKind op, std::span<const DType> input_dtypes) const = 0;
+  virtual Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) = 0;
+  virtual Result<std::unique_ptr<Queue>> create_queue() = 0;
+  virtual Result<std::unique_ptr<Executable>> compile(const Graph& graph) = 0;
+};
+
+// A backend is one vendor API. It is available or reports why not.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // ok, or unavailable with the reason (no driver, no device, ...).
+  virtual Status availability() const = 0;
+  virtual std::vector<DeviceInfo> devices() const = 0;
+  virtual Result<std::unique_ptr<Device>> open_device(int index) = 0;
+};
+
+}  // namespace halyard

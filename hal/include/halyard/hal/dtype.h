@@ -1,0 +1,52 @@
+// Element types of tensors, including the GGUF block-quantized formats, bit-exact to their
+// GGUF layouts. Numeric values equal the GGUF/ggml type ids so files map without a table.
+// Thread safety: all functions are pure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace halyard {
+
+enum class DType : std::uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ8_0 = 8,
+  kI32 = 26,
+  kBF16 = 30,
+};
+
+struct DTypeInfo {
+  DType dtype;
+  std::string_view name;
+  std::int64_t block_elements;  // elements per block (1 for plain types)
+  std::size_t block_bytes;      // bytes per block
+  bool quantized;
+};
+
+// Information on a known dtype; nullopt for an id Halyard does not know.
+std::optional<DTypeInfo> dtype_info(std::uint32_t id);
+const DTypeInfo& dtype_info(DType dtype);
+std::string_view dtype_name(DType dtype);
+std::optional<DType> dtype_from_name(std::string_view name);
+
+// Bytes taken by n consecutive elements; n must be a multiple of the block size.
+std::size_t row_bytes(DType dtype, std::int64_t n);
+bool is_weight_dtype(DType dtype);  // F32, F16, BF16, Q8_0, Q4_0, Q4_1
+
+// Scalar conversions, round-to-nearest-even, bit-exact with IEEE 754 binary16 / bfloat16.
+std::uint16_t f32_to_f16(float value);
+float f16_to_f32(std::uint16_t bits);
+std::uint16_t f32_to_bf16(float value);
+float bf16_to_f32(std::uint16_t bits);
+
+// Convert n elements of `dtype` at `src` to f32. n must be a multiple of the block size.
+void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n);
+// Convert n f32 values to `dtype` (quantizing by the GGUF reference rules for block types).
+void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n);
+
+}  // namespace halyard

@@ -1,0 +1,140 @@
+/* Halyard public C API.
+ *
+ * Conventions:
+ *  - Handles are opaque. Every halyard_*_create/load has a matching *_free; passing NULL to a
+ *    free function is a no-op.
+ *  - Options structs begin with struct_size; fill them with the matching *_default() function,
+ *    then change fields. Fields are only ever appended, so old callers keep working.
+ *  - Every call returns a halyard_status. On failure halyard_last_error() gives a message for the
+ *    calling thread, valid until that thread's next Halyard call.
+ *  - No C++ exception crosses this API.
+ * Thread safety: a model may be shared by threads for read-only calls (tokenize, detokenize,
+ * chat formatting); generation on one model is serialised internally.
+ */
+#ifndef HALYARD_H_
+#define HALYARD_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HALYARD_API __attribute__((visibility("default")))
+
+typedef enum halyard_status {
+  HALYARD_OK = 0,
+  HALYARD_ERROR_INVALID_ARGUMENT = 1,
+  HALYARD_ERROR_NOT_FOUND = 2,
+  HALYARD_ERROR_UNAVAILABLE = 3,      /* backend or device not usable here */
+  HALYARD_ERROR_UNIMPLEMENTED = 4,    /* op, dtype or architecture not supported */
+  HALYARD_ERROR_OUT_OF_RANGE = 5,     /* e.g. prompt longer than the context */
+  HALYARD_ERROR_OUT_OF_MEMORY = 6,
+  HALYARD_ERROR_CORRUPT_FILE = 7,
+  HALYARD_ERROR_CANCELLED = 8,
+  HALYARD_ERROR_KV_CACHE_FULL = 9,
+  HALYARD_ERROR_INTERNAL = 10,
+  HALYARD_ERROR_BUFFER_TOO_SMALL = 11 /* the *_out size tells how much is needed */
+} halyard_status;
+
+HALYARD_API const char* halyard_last_error(void);
+HALYARD_API const char* halyard_status_name(halyard_status status);
+HALYARD_API const char* halyard_version(void);
+/* Log verbosity of the library: 0 errors only, 1 warnings (default), 2 info, 3 debug. */
+HALYARD_API void halyard_set_log_level(int level);
+
+/* ---- Devices ---------------------------------------------------------------------------- */
+
+typedef struct halyard_device_list halyard_device_list;
+
+/* Every backend plugin found, with its devices, or one entry saying why it is unavailable. */
+HALYARD_API halyard_status halyard_list_devices(halyard_device_list** out);
+HALYARD_API size_t halyard_device_list_size(const halyard_device_list* list);
+/* Fields of entry i; strings live as long as the list. uri is "" for an unavailable backend. */
+HALYARD_API const char* halyard_device_list_backend(const halyard_device_list* list, size_t i);
+HALYARD_API const char* halyard_device_list_uri(const halyard_device_list* list, size_t i);
+HALYARD_API const char* halyard_device_list_description(const halyard_device_list* list, size_t i);
+HALYARD_API int halyard_device_list_available(const halyard_device_list* list, size_t i);
+/* The device "auto" would choose, or NULL if none. */
+HALYARD_API const char* halyard_device_list_auto(const halyard_device_list* list);
+HALYARD_API void halyard_device_list_free(halyard_device_list* list);
+
+/* ---- Models ----------------------------------------------------------------------------- */
+
+typedef struct halyard_model halyard_model;
+
+typedef struct halyard_model_options {
+  size_t struct_size;
+  const char* device;     /* "auto" (default), "ref", "cpu", "vulkan:0", ...; HALYARD_DEVICE if NULL */
+  int32_t context_length; /* 0: min(training context, 4096) */
+} halyard_model_options;
+
+HALYARD_API void halyard_model_options_default(halyard_model_options* options);
+HALYARD_API halyard_status halyard_model_load(const char* path, const halyard_model_options* options,
+                                              halyard_model** out);
+HALYARD_API void halyard_model_free(halyard_model* model);
+/* Strings live as long as the model. */
+HALYARD_API const char* halyard_model_name(const halyard_model* model);
+HALYARD_API const char* halyard_model_device(const halyard_model* model);
+HALYARD_API int32_t halyard_model_context_length(const halyard_model* model);
+HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
+
+/* ---- Text ------------------------------------------------------------------------------- */
+
+/* Writes up to capacity ids; *n_out receives the full count (BUFFER_TOO_SMALL if it exceeds
+ * capacity). add_special prepends BOS where the model wants it; parse_special turns special
+ * token texts such as "<|im_start|>" into those tokens. */
+HALYARD_API halyard_status halyard_tokenize(const halyard_model* model, const char* text, size_t text_len,
+                                            int add_special, int parse_special, int32_t* tokens,
+                                            size_t capacity, size_t* n_out);
+/* Writes the text of tokens (not NUL-terminated); *n_out receives its full length. */
+HALYARD_API halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tokens, size_t n_tokens,
+                                              char* text, size_t capacity, size_t* n_out);
+
+typedef struct halyard_chat_message {
+  const char* role;    /* "system", "user", "assistant" */
+  const char* content;
+} halyard_chat_message;
+
+/* Formats a conversation with the model's chat template, ending with the assistant header. */
+HALYARD_API halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
+                                                       size_t n_messages, char* text, size_t capacity, size_t* n_out);
+
+/* ---- Generation ------------------------------------------------------------------------- */
+
+typedef struct halyard_generate_options {
+  size_t struct_size;
+  int32_t max_tokens;  /* default 128 */
+  float temperature;   /* <= 0: greedy (default 0) */
+  int32_t top_k;       /* default 40; <= 0 disables */
+  float top_p;         /* default 0.95; >= 1 disables */
+  uint64_t seed;       /* default 0 */
+  int parse_special;   /* treat special-token texts in the prompt as tokens (default 1) */
+} halyard_generate_options;
+
+typedef struct halyard_timings {
+  size_t struct_size; /* set by the caller */
+  int32_t prompt_tokens;
+  int32_t generated_tokens;
+  double time_to_first_token_ms;
+  double prefill_tokens_per_s;
+  double decode_tokens_per_s;
+} halyard_timings;
+
+/* Called for each generated token with the text it completes (may be empty mid-character).
+ * Return non-zero to stop generation (the call then returns HALYARD_ERROR_CANCELLED). */
+typedef int (*halyard_token_callback)(int32_t token, const char* text, size_t text_len, void* user_data);
+
+HALYARD_API void halyard_generate_options_default(halyard_generate_options* options);
+/* Generates a continuation of prompt (a fresh sequence each call). timings may be NULL. */
+HALYARD_API halyard_status halyard_generate(halyard_model* model, const char* prompt,
+                                            const halyard_generate_options* options,
+                                            halyard_token_callback callback, void* user_data,
+                                            halyard_timings* timings);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HALYARD_H_ */

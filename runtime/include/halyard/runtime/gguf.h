@@ -1,0 +1,87 @@
+// A GGUF v2/v3 reader. Maps the file read-only and validates every count, length, offset, size
+// and dtype before anything uses it: a corrupt or truncated file is a DataLoss error, never a
+// crash. Spec: docs/gguf.md of the ggml repository.
+// Ownership: string_views and tensor data pointers point into the mapping and live as long as
+// the GgufFile. Thread safety: immutable after open; read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "halyard/hal/status.h"
+#include "halyard/hal/tensor.h"
+
+namespace halyard::runtime {
+
+enum class GgufType : std::uint32_t {
+  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
+  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+};
+
+struct GgufArray {
+  GgufType type = GgufType::kU8;
+  std::uint64_t count = 0;
+  const std::uint8_t* data = nullptr;      // fixed-size element types: count elements, packed
+  std::vector<std::string_view> strings;   // string arrays
+};
+
+struct GgufValue {
+  GgufType type = GgufType::kU8;
+  std::variant<std::uint64_t, std::int64_t, double, bool, std::string_view, GgufArray> value;
+
+  std::optional<std::int64_t> as_int() const;
+  std::optional<double> as_float() const;
+  std::optional<std::string_view> as_string() const;
+  const GgufArray* as_array() const { return std::get_if<GgufArray>(&value); }
+};
+
+struct GgufTensor {
+  std::string name;
+  TensorDesc desc;
+  std::uint64_t offset = 0;   // relative to the data section
+  const void* data = nullptr; // inside the mapping
+};
+
+class GgufFile {
+ public:
+  ~GgufFile();
+  GgufFile(const GgufFile&) = delete;
+  GgufFile& operator=(const GgufFile&) = delete;
+
+  static Result<std::unique_ptr<GgufFile>> open(const std::string& path);
+  // Parses an in-memory image (copied); used by tests and fuzzers.
+  static Result<std::unique_ptr<GgufFile>> from_bytes(std::vector<std::uint8_t> bytes);
+
+  std::uint32_t version() const { return version_; }
+  const std::map<std::string, GgufValue, std::less<>>& metadata() const { return metadata_; }
+  const GgufValue* find(std::string_view key) const;
+  std::optional<std::int64_t> get_int(std::string_view key) const;
+  std::optional<double> get_float(std::string_view key) const;
+  std::optional<std::string_view> get_string(std::string_view key) const;
+
+  const std::vector<GgufTensor>& tensors() const { return tensors_; }
+  const GgufTensor* find_tensor(std::string_view name) const;
+  std::size_t file_size() const { return size_; }
+
+ private:
+  GgufFile() = default;
+  Status parse();
+
+  std::string path_;
+  const std::uint8_t* base_ = nullptr;
+  std::size_t size_ = 0;
+  bool mapped_ = false;
+  std::vector<std::uint8_t> owned_;
+  std::uint32_t version_ = 0;
+  std::map<std::string, GgufValue, std::less<>> metadata_;
+  std::vector<GgufTensor> tensors_;
+  std::map<std::string, std::size_t, std::less<>> tensor_index_;
+};
+
+}  // namespace halyard::runtime

@@ -1,0 +1,32 @@
+// Picks the next token from logits: greedy when temperature <= 0, otherwise top-k, then
+// temperature, then top-p (nucleus), then a draw from a seeded generator (reproducible).
+// Thread safety: one thread at a time (it owns its random state).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+
+#include "halyard/runtime/tokenizer.h"
+
+namespace halyard::runtime {
+
+struct SamplerOptions {
+  float temperature = 0.f;  // <= 0: greedy
+  int top_k = 40;           // <= 0: off
+  float top_p = 0.95f;      // >= 1: off
+  std::uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplerOptions& options) : options_(options), rng_(options.seed) {}
+  TokenId sample(std::span<const float> logits);
+  static TokenId argmax(std::span<const float> logits);
+
+ private:
+  SamplerOptions options_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace halyard::runtime

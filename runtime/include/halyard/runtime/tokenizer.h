@@ -1,0 +1,65 @@
+// Tokenizers read from GGUF metadata:
+//  - "gpt2": byte-level BPE with a regex pre-tokenizer chosen by tokenizer.ggml.pre
+//    (smollm, gpt2/default, llama3/llama-bpe), as SmolLM2 and Llama-3 use;
+//  - "llama": SentencePiece-style BPE over scores with byte fallback (Llama 1/2, Mistral).
+// Special tokens (control and user-defined) are matched literally when parse_special is set.
+// Thread safety: immutable after construction; encode/decode from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "halyard/hal/status.h"
+#include "halyard/runtime/gguf.h"
+
+namespace halyard::runtime {
+
+using TokenId = std::int32_t;
+
+enum class TokenType : std::int32_t {
+  kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6,
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  static Result<std::unique_ptr<Tokenizer>> from_gguf(const GgufFile& file);
+
+  // add_special: prepend BOS where the model asks for it. parse_special: treat control-token
+  // texts in `text` (e.g. "<|im_start|>") as those tokens rather than as plain text.
+  virtual std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const = 0;
+  // The bytes of one token; control tokens render as their text only when render_special.
+  virtual std::string token_to_piece(TokenId id, bool render_special) const = 0;
+  virtual std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const;
+
+  std::size_t vocab_size() const { return tokens_.size(); }
+  const std::string& token_text(TokenId id) const { return tokens_.at(static_cast<std::size_t>(id)); }
+  TokenType token_type(TokenId id) const { return types_.at(static_cast<std::size_t>(id)); }
+  std::optional<TokenId> find(std::string_view text) const;
+  TokenId bos() const { return bos_; }
+  TokenId eos() const { return eos_; }
+  bool add_bos() const { return add_bos_; }
+  // End-of-generation: EOS and the end-of-turn tokens of the chat formats.
+  bool is_end_of_generation(TokenId id) const;
+
+ protected:
+  Status load_common(const GgufFile& file);
+  // Splits text around special tokens; pieces with id >= 0 are special tokens.
+  std::vector<std::pair<std::string_view, TokenId>> split_special(std::string_view text) const;
+
+  std::vector<std::string> tokens_;
+  std::vector<TokenType> types_;
+  std::unordered_map<std::string, TokenId> index_;
+  std::vector<TokenId> special_by_length_;
+  std::vector<TokenId> end_of_generation_;
+  TokenId bos_ = -1;
+  TokenId eos_ = -1;
+  bool add_bos_ = false;
+};
+
+}  // namespace halyard::runtime

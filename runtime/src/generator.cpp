@@ -1,0 +1,67 @@
+#include "halyard/runtime/generator.h"
+
+#include <chrono>
+
+#include "utf8.h"
+
+namespace halyard::runtime {
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+}  // namespace
+
+Result<GenerateResult> generate(Session& session, std::span<const TokenId> prompt, const GenerateOptions& options,
+                                const TokenCallback& on_token) {
+  if (prompt.empty()) return invalid_argument("the prompt is empty: give at least one token");
+  if (options.max_tokens < 0) return invalid_argument("max_tokens must be >= 0");
+  const int ctx = session.model().context_length();
+  if (session.n_past() + static_cast<int>(prompt.size()) > ctx) {
+    return out_of_range("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
+                        std::to_string(ctx - session.n_past()) + " more; shorten it or raise --ctx");
+  }
+  const Tokenizer& tok = session.model().tokenizer();
+  GenerateResult result;
+  result.timings.prompt_tokens = static_cast<int>(prompt.size());
+  Sampler sampler(options.sampler);
+  std::string pending;
+  auto emit = [&](TokenId id) {
+    pending += tok.token_to_piece(id, /*render_special=*/false);
+    const std::size_t n = utf8_complete_prefix(pending);
+    const std::string text = pending.substr(0, n);
+    pending.erase(0, n);
+    return on_token ? on_token(id, text) : true;
+  };
+
+  const auto start = Clock::now();
+  HALYARD_ASSIGN_OR_RETURN(std::vector<float> logits, session.eval(prompt));
+  result.timings.prefill_ms = ms_since(start);
+  if (options.max_tokens == 0) return result;
+
+  const auto decode_start = Clock::now();
+  for (int i = 0; i < options.max_tokens; ++i) {
+    const TokenId next = sampler.sample(logits);
+    if (i == 0) result.timings.time_to_first_token_ms = ms_since(start);
+    if (options.stop_at_end_of_generation && tok.is_end_of_generation(next)) {
+      result.stop = StopReason::kEndOfGeneration;
+      break;
+    }
+    result.tokens.push_back(next);
+    result.timings.generated_tokens = static_cast<int>(result.tokens.size());
+    if (!emit(next)) {
+      result.stop = StopReason::kCancelled;
+      break;
+    }
+    if (i + 1 == options.max_tokens) break;
+    if (session.n_past() >= ctx) {
+      result.stop = StopReason::kContextFull;
+      break;
+    }
+    const TokenId one[1] = {next};
+    HALYARD_ASSIGN_OR_RETURN(logits, session.eval(one));
+  }
+  result.timings.decode_ms = result.tokens.size() > 1 ? ms_since(decode_start) : 0;
+  if (!pending.empty() && on_token) on_token(-1, pending);  // an incomplete character at the very end
+  return result;
+}
+
+}  // namespace halyard::runtime

@@ -1,0 +1,131 @@
+#include "halyard/runtime/model.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace halyard::runtime {
+namespace {
+
+Result<int> require_int(const GgufFile& f, const std::string& key, std::int64_t lo, std::int64_t hi) {
+  const auto v = f.get_int(key);
+  if (!v) return data_loss("model metadata '" + key + "' is missing or not an integer");
+  if (*v < lo || *v > hi) return data_loss("model metadata '" + key + "' = " + std::to_string(*v) + " is out of range");
+  return static_cast<int>(*v);
+}
+
+}  // namespace
+
+Result<LlamaConfig> LlamaConfig::from_gguf(const GgufFile& f) {
+  LlamaConfig c;
+  c.architecture = std::string(f.get_string("general.architecture").value_or(""));
+  if (c.architecture != "llama") {
+    return unimplemented("architecture '" + c.architecture + "' is not supported (supported: llama)");
+  }
+  const std::string a = c.architecture + ".";
+  HALYARD_ASSIGN_OR_RETURN(c.n_layers, require_int(f, a + "block_count", 1, 4096));
+  HALYARD_ASSIGN_OR_RETURN(c.d_model, require_int(f, a + "embedding_length", 1, 1 << 20));
+  HALYARD_ASSIGN_OR_RETURN(c.d_ff, require_int(f, a + "feed_forward_length", 1, 1 << 22));
+  HALYARD_ASSIGN_OR_RETURN(c.n_heads, require_int(f, a + "attention.head_count", 1, 4096));
+  c.n_kv_heads = c.n_heads;
+  if (f.find(a + "attention.head_count_kv")) {
+    HALYARD_ASSIGN_OR_RETURN(c.n_kv_heads, require_int(f, a + "attention.head_count_kv", 1, 4096));
+  }
+  HALYARD_ASSIGN_OR_RETURN(c.context_train, require_int(f, a + "context_length", 1, 1 << 24));
+  if (c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0) {
+    return data_loss("model heads do not divide: embedding " + std::to_string(c.d_model) + ", heads " +
+                     std::to_string(c.n_heads) + ", kv heads " + std::to_string(c.n_kv_heads));
+  }
+  c.head_dim = c.d_model / c.n_heads;
+  c.rope_dims = c.head_dim;
+  if (f.find(a + "rope.dimension_count")) {
+    HALYARD_ASSIGN_OR_RETURN(c.rope_dims, require_int(f, a + "rope.dimension_count", 2, c.head_dim));
+  }
+  c.rope_base = static_cast<float>(f.get_float(a + "rope.freq_base").value_or(10000.0));
+  c.rms_eps = static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+  if (!(c.rope_base > 0.f) || !(c.rms_eps > 0.f)) return data_loss("rope.freq_base and the RMS epsilon must be positive");
+  if (f.find(a + "rope.scaling.type") || f.find("llama.rope.scaling.factor")) {
+    spdlog::warn("model asks for RoPE scaling, which Halyard does not implement yet; long contexts will be off");
+  }
+  const GgufTensor* embd = f.find_tensor("token_embd.weight");
+  if (!embd) return data_loss("model has no token_embd.weight");
+  c.vocab_size = static_cast<int>(embd->desc.ne[1]);
+  c.tied_output = f.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options, BackendRegistry& registry) {
+  auto model = std::unique_ptr<Model>(new Model());
+  HALYARD_ASSIGN_OR_RETURN(model->file_, GgufFile::open(path));
+  const GgufFile& f = *model->file_;
+  HALYARD_ASSIGN_OR_RETURN(model->config_, LlamaConfig::from_gguf(f));
+  HALYARD_ASSIGN_OR_RETURN(model->tokenizer_, Tokenizer::from_gguf(f));
+  const LlamaConfig& c = model->config_;
+  if (static_cast<int>(model->tokenizer_->vocab_size()) != c.vocab_size) {
+    return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) + " tokens but token_embd.weight has " +
+                     std::to_string(c.vocab_size) + " rows");
+  }
+  auto tmpl = ChatTemplate::from_jinja(f.get_string("tokenizer.chat_template").value_or(""));
+  model->chat_template_ = tmpl.is_ok() ? tmpl.value() : ChatTemplate::make(ChatFormat::kChatML);
+  model->name_ = std::string(f.get_string("general.name").value_or(path));
+
+  if (options.context_length < 0 || options.max_sequences < 1 || options.max_sequences > 256) {
+    return invalid_argument("context length must be >= 0 and sequences in [1, 256]");
+  }
+  model->context_length_ = options.context_length > 0 ? options.context_length : std::min(c.context_train, 4096);
+  model->max_sequences_ = options.max_sequences;
+
+  HALYARD_ASSIGN_OR_RETURN(model->device_uri_, registry.resolve(options.device));
+  HALYARD_ASSIGN_OR_RETURN(model->device_, registry.open_device(model->device_uri_));
+  Device& dev = *model->device_;
+
+  // Every tensor the graph needs, with its expected shape.
+  const std::int64_t d = c.d_model, kv = std::int64_t{c.head_dim} * c.n_kv_heads;
+  std::vector<std::pair<std::string, std::array<std::int64_t, 2>>> expected = {
+      {"token_embd.weight", {d, c.vocab_size}}, {"output_norm.weight", {d, 1}}};
+  if (!c.tied_output) expected.push_back({"output.weight", {d, c.vocab_size}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    expected.push_back({p + "attn_norm.weight", {d, 1}});
+    expected.push_back({p + "attn_q.weight", {d, d}});
+    expected.push_back({p + "attn_k.weight", {d, kv}});
+    expected.push_back({p + "attn_v.weight", {d, kv}});
+    expected.push_back({p + "attn_output.weight", {d, d}});
+    expected.push_back({p + "ffn_norm.weight", {d, 1}});
+    expected.push_back({p + "ffn_gate.weight", {d, c.d_ff}});
+    expected.push_back({p + "ffn_up.weight", {d, c.d_ff}});
+    expected.push_back({p + "ffn_down.weight", {c.d_ff, d}});
+  }
+  for (const auto& [name, shape] : expected) {
+    const GgufTensor* t = f.find_tensor(name);
+    if (!t) return data_loss("model is missing tensor '" + name + "'");
+    if (t->desc.ne[0] != shape[0] || t->desc.ne[1] != shape[1] || t->desc.ne[2] != 1 || t->desc.ne[3] != 1) {
+      return data_loss("tensor '" + name + "' is " + t->desc.to_string() + ", expected [" + std::to_string(shape[0]) +
+                       ", " + std::to_string(shape[1]) + "]");
+    }
+    const bool is_norm = name.ends_with("norm.weight");
+    if (is_norm && t->desc.dtype != DType::kF32) return unimplemented("norm weight '" + name + "' must be f32");
+    const OpKind use = is_norm ? OpKind::kRmsNorm : (name == "token_embd.weight" ? OpKind::kEmbed : OpKind::kMatmul);
+    const std::array<DType, 2> dtypes{t->desc.dtype, use == OpKind::kEmbed ? DType::kI32 : DType::kF32};
+    if (!dev.supports(use, dtypes)) {
+      return unimplemented("device " + model->device_uri_ + " does not support " + std::string(op_name(use)) + " on " +
+                           std::string(dtype_name(t->desc.dtype)) + " weights (tensor '" + name + "')");
+    }
+    Weight w;
+    w.desc = t->desc;
+    HALYARD_ASSIGN_OR_RETURN(w.buffer, dev.allocate(t->desc.bytes()));
+    HALYARD_RETURN_IF_ERROR(w.buffer->upload(0, t->data, t->desc.bytes()));
+    model->weight_bytes_ += t->desc.bytes();
+    model->weights_.emplace(name, std::move(w));
+  }
+  spdlog::info("loaded {} ({} layers, {:.1f} MiB of weights) on {}", model->name_, c.n_layers,
+               static_cast<double>(model->weight_bytes_) / (1 << 20), model->device_uri_);
+  return model;
+}
+
+const Weight* Model::weight(const std::string& name) const {
+  auto it = weights_.find(name);
+  return it == weights_.end() ? nullptr : &it->second;
+}
+
+}  // namespace halyard::runtime

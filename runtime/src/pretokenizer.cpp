@@ -1,0 +1,87 @@
+#include "pretokenizer.h"
+
+#include <unicode/regex.h>
+#include <unicode/unistr.h>
+
+namespace halyard::runtime {
+namespace {
+
+// GPT-2's expression, as tokenizer.json files carry it.
+constexpr const char* kGpt2 =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+// Llama-3's expression.
+constexpr const char* kLlama3 =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+}  // namespace
+
+struct PreTokenizer::Impl {
+  std::vector<std::unique_ptr<icu::RegexPattern>> patterns;
+};
+
+PreTokenizer::PreTokenizer() : impl_(std::make_unique<Impl>()) {}
+PreTokenizer::~PreTokenizer() = default;
+
+Result<std::unique_ptr<PreTokenizer>> PreTokenizer::from_expressions(const std::vector<std::string>& expressions) {
+  auto pre = std::unique_ptr<PreTokenizer>(new PreTokenizer());
+  for (const auto& e : expressions) {
+    UErrorCode status = U_ZERO_ERROR;
+    UParseError parse_error;
+    std::unique_ptr<icu::RegexPattern> p(
+        icu::RegexPattern::compile(icu::UnicodeString::fromUTF8(e), 0, parse_error, status));
+    if (U_FAILURE(status) || !p) return internal_error("pre-tokenizer expression does not compile: " + e);
+    pre->impl_->patterns.push_back(std::move(p));
+  }
+  return pre;
+}
+
+Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pre, bool* known) {
+  *known = true;
+  if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "codeshell") {
+    // Every digit is its own piece before the GPT-2 split.
+    return from_expressions({"\\p{N}", kGpt2});
+  }
+  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "dbrx" || pre == "smaug-bpe") {
+    return from_expressions({kLlama3});
+  }
+  if (pre != "gpt2" && pre != "default" && pre != "mpt" && pre != "olmo") *known = false;
+  return from_expressions({kGpt2});
+}
+
+std::vector<std::string> PreTokenizer::split(std::string_view text) const {
+  std::vector<icu::UnicodeString> pieces;
+  pieces.push_back(icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size()))));
+  for (const auto& pattern : impl_->patterns) {
+    std::vector<icu::UnicodeString> next;
+    for (const auto& piece : pieces) {
+      UErrorCode status = U_ZERO_ERROR;
+      std::unique_ptr<icu::RegexMatcher> m(pattern->matcher(piece, status));
+      if (U_FAILURE(status)) {
+        next.push_back(piece);
+        continue;
+      }
+      int32_t last = 0;
+      while (m->find()) {
+        const int32_t start = m->start(status);
+        const int32_t end = m->end(status);
+        if (U_FAILURE(status) || end == start) break;
+        if (start > last) next.push_back(piece.tempSubStringBetween(last, start));
+        next.push_back(piece.tempSubStringBetween(start, end));
+        last = end;
+      }
+      if (last < piece.length()) next.push_back(piece.tempSubStringBetween(last));
+    }
+    pieces = std::move(next);
+  }
+  std::vector<std::string> out;
+  out.reserve(pieces.size());
+  for (const auto& p : pieces) {
+    std::string s;
+    p.toUTF8String(s);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace halyard::runtime

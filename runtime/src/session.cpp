@@ -1,0 +1,84 @@
+#include "halyard/runtime/session.h"
+
+#include <spdlog/spdlog.h>
+
+namespace halyard::runtime {
+
+Result<std::unique_ptr<Session>> Session::create(Model& model) {
+  auto s = std::unique_ptr<Session>(new Session(model));
+  const LlamaConfig& c = model.config();
+  HALYARD_ASSIGN_OR_RETURN(s->queue_, model.device().create_queue());
+  const std::size_t cache_bytes = static_cast<std::size_t>(c.head_dim) * c.n_kv_heads * model.context_length() *
+                                  model.max_sequences() * sizeof(float);
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto k = model.device().allocate(cache_bytes);
+    auto v = model.device().allocate(cache_bytes);
+    if (!k.is_ok() || !v.is_ok()) {
+      return resource_exhausted("cannot allocate the KV cache (" + std::to_string(2 * cache_bytes * c.n_layers >> 20) +
+                                " MiB for a context of " + std::to_string(model.context_length()) +
+                                "); use a shorter --ctx: " + (k.is_ok() ? v.status() : k.status()).message());
+    }
+    s->k_cache_.push_back(std::move(k).value());
+    s->v_cache_.push_back(std::move(v).value());
+  }
+  return s;
+}
+
+Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
+  if (auto it = compiled_.find(n_tokens); it != compiled_.end()) return it->second.get();
+  auto c = std::make_unique<Compiled>();
+  if (n_tokens == 1) {
+    HALYARD_ASSIGN_OR_RETURN(c->plan, build_decode_graph(model_, 1));
+  } else {
+    HALYARD_ASSIGN_OR_RETURN(c->plan, build_prefill_graph(model_, n_tokens));
+  }
+  HALYARD_ASSIGN_OR_RETURN(c->exe, model_.device().compile(c->plan.graph));
+  const std::size_t n = static_cast<std::size_t>(n_tokens);
+  HALYARD_ASSIGN_OR_RETURN(c->inputs, model_.device().allocate((3 * n + 1) * sizeof(std::int32_t)));
+  HALYARD_ASSIGN_OR_RETURN(c->logits, model_.device().allocate(c->plan.graph.tensor(c->plan.logits).desc.bytes()));
+  auto& b = c->bindings;
+  b.push_back({c->plan.token_ids, c->inputs.get(), 0});
+  b.push_back({c->plan.positions, c->inputs.get(), n * 4});
+  b.push_back({c->plan.slots, c->inputs.get(), 2 * n * 4});
+  b.push_back({c->plan.out_rows, c->inputs.get(), 3 * n * 4});
+  b.push_back({c->plan.logits, c->logits.get(), 0});
+  for (const auto& [id, name] : c->plan.weights) b.push_back({id, model_.weight(name)->buffer.get(), 0});
+  for (std::size_t l = 0; l < k_cache_.size(); ++l) {
+    b.push_back({c->plan.k_cache[l], k_cache_[l].get(), 0});
+    b.push_back({c->plan.v_cache[l], v_cache_[l].get(), 0});
+  }
+  spdlog::debug("compiled a {}-token graph ({} nodes)", n_tokens, c->plan.graph.nodes().size());
+  Compiled* raw = c.get();
+  compiled_.emplace(n_tokens, std::move(c));
+  return raw;
+}
+
+Result<std::vector<float>> Session::eval(std::span<const TokenId> tokens) {
+  if (tokens.empty()) return invalid_argument("eval: no tokens");
+  const int n = static_cast<int>(tokens.size());
+  if (n_past_ + n > model_.context_length()) {
+    return out_of_range(std::to_string(n_past_ + n) + " tokens do not fit the context of " +
+                        std::to_string(model_.context_length()) + " tokens; shorten the prompt or raise --ctx");
+  }
+  const int vocab = model_.config().vocab_size;
+  for (TokenId t : tokens) {
+    if (t < 0 || t >= vocab) return invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
+  }
+  HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(n));
+  std::vector<std::int32_t> inputs(3 * static_cast<std::size_t>(n) + 1);
+  for (int i = 0; i < n; ++i) {
+    inputs[static_cast<std::size_t>(i)] = tokens[static_cast<std::size_t>(i)];
+    inputs[static_cast<std::size_t>(n + i)] = n_past_ + i;
+    inputs[static_cast<std::size_t>(2 * n + i)] = 0;  // one sequence: slot 0
+  }
+  inputs[3 * static_cast<std::size_t>(n)] = n - 1;  // logits of the last token
+  HALYARD_RETURN_IF_ERROR(c->inputs->upload(0, inputs.data(), inputs.size() * sizeof(std::int32_t)));
+  HALYARD_ASSIGN_OR_RETURN(auto event, c->exe->run(*queue_, c->bindings));
+  HALYARD_RETURN_IF_ERROR(event->wait());
+  std::vector<float> logits(static_cast<std::size_t>(vocab));
+  HALYARD_RETURN_IF_ERROR(c->logits->download(0, logits.data(), logits.size() * sizeof(float)));
+  n_past_ += n;
+  return logits;
+}
+
+}  // namespace halyard::runtime

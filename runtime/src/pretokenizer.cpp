@@ -66,11 +66,12 @@ std::vector<std::string> PreTokenizer::split(std::string_view text) const {
         const int32_t start = m->start(status);
         const int32_t end = m->end(status);
         if (U_FAILURE(status) || end == start) break;
-        if (start > last) next.push_back(piece.tempSubStringBetween(last, start));
-        next.push_back(piece.tempSubStringBetween(start, end));
+        // Copies, not tempSubString aliases: `piece` dies when `pieces` is replaced below.
+        if (start > last) next.emplace_back(piece, last, start - last);
+        next.emplace_back(piece, start, end - start);
         last = end;
       }
-      if (last < piece.length()) next.push_back(piece.tempSubStringBetween(last));
+      if (last < piece.length()) next.emplace_back(piece, last);
     }
     pieces = std::move(next);
   }

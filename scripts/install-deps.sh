@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing Halyard needs on Debian 12 (run as root or with sudo).
+# Idempotent: does nothing when every package is already there.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-pip unzip
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libicu-dev libgtest-dev libgmock-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi

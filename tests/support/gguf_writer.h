@@ -1,0 +1,101 @@
+// Builds GGUF images in memory for tests: valid ones, and malformed ones by editing the bytes.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "halyard/hal/tensor.h"
+
+namespace halyard::testing {
+
+class GgufWriter {
+ public:
+  void add_u32(const std::string& key, std::uint32_t v) { kv(key, 4, &v, 4); }
+  void add_i32(const std::string& key, std::int32_t v) { kv(key, 5, &v, 4); }
+  void add_f32(const std::string& key, float v) { kv(key, 6, &v, 4); }
+  void add_bool(const std::string& key, bool v) {
+    const std::uint8_t b = v ? 1 : 0;
+    kv(key, 7, &b, 1);
+  }
+  void add_string(const std::string& key, const std::string& v) {
+    put_string(meta_, key);
+    put<std::uint32_t>(meta_, 8);
+    put_string(meta_, v);
+    ++n_kv_;
+  }
+  void add_string_array(const std::string& key, const std::vector<std::string>& v) {
+    put_string(meta_, key);
+    put<std::uint32_t>(meta_, 9);
+    put<std::uint32_t>(meta_, 8);
+    put<std::uint64_t>(meta_, v.size());
+    for (const auto& s : v) put_string(meta_, s);
+    ++n_kv_;
+  }
+  void add_i32_array(const std::string& key, const std::vector<std::int32_t>& v) { array(key, 5, v.data(), v.size(), 4); }
+  void add_f32_array(const std::string& key, const std::vector<float>& v) { array(key, 6, v.data(), v.size(), 4); }
+
+  // Adds a tensor; `data` must hold desc.bytes() bytes.
+  void add_tensor(const std::string& name, const TensorDesc& desc, const void* data) {
+    int dims = 4;
+    while (dims > 1 && desc.ne[static_cast<std::size_t>(dims - 1)] == 1) --dims;
+    put_string(infos_, name);
+    put<std::uint32_t>(infos_, static_cast<std::uint32_t>(dims));
+    for (int d = 0; d < dims; ++d) put<std::uint64_t>(infos_, static_cast<std::uint64_t>(desc.ne[static_cast<std::size_t>(d)]));
+    put<std::uint32_t>(infos_, static_cast<std::uint32_t>(desc.dtype));
+    put<std::uint64_t>(infos_, data_.size());
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    data_.insert(data_.end(), p, p + desc.bytes());
+    while (data_.size() % 32) data_.push_back(0);
+    ++n_tensors_;
+  }
+
+  std::vector<std::uint8_t> bytes(std::uint32_t version = 3) const {
+    std::vector<std::uint8_t> out;
+    put<std::uint32_t>(out, 0x46554747);
+    put<std::uint32_t>(out, version);
+    put<std::uint64_t>(out, n_tensors_);
+    put<std::uint64_t>(out, n_kv_);
+    out.insert(out.end(), meta_.begin(), meta_.end());
+    out.insert(out.end(), infos_.begin(), infos_.end());
+    while (out.size() % 32) out.push_back(0);
+    out.insert(out.end(), data_.begin(), data_.end());
+    return out;
+  }
+  // Offset of the first tensor info in bytes(): where a test can corrupt tensor fields.
+  std::size_t tensor_infos_offset() const { return 24 + meta_.size(); }
+
+  template <typename T>
+  static void put(std::vector<std::uint8_t>& out, T v) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+    out.insert(out.end(), p, p + sizeof(T));
+  }
+
+ private:
+  static void put_string(std::vector<std::uint8_t>& out, const std::string& s) {
+    put<std::uint64_t>(out, s.size());
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  void kv(const std::string& key, std::uint32_t type, const void* v, std::size_t n) {
+    put_string(meta_, key);
+    put<std::uint32_t>(meta_, type);
+    const auto* p = static_cast<const std::uint8_t*>(v);
+    meta_.insert(meta_.end(), p, p + n);
+    ++n_kv_;
+  }
+  void array(const std::string& key, std::uint32_t type, const void* v, std::size_t count, std::size_t es) {
+    put_string(meta_, key);
+    put<std::uint32_t>(meta_, 9);
+    put<std::uint32_t>(meta_, type);
+    put<std::uint64_t>(meta_, count);
+    const auto* p = static_cast<const std::uint8_t*>(v);
+    meta_.insert(meta_.end(), p, p + count * es);
+    ++n_kv_;
+  }
+
+  std::vector<std::uint8_t> meta_, infos_, data_;
+  std::uint64_t n_kv_ = 0, n_tensors_ = 0;
+};
+
+}  // namespace halyard::testing

@@ -1,0 +1,148 @@
+#include "halyard/runtime/gguf.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "gguf_writer.h"
+#include "test_paths.h"
+
+namespace halyard::runtime {
+namespace {
+
+using testing::GgufWriter;
+
+GgufWriter small_file() {
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_u32("llama.block_count", 2);
+  w.add_f32("llama.rope.freq_base", 10000.f);
+  w.add_string_array("tokenizer.ggml.tokens", {"a", "b", "c"});
+  static const float data[64] = {1, 2, 3};
+  w.add_tensor("w1", TensorDesc::make(DType::kF32, 8, 2), data);
+  w.add_tensor("w2", TensorDesc::make(DType::kF32, 16), data);
+  return w;
+}
+
+TEST(Gguf, ParsesAFileItWrote) {
+  auto f = GgufFile::from_bytes(small_file().bytes());
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_EQ(f.value()->version(), 3u);
+  EXPECT_EQ(f.value()->get_string("general.architecture"), "llama");
+  EXPECT_EQ(f.value()->get_int("llama.block_count"), 2);
+  EXPECT_EQ(f.value()->get_float("llama.rope.freq_base"), 10000.0);
+  const auto* tokens = f.value()->find("tokenizer.ggml.tokens")->as_array();
+  ASSERT_NE(tokens, nullptr);
+  EXPECT_EQ(tokens->strings.size(), 3u);
+  const GgufTensor* t = f.value()->find_tensor("w1");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->desc, TensorDesc::make(DType::kF32, 8, 2));
+  EXPECT_EQ(static_cast<const float*>(t->data)[2], 3.f);
+  EXPECT_EQ(f.value()->find_tensor("missing"), nullptr);
+}
+
+TEST(Gguf, AcceptsVersion2) { EXPECT_TRUE(GgufFile::from_bytes(small_file().bytes(2)).is_ok()); }
+
+void expect_error(std::vector<std::uint8_t> bytes, StatusCode code, const std::string& fragment) {
+  auto f = GgufFile::from_bytes(std::move(bytes));
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_EQ(f.status().code(), code) << f.status().to_string();
+  EXPECT_NE(f.status().message().find(fragment), std::string::npos) << f.status().to_string();
+}
+
+TEST(Gguf, BadMagic) {
+  auto b = small_file().bytes();
+  b[0] = 'X';
+  expect_error(b, StatusCode::kDataLoss, "bad magic");
+}
+
+TEST(Gguf, UnsupportedVersion) {
+  expect_error(small_file().bytes(1), StatusCode::kDataLoss, "version 1");
+}
+
+TEST(Gguf, TruncatedHeader) {
+  auto b = small_file().bytes();
+  b.resize(10);
+  expect_error(b, StatusCode::kDataLoss, "truncated");
+}
+
+TEST(Gguf, TensorPastEndOfFile) {
+  auto b = small_file().bytes();
+  b.resize(b.size() - 40);  // cut into the tensor data
+  expect_error(b, StatusCode::kDataLoss, "past the end of the file");
+}
+
+TEST(Gguf, AbsurdCounts) {
+  auto b = small_file().bytes();
+  const std::uint64_t huge = std::uint64_t{1} << 60;
+  std::memcpy(b.data() + 16, &huge, 8);  // metadata count
+  expect_error(b, StatusCode::kDataLoss, "metadata count");
+  b = small_file().bytes();
+  std::memcpy(b.data() + 8, &huge, 8);  // tensor count
+  expect_error(b, StatusCode::kDataLoss, "tensor count");
+}
+
+TEST(Gguf, AbsurdStringLength) {
+  GgufWriter w;
+  w.add_string("general.name", "x");
+  auto b = w.bytes();
+  const std::uint64_t huge = std::uint64_t{1} << 62;
+  std::memcpy(b.data() + 24, &huge, 8);  // length of the first key
+  expect_error(b, StatusCode::kDataLoss, "claims");
+}
+
+TEST(Gguf, UnknownDtype) {
+  GgufWriter w;
+  static const float data[8] = {};
+  w.add_tensor("t", TensorDesc::make(DType::kF32, 8), data);
+  auto b = w.bytes();
+  // tensor info: name (8 + 1), n_dims (4), ne0 (8), then the type
+  const std::size_t type_at = w.tensor_infos_offset() + 9 + 4 + 8;
+  const std::uint32_t bogus = 99;
+  std::memcpy(b.data() + type_at, &bogus, 4);
+  expect_error(b, StatusCode::kUnimplemented, "dtype id 99");
+}
+
+TEST(Gguf, TooManyDimensions) {
+  GgufWriter w;
+  static const float data[8] = {};
+  w.add_tensor("t", TensorDesc::make(DType::kF32, 8), data);
+  auto b = w.bytes();
+  const std::uint32_t dims = 7;
+  std::memcpy(b.data() + w.tensor_infos_offset() + 9, &dims, 4);
+  expect_error(b, StatusCode::kDataLoss, "dimensions");
+}
+
+TEST(Gguf, EveryTruncationIsAnErrorNotACrash) {
+  const auto full = small_file().bytes();
+  for (std::size_t n = 0; n < full.size(); ++n) {
+    auto f = GgufFile::from_bytes(std::vector<std::uint8_t>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)));
+    EXPECT_FALSE(f.is_ok()) << "a file cut at " << n << " bytes parsed";
+  }
+}
+
+TEST(Gguf, MissingFileIsNotFound) {
+  auto f = GgufFile::open("/nonexistent/model.gguf");
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kNotFound);
+}
+
+TEST(Gguf, ParsesTheRealModel) {
+  const std::string path = testing::default_model_path();
+  HALYARD_REQUIRE_MODEL(path);
+  auto f = GgufFile::open(path);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  const GgufFile& g = *f.value();
+  EXPECT_EQ(g.version(), 3u);
+  EXPECT_EQ(g.tensors().size(), 272u);
+  EXPECT_EQ(g.get_string("general.architecture"), "llama");
+  EXPECT_EQ(g.get_int("llama.block_count"), 30);
+  EXPECT_EQ(g.get_string("tokenizer.ggml.pre"), "smollm");
+  const GgufTensor* embd = g.find_tensor("token_embd.weight");
+  ASSERT_NE(embd, nullptr);
+  EXPECT_EQ(embd->desc, TensorDesc::make(DType::kQ8_0, 576, 49152));
+  EXPECT_EQ(g.find_tensor("blk.0.ffn_down.weight")->desc, TensorDesc::make(DType::kQ4_1, 1536, 576));
+}
+
+}  // namespace
+}  // namespace halyard::runtime

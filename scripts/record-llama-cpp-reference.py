@@ -89,6 +89,11 @@ GREEDY_PROMPTS = [
     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
     "<|im_start|>user\nWhat is the tallest mountain in the world?<|im_end|>\n"
     "<|im_start|>assistant\n",
+    "The three primary colors are",
+    "def fibonacci(n):\n",
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    "<|im_start|>user\nWrite one sentence about the ocean.<|im_end|>\n"
+    "<|im_start|>assistant\n",
 ]
 PREFILL_LOGITS_CASE = 2
 PREFILL_LOGITS_FILE = "prefill_logits_case3.f32"

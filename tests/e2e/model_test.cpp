@@ -53,7 +53,7 @@ class ModelOnRef : public ::testing::Test {
 
 TEST_F(ModelOnRef, PromptTokensMatchLlamaCpp) {
   const auto data = greedy_data();
-  ASSERT_EQ(data["cases"].size(), 3u);
+  ASSERT_GE(data["cases"].size(), 3u);
   for (const auto& c : data["cases"]) {
     EXPECT_EQ(model_->tokenizer().encode(c["prompt"].get<std::string>(), false, true),
               c["prompt_ids"].get<std::vector<TokenId>>());

@@ -75,23 +75,8 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& ou
   }
 }
 
-std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
-  std::vector<TokenId> out;
-  if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
-  std::vector<std::pair<std::string_view, TokenId>> pieces;
-  if (parse_special) {
-    pieces = split_special(text);
-  } else {
-    pieces.emplace_back(text, -1);
-  }
-  for (const auto& [piece, id] : pieces) {
-    if (id >= 0) {
-      out.push_back(id);
-      continue;
-    }
-    for (const auto& word : pre_->split(piece)) encode_word(word, out);
-  }
-  return out;
+void BpeTokenizer::encode_fragment(std::string_view text, bool /*first*/, std::vector<TokenId>& out) const {
+  for (const auto& word : pre_->split(text)) encode_word(word, out);
 }
 
 std::string BpeTokenizer::token_to_piece(TokenId id, bool render_special) const {

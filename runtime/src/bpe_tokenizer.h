@@ -15,7 +15,7 @@ namespace halyard::runtime {
 class BpeTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> create(const GgufFile& file);
-  std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const override;
+  void encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const override;
   std::string token_to_piece(TokenId id, bool render_special) const override;
 
  private:

@@ -33,9 +33,9 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(const GgufFile& file) {
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 
-void SpmTokenizer::encode_fragment(std::string_view text, bool leading_space, std::vector<TokenId>& out) const {
+void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const {
   std::string escaped;
-  if (leading_space) escaped += kSpace;
+  if (first && add_space_prefix_) escaped += kSpace;  // the leading space goes before the first text only
   for (char c : text) {
     if (c == ' ') {
       escaped += kSpace;
@@ -67,28 +67,6 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool leading_space, st
       }
     }
   }
-}
-
-std::vector<TokenId> SpmTokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
-  std::vector<TokenId> out;
-  if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
-  std::vector<std::pair<std::string_view, TokenId>> pieces;
-  if (parse_special) {
-    pieces = split_special(text);
-  } else {
-    pieces.emplace_back(text, -1);
-  }
-  bool first_text = true;
-  for (const auto& [piece, id] : pieces) {
-    if (id >= 0) {
-      out.push_back(id);
-      continue;
-    }
-    // The leading space goes before the first text fragment only.
-    encode_fragment(piece, add_space_prefix_ && first_text, out);
-    first_text = false;
-  }
-  return out;
 }
 
 std::string SpmTokenizer::token_to_piece(TokenId id, bool render_special) const {

@@ -13,13 +13,12 @@ namespace halyard::runtime {
 class SpmTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> create(const GgufFile& file);
-  std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const override;
+  void encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const override;
   std::string token_to_piece(TokenId id, bool render_special) const override;
   // Drops the space that encode() put in front of the text.
   std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const override;
 
  private:
-  void encode_fragment(std::string_view text, bool leading_space, std::vector<TokenId>& out) const;
 
   std::vector<float> scores_;
   TokenId byte_tokens_[256];

@@ -109,6 +109,27 @@ std::vector<std::pair<std::string_view, TokenId>> Tokenizer::split_special(std::
   return pieces;
 }
 
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+  std::vector<TokenId> out;
+  if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
+  std::vector<std::pair<std::string_view, TokenId>> pieces;
+  if (parse_special) {
+    pieces = split_special(text);
+  } else {
+    pieces.emplace_back(text, -1);
+  }
+  bool first = true;
+  for (const auto& [piece, id] : pieces) {
+    if (id >= 0) {
+      out.push_back(id);
+      continue;
+    }
+    encode_fragment(piece, first, out);
+    first = false;
+  }
+  return out;
+}
+
 std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool render_special) const {
   std::string out;
   for (TokenId id : ids) out += token_to_piece(id, render_special);

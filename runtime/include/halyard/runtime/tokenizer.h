@@ -32,7 +32,7 @@ class Tokenizer {
 
   // add_special: prepend BOS where the model asks for it. parse_special: treat control-token
   // texts in `text` (e.g. "<|im_start|>") as those tokens rather than as plain text.
-  virtual std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const = 0;
+  std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const;
   // The bytes of one token; control tokens render as their text only when render_special.
   virtual std::string token_to_piece(TokenId id, bool render_special) const = 0;
   virtual std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const;
@@ -49,6 +49,9 @@ class Tokenizer {
 
  protected:
   Status load_common(const GgufFile& file);
+  // Appends the tokens of plain text (no special tokens in it); `first` marks the first text
+  // fragment of the input.
+  virtual void encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const = 0;
   // Splits text around special tokens; pieces with id >= 0 are special tokens.
   std::vector<std::pair<std::string_view, TokenId>> split_special(std::string_view text) const;
 

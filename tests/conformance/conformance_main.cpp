@@ -1,0 +1,84 @@
+// Runs the op-level conformance suite on one device: conformance_tests --device URI.
+// Every case becomes one GoogleTest test "<uri>/<op>/<dtype>/<shape>". A device that is not
+// available registers a single test that is skipped with the reason.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "halyard/hal/registry.h"
+#include "op_cases.h"
+
+namespace {
+
+using namespace halyard;
+
+std::uint64_t g_seed = 0;
+
+class CaseTest : public ::testing::Test {
+ public:
+  CaseTest(Device* device, conformance::OpCase c) : device_(device), case_(std::move(c)) {}
+  void TestBody() override {
+    const auto r = conformance::run_op_case(*device_, case_, g_seed);
+    if (r.unsupported) GTEST_SKIP() << "unsupported: " << r.message;
+    EXPECT_TRUE(r.passed) << case_.name << " (seed " << g_seed << "): " << r.message;
+    RecordProperty("nmse", std::to_string(r.nmse));
+  }
+
+ private:
+  Device* device_;
+  conformance::OpCase case_;
+};
+
+class UnavailableTest : public ::testing::Test {
+ public:
+  explicit UnavailableTest(std::string reason) : reason_(std::move(reason)) {}
+  void TestBody() override { GTEST_SKIP() << reason_; }
+
+ private:
+  std::string reason_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  std::string uri = "ref";
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--device") uri = argv[i + 1];
+  }
+  g_seed = 20261128;
+  if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED")) g_seed = std::strtoull(s, nullptr, 10);
+  std::printf("conformance on %s, seed %llu (set HALYARD_CONFORMANCE_SEED to change)\n", uri.c_str(),
+              static_cast<unsigned long long>(g_seed));
+
+  RegistryOptions options;
+  options.search_paths = {HALYARD_PLUGIN_DIR};
+  auto registry = BackendRegistry::load(options);
+  std::unique_ptr<Device> device;
+  std::string why;
+  if (!registry.is_ok()) {
+    why = registry.status().to_string();
+  } else {
+    auto d = registry.value()->open_device(uri);
+    if (d.is_ok()) {
+      device = std::move(d).value();
+    } else {
+      why = d.status().to_string();
+    }
+  }
+  if (!device) {
+    ::testing::RegisterTest(uri.c_str(), "unavailable", nullptr, nullptr, __FILE__, __LINE__,
+                            [why]() -> ::testing::Test* { return new UnavailableTest(why); });
+  } else {
+    for (auto& c : conformance::all_op_cases()) {
+      const std::string name = c.name;
+      Device* dev = device.get();
+      ::testing::RegisterTest(uri.c_str(), name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                              [dev, c]() -> ::testing::Test* { return new CaseTest(dev, c); });
+    }
+  }
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,115 @@
+// The conformance harness must be able to fail: a device that writes nothing (output stays
+// NaN-poisoned) or writes a perturbed result is caught.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "halyard/hal/registry.h"
+#include "op_cases.h"
+
+namespace halyard::conformance {
+namespace {
+
+// Wraps a real device; its executables run the real graph and then damage the output.
+enum class Damage { kNone, kSkipRun, kPerturb };
+
+class DamagedExecutable final : public Executable {
+ public:
+  DamagedExecutable(std::unique_ptr<Executable> inner, TensorId output, Damage damage)
+      : inner_(std::move(inner)), output_(output), damage_(damage) {}
+  Result<std::unique_ptr<Event>> run(Queue& queue, std::span<const Binding> bindings) override {
+    if (damage_ == Damage::kSkipRun) return inner_->run(queue, {});  // fails: nothing bound
+    auto ev = inner_->run(queue, bindings);
+    if (!ev.is_ok() || damage_ == Damage::kNone) return ev;
+    HALYARD_RETURN_IF_ERROR(ev.value()->wait());
+    for (const Binding& b : bindings) {
+      if (b.tensor != output_) continue;
+      // Flip a high bit of byte 3: the exponent of the first f32 value, a quant of a block type,
+      // the top of an i32.
+      std::uint8_t byte = 0;
+      HALYARD_RETURN_IF_ERROR(b.buffer->download(b.offset + 3, &byte, 1));
+      byte ^= 0x40;
+      HALYARD_RETURN_IF_ERROR(b.buffer->upload(b.offset + 3, &byte, 1));
+    }
+    return ev;
+  }
+
+ private:
+  std::unique_ptr<Executable> inner_;
+  TensorId output_;
+  Damage damage_;
+};
+
+class DamagedDevice final : public Device {
+ public:
+  DamagedDevice(std::unique_ptr<Device> inner, Damage damage) : inner_(std::move(inner)), damage_(damage) {}
+  const DeviceInfo& info() const override { return inner_->info(); }
+  bool supports(OpKind op, std::span<const DType> d) const override { return inner_->supports(op, d); }
+  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override { return inner_->allocate(bytes); }
+  Result<std::unique_ptr<Queue>> create_queue() override { return inner_->create_queue(); }
+  Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
+    HALYARD_ASSIGN_OR_RETURN(auto exe, inner_->compile(graph));
+    return std::unique_ptr<Executable>(new DamagedExecutable(std::move(exe), graph.nodes().back().output, damage_));
+  }
+
+ private:
+  std::unique_ptr<Device> inner_;
+  Damage damage_;
+};
+
+std::unique_ptr<Device> damaged_ref(Damage damage) {
+  RegistryOptions o;
+  o.search_paths = {HALYARD_PLUGIN_DIR};
+  static auto registry = BackendRegistry::load(o);
+  EXPECT_TRUE(registry.is_ok());
+  auto dev = registry.value()->open_device("ref");
+  EXPECT_TRUE(dev.is_ok());
+  return std::make_unique<DamagedDevice>(std::move(dev).value(), damage);
+}
+
+const OpCase& find_case(const std::vector<OpCase>& cases, const std::string& prefix) {
+  for (const auto& c : cases) {
+    if (c.name.starts_with(prefix)) return c;
+  }
+  ADD_FAILURE() << "no case " << prefix;
+  return cases.front();
+}
+
+TEST(ConformanceHarness, CoversEveryOpAndWeightDtype) {
+  const auto cases = all_op_cases();
+  for (int op = 0; op < kOpCount; ++op) {
+    bool found = false;
+    for (const auto& c : cases) found |= c.op == static_cast<OpKind>(op);
+    EXPECT_TRUE(found) << op_name(static_cast<OpKind>(op));
+  }
+  for (const char* dt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"}) {
+    find_case(cases, std::string("MATMUL/") + dt);
+    find_case(cases, std::string("EMBED/") + dt);
+  }
+}
+
+TEST(ConformanceHarness, PassesAnUndamagedDevice) {
+  auto dev = damaged_ref(Damage::kNone);
+  const auto cases = all_op_cases();
+  EXPECT_TRUE(run_op_case(*dev, find_case(cases, "MATMUL/q4_1"), 1).passed);
+}
+
+TEST(ConformanceHarness, CatchesADeviceThatFails) {
+  auto dev = damaged_ref(Damage::kSkipRun);
+  const auto cases = all_op_cases();
+  const auto r = run_op_case(*dev, find_case(cases, "ADD/f32"), 1);
+  EXPECT_FALSE(r.passed);
+  EXPECT_FALSE(r.message.empty());
+}
+
+TEST(ConformanceHarness, CatchesAWrongValue) {
+  auto dev = damaged_ref(Damage::kPerturb);
+  const auto cases = all_op_cases();
+  for (const char* name : {"MATMUL/q8_0", "ATTENTION/", "SOFTMAX/", "ARGMAX/", "COPY/f32_to_q4_0"}) {
+    const auto r = run_op_case(*dev, find_case(cases, name), 1);
+    EXPECT_FALSE(r.passed) << name;
+  }
+}
+
+}  // namespace
+}  // namespace halyard::conformance

@@ -1,0 +1,268 @@
+#include "op_cases.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "halyard/reference/ops.h"
+
+namespace halyard::conformance {
+namespace {
+
+// Tolerances from the architecture: elementwise and norms 1e-7, MATMUL and ATTENTION 5e-4,
+// ARGMAX and COPY exact. ROPE follows the elementwise default.
+constexpr double kElementwise = 1e-7;
+constexpr double kReduction = 5e-4;
+
+const DType kWeightDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1};
+
+std::string shape_name(std::initializer_list<std::pair<const char*, std::int64_t>> dims) {
+  std::string s;
+  for (const auto& [k, v] : dims) s += (s.empty() ? "" : "_") + std::string(k) + std::to_string(v);
+  return s;
+}
+
+void add_elementwise(std::vector<OpCase>& out) {
+  for (const auto& [d, n] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {33, 1}, {576, 7}, {100, 512}}) {
+    const auto x = TensorDesc::make(DType::kF32, d, n);
+    const auto row = TensorDesc::make(DType::kF32, d);
+    const std::string sh = shape_name({{"d", d}, {"n", n}});
+    OpParams norm;
+    norm.eps = 1e-5f;
+    out.push_back({"RMS_NORM/f32/" + sh, OpKind::kRmsNorm, {x, row}, {Fill::kRandom, Fill::kRandom}, norm, 0, 0, kElementwise});
+    out.push_back({"SWIGLU/f32/" + sh, OpKind::kSwiglu, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back({"ADD/f32/" + sh, OpKind::kAdd, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back({"ADD/f32/broadcast_" + sh, OpKind::kAdd, {x, row}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back({"MUL/f32/" + sh, OpKind::kMul, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back({"MUL/f32/broadcast_" + sh, OpKind::kMul, {x, row}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back({"SOFTMAX/f32/" + sh, OpKind::kSoftmax, {x}, {Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back({"ARGMAX/f32/" + sh, OpKind::kArgmax, {x}, {Fill::kRandom}, {}, 0, 0, 0});
+  }
+}
+
+void add_weight_ops(std::vector<OpCase>& out) {
+  for (DType dt : kWeightDtypes) {
+    const std::string dn(dtype_name(dt));
+    for (const auto& [k, m, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{32, 1, 1}, {96, 33, 1},
+                                 {256, 64, 7}, {160, 17, 512}}) {
+      out.push_back({"MATMUL/" + dn + "/" + shape_name({{"k", k}, {"m", m}, {"n", n}}), OpKind::kMatmul,
+                     {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)}, {Fill::kRandom, Fill::kRandom},
+                     {}, 0, 0, kReduction});
+    }
+    for (const auto& [d, rows, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{32, 5, 1}, {96, 100, 9}}) {
+      out.push_back({"EMBED/" + dn + "/" + shape_name({{"d", d}, {"rows", rows}, {"n", n}}), OpKind::kEmbed,
+                     {TensorDesc::make(dt, d, rows), TensorDesc::make(DType::kI32, n)}, {Fill::kRandom, Fill::kIds}, {},
+                     rows, 0, kElementwise});
+    }
+    OpParams to;
+    to.out_dtype = dt;
+    out.push_back({"COPY/f32_to_" + dn + "/d64_n3", OpKind::kCopy, {TensorDesc::make(DType::kF32, 64, 3)}, {Fill::kRandom},
+                   to, 0, 0, 0});
+    OpParams back;
+    back.out_dtype = DType::kF32;
+    out.push_back({"COPY/" + dn + "_to_f32/d64_n3", OpKind::kCopy, {TensorDesc::make(dt, 64, 3)}, {Fill::kRandom}, back, 0,
+                   0, 0});
+  }
+}
+
+void add_rope(std::vector<OpCase>& out) {
+  for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
+    for (const auto& [hd, heads, n, dims] : {std::tuple<int, int, int, int>{64, 3, 1, 64}, {128, 2, 17, 128}, {64, 4, 5, 32}}) {
+      OpParams p;
+      p.head_dim = hd;
+      p.rope_dims = dims;
+      p.rope_base = 10000.f;
+      p.rope_layout = layout;
+      out.push_back({std::string("ROPE/") + (layout == RopeLayout::kNormal ? "normal" : "neox") + "/" +
+                         shape_name({{"hd", hd}, {"heads", heads}, {"n", n}, {"rot", dims}}),
+                     OpKind::kRope,
+                     {TensorDesc::make(DType::kF32, std::int64_t{hd} * heads, n), TensorDesc::make(DType::kI32, n)},
+                     {Fill::kRandom, Fill::kPositions}, p, 0, 0, kElementwise});
+    }
+  }
+}
+
+void add_attention(std::vector<OpCase>& out) {
+  struct Shape {
+    int hd, heads, kv_heads, n, ctx, slots, start;
+  };
+  const Shape shapes[] = {
+      {64, 8, 8, 1, 64, 1, 10},    // decode, GQA ratio 1
+      {64, 9, 3, 1, 64, 1, 40},    // decode, ratio 3 (SmolLM2)
+      {128, 8, 2, 1, 1100, 1, 1050},  // long KV, ratio 4, head 128
+      {64, 16, 2, 3, 32, 3, 0},    // a decode batch of 3 sequences, ratio 8
+      {64, 4, 1, 33, 64, 1, 5},    // prefill after history, ratio 4
+      {128, 2, 2, 128, 160, 2, 0},  // prefill from scratch
+  };
+  for (const auto& s : shapes) {
+    OpParams p;
+    p.head_dim = s.hd;
+    p.n_heads = s.heads;
+    p.n_kv_heads = s.kv_heads;
+    const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
+    const auto cache = TensorDesc::make(DType::kF32, kvd, s.ctx, s.slots);
+    OpCase c{"ATTENTION/f32/" + shape_name({{"hd", s.hd}, {"h", s.heads}, {"kvh", s.kv_heads}, {"n", s.n}, {"ctx", s.ctx},
+                                            {"slots", s.slots}, {"start", s.start}}),
+             OpKind::kAttention,
+             {TensorDesc::make(DType::kF32, qd, s.n), TensorDesc::make(DType::kF32, kvd, s.n),
+              TensorDesc::make(DType::kF32, kvd, s.n), cache, cache, TensorDesc::make(DType::kI32, s.n),
+              TensorDesc::make(DType::kI32, s.n)},
+             {Fill::kRandom, Fill::kRandom, Fill::kRandom, Fill::kCache, Fill::kCache, Fill::kPositions, Fill::kSlots},
+             p, 0, s.start, kReduction};
+    c.one_slot_per_token = s.slots > 1 && s.slots == s.n;
+    out.push_back(std::move(c));
+  }
+}
+
+// Random inputs for a case, as raw bytes per input.
+std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<std::vector<std::uint8_t>> data;
+  const bool decode_batch = c.one_slot_per_token;
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    const TensorDesc& d = c.inputs[i];
+    std::vector<std::uint8_t> bytes(d.bytes());
+    const std::int64_t n = d.elements();
+    auto* ints = reinterpret_cast<std::int32_t*>(bytes.data());
+    switch (c.fills[i]) {
+      case Fill::kRandom:
+      case Fill::kCache: {
+        std::vector<float> f(static_cast<std::size_t>(n));
+        for (auto& v : f) v = normal(rng);
+        for (std::int64_t r = 0; r < d.rows(); ++r) {
+          quantize_row(d.dtype, f.data() + r * d.ne[0], bytes.data() + static_cast<std::size_t>(r) * d.row_size(), d.ne[0]);
+        }
+        break;
+      }
+      case Fill::kIds:
+        for (std::int64_t k = 0; k < n; ++k) ints[k] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.id_limit));
+        break;
+      case Fill::kPositions:
+        for (std::int64_t k = 0; k < n; ++k) {
+          if (c.op == OpKind::kRope) {
+            ints[k] = static_cast<std::int32_t>(rng() % 4096);
+          } else if (decode_batch) {  // each sequence at its own position
+            ints[k] = static_cast<std::int32_t>(c.prefill_start + (rng() % 16));
+          } else {
+            ints[k] = static_cast<std::int32_t>(c.prefill_start + k);
+          }
+        }
+        break;
+      case Fill::kSlots:
+        for (std::int64_t k = 0; k < n; ++k) ints[k] = decode_batch ? static_cast<std::int32_t>(k) : 0;
+        break;
+    }
+    data.push_back(std::move(bytes));
+  }
+  return data;
+}
+
+double nmse(const std::vector<float>& out, const std::vector<float>& ref, bool* has_nan) {
+  double err = 0, norm = 0;
+  *has_nan = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (std::isnan(out[i])) *has_nan = true;
+    err += (static_cast<double>(out[i]) - ref[i]) * (static_cast<double>(out[i]) - ref[i]);
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  return norm > 0 ? err / norm : err;
+}
+
+}  // namespace
+
+std::vector<OpCase> all_op_cases() {
+  std::vector<OpCase> cases;
+  add_elementwise(cases);
+  add_weight_ops(cases);
+  add_rope(cases);
+  add_attention(cases);
+  return cases;
+}
+
+CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
+  CaseResult result;
+  std::vector<DType> dtypes;
+  for (const auto& d : c.inputs) dtypes.push_back(d.dtype);
+  if (!device.supports(c.op, dtypes)) {
+    result.unsupported = true;
+    result.message = device.info().uri + " does not support this op/dtype";
+    return result;
+  }
+  auto inputs = make_inputs(c, seed);
+  auto out_desc = infer_output(c.op, c.inputs, c.params);
+  if (!out_desc.is_ok()) {
+    result.message = "bad case: " + out_desc.status().to_string();
+    return result;
+  }
+  // The reference, on its own copies (ATTENTION writes the caches).
+  auto ref_inputs = inputs;
+  std::vector<reference::HostTensor> host;
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) host.push_back({c.inputs[i], ref_inputs[i].data()});
+  std::vector<std::uint8_t> ref_out(out_desc->bytes());
+  if (Status s = reference::run_op(c.op, host, {out_desc.value(), ref_out.data()}, c.params); !s.is_ok()) {
+    result.message = "reference failed: " + s.to_string();
+    return result;
+  }
+
+  // The device, through the HAL: a one-node graph, compiled, bound and run.
+  Graph g;
+  std::vector<TensorId> ids;
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    const TensorRole role = c.fills[i] == Fill::kCache ? TensorRole::kState : TensorRole::kInput;
+    ids.push_back(g.add_tensor("in" + std::to_string(i), c.inputs[i], role));
+  }
+  auto out_id = g.add_op(c.op, ids, c.params, "out");
+  if (!out_id.is_ok()) {
+    result.message = out_id.status().to_string();
+    return result;
+  }
+  g.mark_output(out_id.value());
+  auto fail = [&](const Status& s) {
+    result.message = s.to_string();
+    return result;
+  };
+  auto exe = device.compile(g);
+  if (!exe.is_ok()) return fail(exe.status());
+  auto queue = device.create_queue();
+  if (!queue.is_ok()) return fail(queue.status());
+  std::vector<std::unique_ptr<Buffer>> buffers;
+  std::vector<Binding> bindings;
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    auto b = device.allocate(inputs[i].size());
+    if (!b.is_ok()) return fail(b.status());
+    if (Status s = b.value()->upload(0, inputs[i].data(), inputs[i].size()); !s.is_ok()) return fail(s);
+    bindings.push_back({ids[i], b.value().get(), 0});
+    buffers.push_back(std::move(b).value());
+  }
+  std::vector<std::uint8_t> out(out_desc->bytes());
+  std::memset(out.data(), 0xff, out.size());  // NaN in f32; -1 in i32
+  auto ob = device.allocate(out.size());
+  if (!ob.is_ok()) return fail(ob.status());
+  if (Status s = ob.value()->upload(0, out.data(), out.size()); !s.is_ok()) return fail(s);
+  bindings.push_back({out_id.value(), ob.value().get(), 0});
+  auto event = exe.value()->run(*queue.value(), bindings);
+  if (!event.is_ok()) return fail(event.status());
+  if (Status s = event.value()->wait(); !s.is_ok()) return fail(s);
+  if (Status s = ob.value()->download(0, out.data(), out.size()); !s.is_ok()) return fail(s);
+
+  if (c.tolerance == 0) {  // exact ops compare bytes (ARGMAX ids, COPY encodings)
+    result.passed = out == ref_out;
+    if (!result.passed) result.message = "output differs from the reference (exact comparison)";
+    return result;
+  }
+  std::vector<float> got(static_cast<std::size_t>(out_desc->elements())), want(got.size());
+  std::memcpy(got.data(), out.data(), got.size() * 4);
+  std::memcpy(want.data(), ref_out.data(), want.size() * 4);
+  bool has_nan = false;
+  result.nmse = nmse(got, want, &has_nan);
+  result.passed = !has_nan && result.nmse <= c.tolerance;
+  if (has_nan) {
+    result.message = "output has NaN";
+  } else if (!result.passed) {
+    result.message = "NMSE " + std::to_string(result.nmse) + " > " + std::to_string(c.tolerance);
+  }
+  return result;
+}
+
+}  // namespace halyard::conformance

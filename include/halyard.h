@@ -68,6 +68,7 @@ typedef struct halyard_model_options {
   size_t struct_size;
   const char* device;     /* "auto" (default), "ref", "cpu", "vulkan:0", ...; HALYARD_DEVICE if NULL */
   int32_t context_length; /* 0: min(training context, 4096) */
+  int32_t threads;        /* CPU threads (cpu device); 0: physical cores; HALYARD_THREADS if 0 */
 } halyard_model_options;
 
 HALYARD_API void halyard_model_options_default(halyard_model_options* options);

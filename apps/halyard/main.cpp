@@ -51,6 +51,7 @@ struct GenerateArgs {
   std::string device = "auto";
   int n = 128;
   int ctx = 0;
+  int threads = 0;
   float temp = 0.f;
   int top_k = 40;
   float top_p = 0.95f;
@@ -74,6 +75,7 @@ int cmd_generate(const GenerateArgs& a) {
   halyard_model_options_default(&mo);
   mo.device = a.device.c_str();
   mo.context_length = a.ctx;
+  mo.threads = a.threads;
   halyard_model* model = nullptr;
   if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK) return report(s, "loading the model");
   std::fprintf(stderr, "halyard: %s on %s\n", halyard_model_name(model), halyard_model_device(model));
@@ -127,6 +129,7 @@ int main(int argc, char** argv) {
   gen->add_option("-d,--device", g.device, "Device URI: auto, ref, cpu, vulkan:N, cuda:N, hip:N");
   gen->add_option("-n,--n-predict", g.n, "Tokens to generate")->check(CLI::NonNegativeNumber);
   gen->add_option("-c,--ctx", g.ctx, "Context length (default: min(model's, 4096))")->check(CLI::NonNegativeNumber);
+  gen->add_option("-t,--threads", g.threads, "CPU threads (default: physical cores)")->check(CLI::NonNegativeNumber);
   gen->add_option("--temp", g.temp, "Temperature; 0 is greedy");
   gen->add_option("--top-k", g.top_k, "Top-k (0 disables)");
   gen->add_option("--top-p", g.top_p, "Top-p (1 disables)");

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -177,7 +178,7 @@ Result<std::string> BackendRegistry::resolve(const std::string& uri) const {
   return best->uri;
 }
 
-Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& uri) {
+Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& uri, const DeviceOptions& options) {
   HALYARD_ASSIGN_OR_RETURN(std::string concrete, resolve(uri));
   HALYARD_ASSIGN_OR_RETURN(DeviceUri parsed, DeviceUri::parse(concrete));
   Backend* backend = find(parsed.backend);
@@ -194,7 +195,7 @@ Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& 
     return not_found("device '" + uri + "' does not exist: backend " + parsed.backend + " has " +
                      std::to_string(devices.size()) + " device(s)");
   }
-  return backend->open_device(parsed.index);
+  return backend->open_device(parsed.index, options);
 }
 
 }  // namespace halyard

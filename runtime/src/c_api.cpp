@@ -202,6 +202,8 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
     const char* env_device = std::getenv("HALYARD_DEVICE");
     mo.device = o.device ? o.device : (env_device && *env_device ? env_device : "auto");
     mo.context_length = o.context_length;
+    mo.threads = o.threads;
+    if (const char* env_threads = std::getenv("HALYARD_THREADS"); mo.threads == 0 && env_threads) mo.threads = std::atoi(env_threads);
     auto model = rt::Model::load(path, mo, *reg.value());
     if (!model.is_ok()) return to_c(model.status());
     auto handle = std::make_unique<halyard_model>();

@@ -76,7 +76,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   model->max_sequences_ = options.max_sequences;
 
   HALYARD_ASSIGN_OR_RETURN(model->device_uri_, registry.resolve(options.device));
-  HALYARD_ASSIGN_OR_RETURN(model->device_, registry.open_device(model->device_uri_));
+  DeviceOptions device_options;
+  device_options.threads = options.threads;
+  HALYARD_ASSIGN_OR_RETURN(model->device_, registry.open_device(model->device_uri_, device_options));
   Device& dev = *model->device_;
 
   // Every tensor the graph needs, with its expected shape.

@@ -6,17 +6,14 @@
 
 #include <span>
 
+#include "halyard/hal/host.h"
 #include "halyard/hal/ops.h"
 #include "halyard/hal/status.h"
 #include "halyard/hal/tensor.h"
 
 namespace halyard::reference {
 
-// A tensor in host memory. Inputs are read through `data`; outputs are written through it.
-struct HostTensor {
-  TensorDesc desc;
-  void* data = nullptr;
-};
+using halyard::HostTensor;
 
 // Runs one op. Validates shapes with infer_output and index inputs (ids, positions, slots)
 // against their ranges; a bad index is an out_of_range error, never a wild access.

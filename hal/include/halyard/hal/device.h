@@ -82,6 +82,11 @@ class Device {
   virtual Result<std::unique_ptr<Executable>> compile(const Graph& graph) = 0;
 };
 
+// Settings a caller may give when opening a device; every field has a working default.
+struct DeviceOptions {
+  int threads = 0;  // CPU worker threads; 0: the backend's default (the physical cores)
+};
+
 // A backend is one vendor API. It is available or reports why not.
 class Backend {
  public:
@@ -90,7 +95,7 @@ class Backend {
   // ok, or unavailable with the reason (no driver, no device, ...).
   virtual Status availability() const = 0;
   virtual std::vector<DeviceInfo> devices() const = 0;
-  virtual Result<std::unique_ptr<Device>> open_device(int index) = 0;
+  virtual Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) = 0;
 };
 
 }  // namespace halyard

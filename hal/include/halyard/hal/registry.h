@@ -51,7 +51,7 @@ class BackendRegistry {
 
   // Resolves "auto" to a concrete URI: discrete GPU > integrated GPU > CPU > reference.
   Result<std::string> resolve(const std::string& uri) const;
-  Result<std::unique_ptr<Device>> open_device(const std::string& uri);
+  Result<std::unique_ptr<Device>> open_device(const std::string& uri, const DeviceOptions& options = {});
 
  private:
   struct LoadedPlugin;

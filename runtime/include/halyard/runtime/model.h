@@ -39,6 +39,7 @@ struct ModelOptions {
   std::string device = "auto";
   int context_length = 0;  // 0: min(the model's training context, 4096)
   int max_sequences = 1;   // KV-cache slots
+  int threads = 0;         // CPU threads for host backends; 0: the backend's default
 };
 
 struct Weight {

@@ -1,0 +1,59 @@
+// Building blocks for backends whose memory is host memory (ref, cpu): an aligned host Buffer,
+// a completed Event, a synchronous Queue, and an Executable that resolves bindings to host
+// pointers and hands each node to the backend's kernel function.
+// Thread safety: as for the interfaces they implement (device.h).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "halyard/hal/device.h"
+
+namespace halyard {
+
+// A tensor in host memory: the descriptor and where its bytes are.
+struct HostTensor {
+  TensorDesc desc;
+  void* data = nullptr;
+};
+
+class HostBuffer final : public Buffer {
+ public:
+  static constexpr std::size_t kAlignment = 64;
+  static Result<std::unique_ptr<Buffer>> create(std::size_t bytes);
+  ~HostBuffer() override;
+  std::size_t size() const override { return size_; }
+  Status upload(std::size_t offset, const void* src, std::size_t size) override;
+  Status download(std::size_t offset, void* dst, std::size_t size) const override;
+  std::uint8_t* data() { return data_; }
+
+ private:
+  HostBuffer(std::uint8_t* p, std::size_t size) : data_(p), size_(size) {}
+  std::uint8_t* data_;
+  std::size_t size_;
+};
+
+class ReadyEvent final : public Event {
+ public:
+  explicit ReadyEvent(Status status) : status_(std::move(status)) {}
+  Status wait() override { return status_; }
+
+ private:
+  Status status_;
+};
+
+class SyncQueue final : public Queue {
+ public:
+  Status finish() override { return Status::ok(); }
+};
+
+// Runs one node: inputs and output already resolved to host memory.
+using HostNodeFn = std::function<Status(const GraphNode& node, std::span<const HostTensor> inputs, const HostTensor& output)>;
+
+// Validates the graph, allocates its intermediates once, and on run() binds every
+// non-intermediate tensor (buffers must be HostBuffers of the same backend family) and calls
+// `run_node` for each node in order, synchronously.
+Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node);
+
+}  // namespace halyard

@@ -1,0 +1,93 @@
+#include "halyard/hal/host.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace halyard {
+
+Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes) {
+  const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded ? rounded : kAlignment);
+  if (!p) return resource_exhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+  return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes));
+}
+
+HostBuffer::~HostBuffer() { std::free(data_); }
+
+Status HostBuffer::upload(std::size_t offset, const void* src, std::size_t size) {
+  if (offset > size_ || size > size_ - offset) return out_of_range("upload past the end of a buffer");
+  std::memcpy(data_ + offset, src, size);
+  return Status::ok();
+}
+
+Status HostBuffer::download(std::size_t offset, void* dst, std::size_t size) const {
+  if (offset > size_ || size > size_ - offset) return out_of_range("download past the end of a buffer");
+  std::memcpy(dst, data_ + offset, size);
+  return Status::ok();
+}
+
+namespace {
+
+class HostExecutable final : public Executable {
+ public:
+  HostExecutable(const Graph& graph, HostNodeFn fn) : graph_(graph), fn_(std::move(fn)), intermediates_(graph.tensors().size()) {}
+
+  Status allocate() {
+    for (std::size_t i = 0; i < graph_.tensors().size(); ++i) {
+      if (graph_.tensors()[i].role == TensorRole::kIntermediate) {
+        HALYARD_ASSIGN_OR_RETURN(intermediates_[i], HostBuffer::create(graph_.tensors()[i].desc.bytes()));
+      }
+    }
+    return Status::ok();
+  }
+
+  Result<std::unique_ptr<Event>> run(Queue& /*queue*/, std::span<const Binding> bindings) override {
+    const auto& tensors = graph_.tensors();
+    std::vector<void*> ptrs(tensors.size(), nullptr);
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (intermediates_[i]) ptrs[i] = static_cast<HostBuffer*>(intermediates_[i].get())->data();
+    }
+    for (const Binding& b : bindings) {
+      if (b.tensor < 0 || static_cast<std::size_t>(b.tensor) >= tensors.size() || !b.buffer) {
+        return invalid_argument("binding names no tensor of this graph");
+      }
+      const auto& t = tensors[static_cast<std::size_t>(b.tensor)];
+      if (b.offset > b.buffer->size() || t.desc.bytes() > b.buffer->size() - b.offset) {
+        return invalid_argument("buffer bound to '" + t.name + "' is too small for " + t.desc.to_string());
+      }
+      ptrs[static_cast<std::size_t>(b.tensor)] = static_cast<HostBuffer*>(b.buffer)->data() + b.offset;
+    }
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (!ptrs[i]) return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
+    }
+    std::vector<HostTensor> in;
+    for (const auto& node : graph_.nodes()) {
+      in.clear();
+      for (TensorId id : node.inputs) in.push_back({tensors[static_cast<std::size_t>(id)].desc, ptrs[static_cast<std::size_t>(id)]});
+      const auto out_index = static_cast<std::size_t>(node.output);
+      const HostTensor out{tensors[out_index].desc, ptrs[out_index]};
+      if (Status s = fn_(node, in, out); !s.is_ok()) {
+        return Status(s.code(), s.message() + " (node '" + tensors[out_index].name + "')");
+      }
+    }
+    return std::unique_ptr<Event>(new ReadyEvent(Status::ok()));
+  }
+
+ private:
+  Graph graph_;
+  HostNodeFn fn_;
+  std::vector<std::unique_ptr<Buffer>> intermediates_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node) {
+  HALYARD_RETURN_IF_ERROR(graph.validate());
+  auto exe = std::make_unique<HostExecutable>(graph, std::move(run_node));
+  HALYARD_RETURN_IF_ERROR(exe->allocate());
+  return std::unique_ptr<Executable>(std::move(exe));
+}
+
+}  // namespace halyard

@@ -1,4 +1,5 @@
-// Runs the op-level conformance suite on one device: conformance_tests --device URI.
+// Runs the op-level conformance suite on one device:
+//   conformance_tests --device URI [--cpu-kernels generic|avx2|avx512vnni]
 // Every case becomes one GoogleTest test "<uri>/<op>/<dtype>/<shape>". A device that is not
 // available registers a single test that is skipped with the reason.
 #include <gtest/gtest.h>
@@ -46,12 +47,15 @@ class UnavailableTest : public ::testing::Test {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   std::string uri = "ref";
+  DeviceOptions device_options;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--device") uri = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-kernels") device_options.cpu_kernels = argv[i + 1];
   }
   g_seed = 20261128;
   if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED")) g_seed = std::strtoull(s, nullptr, 10);
-  std::printf("conformance on %s, seed %llu (set HALYARD_CONFORMANCE_SEED to change)\n", uri.c_str(),
+  std::printf("conformance on %s%s%s, seed %llu (set HALYARD_CONFORMANCE_SEED to change)\n", uri.c_str(),
+              device_options.cpu_kernels.empty() ? "" : " with kernels ", device_options.cpu_kernels.c_str(),
               static_cast<unsigned long long>(g_seed));
 
   RegistryOptions options;
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
   if (!registry.is_ok()) {
     why = registry.status().to_string();
   } else {
-    auto d = registry.value()->open_device(uri);
+    auto d = registry.value()->open_device(uri, device_options);
     if (d.is_ok()) {
       device = std::move(d).value();
     } else {

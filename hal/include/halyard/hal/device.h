@@ -85,6 +85,7 @@ class Device {
 // Settings a caller may give when opening a device; every field has a working default.
 struct DeviceOptions {
   int threads = 0;  // CPU worker threads; 0: the backend's default (the physical cores)
+  std::string cpu_kernels;  // cpu backend: force a kernel set (generic, avx2, avx512vnni); empty: best
 };
 
 // A backend is one vendor API. It is available or reports why not.

@@ -40,6 +40,7 @@ struct ModelOptions {
   int context_length = 0;  // 0: min(the model's training context, 4096)
   int max_sequences = 1;   // KV-cache slots
   int threads = 0;         // CPU threads for host backends; 0: the backend's default
+  std::string cpu_kernels; // force a cpu kernel set (see DeviceOptions); empty: the best
 };
 
 struct Weight {

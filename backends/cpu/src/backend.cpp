@@ -1,0 +1,103 @@
+// The `cpu` backend: host memory, a thread pool owned by the device, SIMD kernels chosen at run
+// time (AVX-512 VNNI, AVX2, portable), quantized matrix products without dequantized copies.
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "cpu_ops.h"
+#include "halyard/hal/plugin_abi.h"
+
+namespace halyard::cpu {
+namespace {
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+    }
+  }
+  return "CPU";
+}
+
+DeviceInfo cpu_device_info(int threads, const KernelTable& kernels) {
+  DeviceInfo info;
+  info.uri = "cpu";
+  info.name = cpu_model_name();
+  info.vendor = "host";
+  info.type = DeviceType::kCpu;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) info.memory_bytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+  info.details = std::to_string(threads) + " threads, " + kernels.name + " kernels";
+  return info;
+}
+
+class CpuDevice final : public Device {
+ public:
+  CpuDevice(int threads, const KernelTable& kernels)
+      : pool_(threads), kernels_(kernels), info_(cpu_device_info(threads, kernels)) {}
+  const DeviceInfo& info() const override { return info_; }
+  bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override {
+    return true;  // every op of the catalogue, every dtype infer_output accepts
+  }
+  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override { return HostBuffer::create(bytes); }
+  Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
+  Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
+    auto scratch = std::make_shared<Scratch>();
+    return create_host_executable(graph, [this, scratch](const GraphNode& node, std::span<const HostTensor> in,
+                                                         const HostTensor& out) {
+      CpuContext ctx{pool_, kernels_, *scratch};
+      return run_cpu_op(ctx, node, in, out);
+    });
+  }
+
+ private:
+  ThreadPool pool_;
+  const KernelTable& kernels_;
+  DeviceInfo info_;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+  Status availability() const override { return Status::ok(); }
+  std::vector<DeviceInfo> devices() const override { return {cpu_device_info(physical_cores(), select_kernels(nullptr))}; }
+  Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) override {
+    if (index != 0) return not_found("cpu has a single device, cpu:0");
+    const std::string& forced = options.cpu_kernels;
+    const KernelTable& kernels = select_kernels(forced.c_str());
+    if (!forced.empty() && forced != kernels.name) {
+      return unavailable("cpu kernels '" + forced + "' are not available on this CPU (use generic, avx2 or avx512vnni)");
+    }
+    if (options.threads < 0 || options.threads > 1024) return invalid_argument("threads must be in [0, 1024]");
+    const int threads = options.threads > 0 ? options.threads : physical_cores();
+    return std::unique_ptr<Device>(new CpuDevice(threads, kernels));
+  }
+};
+
+void* create_backend(char* error, std::uint32_t error_size) {
+  try {
+    return static_cast<Backend*>(new CpuBackend());
+  } catch (const std::exception& e) {
+    std::snprintf(error, error_size, "%s", e.what());
+    return nullptr;
+  }
+}
+
+void destroy_backend(void* backend) { delete static_cast<Backend*>(backend); }
+
+const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "cpu", &create_backend,
+                                   &destroy_backend};
+
+}  // namespace
+}  // namespace halyard::cpu
+
+extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {
+  return &halyard::cpu::kPlugin;
+}

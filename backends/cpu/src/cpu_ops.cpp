@@ -1,0 +1,243 @@
+#include "cpu_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace halyard::cpu {
+namespace {
+
+const float* f32(const HostTensor& t) { return static_cast<const float*>(t.data); }
+float* f32_out(const HostTensor& t) { return static_cast<float*>(t.data); }
+const std::int32_t* i32(const HostTensor& t) { return static_cast<const std::int32_t*>(t.data); }
+const std::uint8_t* bytes(const HostTensor& t) { return static_cast<const std::uint8_t*>(t.data); }
+
+// Splits `n` items into about `per_thread` chunks per thread, each at least `min_chunk` long.
+int chunk_size(std::int64_t n, int threads, std::int64_t min_chunk, int per_thread = 4) {
+  const std::int64_t chunks = std::max<std::int64_t>(1, std::int64_t{threads} * per_thread);
+  return static_cast<int>(std::max(min_chunk, (n + chunks - 1) / chunks));
+}
+
+Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const HostTensor& out) {
+  const std::int64_t k = w.desc.ne[0], m = w.desc.ne[1], n = x.desc.ne[1];
+  const DType dt = w.desc.dtype;
+  const std::size_t row_size = w.desc.row_size();
+  const bool quantized = dt == DType::kQ8_0 || dt == DType::kQ4_0 || dt == DType::kQ4_1;
+  const int nb = static_cast<int>(k / kQuantBlock);
+  const KernelTable& kt = ctx.kernels;
+  if (quantized) {
+    auto& act = ctx.scratch.activations;
+    act.resize(static_cast<std::size_t>(n * nb));
+    ctx.pool.parallel_for(static_cast<int>(n), [&](int t) {
+      kt.quantize_activations(f32(x) + t * k, act.data() + static_cast<std::ptrdiff_t>(t) * nb, nb);
+    });
+  }
+  const ActBlock* act = ctx.scratch.activations.data();
+  auto dot = [&](std::int64_t j, std::int64_t t) -> float {
+    const std::uint8_t* row = bytes(w) + static_cast<std::size_t>(j) * row_size;
+    switch (dt) {
+      case DType::kQ8_0: return kt.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), act + t * nb, nb);
+      case DType::kQ4_0: return kt.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), act + t * nb, nb);
+      case DType::kQ4_1: return kt.dot_q4_1(reinterpret_cast<const BlockQ4_1*>(row), act + t * nb, nb);
+      case DType::kF32: return kt.dot_f32(reinterpret_cast<const float*>(row), f32(x) + t * k, static_cast<int>(k));
+      case DType::kF16: return kt.dot_f16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
+      case DType::kBF16: return kt.dot_bf16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
+      case DType::kI32: break;
+    }
+    return std::numeric_limits<float>::quiet_NaN();
+  };
+  // Each task owns a band of weight rows; tokens go in blocks so a row stays in L1 while it
+  // meets every token of the block.
+  constexpr std::int64_t kTokenBlock = 16;
+  const int rows_per_task = chunk_size(m, ctx.pool.size(), 4);
+  const int tasks = static_cast<int>((m + rows_per_task - 1) / rows_per_task);
+  ctx.pool.parallel_for(tasks, [&](int task) {
+    const std::int64_t j0 = std::int64_t{task} * rows_per_task, j1 = std::min(m, j0 + rows_per_task);
+    for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+      const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
+      for (std::int64_t j = j0; j < j1; ++j) {
+        for (std::int64_t t = t0; t < t1; ++t) f32_out(out)[t * m + j] = dot(j, t);
+      }
+    }
+  });
+  return Status::ok();
+}
+
+Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& out) {
+  const std::int64_t d = table.desc.ne[0], rows = table.desc.ne[1];
+  for (std::int64_t i = 0; i < ids.desc.ne[0]; ++i) {
+    const std::int32_t id = i32(ids)[i];
+    if (id < 0 || id >= rows) return out_of_range("EMBED: id " + std::to_string(id) + " outside [0, " + std::to_string(rows) + ")");
+    dequantize_row(table.desc.dtype, bytes(table) + static_cast<std::size_t>(id) * table.desc.row_size(), f32_out(out) + i * d, d);
+  }
+  return Status::ok();
+}
+
+Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps) {
+  const std::int64_t d = x.desc.ne[0];
+  for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
+    const float* row = f32(x) + t * d;
+    float sum = 0.f;
+    for (std::int64_t i = 0; i < d; ++i) sum += row[i] * row[i];
+    const float scale = 1.f / std::sqrt(sum / static_cast<float>(d) + eps);
+    float* o = f32_out(out) + t * d;
+    for (std::int64_t i = 0; i < d; ++i) o[i] = row[i] * scale * f32(w)[i];
+  }
+  return Status::ok();
+}
+
+Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& out, const OpParams& p) {
+  const std::int64_t row = x.desc.ne[0];
+  const int hd = p.head_dim, dims = p.rope_dims ? p.rope_dims : hd;
+  if (x.data != out.data) std::memcpy(out.data, x.data, x.desc.bytes());
+  std::vector<float> cos_t(static_cast<std::size_t>(dims / 2)), sin_t(cos_t.size());
+  for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
+    const double pos = i32(positions)[t];
+    // Angles in double: at position 4096 a float angle would be off by ~2e-4 rad.
+    for (int i = 0; i < dims / 2; ++i) {
+      const double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
+      cos_t[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(theta));
+      sin_t[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(theta));
+    }
+    const bool normal = p.rope_layout == RopeLayout::kNormal;
+    for (std::int64_t h = 0; h < row / hd; ++h) {
+      float* v = f32_out(out) + t * row + h * hd;
+      for (int i = 0; i < dims / 2; ++i) {
+        const int a = normal ? 2 * i : i, b = normal ? 2 * i + 1 : i + dims / 2;
+        const float x0 = v[a], x1 = v[b], c = cos_t[static_cast<std::size_t>(i)], s = sin_t[static_cast<std::size_t>(i)];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x0 * s + x1 * c;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTensor& out, const OpParams& p) {
+  const HostTensor &q = in[0], &k = in[1], &v = in[2], &kc = in[3], &vc = in[4];
+  const std::int32_t* pos = i32(in[5]);
+  const std::int32_t* slot = i32(in[6]);
+  const std::int64_t n = q.desc.ne[1], hd = p.head_dim, kvdim = hd * p.n_kv_heads, qdim = hd * p.n_heads;
+  const std::int64_t ctx_len = kc.desc.ne[1], slots = kc.desc.ne[2], group = p.n_heads / p.n_kv_heads;
+  const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(hd));
+  for (std::int64_t t = 0; t < n; ++t) {
+    if (pos[t] < 0 || pos[t] >= ctx_len) return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " + std::to_string(ctx_len));
+    if (slot[t] < 0 || slot[t] >= slots) return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " out of range");
+  }
+  auto row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) { return f32_out(c) + (s * ctx_len + j) * kvdim; };
+  for (std::int64_t t = 0; t < n; ++t) {
+    std::memcpy(row(kc, slot[t], pos[t]), f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+    std::memcpy(row(vc, slot[t], pos[t]), f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+  }
+  const int tasks = static_cast<int>(n * p.n_heads);
+  ctx.pool.parallel_for(tasks, [&](int task) {
+    const std::int64_t t = task / p.n_heads, h = task % p.n_heads, kvh = h / group;
+    const std::int64_t len = pos[t] + 1;
+    thread_local std::vector<float> scores;
+    scores.resize(static_cast<std::size_t>(len));
+    const float* qh = f32(q) + t * qdim + h * hd;
+    float max_score = -std::numeric_limits<float>::infinity();
+    for (std::int64_t j = 0; j < len; ++j) {
+      const float s = ctx.kernels.dot_f32(qh, row(kc, slot[t], j) + kvh * hd, static_cast<int>(hd)) * scale;
+      scores[static_cast<std::size_t>(j)] = s;
+      max_score = std::max(max_score, s);
+    }
+    float denom = 0.f;
+    for (auto& s : scores) {
+      s = std::exp(s - max_score);
+      denom += s;
+    }
+    float* o = f32_out(out) + t * qdim + h * hd;
+    std::fill(o, o + hd, 0.f);
+    for (std::int64_t j = 0; j < len; ++j) {
+      const float wj = scores[static_cast<std::size_t>(j)] / denom;
+      const float* vj = row(vc, slot[t], j) + kvh * hd;
+      for (std::int64_t i = 0; i < hd; ++i) o[i] += wj * vj[i];
+    }
+  });
+  return Status::ok();
+}
+
+template <typename Fn>
+void binary(const HostTensor& a, const HostTensor& b, const HostTensor& out, Fn fn) {
+  const std::int64_t d = a.desc.ne[0], rows = a.desc.rows();
+  const bool broadcast = b.desc.rows() == 1 && rows != 1;
+  for (std::int64_t t = 0; t < rows; ++t) {
+    const float* av = f32(a) + t * d;
+    const float* bv = f32(b) + (broadcast ? 0 : t * d);
+    float* o = f32_out(out) + t * d;
+    for (std::int64_t i = 0; i < d; ++i) o[i] = fn(av[i], bv[i]);
+  }
+}
+
+void softmax(const HostTensor& x, const HostTensor& out) {
+  const std::int64_t d = x.desc.ne[0];
+  for (std::int64_t t = 0; t < x.desc.rows(); ++t) {
+    const float* r = f32(x) + t * d;
+    float* o = f32_out(out) + t * d;
+    const float m = *std::max_element(r, r + d);
+    double sum = 0;
+    for (std::int64_t i = 0; i < d; ++i) {
+      o[i] = std::exp(r[i] - m);
+      sum += o[i];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (std::int64_t i = 0; i < d; ++i) o[i] *= inv;
+  }
+}
+
+void argmax(const HostTensor& x, const HostTensor& out) {
+  const std::int64_t d = x.desc.ne[0];
+  for (std::int64_t t = 0; t < x.desc.rows(); ++t) {
+    const float* r = f32(x) + t * d;
+    static_cast<std::int32_t*>(out.data)[t] = static_cast<std::int32_t>(std::max_element(r, r + d) - r);
+  }
+}
+
+Status copy(const HostTensor& x, const HostTensor& out) {
+  if (x.desc.dtype == out.desc.dtype) {
+    std::memcpy(out.data, x.data, x.desc.bytes());
+    return Status::ok();
+  }
+  if (x.desc.dtype == DType::kI32 || out.desc.dtype == DType::kI32) return unimplemented("COPY between i32 and floating types");
+  const std::int64_t d = x.desc.ne[0];
+  std::vector<float> tmp(static_cast<std::size_t>(d));
+  for (std::int64_t r = 0; r < x.desc.rows(); ++r) {
+    dequantize_row(x.desc.dtype, bytes(x) + static_cast<std::size_t>(r) * x.desc.row_size(), tmp.data(), d);
+    quantize_row(out.desc.dtype, tmp.data(), static_cast<std::uint8_t*>(out.data) + static_cast<std::size_t>(r) * out.desc.row_size(), d);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
+  switch (node.op) {
+    case OpKind::kEmbed: return embed(in[0], in[1], out);
+    case OpKind::kRmsNorm: return rms_norm(in[0], in[1], out, node.params.eps);
+    case OpKind::kMatmul: return matmul(ctx, in[0], in[1], out);
+    case OpKind::kRope: return rope(in[0], in[1], out, node.params);
+    case OpKind::kAttention: return attention(ctx, in, out, node.params);
+    case OpKind::kSwiglu:
+      binary(in[0], in[1], out, [](float g, float u) { return g / (1.f + std::exp(-g)) * u; });
+      return Status::ok();
+    case OpKind::kAdd:
+      binary(in[0], in[1], out, [](float a, float b) { return a + b; });
+      return Status::ok();
+    case OpKind::kMul:
+      binary(in[0], in[1], out, [](float a, float b) { return a * b; });
+      return Status::ok();
+    case OpKind::kSoftmax:
+      softmax(in[0], out);
+      return Status::ok();
+    case OpKind::kArgmax:
+      argmax(in[0], out);
+      return Status::ok();
+    case OpKind::kCopy: return copy(in[0], out);
+  }
+  return unimplemented("cpu: unknown op");
+}
+
+}  // namespace halyard::cpu

@@ -1,0 +1,42 @@
+// CPU kernels with run-time dispatch: one table of function pointers per instruction set
+// (AVX-512 with VNNI, AVX2, portable C++), chosen once from CPUID.
+//
+// Quantized matrix products do not dequantize weights: activations are quantized once per row
+// to 8-bit blocks of 32 (ActBlock) and multiplied in integers against the weight blocks, the
+// way llama.cpp's CPU backend works. Float weights (f32, f16, bf16) use float dot products.
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+
+#include "halyard/hal/blocks.h"
+
+namespace halyard::cpu {
+
+// One block of 32 activations: x ~= d * qs[j]; sum = d * sum(qs) (for Q4_0's offset and
+// Q4_1's minimum).
+struct ActBlock {
+  float d;
+  float sum;
+  std::int8_t qs[kQuantBlock];
+};
+static_assert(sizeof(ActBlock) == 40);
+
+struct KernelTable {
+  const char* name;
+  void (*quantize_activations)(const float* x, ActBlock* out, int n_blocks);
+  float (*dot_q8_0)(const BlockQ8_0* w, const ActBlock* x, int n_blocks);
+  float (*dot_q4_0)(const BlockQ4_0* w, const ActBlock* x, int n_blocks);
+  float (*dot_q4_1)(const BlockQ4_1* w, const ActBlock* x, int n_blocks);
+  float (*dot_f32)(const float* w, const float* x, int n);
+  float (*dot_f16)(const std::uint16_t* w, const float* x, int n);
+  float (*dot_bf16)(const std::uint16_t* w, const float* x, int n);
+};
+
+const KernelTable& generic_kernels();
+const KernelTable* avx2_kernels();        // nullptr when not compiled in
+const KernelTable* avx512vnni_kernels();  // nullptr when not compiled in
+// The best table this CPU runs; HALYARD_CPU_KERNELS=generic|avx2|avx512vnni forces one.
+const KernelTable& select_kernels(const char* forced);
+
+}  // namespace halyard::cpu

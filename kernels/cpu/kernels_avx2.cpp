@@ -1,0 +1,8 @@
+// AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c).
+#define HALYARD_X86_VNNI 0
+#define HALYARD_X86_NAME "avx2"
+#include "kernels_x86.inc"
+
+namespace halyard::cpu {
+const KernelTable* avx2_kernels() { return &kTable; }
+}  // namespace halyard::cpu

@@ -1,0 +1,9 @@
+// AVX-512 VNNI kernels: the AVX2 code with vpdpbusd for the integer dot products
+// (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma -mf16c).
+#define HALYARD_X86_VNNI 1
+#define HALYARD_X86_NAME "avx512vnni"
+#include "kernels_x86.inc"
+
+namespace halyard::cpu {
+const KernelTable* avx512vnni_kernels() { return &kTable; }
+}  // namespace halyard::cpu

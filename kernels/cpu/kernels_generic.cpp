@@ -11,52 +11,70 @@ namespace {
 
 void quantize_activations(const float* x, ActBlock* out, int n_blocks) {
   for (int b = 0; b < n_blocks; ++b, x += kQuantBlock) {
-    float amax = 0.f;
-    for (int j = 0; j < kQuantBlock; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
-    int sum = 0;
-    for (int j = 0; j < kQuantBlock; ++j) {
-      const int q = static_cast<int>(std::nearbyint(x[j] * id));
-      out[b].qs[j] = static_cast<std::int8_t>(q);
-      sum += q;
+    float sum = 0.f;
+    for (int g = 0; g < kQuantBlock / kActGroup; ++g) {
+      float amax = 0.f;
+      for (int j = 0; j < kActGroup; ++j) amax = std::fmax(amax, std::fabs(x[g * kActGroup + j]));
+      const float d = amax / 127.f;
+      const float id = d != 0.f ? 127.f / amax : 0.f;
+      int group_sum = 0;
+      for (int j = 0; j < kActGroup; ++j) {
+        const int q = static_cast<int>(std::nearbyint(x[g * kActGroup + j] * id));
+        out[b].qs[g * kActGroup + j] = static_cast<std::int8_t>(q);
+        group_sum += q;
+      }
+      out[b].d[g] = d;
+      sum += d * static_cast<float>(group_sum);
     }
-    out[b].d = d;
-    out[b].sum = d * static_cast<float>(sum);
+    out[b].sum = sum;
   }
 }
 
-float dot_q8_0(const BlockQ8_0* w, const ActBlock* x, int n_blocks) {
+// Sum over one block of w_q[j] * x.qs[j] * x.d[j / 4], weights given as integers.
+inline float block_dot(const int* wq, const ActBlock& x) {
   float acc = 0.f;
-  for (int b = 0; b < n_blocks; ++b) {
+  for (int g = 0; g < kQuantBlock / kActGroup; ++g) {
     int s = 0;
-    for (int j = 0; j < kQuantBlock; ++j) s += w[b].qs[j] * x[b].qs[j];
-    acc += f16_to_f32(w[b].d) * x[b].d * static_cast<float>(s);
+    for (int j = g * kActGroup; j < (g + 1) * kActGroup; ++j) s += wq[j] * x.qs[j];
+    acc += x.d[g] * static_cast<float>(s);
   }
   return acc;
 }
 
+float dot_q8_0(const BlockQ8_0* w, const ActBlock* x, int n_blocks) {
+  float acc = 0.f;
+  int wq[kQuantBlock];
+  for (int b = 0; b < n_blocks; ++b) {
+    for (int j = 0; j < kQuantBlock; ++j) wq[j] = w[b].qs[j];
+    acc += f16_to_f32(w[b].d) * block_dot(wq, x[b]);
+  }
+  return acc;
+}
+
+void unpack_nibbles(const std::uint8_t* qs, int* wq) {
+  for (int j = 0; j < kQuantBlock / 2; ++j) {
+    wq[j] = qs[j] & 0x0f;
+    wq[j + kQuantBlock / 2] = qs[j] >> 4;
+  }
+}
+
 float dot_q4_0(const BlockQ4_0* w, const ActBlock* x, int n_blocks) {
   float acc = 0.f;
+  int wq[kQuantBlock];
   for (int b = 0; b < n_blocks; ++b) {
-    int s = 0;
-    for (int j = 0; j < kQuantBlock / 2; ++j) {
-      s += (w[b].qs[j] & 0x0f) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + kQuantBlock / 2];
-    }
-    // sum (q - 8) * xq * dx = dx * s - 8 * sum
-    acc += f16_to_f32(w[b].d) * (x[b].d * static_cast<float>(s) - 8.f * x[b].sum);
+    unpack_nibbles(w[b].qs, wq);
+    // sum (q - 8) * x = sum q * x - 8 * sum x
+    acc += f16_to_f32(w[b].d) * (block_dot(wq, x[b]) - 8.f * x[b].sum);
   }
   return acc;
 }
 
 float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
   float acc = 0.f;
+  int wq[kQuantBlock];
   for (int b = 0; b < n_blocks; ++b) {
-    int s = 0;
-    for (int j = 0; j < kQuantBlock / 2; ++j) {
-      s += (w[b].qs[j] & 0x0f) * x[b].qs[j] + (w[b].qs[j] >> 4) * x[b].qs[j + kQuantBlock / 2];
-    }
-    acc += f16_to_f32(w[b].d) * x[b].d * static_cast<float>(s) + f16_to_f32(w[b].m) * x[b].sum;
+    unpack_nibbles(w[b].qs, wq);
+    acc += f16_to_f32(w[b].d) * block_dot(wq, x[b]) + f16_to_f32(w[b].m) * x[b].sum;
   }
   return acc;
 }

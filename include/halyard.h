@@ -80,6 +80,11 @@ HALYARD_API const char* halyard_model_name(const halyard_model* model);
 HALYARD_API const char* halyard_model_device(const halyard_model* model);
 HALYARD_API int32_t halyard_model_context_length(const halyard_model* model);
 HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
+/* Bytes of weights on the device (what every decode step reads) and their element count. */
+HALYARD_API uint64_t halyard_model_weight_bytes(const halyard_model* model);
+HALYARD_API uint64_t halyard_model_parameter_count(const halyard_model* model);
+/* Bytes of K and V one token position holds across all layers (f32 cache). */
+HALYARD_API uint64_t halyard_model_kv_bytes_per_token(const halyard_model* model);
 
 /* ---- Text ------------------------------------------------------------------------------- */
 
@@ -133,6 +138,24 @@ HALYARD_API halyard_status halyard_generate(halyard_model* model, const char* pr
                                             const halyard_generate_options* options,
                                             halyard_token_callback callback, void* user_data,
                                             halyard_timings* timings);
+
+/* ---- Sessions: one sequence, token by token -------------------------------------------- */
+
+typedef struct halyard_session halyard_session;
+
+/* A sequence with its own KV cache on the model's device. Owned by the caller; must be freed
+ * before the model. One thread at a time per session. */
+HALYARD_API halyard_status halyard_session_create(halyard_model* model, halyard_session** out);
+HALYARD_API void halyard_session_free(halyard_session* session);
+/* Appends tokens (one runs the decode graph, more a prefill graph) and writes the logits after
+ * the last one into logits (room for vocab_size floats) unless it is NULL.
+ * HALYARD_ERROR_KV_CACHE_FULL when they do not fit the context; the session is then unchanged. */
+HALYARD_API halyard_status halyard_session_eval(halyard_session* session, const int32_t* tokens, size_t n_tokens,
+                                                float* logits);
+/* Tokens held so far. */
+HALYARD_API int32_t halyard_session_position(const halyard_session* session);
+/* Forgets the sequence. */
+HALYARD_API void halyard_session_reset(halyard_session* session);
 
 #ifdef __cplusplus
 }

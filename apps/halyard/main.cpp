@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bench.h"
 #include "halyard.h"
 
 namespace {
@@ -135,9 +136,23 @@ int main(int argc, char** argv) {
   gen->add_option("--top-p", g.top_p, "Top-p (1 disables)");
   gen->add_option("--seed", g.seed, "Random seed");
 
+  BenchArgs b;
+  auto* bench = app.add_subcommand("bench", "Prompt-processing and token-generation speed per device (median of repeats)");
+  bench->add_option("-m,--model", b.model, "GGUF model file (default: the default model)");
+  bench->add_option("-d,--device", b.devices, "Device URIs to measure (repeatable)");
+  bench->add_option("-p,--n-prompt", b.prompt_tokens, "Prompt tokens (pp test)");
+  bench->add_option("-n,--n-gen", b.gen_tokens, "Generated tokens (tg test)");
+  bench->add_option("-r,--repetitions", b.repeats, "Repeats; the median is reported");
+  bench->add_option("-t,--threads", b.threads, "CPU threads (default: physical cores)");
+  bench->add_option("--json", b.json_path, "Also write the results as JSON");
+
   CLI11_PARSE(app, argc, argv);
   halyard_set_log_level(1 + verbosity);
   if (devices->parsed()) return cmd_devices();
   if (gen->parsed()) return cmd_generate(g);
+  if (bench->parsed()) {
+    if (b.model.empty()) b.model = default_model_path();
+    return run_bench(b);
+  }
   return 1;
 }

@@ -34,6 +34,10 @@ struct halyard_model {
   std::mutex generate_mutex;
 };
 
+struct halyard_session {
+  std::unique_ptr<rt::Session> session;
+};
+
 namespace {
 
 thread_local std::string g_last_error;
@@ -219,6 +223,44 @@ const char* halyard_model_name(const halyard_model* m) { return m ? m->model->na
 const char* halyard_model_device(const halyard_model* m) { return m ? m->model->device_uri().c_str() : ""; }
 int32_t halyard_model_context_length(const halyard_model* m) { return m ? m->model->context_length() : 0; }
 int32_t halyard_model_vocab_size(const halyard_model* m) { return m ? m->model->config().vocab_size : 0; }
+uint64_t halyard_model_weight_bytes(const halyard_model* m) { return m ? m->model->weight_bytes() : 0; }
+uint64_t halyard_model_parameter_count(const halyard_model* m) { return m ? m->model->parameter_count() : 0; }
+uint64_t halyard_model_kv_bytes_per_token(const halyard_model* m) {
+  if (!m) return 0;
+  const auto& c = m->model->config();
+  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.head_dim) * static_cast<uint64_t>(c.n_kv_heads) * sizeof(float);
+}
+
+halyard_status halyard_session_create(halyard_model* model, halyard_session** out) {
+  if (!model || !out) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and out must not be NULL");
+  *out = nullptr;
+  return guarded([&] {
+    auto s = rt::Session::create(*model->model);
+    if (!s.is_ok()) return to_c(s.status());
+    *out = new halyard_session{std::move(s).value()};
+    return HALYARD_OK;
+  });
+}
+
+void halyard_session_free(halyard_session* session) { delete session; }
+
+halyard_status halyard_session_eval(halyard_session* session, const int32_t* tokens, size_t n_tokens, float* logits) {
+  if (!session || !tokens || n_tokens == 0) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "session and tokens must not be NULL or empty");
+  return guarded([&] {
+    auto r = session->session->eval(std::span<const int32_t>(tokens, n_tokens));
+    if (!r.is_ok()) {
+      const halyard_status s = to_c(r.status());
+      return s == HALYARD_ERROR_OUT_OF_RANGE ? HALYARD_ERROR_KV_CACHE_FULL : s;
+    }
+    if (logits) std::memcpy(logits, r.value().data(), r.value().size() * sizeof(float));
+    return HALYARD_OK;
+  });
+}
+
+int32_t halyard_session_position(const halyard_session* session) { return session ? session->session->n_past() : 0; }
+void halyard_session_reset(halyard_session* session) {
+  if (session) session->session->reset();
+}
 
 halyard_status halyard_tokenize(const halyard_model* model, const char* text, size_t text_len, int add_special,
                                  int parse_special, int32_t* tokens, size_t capacity, size_t* n_out) {

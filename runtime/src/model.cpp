@@ -119,6 +119,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     HALYARD_ASSIGN_OR_RETURN(w.buffer, dev.allocate(t->desc.bytes()));
     HALYARD_RETURN_IF_ERROR(w.buffer->upload(0, t->data, t->desc.bytes()));
     model->weight_bytes_ += t->desc.bytes();
+    model->parameter_count_ += static_cast<std::uint64_t>(t->desc.elements());
     model->weights_.emplace(name, std::move(w));
   }
   spdlog::info("loaded {} ({} layers, {:.1f} MiB of weights) on {}", model->name_, c.n_layers,

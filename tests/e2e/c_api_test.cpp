@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -109,6 +110,30 @@ TEST(CApi, PromptLongerThanContextIsOutOfRange) {
   EXPECT_EQ(halyard_generate(m, "one two three four five six seven", nullptr, nullptr, nullptr, nullptr),
             HALYARD_ERROR_OUT_OF_RANGE);
   EXPECT_NE(std::string(halyard_last_error()).find("context"), std::string::npos);
+  halyard_model_free(m);
+}
+
+TEST(CApi, SessionEvalAndKvCacheFull) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 8);
+  ASSERT_NE(m, nullptr);
+  EXPECT_GT(halyard_model_weight_bytes(m), 90u << 20);
+  EXPECT_GT(halyard_model_parameter_count(m), 130000000u);
+  EXPECT_EQ(halyard_model_kv_bytes_per_token(m), 2u * 30 * 64 * 3 * 4);
+  halyard_session* s = nullptr;
+  ASSERT_EQ(halyard_session_create(m, &s), HALYARD_OK) << halyard_last_error();
+  const int32_t prompt[5] = {504, 3575, 282, 4649, 314};
+  std::vector<float> logits(static_cast<size_t>(halyard_model_vocab_size(m)));
+  ASSERT_EQ(halyard_session_eval(s, prompt, 5, logits.data()), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(std::max_element(logits.begin(), logits.end()) - logits.begin(), 7042);  // " Paris"
+  EXPECT_EQ(halyard_session_position(s), 5);
+  EXPECT_EQ(halyard_session_eval(s, prompt, 4, nullptr), HALYARD_ERROR_KV_CACHE_FULL);
+  EXPECT_EQ(halyard_session_position(s), 5);  // unchanged
+  halyard_session_reset(s);
+  EXPECT_EQ(halyard_session_position(s), 0);
+  const int32_t bad = -3;
+  EXPECT_EQ(halyard_session_eval(s, &bad, 1, nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
+  halyard_session_free(s);
   halyard_model_free(m);
 }
 

@@ -62,6 +62,7 @@ class Model {
   int max_sequences() const { return max_sequences_; }
   const std::string& name() const { return name_; }
   std::size_t weight_bytes() const { return weight_bytes_; }
+  std::uint64_t parameter_count() const { return parameter_count_; }
   // nullptr when the model has no tensor of that name.
   const Weight* weight(const std::string& name) const;
 
@@ -78,6 +79,7 @@ class Model {
   int max_sequences_ = 1;
   std::string name_;
   std::size_t weight_bytes_ = 0;
+  std::uint64_t parameter_count_ = 0;
 };
 
 }  // namespace halyard::runtime

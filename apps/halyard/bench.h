@@ -1,0 +1,19 @@
+// `halyard bench`: prompt processing and token generation speed per device, in the spirit of
+// llama-bench (same test names, pp<N> and tg<N>), plus time to first token and the effective
+// memory bandwidth of decode. Uses only the public C API.
+#pragma once
+
+#include <string>
+#include <vector>
+
+struct BenchArgs {
+  std::string model;
+  std::vector<std::string> devices{"auto"};
+  int prompt_tokens = 512;
+  int gen_tokens = 128;
+  int repeats = 5;
+  int threads = 0;
+  std::string json_path;
+};
+
+int run_bench(const BenchArgs& args);

@@ -27,8 +27,23 @@ struct ActBlock {
 };
 static_assert(sizeof(ActBlock) == 68);
 
+// Matrix-product tiles: `tile_rows` weight rows times `tile_tokens` activation rows at once, so
+// each weight block is unpacked once per tile and each activation block loaded once per tile.
+// out[t * ldo + r] = dot(w[r], x[t]).
+template <typename Block>
+using TileFn = void (*)(const Block* const* w, const ActBlock* const* x, int n_blocks, float* out, int ldo);
+
 struct KernelTable {
   const char* name;
+  int tile_rows;
+  int tile_tokens;
+  TileFn<BlockQ8_0> tile_q8_0;
+  TileFn<BlockQ4_0> tile_q4_0;
+  TileFn<BlockQ4_1> tile_q4_1;
+  // Attention: scores[j] = dot(q, k + j * stride) for j < len (head size hd), and
+  // out = sum_j weights[j] * (v + j * stride).
+  void (*dot_many_f32)(const float* q, const float* k, int stride, int len, int hd, float* scores);
+  void (*weighted_sum_f32)(const float* weights, const float* v, int stride, int len, int hd, float* out);
   void (*quantize_activations)(const float* x, ActBlock* out, int n_blocks);
   float (*dot_q8_0)(const BlockQ8_0* w, const ActBlock* x, int n_blocks);
   float (*dot_q4_0)(const BlockQ4_0* w, const ActBlock* x, int n_blocks);

@@ -2,6 +2,7 @@
 // (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma -mf16c).
 #define HALYARD_X86_VNNI 1
 #define HALYARD_X86_NAME "avx512vnni"
+#define HALYARD_X86_TILE_ROWS 4  // 32 registers with AVX-512VL
 #include "kernels_x86.inc"
 
 namespace halyard::cpu {

@@ -48,16 +48,42 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
     }
     return std::numeric_limits<float>::quiet_NaN();
   };
-  // Each task owns a band of weight rows; tokens go in blocks so a row stays in L1 while it
-  // meets every token of the block.
-  constexpr std::int64_t kTokenBlock = 16;
-  const int rows_per_task = chunk_size(m, ctx.pool.size(), 4);
+  // Each task owns a band of weight rows; tokens go in blocks so a band stays in cache while it
+  // meets every token of the block. Quantized weights go through R x T tiles.
+  constexpr std::int64_t kTokenBlock = 32;
+  const int R = quantized ? kt.tile_rows : 1, T = quantized ? kt.tile_tokens : 1;
+  const int rows_per_task = (chunk_size(m, ctx.pool.size(), 4) + R - 1) / R * R;
   const int tasks = static_cast<int>((m + rows_per_task - 1) / rows_per_task);
+  auto tile = [&](std::int64_t j, std::int64_t t) {
+    const std::uint8_t* w0 = bytes(w) + static_cast<std::size_t>(j) * row_size;
+    const void* wr[8];
+    const ActBlock* xr[8];
+    for (int r = 0; r < R; ++r) wr[r] = w0 + static_cast<std::size_t>(r) * row_size;
+    for (int i = 0; i < T; ++i) xr[i] = act + (t + i) * nb;
+    float* o = f32_out(out) + t * m + j;
+    const int ldo = static_cast<int>(m);
+    switch (dt) {
+      case DType::kQ8_0: kt.tile_q8_0(reinterpret_cast<const BlockQ8_0* const*>(wr), xr, nb, o, ldo); break;
+      case DType::kQ4_0: kt.tile_q4_0(reinterpret_cast<const BlockQ4_0* const*>(wr), xr, nb, o, ldo); break;
+      case DType::kQ4_1: kt.tile_q4_1(reinterpret_cast<const BlockQ4_1* const*>(wr), xr, nb, o, ldo); break;
+      default: break;
+    }
+  };
   ctx.pool.parallel_for(tasks, [&](int task) {
     const std::int64_t j0 = std::int64_t{task} * rows_per_task, j1 = std::min(m, j0 + rows_per_task);
     for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
       const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
-      for (std::int64_t j = j0; j < j1; ++j) {
+      std::int64_t j = j0;
+      if (R * T > 1) {
+        for (; j + R <= j1; j += R) {
+          std::int64_t t = t0;
+          for (; t + T <= t1; t += T) tile(j, t);
+          for (; t < t1; ++t) {
+            for (int r = 0; r < R; ++r) f32_out(out)[t * m + j + r] = dot(j + r, t);
+          }
+        }
+      }
+      for (; j < j1; ++j) {
         for (std::int64_t t = t0; t < t1; ++t) f32_out(out)[t * m + j] = dot(j, t);
       }
     }
@@ -138,10 +164,11 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     thread_local std::vector<float> scores;
     scores.resize(static_cast<std::size_t>(len));
     const float* qh = f32(q) + t * qdim + h * hd;
+    ctx.kernels.dot_many_f32(qh, row(kc, slot[t], 0) + kvh * hd, static_cast<int>(kvdim), static_cast<int>(len),
+                             static_cast<int>(hd), scores.data());
     float max_score = -std::numeric_limits<float>::infinity();
-    for (std::int64_t j = 0; j < len; ++j) {
-      const float s = ctx.kernels.dot_f32(qh, row(kc, slot[t], j) + kvh * hd, static_cast<int>(hd)) * scale;
-      scores[static_cast<std::size_t>(j)] = s;
+    for (auto& s : scores) {
+      s *= scale;
       max_score = std::max(max_score, s);
     }
     float denom = 0.f;
@@ -149,13 +176,10 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       s = std::exp(s - max_score);
       denom += s;
     }
-    float* o = f32_out(out) + t * qdim + h * hd;
-    std::fill(o, o + hd, 0.f);
-    for (std::int64_t j = 0; j < len; ++j) {
-      const float wj = scores[static_cast<std::size_t>(j)] / denom;
-      const float* vj = row(vc, slot[t], j) + kvh * hd;
-      for (std::int64_t i = 0; i < hd; ++i) o[i] += wj * vj[i];
-    }
+    const float inv = 1.f / denom;
+    for (auto& s : scores) s *= inv;
+    ctx.kernels.weighted_sum_f32(scores.data(), row(vc, slot[t], 0) + kvh * hd, static_cast<int>(kvdim),
+                                 static_cast<int>(len), static_cast<int>(hd), f32_out(out) + t * qdim + h * hd);
   });
   return Status::ok();
 }

@@ -1,4 +1,5 @@
-// The halyard command line. It uses only the public C API (include/halyard.h).
+// The halyard command line. It uses only the public C API (include/halyard.h), except
+// `conform`, which tests backends through the HAL itself (conform.h).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "bench.h"
+#include "conform.h"
 #include "halyard.h"
 
 namespace {
@@ -146,10 +148,19 @@ int main(int argc, char** argv) {
   bench->add_option("-t,--threads", b.threads, "CPU threads (default: physical cores)");
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
 
+  ConformArgs c;
+  auto* conform = app.add_subcommand("conform", "Run the op conformance suite against the reference; print a device x op x dtype matrix");
+  conform->add_option("-d,--device", c.devices, "Device URIs (repeatable; default: every available device)");
+  conform->add_option("--op", c.op, "Only this op (e.g. MATMUL)");
+  conform->add_option("--json", c.json_path, "Also write the results as JSON");
+  conform->add_option("-t,--threads", c.threads, "CPU threads");
+  conform->add_option("--seed", c.seed, "Seed of the random inputs");
+
   CLI11_PARSE(app, argc, argv);
   halyard_set_log_level(1 + verbosity);
   if (devices->parsed()) return cmd_devices();
   if (gen->parsed()) return cmd_generate(g);
+  if (conform->parsed()) return run_conform(c);
   if (bench->parsed()) {
     if (b.model.empty()) b.model = default_model_path();
     return run_bench(b);

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "halyard/hal/registry.h"
-#include "op_cases.h"
+#include "halyard/conformance/op_cases.h"
 
 namespace {
 

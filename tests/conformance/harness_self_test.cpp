@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "halyard/hal/registry.h"
-#include "op_cases.h"
+#include "halyard/conformance/op_cases.h"
 
 namespace halyard::conformance {
 namespace {

@@ -15,8 +15,20 @@
 namespace halyard::cpu {
 
 namespace {
-constexpr int kSpinsBeforeSleep = 1 << 15;
+// Waiting goes from cheap to polite: pause-spin (the next op usually comes within
+// microseconds), then yield (another thread may need this core: on an oversubscribed machine a
+// spinning waiter starves the very worker it waits for), then sleep.
+constexpr int kPauseSpins = 2048;
+constexpr int kYieldSpins = kPauseSpins + 4096;
+
+inline void backoff(int spin) {
+  if (spin < kPauseSpins) {
+    HALYARD_PAUSE();
+  } else {
+    std::this_thread::yield();
+  }
 }
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -41,8 +53,8 @@ void ThreadPool::worker_loop() {
   while (true) {
     int spins = 0;
     while (generation_.load() == seen) {
-      if (++spins < kSpinsBeforeSleep) {
-        HALYARD_PAUSE();
+      if (++spins < kYieldSpins) {
+        backoff(spins);
         continue;
       }
       std::unique_lock lock(mutex_);
@@ -74,7 +86,7 @@ void ThreadPool::parallel_for(int n_tasks, const std::function<void(int)>& task)
     wake_.notify_all();
   }
   run_tasks();
-  while (busy_workers_.load() > 0) HALYARD_PAUSE();
+  for (int spin = 0; busy_workers_.load() > 0; ++spin) backoff(spin);
 }
 
 int physical_cores() {

@@ -7,4 +7,7 @@ bash scripts/install-deps.sh
 export HALYARD_TEST_MODEL="${HALYARD_TEST_MODEL:-$(bash scripts/fetch-model.sh)}"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$(nproc)"
+# Compile-only: the backends and their NEON kernels for AArch64 (nothing here runs ARM code).
+cmake --preset cross-aarch64 >/dev/null
+cmake --build --preset cross-aarch64 -j "$(nproc)"
 ctest --preset ci -j "$(nproc)" "$@"

@@ -56,7 +56,8 @@ struct KernelTable {
 const KernelTable& generic_kernels();
 const KernelTable* avx2_kernels();        // nullptr when not compiled in
 const KernelTable* avx512vnni_kernels();  // nullptr when not compiled in
-// The best table this CPU runs; HALYARD_CPU_KERNELS=generic|avx2|avx512vnni forces one.
+const KernelTable* neon_kernels();        // AArch64 +dotprod; nullptr when not compiled in
+// The best table this CPU runs; `forced` (generic, avx2, avx512vnni, neon-dotprod) picks one.
 const KernelTable& select_kernels(const char* forced);
 
 }  // namespace halyard::cpu

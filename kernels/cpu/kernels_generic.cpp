@@ -3,6 +3,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include "halyard/hal/dtype.h"
 #include "kernels.h"
 
@@ -137,8 +142,10 @@ const KernelTable& generic_kernels() { return kGeneric; }
 const KernelTable& select_kernels(const char* forced) {
   const KernelTable* avx512 = avx512vnni_kernels();
   const KernelTable* avx2 = avx2_kernels();
+  const KernelTable* neon = neon_kernels();
   if (forced && *forced) {
     if (std::strcmp(forced, "generic") == 0) return kGeneric;
+    if (std::strcmp(forced, "neon-dotprod") == 0 && neon) return *neon;
     if (std::strcmp(forced, "avx2") == 0 && avx2) return *avx2;
     if (std::strcmp(forced, "avx512vnni") == 0 && avx512) return *avx512;
   }
@@ -151,6 +158,9 @@ const KernelTable& select_kernels(const char* forced) {
   if (avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
     return *avx2;
   }
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+  if (neon && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return *neon;
 #endif
   return kGeneric;
 }

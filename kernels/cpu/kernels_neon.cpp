@@ -1,0 +1,156 @@
+// NEON kernels for AArch64 with the dot-product extension (ARMv8.2-A +dotprod), compiled with
+// -march=armv8.2-a+dotprod and chosen at run time from HWCAP. Same layouts and arithmetic as the
+// x86 kernels: sdot gives one int32 per 4 products, which meets its activation group's scale.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "kernels.h"
+
+namespace halyard::cpu {
+namespace {
+
+inline float half(std::uint16_t h) {
+  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+void quantize_activations(const float* x, ActBlock* out, int n_blocks) {
+  for (int b = 0; b < n_blocks; ++b, x += kQuantBlock) {
+    float sum = 0.f;
+    for (int g = 0; g < kQuantBlock / kActGroup; ++g) {
+      const float32x4_t v = vld1q_f32(x + g * kActGroup);
+      const float amax = vmaxvq_f32(vabsq_f32(v));
+      const float d = amax / 127.f;
+      const float id = amax > 0.f ? 127.f / amax : 0.f;
+      const int32x4_t q = vcvtnq_s32_f32(vmulq_n_f32(v, id));
+      const int16x4_t q16 = vqmovn_s32(q);
+      const int8x8_t q8 = vqmovn_s16(vcombine_s16(q16, q16));
+      std::memcpy(out[b].qs + g * kActGroup, &q8, kActGroup);
+      out[b].d[g] = d;
+      sum += d * static_cast<float>(vaddvq_s32(q));
+    }
+    out[b].sum = sum;
+  }
+}
+
+// sdot over one block: two int32x4 (groups 0-3, 4-7), scaled per group and by dw.
+inline float32x4_t block(int8x16_t w0, int8x16_t w1, const ActBlock& x, float dw, float32x4_t acc) {
+  const int32x4_t p0 = vdotq_s32(vdupq_n_s32(0), w0, vld1q_s8(x.qs));
+  const int32x4_t p1 = vdotq_s32(vdupq_n_s32(0), w1, vld1q_s8(x.qs + 16));
+  acc = vfmaq_f32(acc, vcvtq_f32_s32(p0), vmulq_n_f32(vld1q_f32(x.d), dw));
+  return vfmaq_f32(acc, vcvtq_f32_s32(p1), vmulq_n_f32(vld1q_f32(x.d + 4), dw));
+}
+
+float dot_q8_0(const BlockQ8_0* w, const ActBlock* x, int n_blocks) {
+  float32x4_t acc = vdupq_n_f32(0.f);
+  for (int b = 0; b < n_blocks; ++b) acc = block(vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16), x[b], half(w[b].d), acc);
+  return vaddvq_f32(acc);
+}
+
+inline void nibbles(const std::uint8_t* qs, int8x16_t* lo, int8x16_t* hi) {
+  const uint8x16_t raw = vld1q_u8(qs);
+  *lo = vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0f)));
+  *hi = vreinterpretq_s8_u8(vshrq_n_u8(raw, 4));
+}
+
+float dot_q4_0(const BlockQ4_0* w, const ActBlock* x, int n_blocks) {
+  float32x4_t acc = vdupq_n_f32(0.f);
+  float offset = 0.f;
+  for (int b = 0; b < n_blocks; ++b) {
+    int8x16_t lo, hi;
+    nibbles(w[b].qs, &lo, &hi);
+    const float dw = half(w[b].d);
+    acc = block(lo, hi, x[b], dw, acc);
+    offset += dw * x[b].sum;
+  }
+  return vaddvq_f32(acc) - 8.f * offset;
+}
+
+float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
+  float32x4_t acc = vdupq_n_f32(0.f);
+  float offset = 0.f;
+  for (int b = 0; b < n_blocks; ++b) {
+    int8x16_t lo, hi;
+    nibbles(w[b].qs, &lo, &hi);
+    acc = block(lo, hi, x[b], half(w[b].d), acc);
+    offset += half(w[b].m) * x[b].sum;
+  }
+  return vaddvq_f32(acc) + offset;
+}
+
+float dot_f32(const float* w, const float* x, int n) {
+  float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    a0 = vfmaq_f32(a0, vld1q_f32(w + i), vld1q_f32(x + i));
+    a1 = vfmaq_f32(a1, vld1q_f32(w + i + 4), vld1q_f32(x + i + 4));
+  }
+  float acc = vaddvq_f32(vaddq_f32(a0, a1));
+  for (; i < n; ++i) acc += w[i] * x[i];
+  return acc;
+}
+
+float dot_f16(const std::uint16_t* w, const float* x, int n) {
+  float32x4_t a0 = vdupq_n_f32(0.f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i))), vld1q_f32(x + i));
+  float acc = vaddvq_f32(a0);
+  for (; i < n; ++i) acc += half(w[i]) * x[i];
+  return acc;
+}
+
+float dot_bf16(const std::uint16_t* w, const float* x, int n) {
+  float32x4_t a0 = vdupq_n_f32(0.f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t wf = vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + i), 16));
+    a0 = vfmaq_f32(a0, wf, vld1q_f32(x + i));
+  }
+  float acc = vaddvq_f32(a0);
+  for (; i < n; ++i) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(w[i]) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    acc += f * x[i];
+  }
+  return acc;
+}
+
+template <typename Block, float (*Dot)(const Block*, const ActBlock*, int)>
+void tile_1x1(const Block* const* w, const ActBlock* const* x, int n_blocks, float* out, int /*ldo*/) {
+  out[0] = Dot(w[0], x[0], n_blocks);
+}
+
+void dot_many_f32(const float* q, const float* k, int stride, int len, int hd, float* scores) {
+  for (int j = 0; j < len; ++j) scores[j] = dot_f32(q, k + static_cast<std::ptrdiff_t>(j) * stride, hd);
+}
+
+void weighted_sum_f32(const float* weights, const float* v, int stride, int len, int hd, float* out) {
+  for (int i = 0; i < hd; ++i) out[i] = 0.f;
+  for (int j = 0; j < len; ++j) {
+    const float* vj = v + static_cast<std::ptrdiff_t>(j) * stride;
+    for (int i = 0; i < hd; ++i) out[i] += weights[j] * vj[i];
+  }
+}
+
+const KernelTable kNeon{"neon-dotprod",
+                        1,
+                        1,
+                        tile_1x1<BlockQ8_0, dot_q8_0>,
+                        tile_1x1<BlockQ4_0, dot_q4_0>,
+                        tile_1x1<BlockQ4_1, dot_q4_1>,
+                        dot_many_f32,
+                        weighted_sum_f32,
+                        quantize_activations,
+                        dot_q8_0,
+                        dot_q4_0,
+                        dot_q4_1,
+                        dot_f32,
+                        dot_f16,
+                        dot_bf16};
+
+}  // namespace
+
+const KernelTable* neon_kernels() { return &kNeon; }
+
+}  // namespace halyard::cpu

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "halyard/hal/blocks.h"
+#include "halyard/hal/dtype.h"
 
 namespace halyard::cpu {
 
@@ -44,6 +45,9 @@ struct KernelTable {
   // out = sum_j weights[j] * (v + j * stride).
   void (*dot_many_f32)(const float* q, const float* k, int stride, int len, int hd, float* scores);
   void (*weighted_sum_f32)(const float* weights, const float* v, int stride, int len, int hd, float* out);
+  // nullptr where the table has no f32 GEMM block (then prefill uses the tiles or OpenBLAS).
+  void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
+                         int n_valid);
   void (*quantize_activations)(const float* x, ActBlock* out, int n_blocks);
   float (*dot_q8_0)(const BlockQ8_0* w, const ActBlock* x, int n_blocks);
   float (*dot_q4_0)(const BlockQ4_0* w, const ActBlock* x, int n_blocks);
@@ -52,6 +56,17 @@ struct KernelTable {
   float (*dot_f16)(const std::uint16_t* w, const float* x, int n);
   float (*dot_bf16)(const std::uint16_t* w, const float* x, int n);
 };
+
+// f32 GEMM block for prefill (AVX-512 builds on x86-64): out[t * ldo + r] = sum_kk
+// w[r * ldw + kk] * xt[kk * ldx + t] for r < rows (<= kGemmRows) and t < n_valid (<= kGemmTokens);
+// xt must hold kGemmTokens readable columns. Call only when the CPU has AVX-512F.
+inline constexpr int kGemmRows = 6;
+inline constexpr int kGemmTokens = 64;
+void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
+                           int n_valid);
+
+// Row dequantization with AVX-512F (same results as halyard::dequantize_row, bit for bit).
+void dequantize_row_avx512(DType dtype, const void* src, float* dst, std::int64_t n);
 
 const KernelTable& generic_kernels();
 const KernelTable* avx2_kernels();        // nullptr when not compiled in

@@ -2,6 +2,7 @@
 #define HALYARD_X86_VNNI 0
 #define HALYARD_X86_NAME "avx2"
 #define HALYARD_X86_TILE_ROWS 2  // accumulators fit 16 ymm registers
+#define HALYARD_X86_GEMM nullptr
 #include "kernels_x86.inc"
 
 namespace halyard::cpu {

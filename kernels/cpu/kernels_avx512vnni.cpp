@@ -3,6 +3,7 @@
 #define HALYARD_X86_VNNI 1
 #define HALYARD_X86_NAME "avx512vnni"
 #define HALYARD_X86_TILE_ROWS 4  // 32 registers with AVX-512VL
+#define HALYARD_X86_GEMM gemm_f32_block_avx512
 #include "kernels_x86.inc"
 
 namespace halyard::cpu {

@@ -209,6 +209,7 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
     mo.threads = o.threads;
     if (const char* env_threads = std::getenv("HALYARD_THREADS"); mo.threads == 0 && env_threads) mo.threads = std::atoi(env_threads);
     if (const char* env_kernels = std::getenv("HALYARD_CPU_KERNELS")) mo.cpu_kernels = env_kernels;
+    if (const char* env_prefill = std::getenv("HALYARD_CPU_PREFILL")) mo.cpu_prefill = env_prefill;
     auto model = rt::Model::load(path, mo, *reg.value());
     if (!model.is_ok()) return to_c(model.status());
     auto handle = std::make_unique<halyard_model>();

@@ -1,5 +1,5 @@
 // Runs the op-level conformance suite on one device:
-//   conformance_tests --device URI [--cpu-kernels generic|avx2|avx512vnni]
+//   conformance_tests --device URI [--cpu-kernels generic|avx2|avx512vnni] [--cpu-prefill gemm|blas|tiles]
 // Every case becomes one GoogleTest test "<uri>/<op>/<dtype>/<shape>". A device that is not
 // available registers a single test that is skipped with the reason.
 #include <gtest/gtest.h>
@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--device") uri = argv[i + 1];
     if (std::string(argv[i]) == "--cpu-kernels") device_options.cpu_kernels = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-prefill") device_options.cpu_prefill = argv[i + 1];
   }
   g_seed = 20261128;
   if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED")) g_seed = std::strtoull(s, nullptr, 10);

@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--device") uri = argv[i + 1];
     if (std::string(argv[i]) == "--cpu-kernels") device_options.cpu_kernels = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-prefill") device_options.cpu_prefill = argv[i + 1];
   }
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) {

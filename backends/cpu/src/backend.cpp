@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "blas_matmul.h"
 #include "cpu_ops.h"
 #include "halyard/hal/plugin_abi.h"
 
@@ -40,8 +41,12 @@ DeviceInfo cpu_device_info(int threads, const KernelTable& kernels) {
 
 class CpuDevice final : public Device {
  public:
-  CpuDevice(int threads, const KernelTable& kernels)
-      : pool_(threads), kernels_(kernels), info_(cpu_device_info(threads, kernels)) {}
+  CpuDevice(int threads, const KernelTable& kernels, PrefillPath prefill)
+      : pool_(threads), kernels_(kernels), prefill_(prefill), info_(cpu_device_info(threads, kernels)) {
+    if (prefill_ == PrefillPath::kBlas) blas_set_threads(threads);
+    info_.details += prefill_ == PrefillPath::kGemm ? ", AVX-512 GEMM for prefill"
+                     : prefill_ == PrefillPath::kBlas ? ", OpenBLAS for prefill" : ", integer tiles for prefill";
+  }
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override {
     return true;  // every op of the catalogue, every dtype infer_output accepts
@@ -52,7 +57,7 @@ class CpuDevice final : public Device {
     auto scratch = std::make_shared<Scratch>();
     return create_host_executable(graph, [this, scratch](const GraphNode& node, std::span<const HostTensor> in,
                                                          const HostTensor& out) {
-      CpuContext ctx{pool_, kernels_, *scratch};
+      CpuContext ctx{pool_, kernels_, *scratch, prefill_};
       return run_cpu_op(ctx, node, in, out);
     });
   }
@@ -60,6 +65,7 @@ class CpuDevice final : public Device {
  private:
   ThreadPool pool_;
   const KernelTable& kernels_;
+  PrefillPath prefill_;
   DeviceInfo info_;
 };
 
@@ -77,7 +83,19 @@ class CpuBackend final : public Backend {
     }
     if (options.threads < 0 || options.threads > 1024) return invalid_argument("threads must be in [0, 1024]");
     const int threads = options.threads > 0 ? options.threads : physical_cores();
-    return std::unique_ptr<Device>(new CpuDevice(threads, kernels));
+    // Fastest first, as measured on SmolLM2 pp512 (README): own GEMM, OpenBLAS, integer tiles.
+    PrefillPath prefill = kernels.gemm_f32_block ? PrefillPath::kGemm : blas_available() ? PrefillPath::kBlas : PrefillPath::kTiles;
+    const std::string& want = options.cpu_prefill;
+    if (want == "gemm" && kernels.gemm_f32_block) {
+      prefill = PrefillPath::kGemm;
+    } else if (want == "blas" && blas_available()) {
+      prefill = PrefillPath::kBlas;
+    } else if (want == "tiles") {
+      prefill = PrefillPath::kTiles;
+    } else if (!want.empty()) {
+      return unavailable("cpu prefill path '" + want + "' is not available here (gemm needs AVX-512 kernels, blas needs OpenBLAS; tiles always works)");
+    }
+    return std::unique_ptr<Device>(new CpuDevice(threads, kernels, prefill));
   }
 };
 

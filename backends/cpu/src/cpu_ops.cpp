@@ -1,5 +1,8 @@
 #include "cpu_ops.h"
 
+#include "blas_matmul.h"
+#include "gemm_matmul.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,8 +23,13 @@ int chunk_size(std::int64_t n, int threads, std::int64_t min_chunk, int per_thre
   return static_cast<int>(std::max(min_chunk, (n + chunks - 1) / chunks));
 }
 
+// Prompt-sized products (at least this many tokens) take the device's prefill path.
+constexpr std::int64_t kPrefillMinTokens = 32;
+
 Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const HostTensor& out) {
   const std::int64_t k = w.desc.ne[0], m = w.desc.ne[1], n = x.desc.ne[1];
+  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemm) return gemm_matmul(ctx, w, x, out);
+  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kBlas) return blas_matmul(ctx, w, x, out);
   const DType dt = w.desc.dtype;
   const std::size_t row_size = w.desc.row_size();
   const bool quantized = dt == DType::kQ8_0 || dt == DType::kQ4_0 || dt == DType::kQ4_1;

@@ -12,15 +12,22 @@
 
 namespace halyard::cpu {
 
+// How prompt-sized matrix products (>= 32 tokens) run: the f32 GEMM on dequantized weight bands
+// (AVX-512), OpenBLAS sgemm on the same, or the integer tiles that decode uses.
+enum class PrefillPath { kGemm, kBlas, kTiles };
+
 // Per-executable scratch memory (quantized activations), reused across runs.
 struct Scratch {
   std::vector<ActBlock> activations;
+  std::vector<float> dequantized;  // weight rows for the BLAS path
+  std::vector<float> transposed;   // activations [k, tokens] for the GEMM path
 };
 
 struct CpuContext {
   ThreadPool& pool;
   const KernelTable& kernels;
   Scratch& scratch;
+  PrefillPath prefill = PrefillPath::kTiles;
 };
 
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out);

@@ -86,6 +86,7 @@ class Device {
 struct DeviceOptions {
   int threads = 0;  // CPU worker threads; 0: the backend's default (the physical cores)
   std::string cpu_kernels;  // cpu backend: force a kernel set (generic, avx2, avx512vnni); empty: best
+  std::string cpu_prefill;  // cpu backend: prompt matmuls by gemm, blas or tiles; empty: the fastest here
 };
 
 // A backend is one vendor API. It is available or reports why not.

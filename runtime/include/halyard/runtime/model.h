@@ -41,6 +41,7 @@ struct ModelOptions {
   int max_sequences = 1;   // KV-cache slots
   int threads = 0;         // CPU threads for host backends; 0: the backend's default
   std::string cpu_kernels; // force a cpu kernel set (see DeviceOptions); empty: the best
+  std::string cpu_prefill; // force a cpu prefill path (see DeviceOptions); empty: the fastest
 };
 
 struct Weight {

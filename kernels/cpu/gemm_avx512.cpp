@@ -1,0 +1,125 @@
+// f32 GEMM micro-kernel for prefill on AVX-512F (compiled with -mavx512f -mfma -mf16c): up to 6 weight
+// rows x 64 tokens per call, 24 zmm accumulators, one broadcast weight per row and four
+// 16-token activation vectors per step of k. The driver (backends/cpu) dequantizes weight rows
+// and transposes the activations so both streams are contiguous.
+// GCC 12 warns that its own AVX-512 intrinsics read an uninitialised value (their "undefined"
+// pass-through operand; GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "halyard/hal/dtype.h"
+
+#include "kernels.h"
+
+namespace halyard::cpu {
+namespace {
+
+template <int MR>
+void block(const float* w, int ldw, const float* xt, int ldx, int k, float* out, int ldo, int n_valid) {
+  // The unroll pragmas keep all MR x 4 accumulators in registers; without them GCC keeps the
+  // array in memory and the kernel runs at a fraction of its speed.
+  __m512 acc[MR][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int kk = 0; kk < k; ++kk) {
+    const float* xr = xt + static_cast<std::ptrdiff_t>(kk) * ldx;
+    const __m512 b0 = _mm512_loadu_ps(xr), b1 = _mm512_loadu_ps(xr + 16);
+    const __m512 b2 = _mm512_loadu_ps(xr + 32), b3 = _mm512_loadu_ps(xr + 48);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 a = _mm512_set1_ps(w[static_cast<std::ptrdiff_t>(r) * ldw + kk]);
+      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
+    }
+  }
+  // Token t of row r goes to out[t * ldo + r]: the output is [tokens, rows].
+  alignas(64) float tmp[64];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < 4; ++v) _mm512_store_ps(tmp + 16 * v, acc[r][v]);
+    for (int t = 0; t < n_valid; ++t) out[static_cast<std::ptrdiff_t>(t) * ldo + r] = tmp[t];
+  }
+}
+
+}  // namespace
+
+void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
+                           int n_valid) {
+  switch (rows) {
+    case 1: block<1>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+    case 2: block<2>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+    case 3: block<3>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+    case 4: block<4>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+    case 5: block<5>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+    default: block<6>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+  }
+}
+
+void dequantize_row_avx512(DType dtype, const void* src, float* dst, std::int64_t n) {
+  switch (dtype) {
+    case DType::kF16: {
+      const auto* h = static_cast<const std::uint16_t*>(src);
+      std::int64_t i = 0;
+      for (; i + 16 <= n; i += 16) {
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))));
+      }
+      if (i < n) dequantize_row(dtype, h + i, dst + i, n - i);
+      return;
+    }
+    case DType::kBF16: {
+      const auto* h = static_cast<const std::uint16_t*>(src);
+      std::int64_t i = 0;
+      for (; i + 16 <= n; i += 16) {
+        const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i)));
+        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+      }
+      if (i < n) dequantize_row(dtype, h + i, dst + i, n - i);
+      return;
+    }
+    case DType::kQ8_0: {
+      const auto* b = static_cast<const BlockQ8_0*>(src);
+      for (std::int64_t i = 0; i < n / kQuantBlock; ++i) {
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs));
+        const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs + 16));
+        _mm512_storeu_ps(dst + i * kQuantBlock, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0))));
+        _mm512_storeu_ps(dst + i * kQuantBlock + 16, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1))));
+      }
+      return;
+    }
+    case DType::kQ4_0:
+    case DType::kQ4_1: {
+      const bool q41 = dtype == DType::kQ4_1;
+      const std::size_t bytes = q41 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
+      const auto* base = static_cast<const std::uint8_t*>(src);
+      for (std::int64_t i = 0; i < n / kQuantBlock; ++i) {
+        const auto* blk = base + static_cast<std::size_t>(i) * bytes;
+        std::uint16_t dh, mh = 0;
+        std::memcpy(&dh, blk, 2);
+        if (q41) std::memcpy(&mh, blk + 2, 2);
+        const std::uint8_t* qs = blk + (q41 ? 4 : 2);
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+        const __m512 m = _mm512_set1_ps(q41 ? _cvtsh_ss(mh) : -8.f * _cvtsh_ss(dh));
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+        const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+        const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
+        _mm512_storeu_ps(dst + i * kQuantBlock, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d, m));
+        _mm512_storeu_ps(dst + i * kQuantBlock + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m));
+      }
+      return;
+    }
+    case DType::kF32:
+    case DType::kI32:
+      dequantize_row(dtype, src, dst, n);
+      return;
+  }
+}
+
+}  // namespace halyard::cpu

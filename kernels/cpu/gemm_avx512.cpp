@@ -62,7 +62,7 @@ void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, i
   }
 }
 
-void dequantize_row_avx512(DType dtype, const void* src, float* dst, std::int64_t n) {
+void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t n) {
   switch (dtype) {
     case DType::kF16: {
       const auto* h = static_cast<const std::uint16_t*>(src);

@@ -65,8 +65,10 @@ inline constexpr int kGemmTokens = 64;
 void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
                            int n_valid);
 
-// Row dequantization with AVX-512F (same results as halyard::dequantize_row, bit for bit).
-void dequantize_row_avx512(DType dtype, const void* src, float* dst, std::int64_t n);
+// Row dequantization, bit for bit halyard::dequantize_row: the AVX-512F version on x86-64 (call
+// it only where the CPU has AVX-512F, i.e. where a table's gemm_f32_block is set), the portable
+// one elsewhere.
+void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t n);
 
 const KernelTable& generic_kernels();
 const KernelTable* avx2_kernels();        // nullptr when not compiled in

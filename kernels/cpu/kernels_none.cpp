@@ -9,4 +9,7 @@ const KernelTable* avx512vnni_kernels() { return nullptr; }
 #if !defined(__aarch64__)
 const KernelTable* neon_kernels() { return nullptr; }
 #endif
+#if !defined(__x86_64__)
+void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t n) { dequantize_row(dtype, src, dst, n); }
+#endif
 }  // namespace halyard::cpu

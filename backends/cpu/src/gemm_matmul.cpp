@@ -30,7 +30,7 @@ Status gemm_matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, co
     const std::int64_t j0 = std::int64_t{band} * kBand, rows = std::min(kBand, m - j0);
     rows_f32.resize(static_cast<std::size_t>(rows * k));
     for (std::int64_t r = 0; r < rows; ++r) {
-      dequantize_row_avx512(w.desc.dtype, wb + static_cast<std::size_t>(j0 + r) * row_size, rows_f32.data() + r * k, k);
+      dequantize_row_fast(w.desc.dtype, wb + static_cast<std::size_t>(j0 + r) * row_size, rows_f32.data() + r * k, k);
     }
     for (std::int64_t t0 = 0; t0 < n; t0 += kGemmTokens) {
       for (std::int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {

@@ -10,6 +10,7 @@
 
 #include "halyard/hal/dtype.h"
 #include "kernels.h"
+#include "kernels_common.h"
 
 namespace halyard::cpu {
 namespace {
@@ -102,31 +103,14 @@ float dot_bf16(const std::uint16_t* w, const float* x, int n) {
   return acc;
 }
 
-template <typename Block, float (*Dot)(const Block*, const ActBlock*, int)>
-void tile_1x1(const Block* const* w, const ActBlock* const* x, int n_blocks, float* out, int /*ldo*/) {
-  out[0] = Dot(w[0], x[0], n_blocks);
-}
-
-void dot_many_f32(const float* q, const float* k, int stride, int len, int hd, float* scores) {
-  for (int j = 0; j < len; ++j) scores[j] = dot_f32(q, k + static_cast<std::ptrdiff_t>(j) * stride, hd);
-}
-
-void weighted_sum_f32(const float* weights, const float* v, int stride, int len, int hd, float* out) {
-  for (int i = 0; i < hd; ++i) out[i] = 0.f;
-  for (int j = 0; j < len; ++j) {
-    const float* vj = v + static_cast<std::ptrdiff_t>(j) * stride;
-    for (int i = 0; i < hd; ++i) out[i] += weights[j] * vj[i];
-  }
-}
-
 const KernelTable kGeneric{"generic",
                            1,
                            1,
                            tile_1x1<BlockQ8_0, dot_q8_0>,
                            tile_1x1<BlockQ4_0, dot_q4_0>,
                            tile_1x1<BlockQ4_1, dot_q4_1>,
-                           dot_many_f32,
-                           weighted_sum_f32,
+                           dot_many_by_dots<dot_f32>,
+                           weighted_sum_scalar,
                            nullptr,
                            quantize_activations,
                            dot_q8_0,

@@ -1,0 +1,30 @@
+// Kernel-table entries that the portable and the NEON tables build from their own dot products.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels.h"
+
+namespace halyard::cpu {
+
+// A 1 x 1 "tile": one plain dot product (tables without register tiles).
+template <typename Block, float (*Dot)(const Block*, const ActBlock*, int)>
+void tile_1x1(const Block* const* w, const ActBlock* const* x, int n_blocks, float* out, int /*ldo*/) {
+  out[0] = Dot(w[0], x[0], n_blocks);
+}
+
+// Attention scores as one dot product per key.
+template <float (*DotF32)(const float*, const float*, int)>
+void dot_many_by_dots(const float* q, const float* k, int stride, int len, int hd, float* scores) {
+  for (int j = 0; j < len; ++j) scores[j] = DotF32(q, k + static_cast<std::ptrdiff_t>(j) * stride, hd);
+}
+
+inline void weighted_sum_scalar(const float* weights, const float* v, int stride, int len, int hd, float* out) {
+  for (int i = 0; i < hd; ++i) out[i] = 0.f;
+  for (int j = 0; j < len; ++j) {
+    const float* vj = v + static_cast<std::ptrdiff_t>(j) * stride;
+    for (int i = 0; i < hd; ++i) out[i] += weights[j] * vj[i];
+  }
+}
+
+}  // namespace halyard::cpu

@@ -18,14 +18,16 @@ namespace halyard::cpu {
 namespace {
 
 template <int MR>
-void block(const float* w, int ldw, const float* xt, int ldx, int k, float* out, int ldo, int n_valid) {
+void block(const float* w, int ldw, const float* xt, int ldx, int k, float* ct, int ldc, bool accumulate) {
   // The unroll pragmas keep all MR x 4 accumulators in registers; without them GCC keeps the
   // array in memory and the kernel runs at a fraction of its speed.
   __m512 acc[MR][4];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < 4; ++v) {
+      acc[r][v] = accumulate ? _mm512_loadu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v) : _mm512_setzero_ps();
+    }
   }
   for (int kk = 0; kk < k; ++kk) {
     const float* xr = xt + static_cast<std::ptrdiff_t>(kk) * ldx;
@@ -40,25 +42,24 @@ void block(const float* w, int ldw, const float* xt, int ldx, int k, float* out,
       acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
     }
   }
-  // Token t of row r goes to out[t * ldo + r]: the output is [tokens, rows].
-  alignas(64) float tmp[64];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    for (int v = 0; v < 4; ++v) _mm512_store_ps(tmp + 16 * v, acc[r][v]);
-    for (int t = 0; t < n_valid; ++t) out[static_cast<std::ptrdiff_t>(t) * ldo + r] = tmp[t];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v, acc[r][v]);
   }
 }
 
 }  // namespace
 
-void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
-                           int n_valid) {
+void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
+                           bool accumulate) {
   switch (rows) {
-    case 1: block<1>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
-    case 2: block<2>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
-    case 3: block<3>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
-    case 4: block<4>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
-    case 5: block<5>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
-    default: block<6>(w, ldw, xt, ldx, k, out, ldo, n_valid); break;
+    case 1: block<1>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
+    case 2: block<2>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
+    case 3: block<3>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
+    case 4: block<4>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
+    case 5: block<5>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
+    default: block<6>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
   }
 }
 

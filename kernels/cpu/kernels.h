@@ -46,8 +46,8 @@ struct KernelTable {
   void (*dot_many_f32)(const float* q, const float* k, int stride, int len, int hd, float* scores);
   void (*weighted_sum_f32)(const float* weights, const float* v, int stride, int len, int hd, float* out);
   // nullptr where the table has no f32 GEMM block (then prefill uses the tiles or OpenBLAS).
-  void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
-                         int n_valid);
+  void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
+                         bool accumulate);
   void (*quantize_activations)(const float* x, ActBlock* out, int n_blocks);
   float (*dot_q8_0)(const BlockQ8_0* w, const ActBlock* x, int n_blocks);
   float (*dot_q4_0)(const BlockQ4_0* w, const ActBlock* x, int n_blocks);
@@ -57,13 +57,14 @@ struct KernelTable {
   float (*dot_bf16)(const std::uint16_t* w, const float* x, int n);
 };
 
-// f32 GEMM block for prefill (AVX-512 builds on x86-64): out[t * ldo + r] = sum_kk
-// w[r * ldw + kk] * xt[kk * ldx + t] for r < rows (<= kGemmRows) and t < n_valid (<= kGemmTokens);
-// xt must hold kGemmTokens readable columns. Call only when the CPU has AVX-512F.
+// f32 GEMM block for prefill (AVX-512 builds on x86-64): ct[r * ldc + t] (+)= sum_{kk < k}
+// w[r * ldw + kk] * xt[kk * ldx + t] for r < rows (<= kGemmRows) and t < kGemmTokens, adding to
+// ct when `accumulate` (a later slice of k). The result is [rows, tokens], contiguous per row,
+// so slices of k accumulate with vector loads and stores. Call only where the CPU has AVX-512F.
 inline constexpr int kGemmRows = 6;
 inline constexpr int kGemmTokens = 64;
-void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* out, int ldo,
-                           int n_valid);
+void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
+                           bool accumulate);
 
 // Row dequantization, bit for bit halyard::dequantize_row: the AVX-512F version on x86-64 (call
 // it only where the CPU has AVX-512F, i.e. where a table's gemm_f32_block is set), the portable

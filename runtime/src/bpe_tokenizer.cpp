@@ -68,9 +68,16 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& ou
       out.push_back(*id);
       continue;
     }
-    // Not in the vocabulary (a broken vocab): fall back to its single byte-characters.
+    // Not in the vocabulary: fall back to its single byte-characters. A byte whose character
+    // the vocabulary lacks (SmolLM2 has none for 21 bytes, e.g. the control 0x13) is dropped,
+    // as llama.cpp drops it; say so once.
     for (const auto& ch : utf8_chars(s)) {
-      if (auto id = find(ch)) out.push_back(*id);
+      if (auto id = find(ch)) {
+        out.push_back(*id);
+      } else if (!warned_unencodable_.exchange(true)) {
+        spdlog::warn("tokenizer: the vocabulary has no token for byte 0x{:02x}; such bytes are dropped",
+                     char_to_byte_.count(ch) ? char_to_byte_.at(ch) : 0);
+      }
     }
   }
 }

@@ -2,6 +2,7 @@
 // applied by rank (lowest first, leftmost on ties).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -26,6 +27,7 @@ class BpeTokenizer final : public Tokenizer {
   bool ignore_merges_ = false;
   std::string byte_to_char_[256];
   std::unordered_map<std::string, unsigned char> char_to_byte_;
+  mutable std::atomic<bool> warned_unencodable_{false};
 };
 
 }  // namespace halyard::runtime

@@ -53,6 +53,15 @@ TEST_F(SmolLM2Tokenizer, DecodeInvertsEncode) {
   }
 }
 
+// Found by tests/fuzz/tokenizer_fuzz: SmolLM2's vocabulary has no token for the control byte
+// 0x13. It is dropped (llama.cpp's BPE drops it the same way) instead of failing or emitting a
+// wrong token; everything around it survives.
+TEST_F(SmolLM2Tokenizer, BytesWithoutATokenAreDropped) {
+  const auto ids = tokenizer_->encode("H\x13llo", false, false);
+  EXPECT_EQ(tokenizer_->decode(ids), "Hllo");
+  for (TokenId id : ids) EXPECT_LT(static_cast<std::size_t>(id), tokenizer_->vocab_size());
+}
+
 TEST_F(SmolLM2Tokenizer, SpecialTokensOnlyWhenAsked) {
   const auto with = tokenizer_->encode("<|im_start|>user", false, true);
   ASSERT_EQ(with.size(), 2u);

@@ -1,5 +1,6 @@
 #include "halyard/hal/host.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -32,12 +33,48 @@ namespace {
 
 class HostExecutable final : public Executable {
  public:
-  HostExecutable(const Graph& graph, HostNodeFn fn) : graph_(graph), fn_(std::move(fn)), intermediates_(graph.tensors().size()) {}
+  HostExecutable(const Graph& graph, HostNodeFn fn) : graph_(graph), fn_(std::move(fn)) {}
 
+  // Intermediates share buffers once their last reader has run: a tensor takes the smallest
+  // free buffer that fits, or a new one. A node's output never shares with its own inputs
+  // (inputs are released only after the output is placed). A 512-token prefill of a 1B model
+  // needs a few buffers instead of one per node.
   Status allocate() {
-    for (std::size_t i = 0; i < graph_.tensors().size(); ++i) {
-      if (graph_.tensors()[i].role == TensorRole::kIntermediate) {
-        HALYARD_ASSIGN_OR_RETURN(intermediates_[i], HostBuffer::create(graph_.tensors()[i].desc.bytes()));
+    const auto& tensors = graph_.tensors();
+    const auto& nodes = graph_.nodes();
+    std::vector<std::size_t> last_use(tensors.size(), 0);
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      for (TensorId id : nodes[n].inputs) last_use[static_cast<std::size_t>(id)] = n;
+    }
+    std::vector<Buffer*> free_list;
+    buffer_of_.assign(tensors.size(), nullptr);
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      const auto out = static_cast<std::size_t>(nodes[n].output);
+      if (tensors[out].role == TensorRole::kIntermediate) {
+        const std::size_t bytes = tensors[out].desc.bytes();
+        auto best = free_list.end();
+        for (auto it = free_list.begin(); it != free_list.end(); ++it) {
+          if ((*it)->size() >= bytes && (best == free_list.end() || (*it)->size() < (*best)->size())) best = it;
+        }
+        if (best != free_list.end()) {
+          buffer_of_[out] = *best;
+          free_list.erase(best);
+        } else {
+          HALYARD_ASSIGN_OR_RETURN(auto buffer, HostBuffer::create(bytes));
+          buffer_of_[out] = buffer.get();
+          owned_.push_back(std::move(buffer));
+        }
+        // An output nobody reads is released right away (after this node).
+        if (last_use[out] < n) last_use[out] = n;
+      }
+      std::vector<std::size_t> released;
+      for (TensorId id : nodes[n].inputs) released.push_back(static_cast<std::size_t>(id));
+      released.push_back(out);
+      for (std::size_t id : released) {
+        if (tensors[id].role == TensorRole::kIntermediate && buffer_of_[id] && last_use[id] == n &&
+            std::find(free_list.begin(), free_list.end(), buffer_of_[id]) == free_list.end()) {
+          free_list.push_back(buffer_of_[id]);
+        }
       }
     }
     return Status::ok();
@@ -47,7 +84,7 @@ class HostExecutable final : public Executable {
     const auto& tensors = graph_.tensors();
     std::vector<void*> ptrs(tensors.size(), nullptr);
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      if (intermediates_[i]) ptrs[i] = static_cast<HostBuffer*>(intermediates_[i].get())->data();
+      if (buffer_of_[i]) ptrs[i] = static_cast<HostBuffer*>(buffer_of_[i])->data();
     }
     for (const Binding& b : bindings) {
       if (b.tensor < 0 || static_cast<std::size_t>(b.tensor) >= tensors.size() || !b.buffer) {
@@ -78,7 +115,8 @@ class HostExecutable final : public Executable {
  private:
   Graph graph_;
   HostNodeFn fn_;
-  std::vector<std::unique_ptr<Buffer>> intermediates_;
+  std::vector<std::unique_ptr<Buffer>> owned_;  // the distinct intermediate buffers
+  std::vector<Buffer*> buffer_of_;              // per tensor: its intermediate buffer, or null
 };
 
 }  // namespace

@@ -16,9 +16,12 @@ int main(int argc, char** argv) {
   int repeats = 7;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
-    if (k == "--mib") mib = std::strtoull(argv[i + 1], nullptr, 10);
-    if (k == "--threads") threads = std::atoi(argv[i + 1]);
-    if (k == "--repeats") repeats = std::atoi(argv[i + 1]);
+    if (k == "--mib")
+      mib = std::strtoull(argv[i + 1], nullptr, 10);
+    if (k == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    if (k == "--repeats")
+      repeats = std::atoi(argv[i + 1]);
   }
   const std::size_t n = mib * (1u << 20) / sizeof(float);
   std::vector<float> a(n), b(n, 1.f), c(n, 2.f);
@@ -30,15 +33,19 @@ int main(int argc, char** argv) {
       pool.emplace_back([&, t] {
         const std::size_t lo = n * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
         const std::size_t hi = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
-        for (std::size_t i = lo; i < hi; ++i) a[i] = b[i] + 3.f * c[i];
+        for (std::size_t i = lo; i < hi; ++i)
+          a[i] = b[i] + 3.f * c[i];
       });
     }
-    for (auto& th : pool) th.join();
+    for (auto& th : pool)
+      th.join();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     gbps.push_back(3.0 * static_cast<double>(n) * sizeof(float) / s / 1e9);
   }
   std::sort(gbps.begin(), gbps.end());
-  std::printf("{\"test\": \"triad\", \"mib_per_array\": %zu, \"threads\": %d, \"repeats\": %d, \"median_gb_per_s\": %.1f, \"best_gb_per_s\": %.1f, \"check\": %.1f}\n",
-              mib, threads, repeats, gbps[gbps.size() / 2], gbps.back(), static_cast<double>(a[n / 2]));
+  std::printf(
+      "{\"test\": \"triad\", \"mib_per_array\": %zu, \"threads\": %d, \"repeats\": %d, \"median_gb_per_s\": %.1f, "
+      "\"best_gb_per_s\": %.1f, \"check\": %.1f}\n",
+      mib, threads, repeats, gbps[gbps.size() / 2], gbps.back(), static_cast<double>(a[n / 2]));
   return 0;
 }

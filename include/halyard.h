@@ -27,9 +27,9 @@ typedef enum halyard_status {
   HALYARD_OK = 0,
   HALYARD_ERROR_INVALID_ARGUMENT = 1,
   HALYARD_ERROR_NOT_FOUND = 2,
-  HALYARD_ERROR_UNAVAILABLE = 3,      /* backend or device not usable here */
-  HALYARD_ERROR_UNIMPLEMENTED = 4,    /* op, dtype or architecture not supported */
-  HALYARD_ERROR_OUT_OF_RANGE = 5,     /* e.g. prompt longer than the context */
+  HALYARD_ERROR_UNAVAILABLE = 3,   /* backend or device not usable here */
+  HALYARD_ERROR_UNIMPLEMENTED = 4, /* op, dtype or architecture not supported */
+  HALYARD_ERROR_OUT_OF_RANGE = 5,  /* e.g. prompt longer than the context */
   HALYARD_ERROR_OUT_OF_MEMORY = 6,
   HALYARD_ERROR_CORRUPT_FILE = 7,
   HALYARD_ERROR_CANCELLED = 8,
@@ -92,14 +92,14 @@ HALYARD_API uint64_t halyard_model_kv_bytes_per_token(const halyard_model* model
  * capacity). add_special prepends BOS where the model wants it; parse_special turns special
  * token texts such as "<|im_start|>" into those tokens. */
 HALYARD_API halyard_status halyard_tokenize(const halyard_model* model, const char* text, size_t text_len,
-                                            int add_special, int parse_special, int32_t* tokens,
-                                            size_t capacity, size_t* n_out);
+                                            int add_special, int parse_special, int32_t* tokens, size_t capacity,
+                                            size_t* n_out);
 /* Writes the text of tokens (not NUL-terminated); *n_out receives its full length. */
 HALYARD_API halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tokens, size_t n_tokens,
                                               char* text, size_t capacity, size_t* n_out);
 
 typedef struct halyard_chat_message {
-  const char* role;    /* "system", "user", "assistant" */
+  const char* role; /* "system", "user", "assistant" */
   const char* content;
 } halyard_chat_message;
 
@@ -111,12 +111,12 @@ HALYARD_API halyard_status halyard_apply_chat_template(const halyard_model* mode
 
 typedef struct halyard_generate_options {
   size_t struct_size;
-  int32_t max_tokens;  /* default 128 */
-  float temperature;   /* <= 0: greedy (default 0) */
-  int32_t top_k;       /* default 40; <= 0 disables */
-  float top_p;         /* default 0.95; >= 1 disables */
-  uint64_t seed;       /* default 0 */
-  int parse_special;   /* treat special-token texts in the prompt as tokens (default 1) */
+  int32_t max_tokens; /* default 128 */
+  float temperature;  /* <= 0: greedy (default 0) */
+  int32_t top_k;      /* default 40; <= 0 disables */
+  float top_p;        /* default 0.95; >= 1 disables */
+  uint64_t seed;      /* default 0 */
+  int parse_special;  /* treat special-token texts in the prompt as tokens (default 1) */
 } halyard_generate_options;
 
 typedef struct halyard_timings {
@@ -135,9 +135,8 @@ typedef int (*halyard_token_callback)(int32_t token, const char* text, size_t te
 HALYARD_API void halyard_generate_options_default(halyard_generate_options* options);
 /* Generates a continuation of prompt (a fresh sequence each call). timings may be NULL. */
 HALYARD_API halyard_status halyard_generate(halyard_model* model, const char* prompt,
-                                            const halyard_generate_options* options,
-                                            halyard_token_callback callback, void* user_data,
-                                            halyard_timings* timings);
+                                            const halyard_generate_options* options, halyard_token_callback callback,
+                                            void* user_data, halyard_timings* timings);
 
 /* ---- Sessions: one sequence, token by token -------------------------------------------- */
 

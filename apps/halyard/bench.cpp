@@ -20,20 +20,24 @@ struct Stats {
 
 Stats stats(std::vector<double> v) {
   Stats s;
-  if (v.empty()) return s;
+  if (v.empty())
+    return s;
   std::sort(v.begin(), v.end());
   s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   double mean = 0;
-  for (double x : v) mean += x;
+  for (double x : v)
+    mean += x;
   mean /= static_cast<double>(v.size());
   double var = 0;
-  for (double x : v) var += (x - mean) * (x - mean);
+  for (double x : v)
+    var += (x - mean) * (x - mean);
   s.stddev = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0;
   return s;
 }
 
 int fail(halyard_status s, const std::string& what) {
-  std::fprintf(stderr, "halyard bench: %s failed: %s: %s\n", what.c_str(), halyard_status_name(s), halyard_last_error());
+  std::fprintf(stderr, "halyard bench: %s failed: %s: %s\n", what.c_str(), halyard_status_name(s),
+               halyard_last_error());
   return 1;
 }
 
@@ -61,7 +65,8 @@ int run_bench(const BenchArgs& a) {
     mo.context_length = std::max(a.prompt_tokens, a.gen_tokens) + 8;
     mo.threads = a.threads;
     halyard_model* model = nullptr;
-    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK) return fail(s, "loading on " + device);
+    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
+      return fail(s, "loading on " + device);
     halyard_session* session = nullptr;
     if (halyard_status s = halyard_session_create(model, &session); s != HALYARD_OK) {
       halyard_model_free(model);
@@ -75,29 +80,35 @@ int run_bench(const BenchArgs& a) {
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> token(0, halyard_model_vocab_size(model) - 1);
     std::vector<int32_t> prompt(static_cast<std::size_t>(a.prompt_tokens));
-    for (auto& t : prompt) t = token(rng);
+    for (auto& t : prompt)
+      t = token(rng);
 
     DeviceResult r;
     r.device = halyard_model_device(model);
     std::vector<double> ttft, gbps;
     // Warm-up: compiles both graphs and faults the weights in.
     halyard_status s = halyard_session_eval(session, prompt.data(), prompt.size(), nullptr);
-    if (s == HALYARD_OK) s = halyard_session_eval(session, prompt.data(), 1, nullptr);
+    if (s == HALYARD_OK)
+      s = halyard_session_eval(session, prompt.data(), 1, nullptr);
     for (int rep = 0; rep < a.repeats && s == HALYARD_OK; ++rep) {
-      std::fprintf(stderr, "\r%s: pp%d/tg%d run %d of %d ", r.device.c_str(), a.prompt_tokens, a.gen_tokens, rep + 1, a.repeats);
+      std::fprintf(stderr, "\r%s: pp%d/tg%d run %d of %d ", r.device.c_str(), a.prompt_tokens, a.gen_tokens, rep + 1,
+                   a.repeats);
       halyard_session_reset(session);
       auto t0 = Clock::now();
       s = halyard_session_eval(session, prompt.data(), prompt.size(), nullptr);
       const double pp_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      if (s != HALYARD_OK) break;
+      if (s != HALYARD_OK)
+        break;
       r.pp_runs.push_back(a.prompt_tokens / pp_s);
       ttft.push_back(pp_s * 1e3);
       // Token generation from an empty sequence, one token per step (as llama-bench's tg).
       halyard_session_reset(session);
       t0 = Clock::now();
-      for (int i = 0; i < a.gen_tokens && s == HALYARD_OK; ++i) s = halyard_session_eval(session, &prompt[static_cast<std::size_t>(i % a.prompt_tokens)], 1, nullptr);
+      for (int i = 0; i < a.gen_tokens && s == HALYARD_OK; ++i)
+        s = halyard_session_eval(session, &prompt[static_cast<std::size_t>(i % a.prompt_tokens)], 1, nullptr);
       const double tg_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      if (s != HALYARD_OK) break;
+      if (s != HALYARD_OK)
+        break;
       const double tps = a.gen_tokens / tg_s;
       r.tg_runs.push_back(tps);
       // Each step reads every weight plus the KV cache so far (on average half of the run's).
@@ -107,26 +118,38 @@ int run_bench(const BenchArgs& a) {
     std::fprintf(stderr, "\n");
     halyard_session_free(session);
     halyard_model_free(model);
-    if (s != HALYARD_OK) return fail(s, "running on " + device);
+    if (s != HALYARD_OK)
+      return fail(s, "running on " + device);
     r.pp_tps = stats(r.pp_runs);
     r.tg_tps = stats(r.tg_runs);
     r.ttft_ms = stats(ttft);
     r.tg_gbps = stats(gbps);
-    results.push_back({{"model", model_name}, {"model_path", a.model}, {"size_bytes", weight_bytes},
+    results.push_back({{"model", model_name},
+                       {"model_path", a.model},
+                       {"size_bytes", weight_bytes},
                        {"params", params_m * 1e6},
-                       {"device", r.device}, {"threads", a.threads}, {"n_prompt", a.prompt_tokens}, {"n_gen", a.gen_tokens},
-                       {"repeats", a.repeats}, {"pp_tokens_per_s_median", r.pp_tps.median}, {"pp_tokens_per_s_stddev", r.pp_tps.stddev},
-                       {"pp_runs", r.pp_runs}, {"tg_tokens_per_s_median", r.tg_tps.median},
-                       {"tg_tokens_per_s_stddev", r.tg_tps.stddev}, {"tg_runs", r.tg_runs},
-                       {"time_to_first_token_ms_median", r.ttft_ms.median}, {"tg_effective_gb_per_s_median", r.tg_gbps.median}});
+                       {"device", r.device},
+                       {"threads", a.threads},
+                       {"n_prompt", a.prompt_tokens},
+                       {"n_gen", a.gen_tokens},
+                       {"repeats", a.repeats},
+                       {"pp_tokens_per_s_median", r.pp_tps.median},
+                       {"pp_tokens_per_s_stddev", r.pp_tps.stddev},
+                       {"pp_runs", r.pp_runs},
+                       {"tg_tokens_per_s_median", r.tg_tps.median},
+                       {"tg_tokens_per_s_stddev", r.tg_tps.stddev},
+                       {"tg_runs", r.tg_runs},
+                       {"time_to_first_token_ms_median", r.ttft_ms.median},
+                       {"tg_effective_gb_per_s_median", r.tg_gbps.median}});
     table.push_back(std::move(r));
   }
-  std::printf("| model | size | params | device | test | t/s | TTFT ms | GB/s |\n|---|---:|---:|---|---|---:|---:|---:|\n");
+  std::printf(
+      "| model | size | params | device | test | t/s | TTFT ms | GB/s |\n|---|---:|---:|---|---|---:|---:|---:|\n");
   for (const auto& r : table) {
-    std::printf("| %s | %.2f GiB | %.1f M | %s | pp%d | %.2f ± %.2f | %.1f | |\n", model_name.c_str(), size_gib, params_m,
-                r.device.c_str(), a.prompt_tokens, r.pp_tps.median, r.pp_tps.stddev, r.ttft_ms.median);
-    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%d | %.2f ± %.2f | | %.1f |\n", model_name.c_str(), size_gib, params_m,
-                r.device.c_str(), a.gen_tokens, r.tg_tps.median, r.tg_tps.stddev, r.tg_gbps.median);
+    std::printf("| %s | %.2f GiB | %.1f M | %s | pp%d | %.2f ± %.2f | %.1f | |\n", model_name.c_str(), size_gib,
+                params_m, r.device.c_str(), a.prompt_tokens, r.pp_tps.median, r.pp_tps.stddev, r.ttft_ms.median);
+    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%d | %.2f ± %.2f | | %.1f |\n", model_name.c_str(), size_gib,
+                params_m, r.device.c_str(), a.gen_tokens, r.tg_tps.median, r.tg_tps.stddev, r.tg_gbps.median);
   }
   if (!a.json_path.empty()) {
     std::ofstream out(a.json_path);

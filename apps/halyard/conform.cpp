@@ -38,10 +38,12 @@ int run_conform(const ConformArgs& a) {
     for (Backend* b : registry.value()->backends()) {
       if (!b->availability().is_ok()) {
         std::printf("%-8s unavailable: %s\n", std::string(b->name()).c_str(), b->availability().message().c_str());
-        json["devices"].push_back({{"backend", b->name()}, {"available", false}, {"reason", b->availability().message()}});
+        json["devices"].push_back(
+            {{"backend", b->name()}, {"available", false}, {"reason", b->availability().message()}});
         continue;
       }
-      for (const auto& d : b->devices()) uris.push_back(d.uri);
+      for (const auto& d : b->devices())
+        uris.push_back(d.uri);
     }
   }
   auto cases = conformance::all_op_cases();
@@ -64,14 +66,17 @@ int run_conform(const ConformArgs& a) {
       json["devices"].push_back({{"device", uri}, {"available", false}, {"reason", device.status().message()}});
       continue;
     }
-    json["devices"].push_back({{"device", uri}, {"available", true}, {"name", device.value()->info().name},
+    json["devices"].push_back({{"device", uri},
+                               {"available", true},
+                               {"name", device.value()->info().name},
                                {"details", device.value()->info().details}});
     columns.push_back(uri);
     for (std::size_t i = 0; i < cases.size(); ++i) {
       const auto& c = cases[i];
       const int width = 30;
       const int done = static_cast<int>((i + 1) * width / cases.size());
-      std::fprintf(stderr, "\r%-8s [%s%s] %zu/%zu ", uri.c_str(), std::string(static_cast<std::size_t>(done), '#').c_str(),
+      std::fprintf(stderr, "\r%-8s [%s%s] %zu/%zu ", uri.c_str(),
+                   std::string(static_cast<std::size_t>(done), '#').c_str(),
                    std::string(static_cast<std::size_t>(width - done), '.').c_str(), i + 1, cases.size());
       const auto r = conformance::run_op_case(*device.value(), c, a.seed);
       Cell& cell = matrix[row_key(c.name)][uri];
@@ -83,16 +88,23 @@ int run_conform(const ConformArgs& a) {
       } else {
         ++cell.failed;
         any_failure = true;
-        if (cell.first_error.empty()) cell.first_error = c.name + ": " + r.message;
+        if (cell.first_error.empty())
+          cell.first_error = c.name + ": " + r.message;
       }
       cell.worst_nmse = std::max(cell.worst_nmse, r.nmse);
-      json["results"].push_back({{"device", uri}, {"case", c.name}, {"op", op_name(c.op)}, {"status", status},
-                                 {"nmse", r.nmse}, {"tolerance", c.tolerance}, {"message", r.message}});
+      json["results"].push_back({{"device", uri},
+                                 {"case", c.name},
+                                 {"op", op_name(c.op)},
+                                 {"status", status},
+                                 {"nmse", r.nmse},
+                                 {"tolerance", c.tolerance},
+                                 {"message", r.message}});
     }
     std::fprintf(stderr, "\n");
   }
   std::printf("%-24s", "op/dtype");
-  for (const auto& col : columns) std::printf(" | %-22s", col.c_str());
+  for (const auto& col : columns)
+    std::printf(" | %-22s", col.c_str());
   std::printf("\n");
   for (const auto& [row, cells] : matrix) {
     std::printf("%-24s", row.c_str());
@@ -115,7 +127,8 @@ int run_conform(const ConformArgs& a) {
   }
   for (const auto& [row, cells] : matrix) {
     for (const auto& [col, cell] : cells) {
-      if (!cell.first_error.empty()) std::printf("%s on %s: %s\n", row.c_str(), col.c_str(), cell.first_error.c_str());
+      if (!cell.first_error.empty())
+        std::printf("%s on %s: %s\n", row.c_str(), col.c_str(), cell.first_error.c_str());
     }
   }
   if (!a.json_path.empty()) {

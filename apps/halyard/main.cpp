@@ -1,7 +1,6 @@
 // The halyard command line. It uses only the public C API (include/halyard.h), except
 // `conform`, which tests backends through the HAL itself (conform.h).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -35,7 +34,8 @@ int report(halyard_status s, const char* what) {
 
 int cmd_devices() {
   halyard_device_list* list = nullptr;
-  if (halyard_status s = halyard_list_devices(&list); s != HALYARD_OK) return report(s, "listing devices");
+  if (halyard_status s = halyard_list_devices(&list); s != HALYARD_OK)
+    return report(s, "listing devices");
   for (size_t i = 0; i < halyard_device_list_size(list); ++i) {
     const char* uri = halyard_device_list_uri(list, i);
     std::printf("%-10s %-12s %s\n", halyard_device_list_backend(list, i), *uri ? uri : "-",
@@ -80,7 +80,8 @@ int cmd_generate(const GenerateArgs& a) {
   mo.context_length = a.ctx;
   mo.threads = a.threads;
   halyard_model* model = nullptr;
-  if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK) return report(s, "loading the model");
+  if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK)
+    return report(s, "loading the model");
   std::fprintf(stderr, "halyard: %s on %s\n", halyard_model_name(model), halyard_model_device(model));
 
   std::string prompt = a.prompt;
@@ -89,7 +90,8 @@ int cmd_generate(const GenerateArgs& a) {
     size_t need = 0;
     (void)halyard_apply_chat_template(model, &msg, 1, nullptr, 0, &need);
     prompt.assign(need, '\0');
-    if (halyard_status s = halyard_apply_chat_template(model, &msg, 1, prompt.data(), prompt.size(), &need); s != HALYARD_OK) {
+    if (halyard_status s = halyard_apply_chat_template(model, &msg, 1, prompt.data(), prompt.size(), &need);
+        s != HALYARD_OK) {
       halyard_model_free(model);
       return report(s, "applying the chat template");
     }
@@ -103,11 +105,13 @@ int cmd_generate(const GenerateArgs& a) {
   go.seed = a.seed;
   halyard_timings t{};
   t.struct_size = sizeof t;
-  if (!a.chat) std::fputs(a.prompt.c_str(), stdout);
+  if (!a.chat)
+    std::fputs(a.prompt.c_str(), stdout);
   const halyard_status s = halyard_generate(model, prompt.c_str(), &go, on_token, nullptr, &t);
   std::printf("\n");
   halyard_model_free(model);
-  if (s != HALYARD_OK) return report(s, "generating");
+  if (s != HALYARD_OK)
+    return report(s, "generating");
   std::fprintf(stderr, "\nprompt %d tokens, generated %d | TTFT %.1f ms | prefill %.2f tok/s | decode %.2f tok/s\n",
                t.prompt_tokens, t.generated_tokens, t.time_to_first_token_ms, t.prefill_tokens_per_s,
                t.decode_tokens_per_s);
@@ -139,7 +143,8 @@ int main(int argc, char** argv) {
   gen->add_option("--seed", g.seed, "Random seed");
 
   BenchArgs b;
-  auto* bench = app.add_subcommand("bench", "Prompt-processing and token-generation speed per device (median of repeats)");
+  auto* bench =
+      app.add_subcommand("bench", "Prompt-processing and token-generation speed per device (median of repeats)");
   bench->add_option("-m,--model", b.model, "GGUF model file (default: the default model)");
   bench->add_option("-d,--device", b.devices, "Device URIs to measure (repeatable)");
   bench->add_option("-p,--n-prompt", b.prompt_tokens, "Prompt tokens (pp test)");
@@ -149,7 +154,8 @@ int main(int argc, char** argv) {
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
 
   ConformArgs c;
-  auto* conform = app.add_subcommand("conform", "Run the op conformance suite against the reference; print a device x op x dtype matrix");
+  auto* conform = app.add_subcommand(
+      "conform", "Run the op conformance suite against the reference; print a device x op x dtype matrix");
   conform->add_option("-d,--device", c.devices, "Device URIs (repeatable; default: every available device)");
   conform->add_option("--op", c.op, "Only this op (e.g. MATMUL)");
   conform->add_option("--json", c.json_path, "Also write the results as JSON");
@@ -158,11 +164,15 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   halyard_set_log_level(1 + verbosity);
-  if (devices->parsed()) return cmd_devices();
-  if (gen->parsed()) return cmd_generate(g);
-  if (conform->parsed()) return run_conform(c);
+  if (devices->parsed())
+    return cmd_devices();
+  if (gen->parsed())
+    return cmd_generate(g);
+  if (conform->parsed())
+    return run_conform(c);
   if (bench->parsed()) {
-    if (b.model.empty()) b.model = default_model_path();
+    if (b.model.empty())
+      b.model = default_model_path();
     return run_bench(b);
   }
   return 1;

@@ -18,7 +18,8 @@ const DType kWeightDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ
 
 std::string shape_name(std::initializer_list<std::pair<const char*, std::int64_t>> dims) {
   std::string s;
-  for (const auto& [k, v] : dims) s += (s.empty() ? "" : "_") + std::string(k) + std::to_string(v);
+  for (const auto& [k, v] : dims)
+    s += (s.empty() ? "" : "_") + std::string(k) + std::to_string(v);
   return s;
 }
 
@@ -29,12 +30,16 @@ void add_elementwise(std::vector<OpCase>& out) {
     const std::string sh = shape_name({{"d", d}, {"n", n}});
     OpParams norm;
     norm.eps = 1e-5f;
-    out.push_back({"RMS_NORM/f32/" + sh, OpKind::kRmsNorm, {x, row}, {Fill::kRandom, Fill::kRandom}, norm, 0, 0, kElementwise});
-    out.push_back({"SWIGLU/f32/" + sh, OpKind::kSwiglu, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back(
+        {"RMS_NORM/f32/" + sh, OpKind::kRmsNorm, {x, row}, {Fill::kRandom, Fill::kRandom}, norm, 0, 0, kElementwise});
+    out.push_back(
+        {"SWIGLU/f32/" + sh, OpKind::kSwiglu, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
     out.push_back({"ADD/f32/" + sh, OpKind::kAdd, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
-    out.push_back({"ADD/f32/broadcast_" + sh, OpKind::kAdd, {x, row}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back(
+        {"ADD/f32/broadcast_" + sh, OpKind::kAdd, {x, row}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
     out.push_back({"MUL/f32/" + sh, OpKind::kMul, {x, x}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
-    out.push_back({"MUL/f32/broadcast_" + sh, OpKind::kMul, {x, row}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
+    out.push_back(
+        {"MUL/f32/broadcast_" + sh, OpKind::kMul, {x, row}, {Fill::kRandom, Fill::kRandom}, {}, 0, 0, kElementwise});
     out.push_back({"SOFTMAX/f32/" + sh, OpKind::kSoftmax, {x}, {Fill::kRandom}, {}, 0, 0, kElementwise});
     out.push_back({"ARGMAX/f32/" + sh, OpKind::kArgmax, {x}, {Fill::kRandom}, {}, 0, 0, 0});
   }
@@ -43,32 +48,56 @@ void add_elementwise(std::vector<OpCase>& out) {
 void add_weight_ops(std::vector<OpCase>& out) {
   for (DType dt : kWeightDtypes) {
     const std::string dn(dtype_name(dt));
-    for (const auto& [k, m, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{32, 1, 1}, {96, 33, 1},
-                                 {256, 64, 7}, {160, 17, 512}}) {
-      out.push_back({"MATMUL/" + dn + "/" + shape_name({{"k", k}, {"m", m}, {"n", n}}), OpKind::kMatmul,
-                     {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)}, {Fill::kRandom, Fill::kRandom},
-                     {}, 0, 0, kReduction});
+    for (const auto& [k, m, n] :
+         {std::tuple<std::int64_t, std::int64_t, std::int64_t>{32, 1, 1}, {96, 33, 1}, {256, 64, 7}, {160, 17, 512}}) {
+      out.push_back({"MATMUL/" + dn + "/" + shape_name({{"k", k}, {"m", m}, {"n", n}}),
+                     OpKind::kMatmul,
+                     {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)},
+                     {Fill::kRandom, Fill::kRandom},
+                     {},
+                     0,
+                     0,
+                     kReduction});
     }
     for (const auto& [d, rows, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{32, 5, 1}, {96, 100, 9}}) {
-      out.push_back({"EMBED/" + dn + "/" + shape_name({{"d", d}, {"rows", rows}, {"n", n}}), OpKind::kEmbed,
-                     {TensorDesc::make(dt, d, rows), TensorDesc::make(DType::kI32, n)}, {Fill::kRandom, Fill::kIds}, {},
-                     rows, 0, kElementwise});
+      out.push_back({"EMBED/" + dn + "/" + shape_name({{"d", d}, {"rows", rows}, {"n", n}}),
+                     OpKind::kEmbed,
+                     {TensorDesc::make(dt, d, rows), TensorDesc::make(DType::kI32, n)},
+                     {Fill::kRandom, Fill::kIds},
+                     {},
+                     rows,
+                     0,
+                     kElementwise});
     }
     OpParams to;
     to.out_dtype = dt;
-    out.push_back({"COPY/f32_to_" + dn + "/d64_n3", OpKind::kCopy, {TensorDesc::make(DType::kF32, 64, 3)}, {Fill::kRandom},
-                   to, 0, 0, 0});
-    if (dt == DType::kF32) continue;  // f32 -> f32 is the case above
+    out.push_back({"COPY/f32_to_" + dn + "/d64_n3",
+                   OpKind::kCopy,
+                   {TensorDesc::make(DType::kF32, 64, 3)},
+                   {Fill::kRandom},
+                   to,
+                   0,
+                   0,
+                   0});
+    if (dt == DType::kF32)
+      continue;  // f32 -> f32 is the case above
     OpParams back;
     back.out_dtype = DType::kF32;
-    out.push_back({"COPY/" + dn + "_to_f32/d64_n3", OpKind::kCopy, {TensorDesc::make(dt, 64, 3)}, {Fill::kRandom}, back, 0,
-                   0, 0});
+    out.push_back({"COPY/" + dn + "_to_f32/d64_n3",
+                   OpKind::kCopy,
+                   {TensorDesc::make(dt, 64, 3)},
+                   {Fill::kRandom},
+                   back,
+                   0,
+                   0,
+                   0});
   }
 }
 
 void add_rope(std::vector<OpCase>& out) {
   for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
-    for (const auto& [hd, heads, n, dims] : {std::tuple<int, int, int, int>{64, 3, 1, 64}, {128, 2, 17, 128}, {64, 4, 5, 32}}) {
+    for (const auto& [hd, heads, n, dims] :
+         {std::tuple<int, int, int, int>{64, 3, 1, 64}, {128, 2, 17, 128}, {64, 4, 5, 32}}) {
       OpParams p;
       p.head_dim = hd;
       p.rope_dims = dims;
@@ -78,7 +107,11 @@ void add_rope(std::vector<OpCase>& out) {
                          shape_name({{"hd", hd}, {"heads", heads}, {"n", n}, {"rot", dims}}),
                      OpKind::kRope,
                      {TensorDesc::make(DType::kF32, std::int64_t{hd} * heads, n), TensorDesc::make(DType::kI32, n)},
-                     {Fill::kRandom, Fill::kPositions}, p, 0, 0, kElementwise});
+                     {Fill::kRandom, Fill::kPositions},
+                     p,
+                     0,
+                     0,
+                     kElementwise});
     }
   }
 }
@@ -88,12 +121,12 @@ void add_attention(std::vector<OpCase>& out) {
     int hd, heads, kv_heads, n, ctx, slots, start;
   };
   const Shape shapes[] = {
-      {64, 8, 8, 1, 64, 1, 10},    // decode, GQA ratio 1
-      {64, 9, 3, 1, 64, 1, 40},    // decode, ratio 3 (SmolLM2)
+      {64, 8, 8, 1, 64, 1, 10},       // decode, GQA ratio 1
+      {64, 9, 3, 1, 64, 1, 40},       // decode, ratio 3 (SmolLM2)
       {128, 8, 2, 1, 1100, 1, 1050},  // long KV, ratio 4, head 128
-      {64, 16, 2, 3, 32, 3, 0},    // a decode batch of 3 sequences, ratio 8
-      {64, 4, 1, 33, 64, 1, 5},    // prefill after history, ratio 4
-      {128, 2, 2, 128, 160, 2, 0},  // prefill from scratch
+      {64, 16, 2, 3, 32, 3, 0},       // a decode batch of 3 sequences, ratio 8
+      {64, 4, 1, 33, 64, 1, 5},       // prefill after history, ratio 4
+      {128, 2, 2, 128, 160, 2, 0},    // prefill from scratch
   };
   for (const auto& s : shapes) {
     OpParams p;
@@ -102,14 +135,22 @@ void add_attention(std::vector<OpCase>& out) {
     p.n_kv_heads = s.kv_heads;
     const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
     const auto cache = TensorDesc::make(DType::kF32, kvd, s.ctx, s.slots);
-    OpCase c{"ATTENTION/f32/" + shape_name({{"hd", s.hd}, {"h", s.heads}, {"kvh", s.kv_heads}, {"n", s.n}, {"ctx", s.ctx},
-                                            {"slots", s.slots}, {"start", s.start}}),
+    OpCase c{"ATTENTION/f32/" + shape_name({{"hd", s.hd},
+                                            {"h", s.heads},
+                                            {"kvh", s.kv_heads},
+                                            {"n", s.n},
+                                            {"ctx", s.ctx},
+                                            {"slots", s.slots},
+                                            {"start", s.start}}),
              OpKind::kAttention,
              {TensorDesc::make(DType::kF32, qd, s.n), TensorDesc::make(DType::kF32, kvd, s.n),
               TensorDesc::make(DType::kF32, kvd, s.n), cache, cache, TensorDesc::make(DType::kI32, s.n),
               TensorDesc::make(DType::kI32, s.n)},
              {Fill::kRandom, Fill::kRandom, Fill::kRandom, Fill::kCache, Fill::kCache, Fill::kPositions, Fill::kSlots},
-             p, 0, s.start, kReduction};
+             p,
+             0,
+             s.start,
+             kReduction};
     c.one_slot_per_token = s.slots > 1 && s.slots == s.n;
     out.push_back(std::move(c));
   }
@@ -130,14 +171,17 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
       case Fill::kRandom:
       case Fill::kCache: {
         std::vector<float> f(static_cast<std::size_t>(n));
-        for (auto& v : f) v = normal(rng);
+        for (auto& v : f)
+          v = normal(rng);
         for (std::int64_t r = 0; r < d.rows(); ++r) {
-          quantize_row(d.dtype, f.data() + r * d.ne[0], bytes.data() + static_cast<std::size_t>(r) * d.row_size(), d.ne[0]);
+          quantize_row(d.dtype, f.data() + r * d.ne[0], bytes.data() + static_cast<std::size_t>(r) * d.row_size(),
+                       d.ne[0]);
         }
         break;
       }
       case Fill::kIds:
-        for (std::int64_t k = 0; k < n; ++k) ints[k] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.id_limit));
+        for (std::int64_t k = 0; k < n; ++k)
+          ints[k] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.id_limit));
         break;
       case Fill::kPositions:
         for (std::int64_t k = 0; k < n; ++k) {
@@ -151,7 +195,8 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
         }
         break;
       case Fill::kSlots:
-        for (std::int64_t k = 0; k < n; ++k) ints[k] = decode_batch ? static_cast<std::int32_t>(k) : 0;
+        for (std::int64_t k = 0; k < n; ++k)
+          ints[k] = decode_batch ? static_cast<std::int32_t>(k) : 0;
         break;
     }
     data.push_back(std::move(bytes));
@@ -163,7 +208,8 @@ double nmse(const std::vector<float>& out, const std::vector<float>& ref, bool* 
   double err = 0, norm = 0;
   *has_nan = false;
   for (std::size_t i = 0; i < out.size(); ++i) {
-    if (std::isnan(out[i])) *has_nan = true;
+    if (std::isnan(out[i]))
+      *has_nan = true;
     err += (static_cast<double>(out[i]) - ref[i]) * (static_cast<double>(out[i]) - ref[i]);
     norm += static_cast<double>(ref[i]) * ref[i];
   }
@@ -184,7 +230,8 @@ std::vector<OpCase> all_op_cases() {
 CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
   CaseResult result;
   std::vector<DType> dtypes;
-  for (const auto& d : c.inputs) dtypes.push_back(d.dtype);
+  for (const auto& d : c.inputs)
+    dtypes.push_back(d.dtype);
   if (!device.supports(c.op, dtypes)) {
     result.unsupported = true;
     result.message = device.info().uri + " does not support this op/dtype";
@@ -199,7 +246,8 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
   // The reference, on its own copies (ATTENTION writes the caches).
   auto ref_inputs = inputs;
   std::vector<reference::HostTensor> host;
-  for (std::size_t i = 0; i < c.inputs.size(); ++i) host.push_back({c.inputs[i], ref_inputs[i].data()});
+  for (std::size_t i = 0; i < c.inputs.size(); ++i)
+    host.push_back({c.inputs[i], ref_inputs[i].data()});
   std::vector<std::uint8_t> ref_out(out_desc->bytes());
   if (Status s = reference::run_op(c.op, host, {out_desc.value(), ref_out.data()}, c.params); !s.is_ok()) {
     result.message = "reference failed: " + s.to_string();
@@ -224,32 +272,42 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
     return result;
   };
   auto exe = device.compile(g);
-  if (!exe.is_ok()) return fail(exe.status());
+  if (!exe.is_ok())
+    return fail(exe.status());
   auto queue = device.create_queue();
-  if (!queue.is_ok()) return fail(queue.status());
+  if (!queue.is_ok())
+    return fail(queue.status());
   std::vector<std::unique_ptr<Buffer>> buffers;
   std::vector<Binding> bindings;
   for (std::size_t i = 0; i < c.inputs.size(); ++i) {
     auto b = device.allocate(inputs[i].size());
-    if (!b.is_ok()) return fail(b.status());
-    if (Status s = b.value()->upload(0, inputs[i].data(), inputs[i].size()); !s.is_ok()) return fail(s);
+    if (!b.is_ok())
+      return fail(b.status());
+    if (Status s = b.value()->upload(0, inputs[i].data(), inputs[i].size()); !s.is_ok())
+      return fail(s);
     bindings.push_back({ids[i], b.value().get(), 0});
     buffers.push_back(std::move(b).value());
   }
   std::vector<std::uint8_t> out(out_desc->bytes());
   std::memset(out.data(), 0xff, out.size());  // NaN in f32; -1 in i32
   auto ob = device.allocate(out.size());
-  if (!ob.is_ok()) return fail(ob.status());
-  if (Status s = ob.value()->upload(0, out.data(), out.size()); !s.is_ok()) return fail(s);
+  if (!ob.is_ok())
+    return fail(ob.status());
+  if (Status s = ob.value()->upload(0, out.data(), out.size()); !s.is_ok())
+    return fail(s);
   bindings.push_back({out_id.value(), ob.value().get(), 0});
   auto event = exe.value()->run(*queue.value(), bindings);
-  if (!event.is_ok()) return fail(event.status());
-  if (Status s = event.value()->wait(); !s.is_ok()) return fail(s);
-  if (Status s = ob.value()->download(0, out.data(), out.size()); !s.is_ok()) return fail(s);
+  if (!event.is_ok())
+    return fail(event.status());
+  if (Status s = event.value()->wait(); !s.is_ok())
+    return fail(s);
+  if (Status s = ob.value()->download(0, out.data(), out.size()); !s.is_ok())
+    return fail(s);
 
   if (c.tolerance == 0) {  // exact ops compare bytes (ARGMAX ids, COPY encodings)
     result.passed = out == ref_out;
-    if (!result.passed) result.message = "output differs from the reference (exact comparison)";
+    if (!result.passed)
+      result.message = "output differs from the reference (exact comparison)";
     return result;
   }
   std::vector<float> got(static_cast<std::size_t>(out_desc->elements())), want(got.size());

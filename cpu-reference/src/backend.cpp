@@ -30,9 +30,8 @@ class ReferenceDevice final : public Device {
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override { return HostBuffer::create(bytes); }
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
-    return create_host_executable(graph, [](const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
-      return run_op(node.op, in, out, node.params);
-    });
+    return create_host_executable(graph, [](const GraphNode& node, std::span<const HostTensor> in,
+                                            const HostTensor& out) { return run_op(node.op, in, out, node.params); });
   }
 
  private:
@@ -45,7 +44,8 @@ class ReferenceBackend final : public Backend {
   Status availability() const override { return Status::ok(); }
   std::vector<DeviceInfo> devices() const override { return {reference_device_info()}; }
   Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& /*options*/) override {
-    if (index != 0) return not_found("ref has a single device, ref:0");
+    if (index != 0)
+      return not_found("ref has a single device, ref:0");
     return std::unique_ptr<Device>(new ReferenceDevice());
   }
 };
@@ -59,10 +59,12 @@ void* create_backend(char* error, std::uint32_t error_size) {
   }
 }
 
-void destroy_backend(void* backend) { delete static_cast<Backend*>(backend); }
+void destroy_backend(void* backend) {
+  delete static_cast<Backend*>(backend);
+}
 
-const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "ref",
-                                   &create_backend, &destroy_backend};
+const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "ref", &create_backend,
+                                   &destroy_backend};
 
 }  // namespace
 }  // namespace halyard::reference

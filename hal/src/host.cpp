@@ -11,20 +11,25 @@ namespace halyard {
 Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes) {
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded ? rounded : kAlignment);
-  if (!p) return resource_exhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+  if (!p)
+    return resource_exhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
   return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes));
 }
 
-HostBuffer::~HostBuffer() { std::free(data_); }
+HostBuffer::~HostBuffer() {
+  std::free(data_);
+}
 
 Status HostBuffer::upload(std::size_t offset, const void* src, std::size_t size) {
-  if (offset > size_ || size > size_ - offset) return out_of_range("upload past the end of a buffer");
+  if (offset > size_ || size > size_ - offset)
+    return out_of_range("upload past the end of a buffer");
   std::memcpy(data_ + offset, src, size);
   return Status::ok();
 }
 
 Status HostBuffer::download(std::size_t offset, void* dst, std::size_t size) const {
-  if (offset > size_ || size > size_ - offset) return out_of_range("download past the end of a buffer");
+  if (offset > size_ || size > size_ - offset)
+    return out_of_range("download past the end of a buffer");
   std::memcpy(dst, data_ + offset, size);
   return Status::ok();
 }
@@ -44,7 +49,8 @@ class HostExecutable final : public Executable {
     const auto& nodes = graph_.nodes();
     std::vector<std::size_t> last_use(tensors.size(), 0);
     for (std::size_t n = 0; n < nodes.size(); ++n) {
-      for (TensorId id : nodes[n].inputs) last_use[static_cast<std::size_t>(id)] = n;
+      for (TensorId id : nodes[n].inputs)
+        last_use[static_cast<std::size_t>(id)] = n;
     }
     std::vector<Buffer*> free_list;
     buffer_of_.assign(tensors.size(), nullptr);
@@ -54,7 +60,8 @@ class HostExecutable final : public Executable {
         const std::size_t bytes = tensors[out].desc.bytes();
         auto best = free_list.end();
         for (auto it = free_list.begin(); it != free_list.end(); ++it) {
-          if ((*it)->size() >= bytes && (best == free_list.end() || (*it)->size() < (*best)->size())) best = it;
+          if ((*it)->size() >= bytes && (best == free_list.end() || (*it)->size() < (*best)->size()))
+            best = it;
         }
         if (best != free_list.end()) {
           buffer_of_[out] = *best;
@@ -65,10 +72,12 @@ class HostExecutable final : public Executable {
           owned_.push_back(std::move(buffer));
         }
         // An output nobody reads is released right away (after this node).
-        if (last_use[out] < n) last_use[out] = n;
+        if (last_use[out] < n)
+          last_use[out] = n;
       }
       std::vector<std::size_t> released;
-      for (TensorId id : nodes[n].inputs) released.push_back(static_cast<std::size_t>(id));
+      for (TensorId id : nodes[n].inputs)
+        released.push_back(static_cast<std::size_t>(id));
       released.push_back(out);
       for (std::size_t id : released) {
         if (tensors[id].role == TensorRole::kIntermediate && buffer_of_[id] && last_use[id] == n &&
@@ -84,7 +93,8 @@ class HostExecutable final : public Executable {
     const auto& tensors = graph_.tensors();
     std::vector<void*> ptrs(tensors.size(), nullptr);
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      if (buffer_of_[i]) ptrs[i] = static_cast<HostBuffer*>(buffer_of_[i])->data();
+      if (buffer_of_[i])
+        ptrs[i] = static_cast<HostBuffer*>(buffer_of_[i])->data();
     }
     for (const Binding& b : bindings) {
       if (b.tensor < 0 || static_cast<std::size_t>(b.tensor) >= tensors.size() || !b.buffer) {
@@ -97,12 +107,14 @@ class HostExecutable final : public Executable {
       ptrs[static_cast<std::size_t>(b.tensor)] = static_cast<HostBuffer*>(b.buffer)->data() + b.offset;
     }
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      if (!ptrs[i]) return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
+      if (!ptrs[i])
+        return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
     }
     std::vector<HostTensor> in;
     for (const auto& node : graph_.nodes()) {
       in.clear();
-      for (TensorId id : node.inputs) in.push_back({tensors[static_cast<std::size_t>(id)].desc, ptrs[static_cast<std::size_t>(id)]});
+      for (TensorId id : node.inputs)
+        in.push_back({tensors[static_cast<std::size_t>(id)].desc, ptrs[static_cast<std::size_t>(id)]});
       const auto out_index = static_cast<std::size_t>(node.output);
       const HostTensor out{tensors[out_index].desc, ptrs[out_index]};
       if (Status s = fn_(node, in, out); !s.is_ok()) {

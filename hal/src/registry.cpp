@@ -21,10 +21,14 @@ namespace fs = std::filesystem;
 
 std::string_view device_type_name(DeviceType type) {
   switch (type) {
-    case DeviceType::kDiscreteGpu: return "discrete GPU";
-    case DeviceType::kIntegratedGpu: return "integrated GPU";
-    case DeviceType::kCpu: return "CPU";
-    case DeviceType::kReference: return "reference";
+    case DeviceType::kDiscreteGpu:
+      return "discrete GPU";
+    case DeviceType::kIntegratedGpu:
+      return "integrated GPU";
+    case DeviceType::kCpu:
+      return "CPU";
+    case DeviceType::kReference:
+      return "reference";
   }
   return "unknown";
 }
@@ -36,7 +40,8 @@ struct BackendRegistry::LoadedPlugin {
   Backend* backend = nullptr;
 
   ~LoadedPlugin() {
-    if (backend && table) table->destroy_backend(backend);
+    if (backend && table)
+      table->destroy_backend(backend);
     // The library stays mapped: objects it created (vtables, static strings) may still be
     // referenced by late destructors, and unloading buys nothing in a short-lived process.
   }
@@ -49,14 +54,18 @@ RegistryOptions RegistryOptions::from_environment() {
     while (!rest.empty()) {
       const auto colon = rest.find(':');
       const auto part = rest.substr(0, colon);
-      if (!part.empty()) options.search_paths.emplace_back(part);
-      if (colon == std::string_view::npos) break;
+      if (!part.empty())
+        options.search_paths.emplace_back(part);
+      if (colon == std::string_view::npos)
+        break;
       rest.remove_prefix(colon + 1);
     }
   }
   std::array<char, 4096> exe{};
   const ssize_t n = ::readlink("/proc/self/exe", exe.data(), exe.size() - 1);
-  if (n > 0) options.search_paths.push_back(fs::path(std::string(exe.data(), static_cast<std::size_t>(n))).parent_path().string());
+  if (n > 0)
+    options.search_paths.push_back(
+        fs::path(std::string(exe.data(), static_cast<std::size_t>(n))).parent_path().string());
   options.search_paths.emplace_back(HALYARD_INSTALL_LIBDIR "/halyard");
   return options;
 }
@@ -65,7 +74,8 @@ Result<DeviceUri> DeviceUri::parse(const std::string& uri) {
   DeviceUri out;
   const auto colon = uri.find(':');
   out.backend = uri.substr(0, colon);
-  if (out.backend.empty()) return invalid_argument("empty device URI; use cpu, ref, vulkan:N, cuda:N, hip:N or auto");
+  if (out.backend.empty())
+    return invalid_argument("empty device URI; use cpu, ref, vulkan:N, cuda:N, hip:N or auto");
   for (char c : out.backend) {
     if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)))) {
       return invalid_argument("malformed device URI '" + uri + "'; use cpu, ref, vulkan:N, cuda:N, hip:N or auto");
@@ -95,9 +105,11 @@ Status BackendRegistry::load_plugin(const std::string& path) {
     return fail(std::string("cannot load: ") + (err ? err : "unknown dlopen error"));
   }
   auto entry = reinterpret_cast<HalyardBackendEntryFn>(::dlsym(handle, HALYARD_BACKEND_ENTRY_SYMBOL));
-  if (!entry) return fail("no " HALYARD_BACKEND_ENTRY_SYMBOL " symbol: not a Halyard backend plugin");
+  if (!entry)
+    return fail("no " HALYARD_BACKEND_ENTRY_SYMBOL " symbol: not a Halyard backend plugin");
   const HalyardBackendPlugin* table = entry();
-  if (!table) return fail("entry point returned no table");
+  if (!table)
+    return fail("entry point returned no table");
   if (table->abi_version != HALYARD_BACKEND_ABI_VERSION) {
     return fail("ABI version " + std::to_string(table->abi_version) + ", this build expects " +
                 std::to_string(HALYARD_BACKEND_ABI_VERSION) + "; rebuild the plugin with this Halyard");
@@ -106,10 +118,12 @@ Status BackendRegistry::load_plugin(const std::string& path) {
       !table->destroy_backend) {
     return fail("incomplete plugin table");
   }
-  if (find(table->name)) return Status::ok();  // an earlier search path already provided it
+  if (find(table->name))
+    return Status::ok();  // an earlier search path already provided it
   std::array<char, 512> error{};
   void* created = table->create_backend(error.data(), static_cast<std::uint32_t>(error.size()));
-  if (!created) return fail(std::string("backend creation failed: ") + error.data());
+  if (!created)
+    return fail(std::string("backend creation failed: ") + error.data());
   auto plugin = std::make_unique<LoadedPlugin>();
   plugin->path = path;
   plugin->handle = handle;
@@ -127,20 +141,25 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::load(const RegistryOpt
   for (const auto& dir : options.search_paths) {
     searched += (searched.empty() ? "" : ", ") + dir;
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) continue;
+    if (!fs::is_directory(dir, ec))
+      continue;
     any_dir = true;
     std::vector<std::string> files;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
       const std::string name = entry.path().filename().string();
-      if (name.starts_with("libhalyard-backend-") && name.ends_with(".so")) files.push_back(entry.path().string());
+      if (name.starts_with("libhalyard-backend-") && name.ends_with(".so"))
+        files.push_back(entry.path().string());
     }
     std::sort(files.begin(), files.end());
-    for (const auto& file : files) (void)registry->load_plugin(file);  // failures land in problems()
+    for (const auto& file : files)
+      (void)registry->load_plugin(file);  // failures land in problems()
   }
-  if (!any_dir) return not_found("no plugin directory exists (searched: " + searched + "); set HALYARD_PLUGIN_PATH");
+  if (!any_dir)
+    return not_found("no plugin directory exists (searched: " + searched + "); set HALYARD_PLUGIN_PATH");
   if (registry->backends().empty()) {
     std::string why;
-    for (const auto& p : registry->problems()) why += "; " + p.path + ": " + p.reason;
+    for (const auto& p : registry->problems())
+      why += "; " + p.path + ": " + p.reason;
     return not_found("no usable backend plugin (libhalyard-backend-*.so) in: " + searched + why);
   }
   return registry;
@@ -148,33 +167,43 @@ Result<std::unique_ptr<BackendRegistry>> BackendRegistry::load(const RegistryOpt
 
 Backend* BackendRegistry::find(std::string_view name) const {
   for (Backend* b : backend_views_) {
-    if (b->name() == name) return b;
+    if (b->name() == name)
+      return b;
   }
   return nullptr;
 }
 
 Result<std::string> BackendRegistry::resolve(const std::string& uri) const {
   HALYARD_ASSIGN_OR_RETURN(DeviceUri parsed, DeviceUri::parse(uri));
-  if (parsed.backend != "auto") return uri;
+  if (parsed.backend != "auto")
+    return uri;
   auto rank = [](DeviceType t) {
     switch (t) {
-      case DeviceType::kDiscreteGpu: return 0;
-      case DeviceType::kIntegratedGpu: return 1;
-      case DeviceType::kCpu: return 2;
-      case DeviceType::kReference: return 3;
+      case DeviceType::kDiscreteGpu:
+        return 0;
+      case DeviceType::kIntegratedGpu:
+        return 1;
+      case DeviceType::kCpu:
+        return 2;
+      case DeviceType::kReference:
+        return 3;
     }
     return 4;
   };
   const DeviceInfo* best = nullptr;
   std::vector<DeviceInfo> all;
   for (Backend* b : backend_views_) {
-    if (!b->availability().is_ok()) continue;
-    for (auto& d : b->devices()) all.push_back(std::move(d));
+    if (!b->availability().is_ok())
+      continue;
+    for (auto& d : b->devices())
+      all.push_back(std::move(d));
   }
   for (const auto& d : all) {
-    if (!best || rank(d.type) < rank(best->type)) best = &d;
+    if (!best || rank(d.type) < rank(best->type))
+      best = &d;
   }
-  if (!best) return unavailable("auto: no available device; run `halyard devices` to see why");
+  if (!best)
+    return unavailable("auto: no available device; run `halyard devices` to see why");
   return best->uri;
 }
 
@@ -184,7 +213,8 @@ Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& 
   Backend* backend = find(parsed.backend);
   if (!backend) {
     std::string known;
-    for (Backend* b : backend_views_) known += (known.empty() ? "" : ", ") + std::string(b->name());
+    for (Backend* b : backend_views_)
+      known += (known.empty() ? "" : ", ") + std::string(b->name());
     return not_found("unknown device '" + uri + "': no backend named '" + parsed.backend + "' (loaded: " + known + ")");
   }
   if (Status s = backend->availability(); !s.is_ok()) {

@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "halyard/hal/dtype.h"
-
 #include "kernels.h"
 
 namespace halyard::cpu {
@@ -26,7 +25,8 @@ void block(const float* w, int ldw, const float* xt, int ldx, int k, float* ct, 
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) {
-      acc[r][v] = accumulate ? _mm512_loadu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v) : _mm512_setzero_ps();
+      acc[r][v] =
+          accumulate ? _mm512_loadu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v) : _mm512_setzero_ps();
     }
   }
   for (int kk = 0; kk < k; ++kk) {
@@ -45,7 +45,8 @@ void block(const float* w, int ldw, const float* xt, int ldx, int k, float* ct, 
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v, acc[r][v]);
+    for (int v = 0; v < 4; ++v)
+      _mm512_storeu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v, acc[r][v]);
   }
 }
 
@@ -54,12 +55,24 @@ void block(const float* w, int ldw, const float* xt, int ldx, int k, float* ct, 
 void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                            bool accumulate) {
   switch (rows) {
-    case 1: block<1>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
-    case 2: block<2>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
-    case 3: block<3>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
-    case 4: block<4>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
-    case 5: block<5>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
-    default: block<6>(w, ldw, xt, ldx, k, ct, ldc, accumulate); break;
+    case 1:
+      block<1>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
+      break;
+    case 2:
+      block<2>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
+      break;
+    case 3:
+      block<3>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
+      break;
+    case 4:
+      block<4>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
+      break;
+    case 5:
+      block<5>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
+      break;
+    default:
+      block<6>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
+      break;
   }
 }
 
@@ -71,7 +84,8 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
       for (; i + 16 <= n; i += 16) {
         _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))));
       }
-      if (i < n) dequantize_row(dtype, h + i, dst + i, n - i);
+      if (i < n)
+        dequantize_row(dtype, h + i, dst + i, n - i);
       return;
     }
     case DType::kBF16: {
@@ -81,7 +95,8 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
         const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i)));
         _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
       }
-      if (i < n) dequantize_row(dtype, h + i, dst + i, n - i);
+      if (i < n)
+        dequantize_row(dtype, h + i, dst + i, n - i);
       return;
     }
     case DType::kQ8_0: {
@@ -104,7 +119,8 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
         const auto* blk = base + static_cast<std::size_t>(i) * bytes;
         std::uint16_t dh, mh = 0;
         std::memcpy(&dh, blk, 2);
-        if (q41) std::memcpy(&mh, blk + 2, 2);
+        if (q41)
+          std::memcpy(&mh, blk + 2, 2);
         const std::uint8_t* qs = blk + (q41 ? 4 : 2);
         const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
         const __m512 m = _mm512_set1_ps(q41 ? _cvtsh_ss(mh) : -8.f * _cvtsh_ss(dh));
@@ -112,7 +128,8 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
         const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
         const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
         _mm512_storeu_ps(dst + i * kQuantBlock, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d, m));
-        _mm512_storeu_ps(dst + i * kQuantBlock + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m));
+        _mm512_storeu_ps(dst + i * kQuantBlock + 16,
+                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m));
       }
       return;
     }

@@ -6,5 +6,7 @@
 #include "kernels_x86.inc"
 
 namespace halyard::cpu {
-const KernelTable* avx2_kernels() { return &kTable; }
+const KernelTable* avx2_kernels() {
+  return &kTable;
+}
 }  // namespace halyard::cpu

@@ -7,5 +7,7 @@
 #include "kernels_x86.inc"
 
 namespace halyard::cpu {
-const KernelTable* avx512vnni_kernels() { return &kTable; }
+const KernelTable* avx512vnni_kernels() {
+  return &kTable;
+}
 }  // namespace halyard::cpu

@@ -16,14 +16,17 @@ void tile_1x1(const Block* const* w, const ActBlock* const* x, int n_blocks, flo
 // Attention scores as one dot product per key.
 template <float (*DotF32)(const float*, const float*, int)>
 void dot_many_by_dots(const float* q, const float* k, int stride, int len, int hd, float* scores) {
-  for (int j = 0; j < len; ++j) scores[j] = DotF32(q, k + static_cast<std::ptrdiff_t>(j) * stride, hd);
+  for (int j = 0; j < len; ++j)
+    scores[j] = DotF32(q, k + static_cast<std::ptrdiff_t>(j) * stride, hd);
 }
 
 inline void weighted_sum_scalar(const float* weights, const float* v, int stride, int len, int hd, float* out) {
-  for (int i = 0; i < hd; ++i) out[i] = 0.f;
+  for (int i = 0; i < hd; ++i)
+    out[i] = 0.f;
   for (int j = 0; j < len; ++j) {
     const float* vj = v + static_cast<std::ptrdiff_t>(j) * stride;
-    for (int i = 0; i < hd; ++i) out[i] += weights[j] * vj[i];
+    for (int i = 0; i < hd; ++i)
+      out[i] += weights[j] * vj[i];
   }
 }
 

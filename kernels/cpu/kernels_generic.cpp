@@ -20,7 +20,8 @@ void quantize_activations(const float* x, ActBlock* out, int n_blocks) {
     float sum = 0.f;
     for (int g = 0; g < kQuantBlock / kActGroup; ++g) {
       float amax = 0.f;
-      for (int j = 0; j < kActGroup; ++j) amax = std::fmax(amax, std::fabs(x[g * kActGroup + j]));
+      for (int j = 0; j < kActGroup; ++j)
+        amax = std::fmax(amax, std::fabs(x[g * kActGroup + j]));
       const float d = amax / 127.f;
       const float id = d != 0.f ? 127.f / amax : 0.f;
       int group_sum = 0;
@@ -41,7 +42,8 @@ inline float block_dot(const int* wq, const ActBlock& x) {
   float acc = 0.f;
   for (int g = 0; g < kQuantBlock / kActGroup; ++g) {
     int s = 0;
-    for (int j = g * kActGroup; j < (g + 1) * kActGroup; ++j) s += wq[j] * x.qs[j];
+    for (int j = g * kActGroup; j < (g + 1) * kActGroup; ++j)
+      s += wq[j] * x.qs[j];
     acc += x.d[g] * static_cast<float>(s);
   }
   return acc;
@@ -51,7 +53,8 @@ float dot_q8_0(const BlockQ8_0* w, const ActBlock* x, int n_blocks) {
   float acc = 0.f;
   int wq[kQuantBlock];
   for (int b = 0; b < n_blocks; ++b) {
-    for (int j = 0; j < kQuantBlock; ++j) wq[j] = w[b].qs[j];
+    for (int j = 0; j < kQuantBlock; ++j)
+      wq[j] = w[b].qs[j];
     acc += f16_to_f32(w[b].d) * block_dot(wq, x[b]);
   }
   return acc;
@@ -87,19 +90,22 @@ float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
 
 float dot_f32(const float* w, const float* x, int n) {
   float acc = 0.f;
-  for (int i = 0; i < n; ++i) acc += w[i] * x[i];
+  for (int i = 0; i < n; ++i)
+    acc += w[i] * x[i];
   return acc;
 }
 
 float dot_f16(const std::uint16_t* w, const float* x, int n) {
   float acc = 0.f;
-  for (int i = 0; i < n; ++i) acc += f16_to_f32(w[i]) * x[i];
+  for (int i = 0; i < n; ++i)
+    acc += f16_to_f32(w[i]) * x[i];
   return acc;
 }
 
 float dot_bf16(const std::uint16_t* w, const float* x, int n) {
   float acc = 0.f;
-  for (int i = 0; i < n; ++i) acc += bf16_to_f32(w[i]) * x[i];
+  for (int i = 0; i < n; ++i)
+    acc += bf16_to_f32(w[i]) * x[i];
   return acc;
 }
 
@@ -122,17 +128,23 @@ const KernelTable kGeneric{"generic",
 
 }  // namespace
 
-const KernelTable& generic_kernels() { return kGeneric; }
+const KernelTable& generic_kernels() {
+  return kGeneric;
+}
 
 const KernelTable& select_kernels(const char* forced) {
   const KernelTable* avx512 = avx512vnni_kernels();
   const KernelTable* avx2 = avx2_kernels();
   const KernelTable* neon = neon_kernels();
   if (forced && *forced) {
-    if (std::strcmp(forced, "generic") == 0) return kGeneric;
-    if (std::strcmp(forced, "neon-dotprod") == 0 && neon) return *neon;
-    if (std::strcmp(forced, "avx2") == 0 && avx2) return *avx2;
-    if (std::strcmp(forced, "avx512vnni") == 0 && avx512) return *avx512;
+    if (std::strcmp(forced, "generic") == 0)
+      return kGeneric;
+    if (std::strcmp(forced, "neon-dotprod") == 0 && neon)
+      return *neon;
+    if (std::strcmp(forced, "avx2") == 0 && avx2)
+      return *avx2;
+    if (std::strcmp(forced, "avx512vnni") == 0 && avx512)
+      return *avx512;
   }
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -145,7 +157,8 @@ const KernelTable& select_kernels(const char* forced) {
   }
 #endif
 #if defined(__aarch64__) && defined(__linux__)
-  if (neon && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return *neon;
+  if (neon && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP))
+    return *neon;
 #endif
   return kGeneric;
 }

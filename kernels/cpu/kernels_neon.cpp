@@ -44,7 +44,8 @@ inline float32x4_t block(int8x16_t w0, int8x16_t w1, const ActBlock& x, float dw
 
 float dot_q8_0(const BlockQ8_0* w, const ActBlock* x, int n_blocks) {
   float32x4_t acc = vdupq_n_f32(0.f);
-  for (int b = 0; b < n_blocks; ++b) acc = block(vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16), x[b], half(w[b].d), acc);
+  for (int b = 0; b < n_blocks; ++b)
+    acc = block(vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16), x[b], half(w[b].d), acc);
   return vaddvq_f32(acc);
 }
 
@@ -87,16 +88,19 @@ float dot_f32(const float* w, const float* x, int n) {
     a1 = vfmaq_f32(a1, vld1q_f32(w + i + 4), vld1q_f32(x + i + 4));
   }
   float acc = vaddvq_f32(vaddq_f32(a0, a1));
-  for (; i < n; ++i) acc += w[i] * x[i];
+  for (; i < n; ++i)
+    acc += w[i] * x[i];
   return acc;
 }
 
 float dot_f16(const std::uint16_t* w, const float* x, int n) {
   float32x4_t a0 = vdupq_n_f32(0.f);
   int i = 0;
-  for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i))), vld1q_f32(x + i));
+  for (; i + 4 <= n; i += 4)
+    a0 = vfmaq_f32(a0, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i))), vld1q_f32(x + i));
   float acc = vaddvq_f32(a0);
-  for (; i < n; ++i) acc += half(w[i]) * x[i];
+  for (; i < n; ++i)
+    acc += half(w[i]) * x[i];
   return acc;
 }
 
@@ -136,6 +140,8 @@ const KernelTable kNeon{"neon-dotprod",
 
 }  // namespace
 
-const KernelTable* neon_kernels() { return &kNeon; }
+const KernelTable* neon_kernels() {
+  return &kNeon;
+}
 
 }  // namespace halyard::cpu

@@ -13,7 +13,8 @@ Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(const GgufFile& file) {
   HALYARD_RETURN_IF_ERROR(tok->load_common(file));
   const auto* merges = file.find("tokenizer.ggml.merges");
   const auto* arr = merges ? merges->as_array() : nullptr;
-  if (!arr || arr->type != GgufType::kString) return data_loss("gpt2 tokenizer needs tokenizer.ggml.merges (a string array)");
+  if (!arr || arr->type != GgufType::kString)
+    return data_loss("gpt2 tokenizer needs tokenizer.ggml.merges (a string array)");
   tok->merge_rank_.reserve(arr->strings.size());
   for (std::size_t i = 0; i < arr->strings.size(); ++i) {
     tok->merge_rank_.emplace(std::string(arr->strings[i]), static_cast<int>(i));
@@ -22,11 +23,13 @@ Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(const GgufFile& file) {
   bool known = true;
   HALYARD_ASSIGN_OR_RETURN(tok->pre_, PreTokenizer::for_name(pre, &known));
   if (!known) {
-    spdlog::warn("tokenizer: unknown pre-tokenizer '{}', using the GPT-2 expression; text may tokenize differently", pre);
+    spdlog::warn("tokenizer: unknown pre-tokenizer '{}', using the GPT-2 expression; text may tokenize differently",
+                 pre);
   }
   if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe") {
     tok->ignore_merges_ = true;  // a whole word that is a token is taken as is
-    if (!file.find("tokenizer.ggml.add_bos_token")) tok->add_bos_ = true;
+    if (!file.find("tokenizer.ggml.add_bos_token"))
+      tok->add_bos_ = true;
   }
   // GPT-2's reversible byte -> printable character mapping.
   int next = 256;
@@ -41,7 +44,8 @@ Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(const GgufFile& file) {
 
 void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& out) const {
   std::string mapped;
-  for (unsigned char c : word) mapped += byte_to_char_[c];
+  for (unsigned char c : word)
+    mapped += byte_to_char_[c];
   if (ignore_merges_) {
     if (auto id = find(mapped)) {
       out.push_back(*id);
@@ -59,7 +63,8 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& ou
         best = i;
       }
     }
-    if (best_rank == std::numeric_limits<int>::max()) break;
+    if (best_rank == std::numeric_limits<int>::max())
+      break;
     symbols[best] += symbols[best + 1];
     symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(best) + 1);
   }
@@ -83,15 +88,19 @@ void BpeTokenizer::encode_word(const std::string& word, std::vector<TokenId>& ou
 }
 
 void BpeTokenizer::encode_fragment(std::string_view text, bool /*first*/, std::vector<TokenId>& out) const {
-  for (const auto& word : pre_->split(text)) encode_word(word, out);
+  for (const auto& word : pre_->split(text))
+    encode_word(word, out);
 }
 
 std::string BpeTokenizer::token_to_piece(TokenId id, bool render_special) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= vocab_size()) return {};
+  if (id < 0 || static_cast<std::size_t>(id) >= vocab_size())
+    return {};
   const TokenType type = token_type(id);
   const std::string& text = token_text(id);
-  if (type == TokenType::kControl) return render_special ? text : std::string();
-  if (type == TokenType::kUserDefined) return text;
+  if (type == TokenType::kControl)
+    return render_special ? text : std::string();
+  if (type == TokenType::kUserDefined)
+    return text;
   std::string out;
   for (const auto& ch : utf8_chars(text)) {
     auto it = char_to_byte_.find(ch);

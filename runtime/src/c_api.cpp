@@ -1,7 +1,5 @@
 // The public C API over the C++ runtime. Every entry point catches exceptions and turns
 // Status codes into halyard_status, with the message kept per thread.
-#include "halyard.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "halyard.h"
 #include "halyard/hal/registry.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
@@ -43,20 +42,31 @@ namespace {
 thread_local std::string g_last_error;
 
 halyard_status to_c(const Status& s) {
-  if (s.is_ok()) return HALYARD_OK;
+  if (s.is_ok())
+    return HALYARD_OK;
   g_last_error = s.message();
   switch (s.code()) {
-    case StatusCode::kOk: return HALYARD_OK;
-    case StatusCode::kInvalidArgument: return HALYARD_ERROR_INVALID_ARGUMENT;
-    case StatusCode::kNotFound: return HALYARD_ERROR_NOT_FOUND;
-    case StatusCode::kUnavailable: return HALYARD_ERROR_UNAVAILABLE;
-    case StatusCode::kUnimplemented: return HALYARD_ERROR_UNIMPLEMENTED;
-    case StatusCode::kOutOfRange: return HALYARD_ERROR_OUT_OF_RANGE;
-    case StatusCode::kResourceExhausted: return HALYARD_ERROR_OUT_OF_MEMORY;
-    case StatusCode::kDataLoss: return HALYARD_ERROR_CORRUPT_FILE;
-    case StatusCode::kCancelled: return HALYARD_ERROR_CANCELLED;
+    case StatusCode::kOk:
+      return HALYARD_OK;
+    case StatusCode::kInvalidArgument:
+      return HALYARD_ERROR_INVALID_ARGUMENT;
+    case StatusCode::kNotFound:
+      return HALYARD_ERROR_NOT_FOUND;
+    case StatusCode::kUnavailable:
+      return HALYARD_ERROR_UNAVAILABLE;
+    case StatusCode::kUnimplemented:
+      return HALYARD_ERROR_UNIMPLEMENTED;
+    case StatusCode::kOutOfRange:
+      return HALYARD_ERROR_OUT_OF_RANGE;
+    case StatusCode::kResourceExhausted:
+      return HALYARD_ERROR_OUT_OF_MEMORY;
+    case StatusCode::kDataLoss:
+      return HALYARD_ERROR_CORRUPT_FILE;
+    case StatusCode::kCancelled:
+      return HALYARD_ERROR_CANCELLED;
     case StatusCode::kFailedPrecondition:
-    case StatusCode::kInternal: return HALYARD_ERROR_INTERNAL;
+    case StatusCode::kInternal:
+      return HALYARD_ERROR_INTERNAL;
   }
   return HALYARD_ERROR_INTERNAL;
 }
@@ -79,7 +89,8 @@ halyard::Result<halyard::BackendRegistry*> registry() {
       load_status = r.status();
     }
   });
-  if (!instance) return load_status;
+  if (!instance)
+    return load_status;
   return instance.get();
 }
 
@@ -97,9 +108,12 @@ halyard_status guarded(Fn&& fn) {
 }
 
 halyard_status copy_out(const std::string& s, char* text, std::size_t capacity, std::size_t* n_out) {
-  if (n_out) *n_out = s.size();
-  if (s.size() > capacity) return fail(HALYARD_ERROR_BUFFER_TOO_SMALL, "output needs " + std::to_string(s.size()) + " bytes");
-  if (text && !s.empty()) std::memcpy(text, s.data(), s.size());
+  if (n_out)
+    *n_out = s.size();
+  if (s.size() > capacity)
+    return fail(HALYARD_ERROR_BUFFER_TOO_SMALL, "output needs " + std::to_string(s.size()) + " bytes");
+  if (text && !s.empty())
+    std::memcpy(text, s.data(), s.size());
   return HALYARD_OK;
 }
 
@@ -107,39 +121,57 @@ halyard_status copy_out(const std::string& s, char* text, std::size_t capacity, 
 
 extern "C" {
 
-const char* halyard_last_error(void) { return g_last_error.c_str(); }
+const char* halyard_last_error(void) {
+  return g_last_error.c_str();
+}
 
 const char* halyard_status_name(halyard_status status) {
   switch (status) {
-    case HALYARD_OK: return "ok";
-    case HALYARD_ERROR_INVALID_ARGUMENT: return "invalid argument";
-    case HALYARD_ERROR_NOT_FOUND: return "not found";
-    case HALYARD_ERROR_UNAVAILABLE: return "unavailable";
-    case HALYARD_ERROR_UNIMPLEMENTED: return "unimplemented";
-    case HALYARD_ERROR_OUT_OF_RANGE: return "out of range";
-    case HALYARD_ERROR_OUT_OF_MEMORY: return "out of memory";
-    case HALYARD_ERROR_CORRUPT_FILE: return "corrupt file";
-    case HALYARD_ERROR_CANCELLED: return "cancelled";
-    case HALYARD_ERROR_KV_CACHE_FULL: return "KV cache full";
-    case HALYARD_ERROR_INTERNAL: return "internal error";
-    case HALYARD_ERROR_BUFFER_TOO_SMALL: return "buffer too small";
+    case HALYARD_OK:
+      return "ok";
+    case HALYARD_ERROR_INVALID_ARGUMENT:
+      return "invalid argument";
+    case HALYARD_ERROR_NOT_FOUND:
+      return "not found";
+    case HALYARD_ERROR_UNAVAILABLE:
+      return "unavailable";
+    case HALYARD_ERROR_UNIMPLEMENTED:
+      return "unimplemented";
+    case HALYARD_ERROR_OUT_OF_RANGE:
+      return "out of range";
+    case HALYARD_ERROR_OUT_OF_MEMORY:
+      return "out of memory";
+    case HALYARD_ERROR_CORRUPT_FILE:
+      return "corrupt file";
+    case HALYARD_ERROR_CANCELLED:
+      return "cancelled";
+    case HALYARD_ERROR_KV_CACHE_FULL:
+      return "KV cache full";
+    case HALYARD_ERROR_INTERNAL:
+      return "internal error";
+    case HALYARD_ERROR_BUFFER_TOO_SMALL:
+      return "buffer too small";
   }
   return "unknown status";
 }
 
-const char* halyard_version(void) { return HALYARD_VERSION_STRING; }
+const char* halyard_version(void) {
+  return HALYARD_VERSION_STRING;
+}
 
 void halyard_set_log_level(int level) {
-  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::err, spdlog::level::warn,
-                                                          spdlog::level::info, spdlog::level::debug};
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::err, spdlog::level::warn, spdlog::level::info,
+                                                          spdlog::level::debug};
   spdlog::set_level(kLevels[std::clamp(level, 0, 3)]);
 }
 
 halyard_status halyard_list_devices(halyard_device_list** out) {
-  if (!out) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "out is NULL");
+  if (!out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "out is NULL");
   return guarded([&] {
     auto reg = registry();
-    if (!reg.is_ok()) return to_c(reg.status());
+    if (!reg.is_ok())
+      return to_c(reg.status());
     auto list = std::make_unique<halyard_device_list>();
     for (halyard::Backend* b : reg.value()->backends()) {
       const Status avail = b->availability();
@@ -149,22 +181,27 @@ halyard_status halyard_list_devices(halyard_device_list** out) {
       }
       for (const auto& d : b->devices()) {
         std::string desc = d.name + " (" + std::string(halyard::device_type_name(d.type)) + ", " + d.vendor;
-        if (d.memory_bytes) desc += ", " + std::to_string(d.memory_bytes >> 20) + " MiB";
+        if (d.memory_bytes)
+          desc += ", " + std::to_string(d.memory_bytes >> 20) + " MiB";
         desc += ")";
-        if (!d.details.empty()) desc += ": " + d.details;
+        if (!d.details.empty())
+          desc += ": " + d.details;
         list->entries.push_back({std::string(b->name()), d.uri, desc, true});
       }
     }
     for (const auto& p : reg.value()->problems()) {
       list->entries.push_back({p.path, "", "unavailable: " + p.reason, false});
     }
-    if (auto a = reg.value()->resolve("auto"); a.is_ok()) list->auto_uri = a.value();
+    if (auto a = reg.value()->resolve("auto"); a.is_ok())
+      list->auto_uri = a.value();
     *out = list.release();
     return HALYARD_OK;
   });
 }
 
-size_t halyard_device_list_size(const halyard_device_list* l) { return l ? l->entries.size() : 0; }
+size_t halyard_device_list_size(const halyard_device_list* l) {
+  return l ? l->entries.size() : 0;
+}
 const char* halyard_device_list_backend(const halyard_device_list* l, size_t i) {
   return l && i < l->entries.size() ? l->entries[i].backend.c_str() : "";
 }
@@ -180,16 +217,20 @@ int halyard_device_list_available(const halyard_device_list* l, size_t i) {
 const char* halyard_device_list_auto(const halyard_device_list* l) {
   return l && !l->auto_uri.empty() ? l->auto_uri.c_str() : nullptr;
 }
-void halyard_device_list_free(halyard_device_list* l) { delete l; }
+void halyard_device_list_free(halyard_device_list* l) {
+  delete l;
+}
 
 void halyard_model_options_default(halyard_model_options* o) {
-  if (!o) return;
+  if (!o)
+    return;
   std::memset(o, 0, sizeof *o);
   o->struct_size = sizeof *o;
 }
 
 halyard_status halyard_model_load(const char* path, const halyard_model_options* options, halyard_model** out) {
-  if (!path || !out) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "path and out must not be NULL");
+  if (!path || !out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "path and out must not be NULL");
   *out = nullptr;
   halyard_model_options o;
   halyard_model_options_default(&o);
@@ -201,17 +242,22 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
   }
   return guarded([&] {
     auto reg = registry();
-    if (!reg.is_ok()) return to_c(reg.status());
+    if (!reg.is_ok())
+      return to_c(reg.status());
     rt::ModelOptions mo;
     const char* env_device = std::getenv("HALYARD_DEVICE");
     mo.device = o.device ? o.device : (env_device && *env_device ? env_device : "auto");
     mo.context_length = o.context_length;
     mo.threads = o.threads;
-    if (const char* env_threads = std::getenv("HALYARD_THREADS"); mo.threads == 0 && env_threads) mo.threads = std::atoi(env_threads);
-    if (const char* env_kernels = std::getenv("HALYARD_CPU_KERNELS")) mo.cpu_kernels = env_kernels;
-    if (const char* env_prefill = std::getenv("HALYARD_CPU_PREFILL")) mo.cpu_prefill = env_prefill;
+    if (const char* env_threads = std::getenv("HALYARD_THREADS"); mo.threads == 0 && env_threads)
+      mo.threads = std::atoi(env_threads);
+    if (const char* env_kernels = std::getenv("HALYARD_CPU_KERNELS"))
+      mo.cpu_kernels = env_kernels;
+    if (const char* env_prefill = std::getenv("HALYARD_CPU_PREFILL"))
+      mo.cpu_prefill = env_prefill;
     auto model = rt::Model::load(path, mo, *reg.value());
-    if (!model.is_ok()) return to_c(model.status());
+    if (!model.is_ok())
+      return to_c(model.status());
     auto handle = std::make_unique<halyard_model>();
     handle->model = std::move(model).value();
     *out = handle.release();
@@ -219,71 +265,102 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
   });
 }
 
-void halyard_model_free(halyard_model* model) { delete model; }
-const char* halyard_model_name(const halyard_model* m) { return m ? m->model->name().c_str() : ""; }
-const char* halyard_model_device(const halyard_model* m) { return m ? m->model->device_uri().c_str() : ""; }
-int32_t halyard_model_context_length(const halyard_model* m) { return m ? m->model->context_length() : 0; }
-int32_t halyard_model_vocab_size(const halyard_model* m) { return m ? m->model->config().vocab_size : 0; }
-uint64_t halyard_model_weight_bytes(const halyard_model* m) { return m ? m->model->weight_bytes() : 0; }
-uint64_t halyard_model_parameter_count(const halyard_model* m) { return m ? m->model->parameter_count() : 0; }
+void halyard_model_free(halyard_model* model) {
+  delete model;
+}
+const char* halyard_model_name(const halyard_model* m) {
+  return m ? m->model->name().c_str() : "";
+}
+const char* halyard_model_device(const halyard_model* m) {
+  return m ? m->model->device_uri().c_str() : "";
+}
+int32_t halyard_model_context_length(const halyard_model* m) {
+  return m ? m->model->context_length() : 0;
+}
+int32_t halyard_model_vocab_size(const halyard_model* m) {
+  return m ? m->model->config().vocab_size : 0;
+}
+uint64_t halyard_model_weight_bytes(const halyard_model* m) {
+  return m ? m->model->weight_bytes() : 0;
+}
+uint64_t halyard_model_parameter_count(const halyard_model* m) {
+  return m ? m->model->parameter_count() : 0;
+}
 uint64_t halyard_model_kv_bytes_per_token(const halyard_model* m) {
-  if (!m) return 0;
+  if (!m)
+    return 0;
   const auto& c = m->model->config();
-  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.head_dim) * static_cast<uint64_t>(c.n_kv_heads) * sizeof(float);
+  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.head_dim) *
+         static_cast<uint64_t>(c.n_kv_heads) * sizeof(float);
 }
 
 halyard_status halyard_session_create(halyard_model* model, halyard_session** out) {
-  if (!model || !out) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and out must not be NULL");
+  if (!model || !out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and out must not be NULL");
   *out = nullptr;
   return guarded([&] {
     auto s = rt::Session::create(*model->model);
-    if (!s.is_ok()) return to_c(s.status());
+    if (!s.is_ok())
+      return to_c(s.status());
     *out = new halyard_session{std::move(s).value()};
     return HALYARD_OK;
   });
 }
 
-void halyard_session_free(halyard_session* session) { delete session; }
+void halyard_session_free(halyard_session* session) {
+  delete session;
+}
 
 halyard_status halyard_session_eval(halyard_session* session, const int32_t* tokens, size_t n_tokens, float* logits) {
-  if (!session || !tokens || n_tokens == 0) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "session and tokens must not be NULL or empty");
+  if (!session || !tokens || n_tokens == 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "session and tokens must not be NULL or empty");
   return guarded([&] {
     auto r = session->session->eval(std::span<const int32_t>(tokens, n_tokens));
     if (!r.is_ok()) {
       const halyard_status s = to_c(r.status());
       return s == HALYARD_ERROR_OUT_OF_RANGE ? HALYARD_ERROR_KV_CACHE_FULL : s;
     }
-    if (logits) std::memcpy(logits, r.value().data(), r.value().size() * sizeof(float));
+    if (logits)
+      std::memcpy(logits, r.value().data(), r.value().size() * sizeof(float));
     return HALYARD_OK;
   });
 }
 
-int32_t halyard_session_position(const halyard_session* session) { return session ? session->session->n_past() : 0; }
+int32_t halyard_session_position(const halyard_session* session) {
+  return session ? session->session->n_past() : 0;
+}
 void halyard_session_reset(halyard_session* session) {
-  if (session) session->session->reset();
+  if (session)
+    session->session->reset();
 }
 
 halyard_status halyard_tokenize(const halyard_model* model, const char* text, size_t text_len, int add_special,
-                                 int parse_special, int32_t* tokens, size_t capacity, size_t* n_out) {
-  if (!model || (!text && text_len)) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and text must not be NULL");
+                                int parse_special, int32_t* tokens, size_t capacity, size_t* n_out) {
+  if (!model || (!text && text_len))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and text must not be NULL");
   return guarded([&] {
     const auto ids = model->model->tokenizer().encode(std::string_view(text ? text : "", text_len), add_special != 0,
                                                       parse_special != 0);
-    if (n_out) *n_out = ids.size();
-    if (ids.size() > capacity) return fail(HALYARD_ERROR_BUFFER_TOO_SMALL, "token buffer too small");
-    if (tokens && !ids.empty()) std::memcpy(tokens, ids.data(), ids.size() * sizeof(int32_t));
+    if (n_out)
+      *n_out = ids.size();
+    if (ids.size() > capacity)
+      return fail(HALYARD_ERROR_BUFFER_TOO_SMALL, "token buffer too small");
+    if (tokens && !ids.empty())
+      std::memcpy(tokens, ids.data(), ids.size() * sizeof(int32_t));
     return HALYARD_OK;
   });
 }
 
 halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tokens, size_t n_tokens, char* text,
                                   size_t capacity, size_t* n_out) {
-  if (!model || (!tokens && n_tokens)) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and tokens must not be NULL");
+  if (!model || (!tokens && n_tokens))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and tokens must not be NULL");
   return guarded([&] {
     const auto& tok = model->model->tokenizer();
     for (size_t i = 0; i < n_tokens; ++i) {
       if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= tok.vocab_size()) {
-        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT,
+                    "token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
       }
     }
     return copy_out(tok.decode(std::vector<rt::TokenId>(tokens, tokens + n_tokens)), text, capacity, n_out);
@@ -292,11 +369,13 @@ halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tok
 
 halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
                                            size_t n_messages, char* text, size_t capacity, size_t* n_out) {
-  if (!model || (!messages && n_messages)) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and messages must not be NULL");
+  if (!model || (!messages && n_messages))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and messages must not be NULL");
   return guarded([&] {
     std::vector<rt::ChatMessage> msgs;
     for (size_t i = 0; i < n_messages; ++i) {
-      if (!messages[i].role || !messages[i].content) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "message role/content is NULL");
+      if (!messages[i].role || !messages[i].content)
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "message role/content is NULL");
       msgs.push_back({messages[i].role, messages[i].content});
     }
     return copy_out(model->model->chat_template().apply(msgs, true), text, capacity, n_out);
@@ -304,7 +383,8 @@ halyard_status halyard_apply_chat_template(const halyard_model* model, const hal
 }
 
 void halyard_generate_options_default(halyard_generate_options* o) {
-  if (!o) return;
+  if (!o)
+    return;
   std::memset(o, 0, sizeof *o);
   o->struct_size = sizeof *o;
   o->max_tokens = 128;
@@ -317,14 +397,17 @@ void halyard_generate_options_default(halyard_generate_options* o) {
 
 halyard_status halyard_generate(halyard_model* model, const char* prompt, const halyard_generate_options* options,
                                 halyard_token_callback callback, void* user_data, halyard_timings* timings) {
-  if (!model || !prompt) return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and prompt must not be NULL");
+  if (!model || !prompt)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and prompt must not be NULL");
   halyard_generate_options o;
   halyard_generate_options_default(&o);
-  if (options) std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+  if (options)
+    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
   return guarded([&] {
     std::lock_guard lock(model->generate_mutex);
     auto session = rt::Session::create(*model->model);
-    if (!session.is_ok()) return to_c(session.status());
+    if (!session.is_ok())
+      return to_c(session.status());
     const auto ids = model->model->tokenizer().encode(prompt, true, o.parse_special != 0);
     rt::GenerateOptions go;
     go.max_tokens = o.max_tokens;
@@ -332,7 +415,8 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
     auto result = rt::generate(*session.value(), ids, go, [&](rt::TokenId id, std::string_view text) {
       return callback ? callback(id, text.data(), text.size(), user_data) == 0 : true;
     });
-    if (!result.is_ok()) return to_c(result.status());
+    if (!result.is_ok())
+      return to_c(result.status());
     if (timings && timings->struct_size >= sizeof(size_t)) {
       halyard_timings t{};
       t.struct_size = timings->struct_size;
@@ -343,7 +427,8 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
       t.decode_tokens_per_s = result->timings.decode_tokens_per_s();
       std::memcpy(timings, &t, std::min(timings->struct_size, sizeof t));
     }
-    if (result->stop == rt::StopReason::kCancelled) return fail(HALYARD_ERROR_CANCELLED, "generation cancelled by the callback");
+    if (result->stop == rt::StopReason::kCancelled)
+      return fail(HALYARD_ERROR_CANCELLED, "generation cancelled by the callback");
     return HALYARD_OK;
   });
 }

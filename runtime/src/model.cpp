@@ -9,8 +9,10 @@ namespace {
 
 Result<int> require_int(const GgufFile& f, const std::string& key, std::int64_t lo, std::int64_t hi) {
   const auto v = f.get_int(key);
-  if (!v) return data_loss("model metadata '" + key + "' is missing or not an integer");
-  if (*v < lo || *v > hi) return data_loss("model metadata '" + key + "' = " + std::to_string(*v) + " is out of range");
+  if (!v)
+    return data_loss("model metadata '" + key + "' is missing or not an integer");
+  if (*v < lo || *v > hi)
+    return data_loss("model metadata '" + key + "' = " + std::to_string(*v) + " is out of range");
   return static_cast<int>(*v);
 }
 
@@ -43,18 +45,21 @@ Result<LlamaConfig> LlamaConfig::from_gguf(const GgufFile& f) {
   }
   c.rope_base = static_cast<float>(f.get_float(a + "rope.freq_base").value_or(10000.0));
   c.rms_eps = static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
-  if (!(c.rope_base > 0.f) || !(c.rms_eps > 0.f)) return data_loss("rope.freq_base and the RMS epsilon must be positive");
+  if (!(c.rope_base > 0.f) || !(c.rms_eps > 0.f))
+    return data_loss("rope.freq_base and the RMS epsilon must be positive");
   if (f.find(a + "rope.scaling.type") || f.find("llama.rope.scaling.factor")) {
     spdlog::warn("model asks for RoPE scaling, which Halyard does not implement yet; long contexts will be off");
   }
   const GgufTensor* embd = f.find_tensor("token_embd.weight");
-  if (!embd) return data_loss("model has no token_embd.weight");
+  if (!embd)
+    return data_loss("model has no token_embd.weight");
   c.vocab_size = static_cast<int>(embd->desc.ne[1]);
   c.tied_output = f.find_tensor("output.weight") == nullptr;
   return c;
 }
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options, BackendRegistry& registry) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options,
+                                           BackendRegistry& registry) {
   auto model = std::unique_ptr<Model>(new Model());
   HALYARD_ASSIGN_OR_RETURN(model->file_, GgufFile::open(path));
   const GgufFile& f = *model->file_;
@@ -62,8 +67,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   HALYARD_ASSIGN_OR_RETURN(model->tokenizer_, Tokenizer::from_gguf(f));
   const LlamaConfig& c = model->config_;
   if (static_cast<int>(model->tokenizer_->vocab_size()) != c.vocab_size) {
-    return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) + " tokens but token_embd.weight has " +
-                     std::to_string(c.vocab_size) + " rows");
+    return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) +
+                     " tokens but token_embd.weight has " + std::to_string(c.vocab_size) + " rows");
   }
   auto tmpl = ChatTemplate::from_jinja(f.get_string("tokenizer.chat_template").value_or(""));
   model->chat_template_ = tmpl.is_ok() ? tmpl.value() : ChatTemplate::make(ChatFormat::kChatML);
@@ -85,9 +90,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
 
   // Every tensor the graph needs, with its expected shape.
   const std::int64_t d = c.d_model, kv = std::int64_t{c.head_dim} * c.n_kv_heads;
-  std::vector<std::pair<std::string, std::array<std::int64_t, 2>>> expected = {
-      {"token_embd.weight", {d, c.vocab_size}}, {"output_norm.weight", {d, 1}}};
-  if (!c.tied_output) expected.push_back({"output.weight", {d, c.vocab_size}});
+  std::vector<std::pair<std::string, std::array<std::int64_t, 2>>> expected = {{"token_embd.weight", {d, c.vocab_size}},
+                                                                               {"output_norm.weight", {d, 1}}};
+  if (!c.tied_output)
+    expected.push_back({"output.weight", {d, c.vocab_size}});
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     expected.push_back({p + "attn_norm.weight", {d, 1}});
@@ -102,13 +108,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   }
   for (const auto& [name, shape] : expected) {
     const GgufTensor* t = f.find_tensor(name);
-    if (!t) return data_loss("model is missing tensor '" + name + "'");
+    if (!t)
+      return data_loss("model is missing tensor '" + name + "'");
     if (t->desc.ne[0] != shape[0] || t->desc.ne[1] != shape[1] || t->desc.ne[2] != 1 || t->desc.ne[3] != 1) {
       return data_loss("tensor '" + name + "' is " + t->desc.to_string() + ", expected [" + std::to_string(shape[0]) +
                        ", " + std::to_string(shape[1]) + "]");
     }
     const bool is_norm = name.ends_with("norm.weight");
-    if (is_norm && t->desc.dtype != DType::kF32) return unimplemented("norm weight '" + name + "' must be f32");
+    if (is_norm && t->desc.dtype != DType::kF32)
+      return unimplemented("norm weight '" + name + "' must be f32");
     const OpKind use = is_norm ? OpKind::kRmsNorm : (name == "token_embd.weight" ? OpKind::kEmbed : OpKind::kMatmul);
     const std::array<DType, 2> dtypes{t->desc.dtype, use == OpKind::kEmbed ? DType::kI32 : DType::kF32};
     if (!dev.supports(use, dtypes)) {

@@ -7,8 +7,7 @@ namespace halyard::runtime {
 namespace {
 
 // GPT-2's expression, as tokenizer.json files carry it.
-constexpr const char* kGpt2 =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+constexpr const char* kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
 // Llama-3's expression.
 constexpr const char* kLlama3 =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
@@ -30,7 +29,8 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::from_expressions(const std::
     UParseError parse_error;
     std::unique_ptr<icu::RegexPattern> p(
         icu::RegexPattern::compile(icu::UnicodeString::fromUTF8(e), 0, parse_error, status));
-    if (U_FAILURE(status) || !p) return internal_error("pre-tokenizer expression does not compile: " + e);
+    if (U_FAILURE(status) || !p)
+      return internal_error("pre-tokenizer expression does not compile: " + e);
     pre->impl_->patterns.push_back(std::move(p));
   }
   return pre;
@@ -45,7 +45,8 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pr
   if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "dbrx" || pre == "smaug-bpe") {
     return from_expressions({kLlama3});
   }
-  if (pre != "gpt2" && pre != "default" && pre != "mpt" && pre != "olmo") *known = false;
+  if (pre != "gpt2" && pre != "default" && pre != "mpt" && pre != "olmo")
+    *known = false;
   return from_expressions({kGpt2});
 }
 
@@ -65,13 +66,16 @@ std::vector<std::string> PreTokenizer::split(std::string_view text) const {
       while (m->find()) {
         const int32_t start = m->start(status);
         const int32_t end = m->end(status);
-        if (U_FAILURE(status) || end == start) break;
+        if (U_FAILURE(status) || end == start)
+          break;
         // Copies, not tempSubString aliases: `piece` dies when `pieces` is replaced below.
-        if (start > last) next.emplace_back(piece, last, start - last);
+        if (start > last)
+          next.emplace_back(piece, last, start - last);
         next.emplace_back(piece, start, end - start);
         last = end;
       }
-      if (last < piece.length()) next.emplace_back(piece, last);
+      if (last < piece.length())
+        next.emplace_back(piece, last);
     }
     pieces = std::move(next);
   }

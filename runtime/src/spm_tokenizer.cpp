@@ -21,10 +21,14 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(const GgufFile& file) {
     }
     std::memcpy(tok->scores_.data(), arr->data, tok->vocab_size() * 4);
   }
-  if (auto v = tok->find("<unk>")) tok->unk_ = *v;
-  if (auto v = file.get_int("tokenizer.ggml.unknown_token_id")) tok->unk_ = static_cast<TokenId>(*v);
-  if (auto v = file.get_int("tokenizer.ggml.add_space_prefix")) tok->add_space_prefix_ = *v != 0;
-  if (!file.find("tokenizer.ggml.add_bos_token")) tok->add_bos_ = true;  // SentencePiece models default to BOS
+  if (auto v = tok->find("<unk>"))
+    tok->unk_ = *v;
+  if (auto v = file.get_int("tokenizer.ggml.unknown_token_id"))
+    tok->unk_ = static_cast<TokenId>(*v);
+  if (auto v = file.get_int("tokenizer.ggml.add_space_prefix"))
+    tok->add_space_prefix_ = *v != 0;
+  if (!file.find("tokenizer.ggml.add_bos_token"))
+    tok->add_bos_ = true;  // SentencePiece models default to BOS
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);
@@ -35,7 +39,8 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(const GgufFile& file) {
 
 void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const {
   std::string escaped;
-  if (first && add_space_prefix_) escaped += kSpace;  // the leading space goes before the first text only
+  if (first && add_space_prefix_)
+    escaped += kSpace;  // the leading space goes before the first text only
   for (char c : text) {
     if (c == ' ') {
       escaped += kSpace;
@@ -54,7 +59,8 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vecto
         best = static_cast<std::ptrdiff_t>(i);
       }
     }
-    if (best < 0) break;
+    if (best < 0)
+      break;
     symbols[static_cast<std::size_t>(best)] += symbols[static_cast<std::size_t>(best) + 1];
     symbols.erase(symbols.begin() + best + 1);
   }
@@ -63,20 +69,24 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vecto
       out.push_back(*id);
     } else {
       for (unsigned char c : s) {
-        if (byte_tokens_[c] >= 0) out.push_back(byte_tokens_[c]);
+        if (byte_tokens_[c] >= 0)
+          out.push_back(byte_tokens_[c]);
       }
     }
   }
 }
 
 std::string SpmTokenizer::token_to_piece(TokenId id, bool render_special) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= vocab_size()) return {};
+  if (id < 0 || static_cast<std::size_t>(id) >= vocab_size())
+    return {};
   const TokenType type = token_type(id);
   const std::string& text = token_text(id);
-  if (type == TokenType::kControl) return render_special ? text : std::string();
+  if (type == TokenType::kControl)
+    return render_special ? text : std::string();
   if (type == TokenType::kByte) {
     unsigned value = 0;
-    if (std::sscanf(text.c_str(), "<0x%02X>", &value) == 1) return std::string(1, static_cast<char>(value));
+    if (std::sscanf(text.c_str(), "<0x%02X>", &value) == 1)
+      return std::string(1, static_cast<char>(value));
     return {};
   }
   std::string out;
@@ -97,7 +107,8 @@ std::string SpmTokenizer::decode(const std::vector<TokenId>& ids, bool render_sp
   for (TokenId id : ids) {
     std::string piece = token_to_piece(id, render_special);
     if (first_text && id >= 0 && static_cast<std::size_t>(id) < vocab_size() && token_type(id) != TokenType::kControl) {
-      if (add_space_prefix_ && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
+      if (add_space_prefix_ && !piece.empty() && piece[0] == ' ')
+        piece.erase(0, 1);
       first_text = false;
     }
     out += piece;

@@ -19,7 +19,6 @@ class SpmTokenizer final : public Tokenizer {
   std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const override;
 
  private:
-
   std::vector<float> scores_;
   TokenId byte_tokens_[256];
   TokenId unk_ = -1;

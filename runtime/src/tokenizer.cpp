@@ -10,7 +10,8 @@ namespace halyard::runtime {
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const GgufFile& file) {
   const auto model = file.get_string("tokenizer.ggml.model");
-  if (!model) return invalid_argument("model has no tokenizer (tokenizer.ggml.model is missing)");
+  if (!model)
+    return invalid_argument("model has no tokenizer (tokenizer.ggml.model is missing)");
   std::unique_ptr<Tokenizer> tok;
   if (*model == "gpt2") {
     HALYARD_ASSIGN_OR_RETURN(tok, BpeTokenizer::create(file));
@@ -41,7 +42,8 @@ Status Tokenizer::load_common(const GgufFile& file) {
       types_[i] = static_cast<TokenType>(v);
     }
   }
-  for (std::size_t i = 0; i < tokens_.size(); ++i) index_.emplace(tokens_[i], static_cast<TokenId>(i));
+  for (std::size_t i = 0; i < tokens_.size(); ++i)
+    index_.emplace(tokens_[i], static_cast<TokenId>(i));
   auto id_key = [&](const char* key, TokenId& out) -> Status {
     if (auto v = file.get_int(key)) {
       if (*v < 0 || *v >= static_cast<std::int64_t>(tokens_.size())) {
@@ -55,26 +57,33 @@ Status Tokenizer::load_common(const GgufFile& file) {
   HALYARD_RETURN_IF_ERROR(id_key("tokenizer.ggml.eos_token_id", eos_));
   TokenId eot = -1;
   HALYARD_RETURN_IF_ERROR(id_key("tokenizer.ggml.eot_token_id", eot));
-  if (auto v = file.get_int("tokenizer.ggml.add_bos_token")) add_bos_ = *v != 0;
+  if (auto v = file.get_int("tokenizer.ggml.add_bos_token"))
+    add_bos_ = *v != 0;
 
   for (std::size_t i = 0; i < tokens_.size(); ++i) {
     if (types_[i] == TokenType::kControl || types_[i] == TokenType::kUserDefined || types_[i] == TokenType::kUnknown) {
-      if (!tokens_[i].empty()) special_by_length_.push_back(static_cast<TokenId>(i));
+      if (!tokens_[i].empty())
+        special_by_length_.push_back(static_cast<TokenId>(i));
     }
   }
   std::stable_sort(special_by_length_.begin(), special_by_length_.end(),
                    [&](TokenId a, TokenId b) { return token_text(a).size() > token_text(b).size(); });
-  if (eos_ >= 0) end_of_generation_.push_back(eos_);
-  if (eot >= 0) end_of_generation_.push_back(eot);
-  for (const char* text : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<|eom_id|>", "<end_of_turn>", "<|end_of_text|>"}) {
-    if (auto id = find(text)) end_of_generation_.push_back(*id);
+  if (eos_ >= 0)
+    end_of_generation_.push_back(eos_);
+  if (eot >= 0)
+    end_of_generation_.push_back(eot);
+  for (const char* text :
+       {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<|eom_id|>", "<end_of_turn>", "<|end_of_text|>"}) {
+    if (auto id = find(text))
+      end_of_generation_.push_back(*id);
   }
   return Status::ok();
 }
 
 std::optional<TokenId> Tokenizer::find(std::string_view text) const {
   auto it = index_.find(std::string(text));
-  if (it == index_.end()) return std::nullopt;
+  if (it == index_.end())
+    return std::nullopt;
   return it->second;
 }
 
@@ -97,12 +106,15 @@ std::vector<std::pair<std::string_view, TokenId>> Tokenizer::split_special(std::
       std::size_t start = 0;
       while (true) {
         const std::size_t hit = piece.find(st, start);
-        if (hit == std::string_view::npos) break;
-        if (hit > start) next.emplace_back(piece.substr(start, hit - start), -1);
+        if (hit == std::string_view::npos)
+          break;
+        if (hit > start)
+          next.emplace_back(piece.substr(start, hit - start), -1);
         next.emplace_back(piece.substr(hit, st.size()), special);
         start = hit + st.size();
       }
-      if (start < piece.size()) next.emplace_back(piece.substr(start), -1);
+      if (start < piece.size())
+        next.emplace_back(piece.substr(start), -1);
     }
     pieces = std::move(next);
   }
@@ -111,7 +123,8 @@ std::vector<std::pair<std::string_view, TokenId>> Tokenizer::split_special(std::
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
   std::vector<TokenId> out;
-  if (add_special && add_bos_ && bos_ >= 0) out.push_back(bos_);
+  if (add_special && add_bos_ && bos_ >= 0)
+    out.push_back(bos_);
   std::vector<std::pair<std::string_view, TokenId>> pieces;
   if (parse_special) {
     pieces = split_special(text);
@@ -132,7 +145,8 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, 
 
 std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool render_special) const {
   std::string out;
-  for (TokenId id : ids) out += token_to_piece(id, render_special);
+  for (TokenId id : ids)
+    out += token_to_piece(id, render_special);
   return out;
 }
 

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "halyard/hal/registry.h"
 #include "halyard/conformance/op_cases.h"
+#include "halyard/hal/registry.h"
 
 namespace {
 
@@ -23,7 +23,8 @@ class CaseTest : public ::testing::Test {
   CaseTest(Device* device, conformance::OpCase c) : device_(device), case_(std::move(c)) {}
   void TestBody() override {
     const auto r = conformance::run_op_case(*device_, case_, g_seed);
-    if (r.unsupported) GTEST_SKIP() << "unsupported: " << r.message;
+    if (r.unsupported)
+      GTEST_SKIP() << "unsupported: " << r.message;
     EXPECT_TRUE(r.passed) << case_.name << " (seed " << g_seed << "): " << r.message;
     RecordProperty("nmse", std::to_string(r.nmse));
   }
@@ -49,12 +50,16 @@ int main(int argc, char** argv) {
   std::string uri = "ref";
   DeviceOptions device_options;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--device") uri = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-kernels") device_options.cpu_kernels = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-prefill") device_options.cpu_prefill = argv[i + 1];
+    if (std::string(argv[i]) == "--device")
+      uri = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-kernels")
+      device_options.cpu_kernels = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-prefill")
+      device_options.cpu_prefill = argv[i + 1];
   }
   g_seed = 20261128;
-  if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED")) g_seed = std::strtoull(s, nullptr, 10);
+  if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED"))
+    g_seed = std::strtoull(s, nullptr, 10);
   std::printf("conformance on %s%s%s, seed %llu (set HALYARD_CONFORMANCE_SEED to change)\n", uri.c_str(),
               device_options.cpu_kernels.empty() ? "" : " with kernels ", device_options.cpu_kernels.c_str(),
               static_cast<unsigned long long>(g_seed));

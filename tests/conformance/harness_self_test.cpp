@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "halyard/hal/registry.h"
 #include "halyard/conformance/op_cases.h"
+#include "halyard/hal/registry.h"
 
 namespace halyard::conformance {
 namespace {
@@ -18,12 +18,15 @@ class DamagedExecutable final : public Executable {
   DamagedExecutable(std::unique_ptr<Executable> inner, TensorId output, Damage damage)
       : inner_(std::move(inner)), output_(output), damage_(damage) {}
   Result<std::unique_ptr<Event>> run(Queue& queue, std::span<const Binding> bindings) override {
-    if (damage_ == Damage::kSkipRun) return inner_->run(queue, {});  // fails: nothing bound
+    if (damage_ == Damage::kSkipRun)
+      return inner_->run(queue, {});  // fails: nothing bound
     auto ev = inner_->run(queue, bindings);
-    if (!ev.is_ok() || damage_ == Damage::kNone) return ev;
+    if (!ev.is_ok() || damage_ == Damage::kNone)
+      return ev;
     HALYARD_RETURN_IF_ERROR(ev.value()->wait());
     for (const Binding& b : bindings) {
-      if (b.tensor != output_) continue;
+      if (b.tensor != output_)
+        continue;
       // Flip a high bit of byte 3: the exponent of the first f32 value, a quant of a block type,
       // the top of an i32.
       std::uint8_t byte = 0;
@@ -69,7 +72,8 @@ std::unique_ptr<Device> damaged_ref(Damage damage) {
 
 const OpCase& find_case(const std::vector<OpCase>& cases, const std::string& prefix) {
   for (const auto& c : cases) {
-    if (c.name.starts_with(prefix)) return c;
+    if (c.name.starts_with(prefix))
+      return c;
   }
   ADD_FAILURE() << "no case " << prefix;
   return cases.front();
@@ -79,7 +83,8 @@ TEST(ConformanceHarness, CoversEveryOpAndWeightDtype) {
   const auto cases = all_op_cases();
   for (int op = 0; op < kOpCount; ++op) {
     bool found = false;
-    for (const auto& c : cases) found |= c.op == static_cast<OpKind>(op);
+    for (const auto& c : cases)
+      found |= c.op == static_cast<OpKind>(op);
     EXPECT_TRUE(found) << op_name(static_cast<OpKind>(op));
   }
   for (const char* dt : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"}) {

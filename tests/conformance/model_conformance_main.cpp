@@ -30,7 +30,8 @@ constexpr double kNearTieMargin = 0.3;
 constexpr int kSteps = 32;
 
 std::string model_path() {
-  if (const char* p = std::getenv("HALYARD_TEST_MODEL"); p && *p) return p;
+  if (const char* p = std::getenv("HALYARD_TEST_MODEL"); p && *p)
+    return p;
   const char* x = std::getenv("XDG_CACHE_HOME");
   const std::string cache = x && *x ? x : std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache";
   return cache + "/halyard/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -58,7 +59,8 @@ Result<Trace> greedy_trace(Model& model, const std::vector<TokenId>& prompt) {
 double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
   double e = 0, n = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i])) return INFINITY;
+    if (std::isnan(a[i]))
+      return INFINITY;
     e += (static_cast<double>(a[i]) - ref[i]) * (static_cast<double>(a[i]) - ref[i]);
     n += static_cast<double>(ref[i]) * ref[i];
   }
@@ -104,9 +106,11 @@ TEST_P(ModelConformance, PrefillAndGreedyDecodeMatchTheReference) {
     const double e = nmse(dev->logits[static_cast<std::size_t>(step)], ref->logits[static_cast<std::size_t>(step)]);
     worst = std::max(worst, e);
     errors.push_back(e);
-    if (std::getenv("HALYARD_VERBOSE_STEPS")) std::printf("  step %d NMSE %.3g\n", step, e);
+    if (std::getenv("HALYARD_VERBOSE_STEPS"))
+      std::printf("  step %d NMSE %.3g\n", step, e);
     EXPECT_LE(e, kLogitNmse) << "logits at step " << step;
-    if (dev->tokens[static_cast<std::size_t>(step)] != ref->tokens[static_cast<std::size_t>(step)]) break;
+    if (dev->tokens[static_cast<std::size_t>(step)] != ref->tokens[static_cast<std::size_t>(step)])
+      break;
   }
   std::sort(errors.begin(), errors.end());
   const double median = errors[errors.size() / 2];
@@ -138,9 +142,12 @@ int main(int argc, char** argv) {
   std::string uri = "cpu";
   ModelOptions device_options;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--device") uri = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-kernels") device_options.cpu_kernels = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-prefill") device_options.cpu_prefill = argv[i + 1];
+    if (std::string(argv[i]) == "--device")
+      uri = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-kernels")
+      device_options.cpu_kernels = argv[i + 1];
+    if (std::string(argv[i]) == "--cpu-prefill")
+      device_options.cpu_prefill = argv[i + 1];
   }
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) {

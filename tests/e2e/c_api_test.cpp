@@ -1,6 +1,4 @@
 // The public C API, end to end on the reference device, including its error paths.
-#include "halyard.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "halyard.h"
 #include "test_paths.h"
 
 namespace {

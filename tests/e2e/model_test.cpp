@@ -26,7 +26,8 @@ class ModelOnRef : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     const std::string path = testing::default_model_path();
-    if (!std::filesystem::exists(path)) return;
+    if (!std::filesystem::exists(path))
+      return;
     RegistryOptions ro;
     ro.search_paths = {testing::plugin_dir()};
     auto reg = BackendRegistry::load(ro);
@@ -107,18 +108,20 @@ TEST_F(ModelOnRef, GreedyTokensMatchLlamaCppUpToNearTies) {
     const auto& got = result->tokens;
     ASSERT_EQ(got.size(), expected.size());
     std::size_t step = 0;
-    while (step < got.size() && got[step] == expected[step]) ++step;
+    while (step < got.size() && got[step] == expected[step])
+      ++step;
     const std::string prompt_text = c["prompt"];
     if (step == got.size()) {
       std::printf("'%.30s...': all %zu greedy tokens equal llama.cpp's\n", prompt_text.c_str(), got.size());
       ++strict_prompts;
       continue;
     }
-    std::printf("'%.30s...': equal for %zu tokens, then parts where llama.cpp's margin is %.4f\n",
-                prompt_text.c_str(), step, margins[step]);
-    EXPECT_LT(margins[step], kNearTieMargin) << "diverged from llama.cpp at step " << step << " of '" << prompt_text
-                                             << "', which was not a near tie";
-    if (margins[step] < kStrictNearTieMargin) ++strict_prompts;
+    std::printf("'%.30s...': equal for %zu tokens, then parts where llama.cpp's margin is %.4f\n", prompt_text.c_str(),
+                step, margins[step]);
+    EXPECT_LT(margins[step], kNearTieMargin)
+        << "diverged from llama.cpp at step " << step << " of '" << prompt_text << "', which was not a near tie";
+    if (margins[step] < kStrictNearTieMargin)
+      ++strict_prompts;
   }
   EXPECT_GE(strict_prompts, kStrictPromptsRequired);
 }

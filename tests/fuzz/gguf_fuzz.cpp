@@ -12,15 +12,18 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace halyard::runtime;
   auto file = GgufFile::from_bytes(std::vector<std::uint8_t>(data, data + size));
-  if (!file.is_ok()) return 0;
+  if (!file.is_ok())
+    return 0;
   std::size_t bytes = 0;
   for (const auto& t : file.value()->tensors()) {
     const auto* p = static_cast<const std::uint8_t*>(t.data);
-    if (t.desc.bytes() > 0) bytes += p[0] + p[t.desc.bytes() - 1];  // every tensor's span is readable
+    if (t.desc.bytes() > 0)
+      bytes += p[0] + p[t.desc.bytes() - 1];  // every tensor's span is readable
   }
   (void)bytes;
   (void)LlamaConfig::from_gguf(*file.value());
   auto tok = Tokenizer::from_gguf(*file.value());
-  if (tok.is_ok()) (void)tok.value()->decode(tok.value()->encode("Hello <|im_start|> 123 ünï", true, true));
+  if (tok.is_ok())
+    (void)tok.value()->decode(tok.value()->encode("Hello <|im_start|> 123 ünï", true, true));
   return 0;
 }

@@ -2,7 +2,9 @@
 #include "halyard/hal/plugin_abi.h"
 
 namespace {
-void* never_called(char*, uint32_t) { return nullptr; }
+void* never_called(char*, uint32_t) {
+  return nullptr;
+}
 void never_destroyed(void*) {}
 const HalyardBackendPlugin kTable{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION + 1, "badabi",
                                   &never_called, &never_destroyed};

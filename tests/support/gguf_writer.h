@@ -30,24 +30,30 @@ class GgufWriter {
     put<std::uint32_t>(meta_, 9);
     put<std::uint32_t>(meta_, 8);
     put<std::uint64_t>(meta_, v.size());
-    for (const auto& s : v) put_string(meta_, s);
+    for (const auto& s : v)
+      put_string(meta_, s);
     ++n_kv_;
   }
-  void add_i32_array(const std::string& key, const std::vector<std::int32_t>& v) { array(key, 5, v.data(), v.size(), 4); }
+  void add_i32_array(const std::string& key, const std::vector<std::int32_t>& v) {
+    array(key, 5, v.data(), v.size(), 4);
+  }
   void add_f32_array(const std::string& key, const std::vector<float>& v) { array(key, 6, v.data(), v.size(), 4); }
 
   // Adds a tensor; `data` must hold desc.bytes() bytes.
   void add_tensor(const std::string& name, const TensorDesc& desc, const void* data) {
     int dims = 4;
-    while (dims > 1 && desc.ne[static_cast<std::size_t>(dims - 1)] == 1) --dims;
+    while (dims > 1 && desc.ne[static_cast<std::size_t>(dims - 1)] == 1)
+      --dims;
     put_string(infos_, name);
     put<std::uint32_t>(infos_, static_cast<std::uint32_t>(dims));
-    for (int d = 0; d < dims; ++d) put<std::uint64_t>(infos_, static_cast<std::uint64_t>(desc.ne[static_cast<std::size_t>(d)]));
+    for (int d = 0; d < dims; ++d)
+      put<std::uint64_t>(infos_, static_cast<std::uint64_t>(desc.ne[static_cast<std::size_t>(d)]));
     put<std::uint32_t>(infos_, static_cast<std::uint32_t>(desc.dtype));
     put<std::uint64_t>(infos_, data_.size());
     const auto* p = static_cast<const std::uint8_t*>(data);
     data_.insert(data_.end(), p, p + desc.bytes());
-    while (data_.size() % 32) data_.push_back(0);
+    while (data_.size() % 32)
+      data_.push_back(0);
     ++n_tensors_;
   }
 
@@ -59,7 +65,8 @@ class GgufWriter {
     put<std::uint64_t>(out, n_kv_);
     out.insert(out.end(), meta_.begin(), meta_.end());
     out.insert(out.end(), infos_.begin(), infos_.end());
-    while (out.size() % 32) out.push_back(0);
+    while (out.size() % 32)
+      out.push_back(0);
     out.insert(out.end(), data_.begin(), data_.end());
     return out;
   }

@@ -7,11 +7,14 @@
 
 namespace halyard::testing {
 
-inline std::string data_dir() { return HALYARD_TEST_DATA_DIR; }
+inline std::string data_dir() {
+  return HALYARD_TEST_DATA_DIR;
+}
 
 // The default model: HALYARD_TEST_MODEL, else the model cache scripts/fetch-model.sh fills.
 inline std::string default_model_path() {
-  if (const char* p = std::getenv("HALYARD_TEST_MODEL"); p && *p) return p;
+  if (const char* p = std::getenv("HALYARD_TEST_MODEL"); p && *p)
+    return p;
   std::string cache;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
     cache = x;
@@ -22,15 +25,17 @@ inline std::string default_model_path() {
 }
 
 // Directory holding the built plugins (the test binaries live beside them).
-inline std::string plugin_dir() { return HALYARD_PLUGIN_DIR; }
+inline std::string plugin_dir() {
+  return HALYARD_PLUGIN_DIR;
+}
 
 }  // namespace halyard::testing
 
 // The real model is part of the test fixture (scripts/test.sh fetches it); its absence is a
 // failure with instructions, not a skip.
-#define HALYARD_REQUIRE_MODEL(path)                                                              \
-  do {                                                                                          \
-    if (!std::filesystem::exists(path)) {                                                       \
+#define HALYARD_REQUIRE_MODEL(path)                                                                          \
+  do {                                                                                                       \
+    if (!std::filesystem::exists(path)) {                                                                    \
       FAIL() << "model not found at " << (path) << ": run scripts/fetch-model.sh or set HALYARD_TEST_MODEL"; \
-    }                                                                                           \
+    }                                                                                                        \
   } while (0)

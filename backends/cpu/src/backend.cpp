@@ -21,7 +21,8 @@ std::string cpu_model_name() {
   while (std::getline(in, line)) {
     if (line.rfind("model name", 0) == 0) {
       const auto colon = line.find(':');
-      if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+      if (colon != std::string::npos && colon + 2 <= line.size())
+        return line.substr(colon + 2);
     }
   }
   return "CPU";
@@ -34,7 +35,8 @@ DeviceInfo cpu_device_info(int threads, const KernelTable& kernels) {
   info.vendor = "host";
   info.type = DeviceType::kCpu;
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  if (pages > 0 && page > 0) info.memory_bytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+  if (pages > 0 && page > 0)
+    info.memory_bytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
   info.details = std::to_string(threads) + " threads, " + kernels.name + " kernels";
   return info;
 }
@@ -43,9 +45,11 @@ class CpuDevice final : public Device {
  public:
   CpuDevice(int threads, const KernelTable& kernels, PrefillPath prefill)
       : pool_(threads), kernels_(kernels), prefill_(prefill), info_(cpu_device_info(threads, kernels)) {
-    if (prefill_ == PrefillPath::kBlas) blas_set_threads(threads);
-    info_.details += prefill_ == PrefillPath::kGemm ? ", AVX-512 GEMM for prefill"
-                     : prefill_ == PrefillPath::kBlas ? ", OpenBLAS for prefill" : ", integer tiles for prefill";
+    if (prefill_ == PrefillPath::kBlas)
+      blas_set_threads(threads);
+    info_.details += prefill_ == PrefillPath::kGemm   ? ", AVX-512 GEMM for prefill"
+                     : prefill_ == PrefillPath::kBlas ? ", OpenBLAS for prefill"
+                                                      : ", integer tiles for prefill";
   }
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override {
@@ -55,11 +59,11 @@ class CpuDevice final : public Device {
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
     auto scratch = std::make_shared<Scratch>();
-    return create_host_executable(graph, [this, scratch](const GraphNode& node, std::span<const HostTensor> in,
-                                                         const HostTensor& out) {
-      CpuContext ctx{pool_, kernels_, *scratch, prefill_};
-      return run_cpu_op(ctx, node, in, out);
-    });
+    return create_host_executable(
+        graph, [this, scratch](const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
+          CpuContext ctx{pool_, kernels_, *scratch, prefill_};
+          return run_cpu_op(ctx, node, in, out);
+        });
   }
 
  private:
@@ -73,18 +77,25 @@ class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return "cpu"; }
   Status availability() const override { return Status::ok(); }
-  std::vector<DeviceInfo> devices() const override { return {cpu_device_info(physical_cores(), select_kernels(nullptr))}; }
+  std::vector<DeviceInfo> devices() const override {
+    return {cpu_device_info(physical_cores(), select_kernels(nullptr))};
+  }
   Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) override {
-    if (index != 0) return not_found("cpu has a single device, cpu:0");
+    if (index != 0)
+      return not_found("cpu has a single device, cpu:0");
     const std::string& forced = options.cpu_kernels;
     const KernelTable& kernels = select_kernels(forced.c_str());
     if (!forced.empty() && forced != kernels.name) {
-      return unavailable("cpu kernels '" + forced + "' are not available on this CPU (use generic, avx2 or avx512vnni)");
+      return unavailable("cpu kernels '" + forced +
+                         "' are not available on this CPU (use generic, avx2 or avx512vnni)");
     }
-    if (options.threads < 0 || options.threads > 1024) return invalid_argument("threads must be in [0, 1024]");
+    if (options.threads < 0 || options.threads > 1024)
+      return invalid_argument("threads must be in [0, 1024]");
     const int threads = options.threads > 0 ? options.threads : physical_cores();
     // Fastest first, as measured on SmolLM2 pp512 (README): own GEMM, OpenBLAS, integer tiles.
-    PrefillPath prefill = kernels.gemm_f32_block ? PrefillPath::kGemm : blas_available() ? PrefillPath::kBlas : PrefillPath::kTiles;
+    PrefillPath prefill = kernels.gemm_f32_block ? PrefillPath::kGemm
+                          : blas_available()     ? PrefillPath::kBlas
+                                                 : PrefillPath::kTiles;
     const std::string& want = options.cpu_prefill;
     if (want == "gemm" && kernels.gemm_f32_block) {
       prefill = PrefillPath::kGemm;
@@ -93,7 +104,9 @@ class CpuBackend final : public Backend {
     } else if (want == "tiles") {
       prefill = PrefillPath::kTiles;
     } else if (!want.empty()) {
-      return unavailable("cpu prefill path '" + want + "' is not available here (gemm needs AVX-512 kernels, blas needs OpenBLAS; tiles always works)");
+      return unavailable(
+          "cpu prefill path '" + want +
+          "' is not available here (gemm needs AVX-512 kernels, blas needs OpenBLAS; tiles always works)");
     }
     return std::unique_ptr<Device>(new CpuDevice(threads, kernels, prefill));
   }
@@ -108,7 +121,9 @@ void* create_backend(char* error, std::uint32_t error_size) {
   }
 }
 
-void destroy_backend(void* backend) { delete static_cast<Backend*>(backend); }
+void destroy_backend(void* backend) {
+  delete static_cast<Backend*>(backend);
+}
 
 const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "cpu", &create_backend,
                                    &destroy_backend};

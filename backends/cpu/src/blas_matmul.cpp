@@ -10,9 +10,13 @@ namespace halyard::cpu {
 
 #if HALYARD_HAVE_OPENBLAS
 
-bool blas_available() { return true; }
+bool blas_available() {
+  return true;
+}
 
-void blas_set_threads(int threads) { openblas_set_num_threads(threads); }
+void blas_set_threads(int threads) {
+  openblas_set_num_threads(threads);
+}
 
 Status blas_matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const HostTensor& out) {
   const std::int64_t k = w.desc.ne[0], m = w.desc.ne[1], n = x.desc.ne[1];
@@ -32,16 +36,18 @@ Status blas_matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, co
       }
     });
     // out[t, j0 + r] = sum_i x[t, i] * band[r, i]: C (n x rows, ld m) = X (n x k) * B^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(rows), static_cast<int>(k),
-                1.f, static_cast<const float*>(x.data), static_cast<int>(k), buf.data(), static_cast<int>(k), 0.f,
-                static_cast<float*>(out.data) + j0, static_cast<int>(m));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(rows),
+                static_cast<int>(k), 1.f, static_cast<const float*>(x.data), static_cast<int>(k), buf.data(),
+                static_cast<int>(k), 0.f, static_cast<float*>(out.data) + j0, static_cast<int>(m));
   }
   return Status::ok();
 }
 
 #else
 
-bool blas_available() { return false; }
+bool blas_available() {
+  return false;
+}
 void blas_set_threads(int) {}
 Status blas_matmul(CpuContext&, const HostTensor&, const HostTensor&, const HostTensor&) {
   return unimplemented("this build has no OpenBLAS");

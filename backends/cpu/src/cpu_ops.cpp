@@ -1,21 +1,29 @@
 #include "cpu_ops.h"
 
-#include "blas_matmul.h"
-#include "gemm_matmul.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
 
+#include "blas_matmul.h"
+#include "gemm_matmul.h"
+
 namespace halyard::cpu {
 namespace {
 
-const float* f32(const HostTensor& t) { return static_cast<const float*>(t.data); }
-float* f32_out(const HostTensor& t) { return static_cast<float*>(t.data); }
-const std::int32_t* i32(const HostTensor& t) { return static_cast<const std::int32_t*>(t.data); }
-const std::uint8_t* bytes(const HostTensor& t) { return static_cast<const std::uint8_t*>(t.data); }
+const float* f32(const HostTensor& t) {
+  return static_cast<const float*>(t.data);
+}
+float* f32_out(const HostTensor& t) {
+  return static_cast<float*>(t.data);
+}
+const std::int32_t* i32(const HostTensor& t) {
+  return static_cast<const std::int32_t*>(t.data);
+}
+const std::uint8_t* bytes(const HostTensor& t) {
+  return static_cast<const std::uint8_t*>(t.data);
+}
 
 // Splits `n` items into about `per_thread` chunks per thread, each at least `min_chunk` long.
 int chunk_size(std::int64_t n, int threads, std::int64_t min_chunk, int per_thread = 4) {
@@ -28,8 +36,10 @@ constexpr std::int64_t kPrefillMinTokens = 32;
 
 Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const HostTensor& out) {
   const std::int64_t k = w.desc.ne[0], m = w.desc.ne[1], n = x.desc.ne[1];
-  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemm) return gemm_matmul(ctx, w, x, out);
-  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kBlas) return blas_matmul(ctx, w, x, out);
+  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemm)
+    return gemm_matmul(ctx, w, x, out);
+  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kBlas)
+    return blas_matmul(ctx, w, x, out);
   const DType dt = w.desc.dtype;
   const std::size_t row_size = w.desc.row_size();
   const bool quantized = dt == DType::kQ8_0 || dt == DType::kQ4_0 || dt == DType::kQ4_1;
@@ -46,13 +56,20 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
   auto dot = [&](std::int64_t j, std::int64_t t) -> float {
     const std::uint8_t* row = bytes(w) + static_cast<std::size_t>(j) * row_size;
     switch (dt) {
-      case DType::kQ8_0: return kt.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), act + t * nb, nb);
-      case DType::kQ4_0: return kt.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), act + t * nb, nb);
-      case DType::kQ4_1: return kt.dot_q4_1(reinterpret_cast<const BlockQ4_1*>(row), act + t * nb, nb);
-      case DType::kF32: return kt.dot_f32(reinterpret_cast<const float*>(row), f32(x) + t * k, static_cast<int>(k));
-      case DType::kF16: return kt.dot_f16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
-      case DType::kBF16: return kt.dot_bf16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
-      case DType::kI32: break;
+      case DType::kQ8_0:
+        return kt.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), act + t * nb, nb);
+      case DType::kQ4_0:
+        return kt.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), act + t * nb, nb);
+      case DType::kQ4_1:
+        return kt.dot_q4_1(reinterpret_cast<const BlockQ4_1*>(row), act + t * nb, nb);
+      case DType::kF32:
+        return kt.dot_f32(reinterpret_cast<const float*>(row), f32(x) + t * k, static_cast<int>(k));
+      case DType::kF16:
+        return kt.dot_f16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
+      case DType::kBF16:
+        return kt.dot_bf16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
+      case DType::kI32:
+        break;
     }
     return std::numeric_limits<float>::quiet_NaN();
   };
@@ -66,15 +83,24 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
     const std::uint8_t* w0 = bytes(w) + static_cast<std::size_t>(j) * row_size;
     const void* wr[8];
     const ActBlock* xr[8];
-    for (int r = 0; r < R; ++r) wr[r] = w0 + static_cast<std::size_t>(r) * row_size;
-    for (int i = 0; i < T; ++i) xr[i] = act + (t + i) * nb;
+    for (int r = 0; r < R; ++r)
+      wr[r] = w0 + static_cast<std::size_t>(r) * row_size;
+    for (int i = 0; i < T; ++i)
+      xr[i] = act + (t + i) * nb;
     float* o = f32_out(out) + t * m + j;
     const int ldo = static_cast<int>(m);
     switch (dt) {
-      case DType::kQ8_0: kt.tile_q8_0(reinterpret_cast<const BlockQ8_0* const*>(wr), xr, nb, o, ldo); break;
-      case DType::kQ4_0: kt.tile_q4_0(reinterpret_cast<const BlockQ4_0* const*>(wr), xr, nb, o, ldo); break;
-      case DType::kQ4_1: kt.tile_q4_1(reinterpret_cast<const BlockQ4_1* const*>(wr), xr, nb, o, ldo); break;
-      default: break;
+      case DType::kQ8_0:
+        kt.tile_q8_0(reinterpret_cast<const BlockQ8_0* const*>(wr), xr, nb, o, ldo);
+        break;
+      case DType::kQ4_0:
+        kt.tile_q4_0(reinterpret_cast<const BlockQ4_0* const*>(wr), xr, nb, o, ldo);
+        break;
+      case DType::kQ4_1:
+        kt.tile_q4_1(reinterpret_cast<const BlockQ4_1* const*>(wr), xr, nb, o, ldo);
+        break;
+      default:
+        break;
     }
   };
   ctx.pool.parallel_for(tasks, [&](int task) {
@@ -85,14 +111,17 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
       if (R * T > 1) {
         for (; j + R <= j1; j += R) {
           std::int64_t t = t0;
-          for (; t + T <= t1; t += T) tile(j, t);
+          for (; t + T <= t1; t += T)
+            tile(j, t);
           for (; t < t1; ++t) {
-            for (int r = 0; r < R; ++r) f32_out(out)[t * m + j + r] = dot(j + r, t);
+            for (int r = 0; r < R; ++r)
+              f32_out(out)[t * m + j + r] = dot(j + r, t);
           }
         }
       }
       for (; j < j1; ++j) {
-        for (std::int64_t t = t0; t < t1; ++t) f32_out(out)[t * m + j] = dot(j, t);
+        for (std::int64_t t = t0; t < t1; ++t)
+          f32_out(out)[t * m + j] = dot(j, t);
       }
     }
   });
@@ -103,8 +132,10 @@ Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& o
   const std::int64_t d = table.desc.ne[0], rows = table.desc.ne[1];
   for (std::int64_t i = 0; i < ids.desc.ne[0]; ++i) {
     const std::int32_t id = i32(ids)[i];
-    if (id < 0 || id >= rows) return out_of_range("EMBED: id " + std::to_string(id) + " outside [0, " + std::to_string(rows) + ")");
-    dequantize_row(table.desc.dtype, bytes(table) + static_cast<std::size_t>(id) * table.desc.row_size(), f32_out(out) + i * d, d);
+    if (id < 0 || id >= rows)
+      return out_of_range("EMBED: id " + std::to_string(id) + " outside [0, " + std::to_string(rows) + ")");
+    dequantize_row(table.desc.dtype, bytes(table) + static_cast<std::size_t>(id) * table.desc.row_size(),
+                   f32_out(out) + i * d, d);
   }
   return Status::ok();
 }
@@ -114,10 +145,12 @@ Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out,
   for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
     const float* row = f32(x) + t * d;
     float sum = 0.f;
-    for (std::int64_t i = 0; i < d; ++i) sum += row[i] * row[i];
+    for (std::int64_t i = 0; i < d; ++i)
+      sum += row[i] * row[i];
     const float scale = 1.f / std::sqrt(sum / static_cast<float>(d) + eps);
     float* o = f32_out(out) + t * d;
-    for (std::int64_t i = 0; i < d; ++i) o[i] = row[i] * scale * f32(w)[i];
+    for (std::int64_t i = 0; i < d; ++i)
+      o[i] = row[i] * scale * f32(w)[i];
   }
   return Status::ok();
 }
@@ -125,7 +158,8 @@ Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out,
 Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& out, const OpParams& p) {
   const std::int64_t row = x.desc.ne[0];
   const int hd = p.head_dim, dims = p.rope_dims ? p.rope_dims : hd;
-  if (x.data != out.data) std::memcpy(out.data, x.data, x.desc.bytes());
+  if (x.data != out.data)
+    std::memcpy(out.data, x.data, x.desc.bytes());
   std::vector<float> cos_t(static_cast<std::size_t>(dims / 2)), sin_t(cos_t.size());
   for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
     const double pos = i32(positions)[t];
@@ -140,7 +174,8 @@ Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& 
       float* v = f32_out(out) + t * row + h * hd;
       for (int i = 0; i < dims / 2; ++i) {
         const int a = normal ? 2 * i : i, b = normal ? 2 * i + 1 : i + dims / 2;
-        const float x0 = v[a], x1 = v[b], c = cos_t[static_cast<std::size_t>(i)], s = sin_t[static_cast<std::size_t>(i)];
+        const float x0 = v[a], x1 = v[b], c = cos_t[static_cast<std::size_t>(i)],
+                    s = sin_t[static_cast<std::size_t>(i)];
         v[a] = x0 * c - x1 * s;
         v[b] = x0 * s + x1 * c;
       }
@@ -157,10 +192,15 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
   const std::int64_t ctx_len = kc.desc.ne[1], slots = kc.desc.ne[2], group = p.n_heads / p.n_kv_heads;
   const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(hd));
   for (std::int64_t t = 0; t < n; ++t) {
-    if (pos[t] < 0 || pos[t] >= ctx_len) return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " + std::to_string(ctx_len));
-    if (slot[t] < 0 || slot[t] >= slots) return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " out of range");
+    if (pos[t] < 0 || pos[t] >= ctx_len)
+      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " +
+                          std::to_string(ctx_len));
+    if (slot[t] < 0 || slot[t] >= slots)
+      return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " out of range");
   }
-  auto row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) { return f32_out(c) + (s * ctx_len + j) * kvdim; };
+  auto row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) {
+    return f32_out(c) + (s * ctx_len + j) * kvdim;
+  };
   for (std::int64_t t = 0; t < n; ++t) {
     std::memcpy(row(kc, slot[t], pos[t]), f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
     std::memcpy(row(vc, slot[t], pos[t]), f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
@@ -185,7 +225,8 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       denom += s;
     }
     const float inv = 1.f / denom;
-    for (auto& s : scores) s *= inv;
+    for (auto& s : scores)
+      s *= inv;
     ctx.kernels.weighted_sum_f32(scores.data(), row(vc, slot[t], 0) + kvh * hd, static_cast<int>(kvdim),
                                  static_cast<int>(len), static_cast<int>(hd), f32_out(out) + t * qdim + h * hd);
   });
@@ -200,7 +241,8 @@ void binary(const HostTensor& a, const HostTensor& b, const HostTensor& out, Fn 
     const float* av = f32(a) + t * d;
     const float* bv = f32(b) + (broadcast ? 0 : t * d);
     float* o = f32_out(out) + t * d;
-    for (std::int64_t i = 0; i < d; ++i) o[i] = fn(av[i], bv[i]);
+    for (std::int64_t i = 0; i < d; ++i)
+      o[i] = fn(av[i], bv[i]);
   }
 }
 
@@ -216,7 +258,8 @@ void softmax(const HostTensor& x, const HostTensor& out) {
       sum += o[i];
     }
     const float inv = static_cast<float>(1.0 / sum);
-    for (std::int64_t i = 0; i < d; ++i) o[i] *= inv;
+    for (std::int64_t i = 0; i < d; ++i)
+      o[i] *= inv;
   }
 }
 
@@ -233,12 +276,14 @@ Status copy(const HostTensor& x, const HostTensor& out) {
     std::memcpy(out.data, x.data, x.desc.bytes());
     return Status::ok();
   }
-  if (x.desc.dtype == DType::kI32 || out.desc.dtype == DType::kI32) return unimplemented("COPY between i32 and floating types");
+  if (x.desc.dtype == DType::kI32 || out.desc.dtype == DType::kI32)
+    return unimplemented("COPY between i32 and floating types");
   const std::int64_t d = x.desc.ne[0];
   std::vector<float> tmp(static_cast<std::size_t>(d));
   for (std::int64_t r = 0; r < x.desc.rows(); ++r) {
     dequantize_row(x.desc.dtype, bytes(x) + static_cast<std::size_t>(r) * x.desc.row_size(), tmp.data(), d);
-    quantize_row(out.desc.dtype, tmp.data(), static_cast<std::uint8_t*>(out.data) + static_cast<std::size_t>(r) * out.desc.row_size(), d);
+    quantize_row(out.desc.dtype, tmp.data(),
+                 static_cast<std::uint8_t*>(out.data) + static_cast<std::size_t>(r) * out.desc.row_size(), d);
   }
   return Status::ok();
 }
@@ -247,11 +292,16 @@ Status copy(const HostTensor& x, const HostTensor& out) {
 
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
   switch (node.op) {
-    case OpKind::kEmbed: return embed(in[0], in[1], out);
-    case OpKind::kRmsNorm: return rms_norm(in[0], in[1], out, node.params.eps);
-    case OpKind::kMatmul: return matmul(ctx, in[0], in[1], out);
-    case OpKind::kRope: return rope(in[0], in[1], out, node.params);
-    case OpKind::kAttention: return attention(ctx, in, out, node.params);
+    case OpKind::kEmbed:
+      return embed(in[0], in[1], out);
+    case OpKind::kRmsNorm:
+      return rms_norm(in[0], in[1], out, node.params.eps);
+    case OpKind::kMatmul:
+      return matmul(ctx, in[0], in[1], out);
+    case OpKind::kRope:
+      return rope(in[0], in[1], out, node.params);
+    case OpKind::kAttention:
+      return attention(ctx, in, out, node.params);
     case OpKind::kSwiglu:
       binary(in[0], in[1], out, [](float g, float u) { return g / (1.f + std::exp(-g)) * u; });
       return Status::ok();
@@ -267,7 +317,8 @@ Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTe
     case OpKind::kArgmax:
       argmax(in[0], out);
       return Status::ok();
-    case OpKind::kCopy: return copy(in[0], out);
+    case OpKind::kCopy:
+      return copy(in[0], out);
   }
   return unimplemented("cpu: unknown op");
 }

@@ -16,8 +16,10 @@ Status gemm_matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, co
   ctx.pool.parallel_for(static_cast<int>((k + kChunk - 1) / kChunk), [&](int c) {
     for (std::int64_t kk = std::int64_t{c} * kChunk; kk < std::min(k, std::int64_t{c + 1} * kChunk); ++kk) {
       float* row = xt.data() + kk * n_pad;
-      for (std::int64_t t = 0; t < n; ++t) row[t] = xs[t * k + kk];
-      for (std::int64_t t = n; t < n_pad; ++t) row[t] = 0.f;
+      for (std::int64_t t = 0; t < n; ++t)
+        row[t] = xs[t * k + kk];
+      for (std::int64_t t = n; t < n_pad; ++t)
+        row[t] = 0.f;
     }
   });
   constexpr std::int64_t kBand = 8 * kGemmRows;
@@ -43,12 +45,14 @@ Status gemm_matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, co
         for (std::int64_t r0 = 0; r0 < rows; r0 += kGemmRows) {
           kt.gemm_f32_block(rows_f32.data() + r0 * k + k0, static_cast<int>(k),
                             static_cast<int>(std::min<std::int64_t>(kGemmRows, rows - r0)), xt.data() + k0 * n_pad + t0,
-                            static_cast<int>(n_pad), kc, result.data() + r0 * n_pad + t0, static_cast<int>(n_pad), k0 > 0);
+                            static_cast<int>(n_pad), kc, result.data() + r0 * n_pad + t0, static_cast<int>(n_pad),
+                            k0 > 0);
         }
       }
     }
     for (std::int64_t t = 0; t < n; ++t) {
-      for (std::int64_t r = 0; r < rows; ++r) o[t * m + j0 + r] = result[static_cast<std::size_t>(r * n_pad + t)];
+      for (std::int64_t r = 0; r < rows; ++r)
+        o[t * m + j0 + r] = result[static_cast<std::size_t>(r * n_pad + t)];
     }
   });
   return Status::ok();

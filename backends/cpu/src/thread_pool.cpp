@@ -31,7 +31,8 @@ inline void backoff(int spin) {
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < threads; ++i)
+    workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -41,11 +42,13 @@ ThreadPool::~ThreadPool() {
     generation_.fetch_add(1);
   }
   wake_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    t.join();
 }
 
 void ThreadPool::run_tasks() {
-  for (int i = next_task_.fetch_add(1); i < n_tasks_; i = next_task_.fetch_add(1)) (*task_)(i);
+  for (int i = next_task_.fetch_add(1); i < n_tasks_; i = next_task_.fetch_add(1))
+    (*task_)(i);
 }
 
 void ThreadPool::worker_loop() {
@@ -63,16 +66,19 @@ void ThreadPool::worker_loop() {
       sleepers_.fetch_sub(1);
     }
     seen = generation_.load();
-    if (stop_.load()) return;
+    if (stop_.load())
+      return;
     run_tasks();
     busy_workers_.fetch_sub(1);
   }
 }
 
 void ThreadPool::parallel_for(int n_tasks, const std::function<void(int)>& task) {
-  if (n_tasks <= 0) return;
+  if (n_tasks <= 0)
+    return;
   if (workers_.empty() || n_tasks == 1) {
-    for (int i = 0; i < n_tasks; ++i) task(i);
+    for (int i = 0; i < n_tasks; ++i)
+      task(i);
     return;
   }
   std::lock_guard call(call_mutex_);
@@ -86,7 +92,8 @@ void ThreadPool::parallel_for(int n_tasks, const std::function<void(int)>& task)
     wake_.notify_all();
   }
   run_tasks();
-  for (int spin = 0; busy_workers_.load() > 0; ++spin) backoff(spin);
+  for (int spin = 0; busy_workers_.load() > 0; ++spin)
+    backoff(spin);
 }
 
 int physical_cores() {
@@ -95,14 +102,18 @@ int physical_cores() {
   std::string line, physical = "0";
   while (std::getline(in, line)) {
     const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
+    if (colon == std::string::npos)
+      continue;
     const std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1);
     const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
-    if (key == "physical id") physical = value;
-    if (key == "core id") cores.emplace(physical, value);
+    if (key == "physical id")
+      physical = value;
+    if (key == "core id")
+      cores.emplace(physical, value);
   }
   const int logical = static_cast<int>(std::thread::hardware_concurrency());
-  if (cores.empty()) return logical > 0 ? logical : 1;
+  if (cores.empty())
+    return logical > 0 ? logical : 1;
   return static_cast<int>(cores.size());
 }
 

@@ -28,10 +28,10 @@ TEST(DType, F16KnownValues) {
   EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
   EXPECT_EQ(f32_to_f16(0.1f), 0x2e66);
   EXPECT_EQ(f32_to_f16(65504.f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(65520.f), 0x7c00);          // rounds to infinity
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -26)), 0x0000);  // below half of it: zero
-  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.f, -11)), 0x3c00);  // tie to even (down)
+  EXPECT_EQ(f32_to_f16(65520.f), 0x7c00);                          // rounds to infinity
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -24)), 0x0001);             // smallest subnormal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.f, -26)), 0x0000);             // below half of it: zero
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.f, -11)), 0x3c00);      // tie to even (down)
   EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.f, -11)), 0x3c02);  // tie to even (up)
   EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(NAN))));
   EXPECT_EQ(f16_to_f32(0x3555), 0.333251953125f);
@@ -42,7 +42,8 @@ TEST(DType, F16RoundTripsEveryValue) {
   for (std::uint32_t h = 0; h < 0x10000; ++h) {
     const auto bits = static_cast<std::uint16_t>(h);
     const bool nan = (bits & 0x7c00) == 0x7c00 && (bits & 0x3ff);
-    if (nan) continue;
+    if (nan)
+      continue;
     ASSERT_EQ(f32_to_f16(f16_to_f32(bits)), bits) << std::hex << h;
   }
 }
@@ -63,21 +64,24 @@ TEST(DType, BF16RoundsToNearestEven) {
 TEST(DType, DequantizeQ8_0HandComputed) {
   BlockQ8_0 b{};
   b.d = f32_to_f16(0.5f);
-  for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<std::int8_t>(j - 16);
+  for (int j = 0; j < 32; ++j)
+    b.qs[j] = static_cast<std::int8_t>(j - 16);
   float out[32];
   dequantize_row(DType::kQ8_0, &b, out, 32);
-  for (int j = 0; j < 32; ++j) EXPECT_EQ(out[j], (j - 16) * 0.5f) << j;
+  for (int j = 0; j < 32; ++j)
+    EXPECT_EQ(out[j], (j - 16) * 0.5f) << j;
 }
 
 TEST(DType, DequantizeQ4_0HandComputed) {
   BlockQ4_0 b{};
   b.d = f32_to_f16(2.0f);
-  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<std::uint8_t>(j | ((15 - j) << 4));
+  for (int j = 0; j < 16; ++j)
+    b.qs[j] = static_cast<std::uint8_t>(j | ((15 - j) << 4));
   float out[32];
   dequantize_row(DType::kQ4_0, &b, out, 32);
   for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(out[j], (j - 8) * 2.0f) << j;             // low nibbles: weights 0..15
-    EXPECT_EQ(out[16 + j], (15 - j - 8) * 2.0f) << j;   // high nibbles: weights 16..31
+    EXPECT_EQ(out[j], (j - 8) * 2.0f) << j;            // low nibbles: weights 0..15
+    EXPECT_EQ(out[16 + j], (15 - j - 8) * 2.0f) << j;  // high nibbles: weights 16..31
   }
 }
 
@@ -85,7 +89,8 @@ TEST(DType, DequantizeQ4_1HandComputed) {
   BlockQ4_1 b{};
   b.d = f32_to_f16(0.25f);
   b.m = f32_to_f16(-1.0f);
-  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<std::uint8_t>(j | (3 << 4));
+  for (int j = 0; j < 16; ++j)
+    b.qs[j] = static_cast<std::uint8_t>(j | (3 << 4));
   float out[32];
   dequantize_row(DType::kQ4_1, &b, out, 32);
   for (int j = 0; j < 16; ++j) {
@@ -107,7 +112,8 @@ TEST_P(QuantRoundTrip, ErrorWithinFormatBound) {
   std::uniform_real_distribution<float> dist(-3.f, 3.f);
   const int n = 32 * 64;
   std::vector<float> x(n), y(n);
-  for (auto& v : x) v = dist(rng);
+  for (auto& v : x)
+    v = dist(rng);
   std::vector<std::uint8_t> q(row_bytes(dtype, n));
   quantize_row(dtype, x.data(), q.data(), n);
   dequantize_row(dtype, q.data(), y.data(), n);

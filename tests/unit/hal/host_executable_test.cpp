@@ -1,8 +1,8 @@
-#include "halyard/hal/host.h"
-
 #include <gtest/gtest.h>
 
 #include <vector>
+
+#include "halyard/hal/host.h"
 
 namespace halyard {
 namespace {
@@ -20,7 +20,8 @@ TEST(HostExecutable, ReusedBuffersKeepLiveValues) {
   g.mark_output(f);
   auto exe = create_host_executable(g, [](const GraphNode&, std::span<const HostTensor> in, const HostTensor& out) {
     for (int i = 0; i < 8; ++i) {
-      static_cast<float*>(out.data)[i] = static_cast<const float*>(in[0].data)[i] + static_cast<const float*>(in[1].data)[i];
+      static_cast<float*>(out.data)[i] =
+          static_cast<const float*>(in[0].data)[i] + static_cast<const float*>(in[1].data)[i];
     }
     return Status::ok();
   });
@@ -35,7 +36,8 @@ TEST(HostExecutable, ReusedBuffersKeepLiveValues) {
   ASSERT_TRUE(ev.is_ok()) << ev.status().to_string();
   std::vector<float> result(8);
   ASSERT_TRUE(out->download(0, result.data(), 32).is_ok());
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(result[static_cast<std::size_t>(i)], 18 * values[static_cast<std::size_t>(i)]);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(result[static_cast<std::size_t>(i)], 18 * values[static_cast<std::size_t>(i)]);
 }
 
 }  // namespace

@@ -14,7 +14,9 @@ namespace {
 HostTensor f32(std::vector<float>& v, std::int64_t ne0, std::int64_t ne1 = 1, std::int64_t ne2 = 1) {
   return {TensorDesc::make(DType::kF32, ne0, ne1, ne2), v.data()};
 }
-HostTensor i32(std::vector<std::int32_t>& v) { return {TensorDesc::make(DType::kI32, static_cast<std::int64_t>(v.size())), v.data()}; }
+HostTensor i32(std::vector<std::int32_t>& v) {
+  return {TensorDesc::make(DType::kI32, static_cast<std::int64_t>(v.size())), v.data()};
+}
 
 TEST(ReferenceOps, EmbedGathersRows) {
   std::vector<float> table{1, 2, 3, 4, 5, 6};  // 3 rows of 2
@@ -28,12 +30,14 @@ TEST(ReferenceOps, EmbedDequantizesQ8_0Rows) {
   BlockQ8_0 rows[2]{};
   rows[0].d = f32_to_f16(1.f);
   rows[1].d = f32_to_f16(0.5f);
-  for (int j = 0; j < 32; ++j) rows[1].qs[j] = static_cast<std::int8_t>(j);
+  for (int j = 0; j < 32; ++j)
+    rows[1].qs[j] = static_cast<std::int8_t>(j);
   std::vector<std::int32_t> ids{1};
   std::vector<float> out(32, NAN);
   const HostTensor table{TensorDesc::make(DType::kQ8_0, 32, 2), rows};
   ASSERT_TRUE(run_op(OpKind::kEmbed, {{table, i32(ids)}}, f32(out, 32, 1), {}).is_ok());
-  for (int j = 0; j < 32; ++j) EXPECT_EQ(out[j], j * 0.5f);
+  for (int j = 0; j < 32; ++j)
+    EXPECT_EQ(out[j], j * 0.5f);
 }
 
 TEST(ReferenceOps, EmbedRejectsIdOutOfRange) {
@@ -66,7 +70,8 @@ TEST(ReferenceOps, MatmulQ4_1) {
   BlockQ4_1 row{};
   row.d = f32_to_f16(1.f);
   row.m = f32_to_f16(-8.f);
-  for (int j = 0; j < 16; ++j) row.qs[j] = static_cast<std::uint8_t>(j | (j << 4));  // w[j] = w[16+j] = j - 8
+  for (int j = 0; j < 16; ++j)
+    row.qs[j] = static_cast<std::uint8_t>(j | (j << 4));  // w[j] = w[16+j] = j - 8
   std::vector<float> x(32, 1.f);
   std::vector<float> out(1, NAN);
   const HostTensor w{TensorDesc::make(DType::kQ4_1, 32, 1), &row};
@@ -123,10 +128,11 @@ TEST(ReferenceOps, AttentionCausalGroupedQuery) {
   p.head_dim = 2;
   p.n_heads = 2;
   p.n_kv_heads = 1;
-  ASSERT_TRUE(run_op(OpKind::kAttention,
-                     {{f32(q, 4, 2), f32(k, 2, 2), f32(v, 2, 2), f32(kc, 2, 4, 1), f32(vc, 2, 4, 1), i32(pos), i32(slot)}},
-                     f32(out, 4, 2), p)
-                  .is_ok());
+  ASSERT_TRUE(
+      run_op(OpKind::kAttention,
+             {{f32(q, 4, 2), f32(k, 2, 2), f32(v, 2, 2), f32(kc, 2, 4, 1), f32(vc, 2, 4, 1), i32(pos), i32(slot)}},
+             f32(out, 4, 2), p)
+          .is_ok());
   // token 0 sees only itself: both heads return v0
   EXPECT_FLOAT_EQ(out[0], 1);
   EXPECT_FLOAT_EQ(out[1], 2);

@@ -45,7 +45,8 @@ TEST(Sampler, GreedyIsArgmax) {
 TEST(Sampler, TopKOfOneIsGreedyAtAnyTemperature) {
   Sampler s(SamplerOptions{5.f, 1, 1.f, 42});
   const std::vector<float> logits{0.1f, 0.2f, 3.f, 0.3f};
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(logits), 2);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(s.sample(logits), 2);
 }
 
 TEST(Sampler, SeedMakesItReproducibleAndTemperatureSpreadsIt) {
@@ -64,7 +65,8 @@ TEST(Sampler, TopPKeepsOnlyTheNucleus) {
   // softmax of {10, 0, 0, 0} puts > 99.9% on token 0: top-p 0.9 keeps only it.
   Sampler s(SamplerOptions{1.f, 0, 0.9f, 3});
   const std::vector<float> logits{10.f, 0.f, 0.f, 0.f};
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(s.sample(logits), 0);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(s.sample(logits), 0);
 }
 
 }  // namespace

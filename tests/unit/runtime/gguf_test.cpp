@@ -41,7 +41,9 @@ TEST(Gguf, ParsesAFileItWrote) {
   EXPECT_EQ(f.value()->find_tensor("missing"), nullptr);
 }
 
-TEST(Gguf, AcceptsVersion2) { EXPECT_TRUE(GgufFile::from_bytes(small_file().bytes(2)).is_ok()); }
+TEST(Gguf, AcceptsVersion2) {
+  EXPECT_TRUE(GgufFile::from_bytes(small_file().bytes(2)).is_ok());
+}
 
 void expect_error(std::vector<std::uint8_t> bytes, StatusCode code, const std::string& fragment) {
   auto f = GgufFile::from_bytes(std::move(bytes));
@@ -116,7 +118,8 @@ TEST(Gguf, TooManyDimensions) {
 TEST(Gguf, EveryTruncationIsAnErrorNotACrash) {
   const auto full = small_file().bytes();
   for (std::size_t n = 0; n < full.size(); ++n) {
-    auto f = GgufFile::from_bytes(std::vector<std::uint8_t>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)));
+    auto f =
+        GgufFile::from_bytes(std::vector<std::uint8_t>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)));
     EXPECT_FALSE(f.is_ok()) << "a file cut at " << n << " bytes parsed";
   }
 }

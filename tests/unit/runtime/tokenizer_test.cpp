@@ -15,7 +15,8 @@ class SmolLM2Tokenizer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     const std::string path = testing::default_model_path();
-    if (!std::filesystem::exists(path)) return;
+    if (!std::filesystem::exists(path))
+      return;
     auto f = GgufFile::open(path);
     ASSERT_TRUE(f.is_ok()) << f.status().to_string();
     file_ = std::move(f).value().release();
@@ -59,7 +60,8 @@ TEST_F(SmolLM2Tokenizer, DecodeInvertsEncode) {
 TEST_F(SmolLM2Tokenizer, BytesWithoutATokenAreDropped) {
   const auto ids = tokenizer_->encode("H\x13llo", false, false);
   EXPECT_EQ(tokenizer_->decode(ids), "Hllo");
-  for (TokenId id : ids) EXPECT_LT(static_cast<std::size_t>(id), tokenizer_->vocab_size());
+  for (TokenId id : ids)
+    EXPECT_LT(static_cast<std::size_t>(id), tokenizer_->vocab_size());
 }
 
 TEST_F(SmolLM2Tokenizer, SpecialTokensOnlyWhenAsked) {
@@ -85,10 +87,24 @@ std::unique_ptr<Tokenizer> tiny_spm() {
     types.push_back(6);
     scores.push_back(0);
   }
-  const std::vector<std::pair<std::string, float>> pieces{
-      {"\xe2\x96\x81", -1}, {"h", -2}, {"e", -2}, {"l", -2}, {"o", -2}, {"w", -2}, {"r", -2}, {"d", -2},
-      {"\xe2\x96\x81h", -3}, {"ll", -4}, {"\xe2\x96\x81he", -5}, {"llo", -6}, {"\xe2\x96\x81hello", -7},
-      {"or", -8}, {"\xe2\x96\x81w", -9}, {"\xe2\x96\x81wor", -10}, {"ld", -11}, {"\xe2\x96\x81world", -12}};
+  const std::vector<std::pair<std::string, float>> pieces{{"\xe2\x96\x81", -1},
+                                                          {"h", -2},
+                                                          {"e", -2},
+                                                          {"l", -2},
+                                                          {"o", -2},
+                                                          {"w", -2},
+                                                          {"r", -2},
+                                                          {"d", -2},
+                                                          {"\xe2\x96\x81h", -3},
+                                                          {"ll", -4},
+                                                          {"\xe2\x96\x81he", -5},
+                                                          {"llo", -6},
+                                                          {"\xe2\x96\x81hello", -7},
+                                                          {"or", -8},
+                                                          {"\xe2\x96\x81w", -9},
+                                                          {"\xe2\x96\x81wor", -10},
+                                                          {"ld", -11},
+                                                          {"\xe2\x96\x81world", -12}};
   for (const auto& [p, s] : pieces) {
     tokens.push_back(p);
     types.push_back(1);

@@ -20,9 +20,9 @@ struct OpCase {
   std::vector<TensorDesc> inputs;
   std::vector<Fill> fills;
   OpParams params;
-  std::int64_t id_limit = 0;  // kIds: ids in [0, id_limit)
-  int prefill_start = 0;      // ATTENTION: first position of a prefill (history before it)
-  double tolerance = 0;       // normalized MSE; 0 means exact
+  std::int64_t id_limit = 0;        // kIds: ids in [0, id_limit)
+  int prefill_start = 0;            // ATTENTION: first position of a prefill (history before it)
+  double tolerance = 0;             // normalized MSE; 0 means exact
   bool one_slot_per_token = false;  // ATTENTION: a decode batch, each token its own sequence
 };
 

@@ -25,12 +25,12 @@ enum class DeviceType : std::uint8_t { kDiscreteGpu, kIntegratedGpu, kCpu, kRefe
 std::string_view device_type_name(DeviceType type);
 
 struct DeviceInfo {
-  std::string uri;          // "ref", "cpu", "vulkan:0", ...
-  std::string name;         // human-readable model name
+  std::string uri;   // "ref", "cpu", "vulkan:0", ...
+  std::string name;  // human-readable model name
   std::string vendor;
   DeviceType type = DeviceType::kCpu;
   std::uint64_t memory_bytes = 0;  // usable device memory, 0 if unknown
-  std::string details;      // backend-specific capabilities, one line
+  std::string details;             // backend-specific capabilities, one line
 };
 
 class Buffer {
@@ -84,7 +84,7 @@ class Device {
 
 // Settings a caller may give when opening a device; every field has a working default.
 struct DeviceOptions {
-  int threads = 0;  // CPU worker threads; 0: the backend's default (the physical cores)
+  int threads = 0;          // CPU worker threads; 0: the backend's default (the physical cores)
   std::string cpu_kernels;  // cpu backend: force a kernel set (generic, avx2, avx512vnni); empty: best
   std::string cpu_prefill;  // cpu backend: prompt matmuls by gemm, blas or tiles; empty: the fastest here
 };

@@ -49,7 +49,8 @@ class SyncQueue final : public Queue {
 };
 
 // Runs one node: inputs and output already resolved to host memory.
-using HostNodeFn = std::function<Status(const GraphNode& node, std::span<const HostTensor> inputs, const HostTensor& output)>;
+using HostNodeFn =
+    std::function<Status(const GraphNode& node, std::span<const HostTensor> inputs, const HostTensor& output)>;
 
 // Validates the graph, allocates its intermediates once, and on run() binds every
 // non-intermediate tensor (buffers must be HostBuffers of the same backend family) and calls

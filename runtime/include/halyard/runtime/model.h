@@ -37,11 +37,11 @@ struct LlamaConfig {
 
 struct ModelOptions {
   std::string device = "auto";
-  int context_length = 0;  // 0: min(the model's training context, 4096)
-  int max_sequences = 1;   // KV-cache slots
-  int threads = 0;         // CPU threads for host backends; 0: the backend's default
-  std::string cpu_kernels; // force a cpu kernel set (see DeviceOptions); empty: the best
-  std::string cpu_prefill; // force a cpu prefill path (see DeviceOptions); empty: the fastest
+  int context_length = 0;   // 0: min(the model's training context, 4096)
+  int max_sequences = 1;    // KV-cache slots
+  int threads = 0;          // CPU threads for host backends; 0: the backend's default
+  std::string cpu_kernels;  // force a cpu kernel set (see DeviceOptions); empty: the best
+  std::string cpu_prefill;  // force a cpu prefill path (see DeviceOptions); empty: the fastest
 };
 
 struct Weight {

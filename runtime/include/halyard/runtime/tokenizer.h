@@ -22,7 +22,13 @@ namespace halyard::runtime {
 using TokenId = std::int32_t;
 
 enum class TokenType : std::int32_t {
-  kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6,
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
 };
 
 class Tokenizer {

@@ -91,7 +91,9 @@ class HostExecutable final : public Executable {
 
   Result<std::unique_ptr<Event>> run(Queue& /*queue*/, std::span<const Binding> bindings) override {
     const auto& tensors = graph_.tensors();
-    std::vector<void*> ptrs(tensors.size(), nullptr);
+    // Scratch kept across runs (an executable runs on one thread at a time): no allocation per step.
+    std::vector<void*>& ptrs = ptrs_;
+    ptrs.assign(tensors.size(), nullptr);
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       if (buffer_of_[i])
         ptrs[i] = static_cast<HostBuffer*>(buffer_of_[i])->data();
@@ -110,7 +112,7 @@ class HostExecutable final : public Executable {
       if (!ptrs[i])
         return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
     }
-    std::vector<HostTensor> in;
+    std::vector<HostTensor>& in = inputs_;
     for (const auto& node : graph_.nodes()) {
       in.clear();
       for (TensorId id : node.inputs)
@@ -127,6 +129,8 @@ class HostExecutable final : public Executable {
  private:
   Graph graph_;
   HostNodeFn fn_;
+  std::vector<void*> ptrs_;
+  std::vector<HostTensor> inputs_;
   std::vector<std::unique_ptr<Buffer>> owned_;  // the distinct intermediate buffers
   std::vector<Buffer*> buffer_of_;              // per tensor: its intermediate buffer, or null
 };

@@ -33,7 +33,7 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
   };
 
   const auto start = Clock::now();
-  HALYARD_ASSIGN_OR_RETURN(std::vector<float> logits, session.eval(prompt));
+  HALYARD_ASSIGN_OR_RETURN(std::span<const float> logits, session.eval(prompt));
   result.timings.prefill_ms = ms_since(start);
   if (options.max_tokens == 0) return result;
 

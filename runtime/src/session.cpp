@@ -34,7 +34,8 @@ Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
   }
   HALYARD_ASSIGN_OR_RETURN(c->exe, model_.device().compile(c->plan.graph));
   const std::size_t n = static_cast<std::size_t>(n_tokens);
-  HALYARD_ASSIGN_OR_RETURN(c->inputs, model_.device().allocate((3 * n + 1) * sizeof(std::int32_t)));
+  c->staging.resize(3 * n + 1);
+  HALYARD_ASSIGN_OR_RETURN(c->inputs, model_.device().allocate(c->staging.size() * sizeof(std::int32_t)));
   HALYARD_ASSIGN_OR_RETURN(c->logits, model_.device().allocate(c->plan.graph.tensor(c->plan.logits).desc.bytes()));
   auto& b = c->bindings;
   b.push_back({c->plan.token_ids, c->inputs.get(), 0});
@@ -53,7 +54,7 @@ Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
   return raw;
 }
 
-Result<std::vector<float>> Session::eval(std::span<const TokenId> tokens) {
+Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
   if (tokens.empty()) return invalid_argument("eval: no tokens");
   const int n = static_cast<int>(tokens.size());
   if (n_past_ + n > model_.context_length()) {
@@ -65,7 +66,7 @@ Result<std::vector<float>> Session::eval(std::span<const TokenId> tokens) {
     if (t < 0 || t >= vocab) return invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
   }
   HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(n));
-  std::vector<std::int32_t> inputs(3 * static_cast<std::size_t>(n) + 1);
+  std::vector<std::int32_t>& inputs = c->staging;
   for (int i = 0; i < n; ++i) {
     inputs[static_cast<std::size_t>(i)] = tokens[static_cast<std::size_t>(i)];
     inputs[static_cast<std::size_t>(n + i)] = n_past_ + i;
@@ -75,10 +76,10 @@ Result<std::vector<float>> Session::eval(std::span<const TokenId> tokens) {
   HALYARD_RETURN_IF_ERROR(c->inputs->upload(0, inputs.data(), inputs.size() * sizeof(std::int32_t)));
   HALYARD_ASSIGN_OR_RETURN(auto event, c->exe->run(*queue_, c->bindings));
   HALYARD_RETURN_IF_ERROR(event->wait());
-  std::vector<float> logits(static_cast<std::size_t>(vocab));
-  HALYARD_RETURN_IF_ERROR(c->logits->download(0, logits.data(), logits.size() * sizeof(float)));
+  logits_.resize(static_cast<std::size_t>(vocab));
+  HALYARD_RETURN_IF_ERROR(c->logits->download(0, logits_.data(), logits_.size() * sizeof(float)));
   n_past_ += n;
-  return logits;
+  return std::span<const float>(logits_);
 }
 
 }  // namespace halyard::runtime

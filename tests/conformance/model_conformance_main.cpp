@@ -49,7 +49,7 @@ Result<Trace> greedy_trace(Model& model, const std::vector<TokenId>& prompt) {
   for (int step = 0; step < kSteps; ++step) {
     const TokenId next = Sampler::argmax(logits);
     trace.tokens.push_back(next);
-    trace.logits.push_back(logits);
+    trace.logits.emplace_back(logits.begin(), logits.end());
     const TokenId one[1] = {next};
     HALYARD_ASSIGN_OR_RETURN(logits, session->eval(one));
   }

@@ -17,10 +17,11 @@ class Session {
  public:
   static Result<std::unique_ptr<Session>> create(Model& model);
 
-  // Appends `tokens` at positions n_past()... and returns the logits after the last of them.
+  // Appends `tokens` at positions n_past()... and returns the logits after the last of them,
+  // in a session-owned buffer valid until the next eval (no allocation per step).
   // One token runs the decode graph, more run a prefill graph for that length.
   // A batch that would pass the context length is an out_of_range error and changes nothing.
-  Result<std::vector<float>> eval(std::span<const TokenId> tokens);
+  Result<std::span<const float>> eval(std::span<const TokenId> tokens);
   int n_past() const { return n_past_; }
   // Forgets the sequence (the cache is overwritten from position 0 on).
   void reset() { n_past_ = 0; }
@@ -31,6 +32,7 @@ class Session {
     LlamaGraph plan;
     std::unique_ptr<Executable> exe;
     std::unique_ptr<Buffer> inputs;  // token ids, positions, slots, out_rows back to back
+    std::vector<std::int32_t> staging;  // host copy of `inputs`, filled each step
     std::unique_ptr<Buffer> logits;
     std::vector<Binding> bindings;
   };
@@ -41,6 +43,7 @@ class Session {
   std::unique_ptr<Queue> queue_;
   std::vector<std::unique_ptr<Buffer>> k_cache_, v_cache_;
   std::map<int, std::unique_ptr<Compiled>> compiled_;
+  std::vector<float> logits_;  // the last eval's logits
   int n_past_ = 0;
 };
 

@@ -11,6 +11,7 @@
 
 #include "halyard/conformance/op_cases.h"
 #include "halyard/hal/registry.h"
+#include "unavailable.h"
 
 namespace {
 
@@ -32,15 +33,6 @@ class CaseTest : public ::testing::Test {
  private:
   Device* device_;
   conformance::OpCase case_;
-};
-
-class UnavailableTest : public ::testing::Test {
- public:
-  explicit UnavailableTest(std::string reason) : reason_(std::move(reason)) {}
-  void TestBody() override { GTEST_SKIP() << reason_; }
-
- private:
-  std::string reason_;
 };
 
 }  // namespace
@@ -80,8 +72,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!device) {
-    ::testing::RegisterTest(uri.c_str(), "unavailable", nullptr, nullptr, __FILE__, __LINE__,
-                            [why]() -> ::testing::Test* { return new UnavailableTest(why); });
+    conformance::register_unavailable(uri, why);
   } else {
     for (auto& c : conformance::all_op_cases()) {
       const std::string name = c.name;

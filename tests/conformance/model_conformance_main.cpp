@@ -11,6 +11,7 @@
 
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/session.h"
+#include "unavailable.h"
 
 namespace {
 
@@ -126,15 +127,6 @@ TEST_P(ModelConformance, PrefillAndGreedyDecodeMatchTheReference) {
 
 INSTANTIATE_TEST_SUITE_P(Prompts, ModelConformance, ::testing::Values(0, 1));
 
-class Unavailable : public ::testing::Test {
- public:
-  explicit Unavailable(std::string why) : why_(std::move(why)) {}
-  void TestBody() override { GTEST_SKIP() << why_; }
-
- private:
-  std::string why_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -178,9 +170,7 @@ int main(int argc, char** argv) {
     g_device = dev.value().get();
   } else {
     ::testing::GTEST_FLAG(filter) = uri + ".unavailable";
-    const std::string why = dev.status().to_string();
-    ::testing::RegisterTest(uri.c_str(), "unavailable", nullptr, nullptr, __FILE__, __LINE__,
-                            [why]() -> ::testing::Test* { return new Unavailable(why); });
+    halyard::conformance::register_unavailable(uri, dev.status().to_string());
   }
   return RUN_ALL_TESTS();
 }

@@ -34,57 +34,70 @@ Status HostBuffer::download(std::size_t offset, void* dst, std::size_t size) con
   return Status::ok();
 }
 
+IntermediatePlan plan_intermediates(const Graph& graph) {
+  const auto& tensors = graph.tensors();
+  const auto& nodes = graph.nodes();
+  std::vector<std::size_t> last_use(tensors.size(), 0);
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    for (TensorId id : nodes[n].inputs)
+      last_use[static_cast<std::size_t>(id)] = n;
+  }
+  IntermediatePlan plan;
+  plan.slot_of.assign(tensors.size(), -1);
+  std::vector<int> free_slots;
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    const auto out = static_cast<std::size_t>(nodes[n].output);
+    if (tensors[out].role == TensorRole::kIntermediate) {
+      const std::size_t bytes = tensors[out].desc.bytes();
+      auto best = free_slots.end();
+      for (auto it = free_slots.begin(); it != free_slots.end(); ++it) {
+        const std::size_t have = plan.slot_bytes[static_cast<std::size_t>(*it)];
+        if (have >= bytes && (best == free_slots.end() || have < plan.slot_bytes[static_cast<std::size_t>(*best)]))
+          best = it;
+      }
+      if (best != free_slots.end()) {
+        plan.slot_of[out] = *best;
+        free_slots.erase(best);
+      } else {
+        plan.slot_of[out] = static_cast<int>(plan.slot_bytes.size());
+        plan.slot_bytes.push_back(bytes);
+      }
+      // An output nobody reads is released right away (after this node).
+      if (last_use[out] < n)
+        last_use[out] = n;
+    }
+    std::vector<std::size_t> released;
+    for (TensorId id : nodes[n].inputs)
+      released.push_back(static_cast<std::size_t>(id));
+    released.push_back(out);
+    for (std::size_t id : released) {
+      const int slot = plan.slot_of[id];
+      if (tensors[id].role == TensorRole::kIntermediate && slot >= 0 && last_use[id] == n &&
+          std::find(free_slots.begin(), free_slots.end(), slot) == free_slots.end()) {
+        free_slots.push_back(slot);
+      }
+    }
+  }
+  return plan;
+}
+
 namespace {
 
 class HostExecutable final : public Executable {
  public:
   HostExecutable(const Graph& graph, HostNodeFn fn) : graph_(graph), fn_(std::move(fn)) {}
 
-  // Intermediates share buffers once their last reader has run: a tensor takes the smallest
-  // free buffer that fits, or a new one. A node's output never shares with its own inputs
-  // (inputs are released only after the output is placed). A 512-token prefill of a 1B model
-  // needs a few buffers instead of one per node.
+  // One host buffer per slot of the liveness plan (plan_intermediates).
   Status allocate() {
-    const auto& tensors = graph_.tensors();
-    const auto& nodes = graph_.nodes();
-    std::vector<std::size_t> last_use(tensors.size(), 0);
-    for (std::size_t n = 0; n < nodes.size(); ++n) {
-      for (TensorId id : nodes[n].inputs)
-        last_use[static_cast<std::size_t>(id)] = n;
+    const IntermediatePlan plan = plan_intermediates(graph_);
+    for (std::size_t bytes : plan.slot_bytes) {
+      HALYARD_ASSIGN_OR_RETURN(auto buffer, HostBuffer::create(bytes));
+      owned_.push_back(std::move(buffer));
     }
-    std::vector<Buffer*> free_list;
-    buffer_of_.assign(tensors.size(), nullptr);
-    for (std::size_t n = 0; n < nodes.size(); ++n) {
-      const auto out = static_cast<std::size_t>(nodes[n].output);
-      if (tensors[out].role == TensorRole::kIntermediate) {
-        const std::size_t bytes = tensors[out].desc.bytes();
-        auto best = free_list.end();
-        for (auto it = free_list.begin(); it != free_list.end(); ++it) {
-          if ((*it)->size() >= bytes && (best == free_list.end() || (*it)->size() < (*best)->size()))
-            best = it;
-        }
-        if (best != free_list.end()) {
-          buffer_of_[out] = *best;
-          free_list.erase(best);
-        } else {
-          HALYARD_ASSIGN_OR_RETURN(auto buffer, HostBuffer::create(bytes));
-          buffer_of_[out] = buffer.get();
-          owned_.push_back(std::move(buffer));
-        }
-        // An output nobody reads is released right away (after this node).
-        if (last_use[out] < n)
-          last_use[out] = n;
-      }
-      std::vector<std::size_t> released;
-      for (TensorId id : nodes[n].inputs)
-        released.push_back(static_cast<std::size_t>(id));
-      released.push_back(out);
-      for (std::size_t id : released) {
-        if (tensors[id].role == TensorRole::kIntermediate && buffer_of_[id] && last_use[id] == n &&
-            std::find(free_list.begin(), free_list.end(), buffer_of_[id]) == free_list.end()) {
-          free_list.push_back(buffer_of_[id]);
-        }
-      }
+    buffer_of_.assign(graph_.tensors().size(), nullptr);
+    for (std::size_t i = 0; i < plan.slot_of.size(); ++i) {
+      if (plan.slot_of[i] >= 0)
+        buffer_of_[i] = owned_[static_cast<std::size_t>(plan.slot_of[i])].get();
     }
     return Status::ok();
   }

@@ -29,6 +29,8 @@ std::string_view device_type_name(DeviceType type) {
       return "CPU";
     case DeviceType::kReference:
       return "reference";
+    case DeviceType::kSoftwareGpu:
+      return "software GPU";
   }
   return "unknown";
 }
@@ -185,10 +187,12 @@ Result<std::string> BackendRegistry::resolve(const std::string& uri) const {
         return 1;
       case DeviceType::kCpu:
         return 2;
-      case DeviceType::kReference:
+      case DeviceType::kSoftwareGpu:
         return 3;
+      case DeviceType::kReference:
+        return 4;
     }
-    return 4;
+    return 5;
   };
   const DeviceInfo* best = nullptr;
   std::vector<DeviceInfo> all;

@@ -21,7 +21,9 @@
 
 namespace halyard {
 
-enum class DeviceType : std::uint8_t { kDiscreteGpu, kIntegratedGpu, kCpu, kReference };
+// kSoftwareGpu: a GPU API implemented on the CPU (Mesa lavapipe): correct but slower than `cpu`,
+// so `auto` ranks it below the cpu backend.
+enum class DeviceType : std::uint8_t { kDiscreteGpu, kIntegratedGpu, kCpu, kReference, kSoftwareGpu };
 std::string_view device_type_name(DeviceType type);
 
 struct DeviceInfo {

@@ -7,10 +7,22 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "halyard/hal/device.h"
 
 namespace halyard {
+
+// Where a graph's intermediates live: intermediates share a slot once the last reader of the
+// previous occupant has run; a tensor takes the smallest free slot that fits, or a new one. A
+// node's output never shares with its own inputs (inputs are released only after the output is
+// placed). A 512-token prefill of a 1B model needs a few slots instead of one per node. Used by
+// every backend that allocates intermediates (host memory here, device memory on GPUs).
+struct IntermediatePlan {
+  std::vector<int> slot_of;             // per tensor: its slot, or -1 when it is not an intermediate
+  std::vector<std::size_t> slot_bytes;  // per slot: the largest tensor placed in it
+};
+IntermediatePlan plan_intermediates(const Graph& graph);
 
 // A tensor in host memory: the descriptor and where its bytes are.
 struct HostTensor {

@@ -1,0 +1,69 @@
+#version 450
+// The second half of ATTENTION: one workgroup per (query head, token) walks the cache of the
+// token's slot up to its position in chunks of WG keys: each invocation scores one key, the
+// chunk's maximum and sum update a running softmax, and each invocation accumulates up to two
+// dims of the output (head_dim <= 2 * WG). A token whose position or slot is out of range
+// gets NaN.
+#include "common.glsl"
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer KC { float kc[]; };
+layout(std430, binding = 2) readonly buffer VC { float vc[]; };
+layout(std430, binding = 3) readonly buffer Pos { int pos[]; };
+layout(std430, binding = 4) readonly buffer Slot { int slot[]; };
+layout(std430, binding = 5) writeonly buffer Out { float o[]; };
+layout(push_constant) uniform PC {
+  uint q_off, kc_off, vc_off, pos_off, slot_off, o_off, hd, n_heads, n_kv, ctx, slots;
+  float scale;
+} pc;
+shared float qs[256];
+shared float ps[WG];
+
+void main() {
+  const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
+  const uint qdim = pc.hd * pc.n_heads, kvdim = pc.hd * pc.n_kv;
+  const uint obase = pc.o_off + t * qdim + h * pc.hd;
+  const int p = pos[pc.pos_off + t], s = slot[pc.slot_off + t];
+  if (p < 0 || uint(p) >= pc.ctx || s < 0 || uint(s) >= pc.slots) {
+    for (uint d = tid; d < pc.hd; d += WG) o[obase + d] = halyard_nan();
+    return;
+  }
+  for (uint d = tid; d < pc.hd; d += WG) qs[d] = q[pc.q_off + t * qdim + h * pc.hd + d];
+  barrier();
+  const uint kvh = h / (pc.n_heads / pc.n_kv);
+  const uint len = uint(p) + 1u;
+  const uint cache_base = uint(s) * pc.ctx * kvdim + kvh * pc.hd;
+  float m = -3.0e38, l = 0.0;
+  float acc0 = 0.0, acc1 = 0.0;
+  for (uint c0 = 0; c0 < len; c0 += WG) {
+    const uint j = c0 + tid;
+    float sc = -3.0e38;
+    if (j < len) {
+      const uint kb = pc.kc_off + cache_base + j * kvdim;
+      float dot = 0.0;
+      for (uint i = 0; i < pc.hd; ++i) dot += qs[i] * kc[kb + i];
+      sc = dot * pc.scale;
+    }
+    const float mnew = max(m, wg_max(sc));
+    const float pj = j < len ? exp(sc - mnew) : 0.0;
+    const float alpha = exp(m - mnew);
+    l = l * alpha + wg_sum(pj);
+    ps[tid] = pj;
+    barrier();
+    const uint cnt = min(WG, len - c0);
+    const uint vb = pc.vc_off + cache_base + c0 * kvdim;
+    if (tid < pc.hd) {
+      float a = acc0 * alpha;
+      for (uint jj = 0; jj < cnt; ++jj) a += ps[jj] * vc[vb + jj * kvdim + tid];
+      acc0 = a;
+    }
+    if (tid + WG < pc.hd) {
+      float a = acc1 * alpha;
+      for (uint jj = 0; jj < cnt; ++jj) a += ps[jj] * vc[vb + jj * kvdim + tid + WG];
+      acc1 = a;
+    }
+    barrier();
+    m = mnew;
+  }
+  if (tid < pc.hd) o[obase + tid] = acc0 / l;
+  if (tid + WG < pc.hd) o[obase + tid + WG] = acc1 / l;
+}

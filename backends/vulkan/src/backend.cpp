@@ -337,6 +337,15 @@ Status VulkanDevice::init() {
   if (VkResult r = vk.vkCreateFence(device_, &fci, nullptr, &transfer_fence_); r != VK_SUCCESS)
     return internal_error("vkCreateFence: " + vk_result_name(r));
   HALYARD_ASSIGN_OR_RETURN(dummy_, create_buffer(16, false));
+  if (env("HALYARD_VULKAN_SELFTEST_INVALID_USAGE") == "1") {
+    // For the test that proves a validation message fails the run: a zero-sized buffer is invalid
+    // usage (VUID-VkBufferCreateInfo-size-00912), which the layer reports.
+    VkBufferCreateInfo bad{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bad.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+    VkBuffer b = VK_NULL_HANDLE;
+    if (vk.vkCreateBuffer(device_, &bad, nullptr, &b) == VK_SUCCESS && b)
+      vk.vkDestroyBuffer(device_, b, nullptr);
+  }
   return Status::ok();
 }
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace halyard::runtime {
 
 Result<std::unique_ptr<Session>> Session::create(Model& model) {
@@ -22,6 +24,21 @@ Result<std::unique_ptr<Session>> Session::create(Model& model) {
     s->v_cache_.push_back(std::move(v).value());
   }
   return s;
+}
+
+int Session::graph_tokens(int n) const {
+  if (n == 1)
+    return 1;
+  // Host devices compile a graph in microseconds and would only waste work on padding.
+  const DeviceType type = model_.device().info().type;
+  if (type == DeviceType::kCpu || type == DeviceType::kReference)
+    return n;
+  int bucket = 2;
+  while (bucket < n && bucket < 64)
+    bucket *= 2;
+  if (bucket < n)
+    bucket = (n + 63) / 64 * 64;
+  return n_past_ + bucket <= model_.context_length() ? bucket : n;  // padding needs cache positions
 }
 
 Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
@@ -65,14 +82,17 @@ Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
   for (TokenId t : tokens) {
     if (t < 0 || t >= vocab) return invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
   }
-  HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(n));
+  const int m = graph_tokens(n);
+  HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(m));
   std::vector<std::int32_t>& inputs = c->staging;
-  for (int i = 0; i < n; ++i) {
-    inputs[static_cast<std::size_t>(i)] = tokens[static_cast<std::size_t>(i)];
-    inputs[static_cast<std::size_t>(n + i)] = n_past_ + i;
-    inputs[static_cast<std::size_t>(2 * n + i)] = 0;  // one sequence: slot 0
+  for (int i = 0; i < m; ++i) {
+    // Padding tokens (i >= n) repeat the last token at the positions after the prompt: they
+    // write cache rows no real token reads before overwriting them, and no logits are kept.
+    inputs[static_cast<std::size_t>(i)] = tokens[static_cast<std::size_t>(std::min(i, n - 1))];
+    inputs[static_cast<std::size_t>(m + i)] = n_past_ + i;
+    inputs[static_cast<std::size_t>(2 * m + i)] = 0;  // one sequence: slot 0
   }
-  inputs[3 * static_cast<std::size_t>(n)] = n - 1;  // logits of the last token
+  inputs[3 * static_cast<std::size_t>(m)] = n - 1;  // logits of the last real token
   HALYARD_RETURN_IF_ERROR(c->inputs->upload(0, inputs.data(), inputs.size() * sizeof(std::int32_t)));
   HALYARD_ASSIGN_OR_RETURN(auto event, c->exe->run(*queue_, c->bindings));
   HALYARD_RETURN_IF_ERROR(event->wait());

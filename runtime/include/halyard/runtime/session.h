@@ -38,6 +38,10 @@ class Session {
   };
   explicit Session(Model& model) : model_(model) {}
   Result<Compiled*> compiled_for(int n_tokens);
+  // The graph size that evaluates n tokens. On GPU devices prompts are padded to length
+  // buckets (powers of two up to 64, then multiples of 64), so a few recorded command buffers
+  // serve every prompt; the padding is computed and thrown away.
+  int graph_tokens(int n) const;
 
   Model& model_;
   std::unique_ptr<Queue> queue_;

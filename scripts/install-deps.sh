@@ -7,6 +7,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libicu-dev libgtest-dev libgmock-dev
   g++-aarch64-linux-gnu
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
+  hipcc libamdhip64-dev rocm-device-libs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,406 @@
+// The cuda and hip backends: one source, compiled by nvcc into libhalyard-backend-cuda.so and by
+// hipcc into libhalyard-backend-hip.so (kernels/cuda/gpu.h maps the API names). Everything lives
+// in halyard::cuda or halyard::hip, so both plugins load into one process.
+//
+// A device owns one stream. An executable lowers nothing ahead of time: at its first run (and
+// whenever its bindings change) it captures the launches of every node into a CUDA/HIP graph,
+// then replays that graph each run; per-step values come from the bound input buffers.
+// HALYARD_GPU_GRAPHS=0 launches the kernels directly instead (for debugging).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gpu.h"
+#include "halyard/hal/device.h"
+#include "halyard/hal/host.h"
+#include "halyard/hal/plugin_abi.h"
+#include "ops.h"
+
+namespace halyard::HALYARD_GPU_NS {
+namespace {
+
+constexpr const char* kBackend =
+#if defined(HALYARD_HIP)
+    "hip";
+#else
+    "cuda";
+#endif
+
+Status check(gpuError_t e, const std::string& what) {
+  if (e == gpuSuccess)
+    return Status::ok();
+  return internal_error(what + ": " + gpuGetErrorString(e));
+}
+
+class GpuBuffer final : public Buffer {
+ public:
+  GpuBuffer(int device, void* ptr, std::size_t size) : device_(device), ptr_(ptr), size_(size) {}
+  ~GpuBuffer() override {
+    (void)gpuSetDevice(device_);
+    (void)gpuFree(ptr_);
+  }
+  std::size_t size() const override { return size_; }
+  Status upload(std::size_t offset, const void* src, std::size_t size) override {
+    if (offset > size_ || size > size_ - offset)
+      return out_of_range("upload outside a buffer of " + std::to_string(size_) + " bytes");
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
+    return check(gpuMemcpy(static_cast<char*>(ptr_) + offset, src, size, gpuMemcpyHostToDevice), "upload");
+  }
+  Status download(std::size_t offset, void* dst, std::size_t size) const override {
+    if (offset > size_ || size > size_ - offset)
+      return out_of_range("download outside a buffer of " + std::to_string(size_) + " bytes");
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
+    return check(gpuMemcpy(dst, static_cast<const char*>(ptr_) + offset, size, gpuMemcpyDeviceToHost), "download");
+  }
+  void* data() const { return ptr_; }
+  int device() const { return device_; }
+
+ private:
+  int device_;
+  void* ptr_;
+  std::size_t size_;
+};
+
+class GpuEvent final : public Event {
+ public:
+  explicit GpuEvent(gpuEvent_t e) : event_(e) {}
+  ~GpuEvent() override { (void)gpuEventDestroy(event_); }
+  Status wait() override { return check(gpuEventSynchronize(event_), "kernel execution"); }
+
+ private:
+  gpuEvent_t event_;
+};
+
+class GpuQueue final : public Queue {
+ public:
+  explicit GpuQueue(gpuStream_t s) : stream_(s) {}
+  Status finish() override { return check(gpuStreamSynchronize(stream_), "stream"); }
+
+ private:
+  gpuStream_t stream_;
+};
+
+bool graphs_enabled() {
+  const char* v = std::getenv("HALYARD_GPU_GRAPHS");
+  return !v || std::strcmp(v, "0") != 0;
+}
+
+class GpuExecutable final : public Executable {
+ public:
+  GpuExecutable(int device, gpuStream_t stream, const Graph& graph) : device_(device), stream_(stream), graph_(graph) {}
+  ~GpuExecutable() override { drop_graph(); }
+
+  Status build() {
+    HALYARD_RETURN_IF_ERROR(graph_.validate());
+    for (const auto& node : graph_.nodes())
+      HALYARD_RETURN_IF_ERROR(check_supported(node));
+    plan_ = plan_intermediates(graph_);
+    for (std::size_t bytes : plan_.slot_bytes) {
+      void* p = nullptr;
+      if (gpuMalloc(&p, std::max<std::size_t>(bytes, 16)) != gpuSuccess) {
+        (void)gpuGetLastError();
+        return resource_exhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB for intermediates on " +
+                                  kBackend + ":" + std::to_string(device_));
+      }
+      slots_.emplace_back(new GpuBuffer(device_, p, bytes));
+    }
+    return Status::ok();
+  }
+
+  Result<std::unique_ptr<Event>> run(Queue& /*queue*/, std::span<const Binding> bindings) override {
+    const auto& tensors = graph_.tensors();
+    std::vector<void*> ptrs(tensors.size(), nullptr);
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (plan_.slot_of[i] >= 0)
+        ptrs[i] = slots_[static_cast<std::size_t>(plan_.slot_of[i])]->data();
+    }
+    for (const Binding& b : bindings) {
+      if (b.tensor < 0 || static_cast<std::size_t>(b.tensor) >= tensors.size() || !b.buffer)
+        return invalid_argument("binding names no tensor of this graph");
+      const auto* gb = dynamic_cast<const GpuBuffer*>(b.buffer);
+      const auto& t = tensors[static_cast<std::size_t>(b.tensor)];
+      if (!gb || gb->device() != device_)
+        return invalid_argument("tensor '" + t.name + "' is bound to a buffer of another device");
+      if (b.offset > b.buffer->size() || t.desc.bytes() > b.buffer->size() - b.offset)
+        return invalid_argument("buffer bound to '" + t.name + "' is too small for " + t.desc.to_string());
+      ptrs[static_cast<std::size_t>(b.tensor)] = static_cast<char*>(gb->data()) + b.offset;
+    }
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      if (!ptrs[i])
+        return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
+    }
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
+    if (!graphs_enabled()) {
+      HALYARD_RETURN_IF_ERROR(enqueue(ptrs));
+    } else {
+      if (!exec_ || ptrs != recorded_) {
+        drop_graph();
+        HALYARD_RETURN_IF_ERROR(
+            check(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeThreadLocal), "begin graph capture"));
+        const Status launched = enqueue(ptrs);
+        const gpuError_t ended = gpuStreamEndCapture(stream_, &graph_handle_);
+        HALYARD_RETURN_IF_ERROR(launched);
+        HALYARD_RETURN_IF_ERROR(check(ended, "end graph capture"));
+        HALYARD_RETURN_IF_ERROR(check(gpuGraphInstantiate(&exec_, graph_handle_), "instantiate graph"));
+        recorded_ = ptrs;
+      }
+      HALYARD_RETURN_IF_ERROR(check(gpuGraphLaunch(exec_, stream_), "launch graph"));
+    }
+    gpuEvent_t done;
+    HALYARD_RETURN_IF_ERROR(check(gpuEventCreateWithFlags(&done, gpuEventDisableTiming), "create event"));
+    if (Status s = check(gpuEventRecord(done, stream_), "record event"); !s.is_ok()) {
+      (void)gpuEventDestroy(done);
+      return s;
+    }
+    return std::unique_ptr<Event>(new GpuEvent(done));
+  }
+
+ private:
+  const TensorDesc& desc(TensorId id) const { return graph_.tensor(id).desc; }
+
+  Status check_supported(const GraphNode& node) const {
+    const std::string where = std::string(op_name(node.op)) + " on " + kBackend;
+    switch (node.op) {
+      case OpKind::kRope: {
+        const int dims = node.params.rope_dims ? node.params.rope_dims : node.params.head_dim;
+        if (node.params.head_dim % 2 != 0 || dims % 2 != 0 || dims > node.params.head_dim)
+          return unimplemented(where + " needs an even head_dim and rope_dims <= head_dim");
+        return Status::ok();
+      }
+      case OpKind::kAttention:
+        if (node.params.head_dim > 256)
+          return unimplemented(where + " supports head_dim up to 256");
+        return Status::ok();
+      case OpKind::kCopy: {
+        const DType from = desc(node.inputs[0]).dtype, to = desc(node.output).dtype;
+        if (from == to || (to == DType::kF32 && from != DType::kI32) || (from == DType::kF32 && to != DType::kI32))
+          return Status::ok();
+        return unimplemented(where + ": only same-type copies and conversions from or to f32");
+      }
+      default:
+        return Status::ok();
+    }
+  }
+
+  Status enqueue(const std::vector<void*>& ptrs) {
+    auto f = [&](TensorId id) { return static_cast<float*>(ptrs[static_cast<std::size_t>(id)]); };
+    auto i32 = [&](TensorId id) { return static_cast<std::int32_t*>(ptrs[static_cast<std::size_t>(id)]); };
+    for (const auto& node : graph_.nodes()) {
+      const auto& in = node.inputs;
+      const TensorId out = node.output;
+      gpuError_t e = gpuSuccess;
+      switch (node.op) {
+        case OpKind::kEmbed: {
+          const TensorDesc& t = desc(in[0]);
+          e = launch_embed(t.dtype, ptrs[static_cast<std::size_t>(in[0])], t.row_size(), t.ne[1], i32(in[1]), f(out),
+                           t.ne[0], desc(in[1]).ne[0], stream_);
+          break;
+        }
+        case OpKind::kMatmul: {
+          const TensorDesc& w = desc(in[0]);
+          e = launch_matmul(w.dtype, ptrs[static_cast<std::size_t>(in[0])], w.row_size(), f(in[1]), f(out), w.ne[0],
+                            w.ne[1], desc(in[1]).ne[1], stream_);
+          break;
+        }
+        case OpKind::kRmsNorm:
+          e = launch_rms_norm(f(in[0]), f(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), node.params.eps,
+                              stream_);
+          break;
+        case OpKind::kSoftmax:
+          e = launch_softmax(f(in[0]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream_);
+          break;
+        case OpKind::kArgmax:
+          e = launch_argmax(f(in[0]), i32(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream_);
+          break;
+        case OpKind::kAdd:
+        case OpKind::kMul:
+        case OpKind::kSwiglu: {
+          const TensorDesc& a = desc(in[0]);
+          const bool broadcast = desc(in[1]).rows() == 1 && a.rows() != 1;
+          const int code = node.op == OpKind::kAdd ? 0 : node.op == OpKind::kMul ? 1 : 2;
+          e = launch_binary(code, f(in[0]), f(in[1]), f(out), a.ne[0], a.rows(), broadcast, stream_);
+          break;
+        }
+        case OpKind::kRope:
+          e = launch_rope(f(in[0]), i32(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).ne[1], node.params, stream_);
+          break;
+        case OpKind::kAttention: {
+          const TensorDesc& cache = desc(in[3]);
+          e = launch_attention(f(in[0]), f(in[1]), f(in[2]), f(in[3]), f(in[4]), i32(in[5]), i32(in[6]), f(out),
+                               desc(in[0]).ne[1], cache.ne[1], cache.ne[2], node.params, stream_);
+          break;
+        }
+        case OpKind::kCopy: {
+          const TensorDesc& x = desc(in[0]);
+          const DType to = desc(out).dtype;
+          if (x.dtype == to) {
+            e = gpuMemcpyAsync(ptrs[static_cast<std::size_t>(out)], ptrs[static_cast<std::size_t>(in[0])], x.bytes(),
+                               gpuMemcpyDeviceToDevice, stream_);
+          } else {
+            e = launch_convert(x.dtype, to, ptrs[static_cast<std::size_t>(in[0])], ptrs[static_cast<std::size_t>(out)],
+                               x.ne[0], x.rows(), stream_);
+          }
+          break;
+        }
+      }
+      if (e != gpuSuccess)
+        return check(e, std::string(op_name(node.op)) + " '" + graph_.tensor(out).name + "'");
+    }
+    return Status::ok();
+  }
+
+  void drop_graph() {
+    if (exec_)
+      (void)gpuGraphExecDestroy(exec_);
+    if (graph_handle_)
+      (void)gpuGraphDestroy(graph_handle_);
+    exec_ = nullptr;
+    graph_handle_ = nullptr;
+  }
+
+  int device_;
+  gpuStream_t stream_;
+  Graph graph_;
+  IntermediatePlan plan_;
+  std::vector<std::unique_ptr<GpuBuffer>> slots_;
+  gpuGraph_t graph_handle_ = nullptr;
+  gpuGraphExec_t exec_ = nullptr;
+  std::vector<void*> recorded_;
+};
+
+DeviceInfo describe(int index, const gpuDeviceProp& p) {
+  DeviceInfo info;
+  info.uri = std::string(kBackend) + ":" + std::to_string(index);
+  info.name = p.name;
+#if defined(HALYARD_HIP)
+  info.vendor = "AMD";
+  const std::string arch = std::string("arch ") + p.gcnArchName;
+#else
+  info.vendor = "NVIDIA";
+  const std::string arch = "compute capability " + std::to_string(p.major) + "." + std::to_string(p.minor);
+#endif
+  info.type = p.integrated ? DeviceType::kIntegratedGpu : DeviceType::kDiscreteGpu;
+  info.memory_bytes = p.totalGlobalMem;
+  info.details = std::string(HALYARD_GPU_API_NAME) + "; " + arch + "; " + std::to_string(p.multiProcessorCount) +
+                 " multiprocessors; warp " + std::to_string(p.warpSize) + "; shared " +
+                 std::to_string(p.sharedMemPerBlock / 1024) + " KiB per block; " +
+                 std::to_string(p.totalGlobalMem >> 20) + " MiB";
+  return info;
+}
+
+class GpuDevice final : public Device {
+ public:
+  static Result<std::unique_ptr<Device>> open(int index, const DeviceInfo& info) {
+    auto dev = std::unique_ptr<GpuDevice>(new GpuDevice(index, info));
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(index), "set device " + info.uri));
+    HALYARD_RETURN_IF_ERROR(check(gpuStreamCreateWithFlags(&dev->stream_, 0), "create stream"));
+    return std::unique_ptr<Device>(std::move(dev));
+  }
+  ~GpuDevice() override {
+    if (stream_) {
+      (void)gpuSetDevice(index_);
+      (void)gpuStreamSynchronize(stream_);
+      (void)gpuStreamDestroy(stream_);
+    }
+  }
+  const DeviceInfo& info() const override { return info_; }
+  bool supports(OpKind op, std::span<const DType> dtypes) const override {
+    if (op == OpKind::kEmbed || op == OpKind::kMatmul)
+      return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+    return true;
+  }
+  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(index_), "set device"));
+    void* p = nullptr;
+    if (gpuMalloc(&p, std::max<std::size_t>(bytes, 16)) != gpuSuccess) {
+      (void)gpuGetLastError();  // clear the sticky error
+      std::size_t free_bytes = 0, total = 0;
+      (void)gpuMemGetInfo(&free_bytes, &total);
+      return resource_exhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB on " + info_.uri + " (" +
+                                std::to_string(free_bytes >> 20) + " MiB free)");
+    }
+    return std::unique_ptr<Buffer>(new GpuBuffer(index_, p, bytes));
+  }
+  Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new GpuQueue(stream_)); }
+  Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(index_), "set device"));
+    auto exe = std::make_unique<GpuExecutable>(index_, stream_, graph);
+    HALYARD_RETURN_IF_ERROR(exe->build());
+    return std::unique_ptr<Executable>(std::move(exe));
+  }
+
+ private:
+  GpuDevice(int index, DeviceInfo info) : index_(index), info_(std::move(info)) {}
+  int index_;
+  DeviceInfo info_;
+  gpuStream_t stream_ = nullptr;
+};
+
+class GpuBackend final : public Backend {
+ public:
+  GpuBackend() : availability_(probe(devices_)) {}
+  std::string_view name() const override { return kBackend; }
+  Status availability() const override { return availability_; }
+  std::vector<DeviceInfo> devices() const override { return devices_; }
+  Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& /*options*/) override {
+    HALYARD_RETURN_IF_ERROR(availability_);
+    if (index < 0 || static_cast<std::size_t>(index) >= devices_.size())
+      return not_found(std::string("no device ") + kBackend + ":" + std::to_string(index));
+    return GpuDevice::open(index, devices_[static_cast<std::size_t>(index)]);
+  }
+
+ private:
+  // Asks the runtime for devices; without a driver or a device, says why.
+  static Status probe(std::vector<DeviceInfo>& devices) {
+    int count = 0;  // left untouched when there is no driver
+    const gpuError_t e = gpuGetDeviceCount(&count);
+    if (e != gpuSuccess) {
+      (void)gpuGetLastError();
+#if defined(HALYARD_HIP)
+      const char* hint = " (no AMD GPU or ROCm driver)";
+#else
+      const char* hint = " (no NVIDIA GPU or driver)";
+#endif
+      return unavailable(std::string(HALYARD_GPU_API_NAME) + " runtime: " + gpuGetErrorString(e) + hint);
+    }
+    if (count == 0)
+      return unavailable(std::string("no ") + HALYARD_GPU_API_NAME + " device");
+    for (int i = 0; i < count; ++i) {
+      gpuDeviceProp p;
+      if (gpuGetDeviceProperties(&p, i) == gpuSuccess)
+        devices.push_back(describe(i, p));
+    }
+    return Status::ok();
+  }
+
+  std::vector<DeviceInfo> devices_;  // before availability_: probe() fills it
+  Status availability_;
+};
+
+void* create_backend(char* error, std::uint32_t error_size) {
+  try {
+    return static_cast<Backend*>(new GpuBackend());
+  } catch (const std::exception& e) {
+    std::snprintf(error, error_size, "%s", e.what());
+    return nullptr;
+  }
+}
+
+void destroy_backend(void* backend) {
+  delete static_cast<Backend*>(backend);
+}
+
+const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, kBackend,
+                                   &create_backend, &destroy_backend};
+
+}  // namespace
+}  // namespace halyard::HALYARD_GPU_NS
+
+extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {
+  return &halyard::HALYARD_GPU_NS::kPlugin;
+}

@@ -1,0 +1,612 @@
+// The GPU kernels of every op in the catalogue, written once for CUDA and HIP (gpu.h). They
+// follow the Vulkan kernels (kernels/vulkan) algorithm for algorithm: weights are read in their
+// GGUF block layout and dequantized on the fly; decode uses a mat-vec kernel, prompts a tiled
+// matmul through shared memory; attention streams the softmax over the KV cache. Products whose
+// result must be bit-exact with the reference (dequantization, COPY) use the _rn intrinsics so
+// that no compiler contracts them into fused multiply-adds.
+#include <cmath>
+#include <cstdint>
+
+#include "ops.h"
+
+namespace halyard::HALYARD_GPU_NS {
+namespace {
+
+constexpr int kThreads = 128;  // a multiple of every warp size (32, 64)
+
+__device__ inline std::uint32_t u16_at(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8);
+}
+
+__device__ inline float half_to_float(std::uint32_t h) {
+  const std::uint32_t sign = (h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t mant = h & 0x3ffu;
+  if (exp == 0) {
+    if (mant == 0)
+      return __uint_as_float(sign);
+    int e = 1;
+    while (!(mant & 0x400u)) {
+      mant <<= 1;
+      --e;
+    }
+    mant &= 0x3ffu;
+    return __uint_as_float(sign | (static_cast<std::uint32_t>(e + 112) << 23) | (mant << 13));
+  }
+  if (exp == 31)
+    return __uint_as_float(sign | 0x7f800000u | (mant << 13));
+  return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+__device__ inline std::uint32_t float_to_half(float value) {  // round to nearest even, as hal/dtype.cpp
+  const std::uint32_t x = __float_as_uint(value);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t exp = (x >> 23) & 0xffu;
+  std::uint32_t mant = x & 0x7fffffu;
+  if (exp == 0xff)
+    return sign | 0x7c00u | (mant ? (0x200u | (mant >> 13)) : 0u);
+  const int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 31)
+    return sign | 0x7c00u;
+  if (e <= 0) {
+    if (e < -10)
+      return sign;
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    std::uint32_t h = mant >> shift;
+    const std::uint32_t rem = mant & ((1u << shift) - 1u);
+    const std::uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u)))
+      ++h;
+    return sign | h;
+  }
+  std::uint32_t h = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
+  const std::uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+    ++h;
+  return sign | h;
+}
+
+__device__ inline std::uint32_t float_to_bf16(float value) {
+  const std::uint32_t x = __float_as_uint(value);
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return (x >> 16) | 0x40u;
+  return (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+}
+
+__device__ inline float nan_value() { return __uint_as_float(0x7fc00000u); }
+
+// Element i of a weight row (byte address `row`) in its GGUF encoding.
+template <DType DT>
+struct Weights;
+
+template <>
+struct Weights<DType::kF32> {
+  static __device__ float load(const std::uint8_t* row, int i) { return reinterpret_cast<const float*>(row)[i]; }
+};
+template <>
+struct Weights<DType::kF16> {
+  static __device__ float load(const std::uint8_t* row, int i) { return half_to_float(u16_at(row + 2 * i)); }
+};
+template <>
+struct Weights<DType::kBF16> {
+  static __device__ float load(const std::uint8_t* row, int i) { return __uint_as_float(u16_at(row + 2 * i) << 16); }
+};
+template <>
+struct Weights<DType::kQ8_0> {
+  static __device__ float load(const std::uint8_t* row, int i) {
+    const std::uint8_t* b = row + (i >> 5) * 34;
+    return __fmul_rn(static_cast<float>(static_cast<std::int8_t>(b[2 + (i & 31)])), half_to_float(u16_at(b)));
+  }
+};
+template <>
+struct Weights<DType::kQ4_0> {
+  static __device__ float load(const std::uint8_t* row, int i) {
+    const std::uint8_t* b = row + (i >> 5) * 18;
+    const int j = i & 31;
+    const int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+    return __fmul_rn(static_cast<float>(q - 8), half_to_float(u16_at(b)));
+  }
+};
+template <>
+struct Weights<DType::kQ4_1> {
+  static __device__ float load(const std::uint8_t* row, int i) {
+    const std::uint8_t* b = row + (i >> 5) * 20;
+    const int j = i & 31;
+    const int q = j < 16 ? (b[4 + j] & 15) : (b[4 + j - 16] >> 4);
+    return __fadd_rn(__fmul_rn(static_cast<float>(q), half_to_float(u16_at(b))), half_to_float(u16_at(b + 2)));
+  }
+};
+
+struct Sum {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct Max {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// Reduces v over the block (blockDim.x a multiple of warpSize); every thread gets the result.
+template <typename Op>
+__device__ float block_reduce(float v, Op op) {
+  __shared__ float partial[32];
+  for (int o = warpSize / 2; o > 0; o >>= 1)
+    v = op(v, GPU_SHFL_DOWN(v, o));
+  const int lane = threadIdx.x % warpSize, warp = threadIdx.x / warpSize;
+  if (lane == 0)
+    partial[warp] = v;
+  __syncthreads();
+  float r = partial[0];
+  for (int i = 1; i < static_cast<int>(blockDim.x) / warpSize; ++i)
+    r = op(r, partial[i]);
+  __syncthreads();
+  return r;
+}
+
+template <DType DT>
+__global__ void embed_kernel(const std::uint8_t* table, std::size_t row_bytes, std::int64_t rows,
+                             const std::int32_t* ids, float* out, int d) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const int t = blockIdx.y;
+  if (i >= d)
+    return;
+  const std::int32_t id = ids[t];
+  out[static_cast<std::int64_t>(t) * d + i] =
+      (id < 0 || id >= rows) ? nan_value() : Weights<DT>::load(table + static_cast<std::size_t>(id) * row_bytes, i);
+}
+
+// Mat-vec: a block computes NR rows x NT tokens; threads stride over the row, then all NR x NT
+// sums are reduced at once (warp shuffles, then one pass through shared memory).
+constexpr int kNR = 4, kNT = 4;
+template <DType DT>
+__global__ void matvec_kernel(const std::uint8_t* w, std::size_t row_bytes, const float* x, float* out, int k,
+                              int m, int n) {
+  const int r0 = blockIdx.x * kNR, t0 = blockIdx.y * kNT;
+  const int nr = min(kNR, m - r0), nt = min(kNT, n - t0);
+  float acc[kNR][kNT] = {};
+  for (int i = threadIdx.x; i < k; i += blockDim.x) {
+    float xv[kNT];
+#pragma unroll
+    for (int t = 0; t < kNT; ++t)
+      xv[t] = t < nt ? x[static_cast<std::int64_t>(t0 + t) * k + i] : 0.f;
+#pragma unroll
+    for (int r = 0; r < kNR; ++r) {
+      if (r < nr) {
+        const float wv = Weights<DT>::load(w + static_cast<std::size_t>(r0 + r) * row_bytes, i);
+#pragma unroll
+        for (int t = 0; t < kNT; ++t)
+          acc[r][t] += wv * xv[t];
+      }
+    }
+  }
+  __shared__ float partial[kNR * kNT][kThreads / 32];
+  const int lane = threadIdx.x % warpSize, warp = threadIdx.x / warpSize;
+#pragma unroll
+  for (int r = 0; r < kNR; ++r) {
+#pragma unroll
+    for (int t = 0; t < kNT; ++t) {
+      float v = acc[r][t];
+      for (int o = warpSize / 2; o > 0; o >>= 1)
+        v += GPU_SHFL_DOWN(v, o);
+      if (lane == 0)
+        partial[r * kNT + t][warp] = v;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < kNR * kNT) {
+    const int r = threadIdx.x / kNT, t = threadIdx.x % kNT;
+    if (r < nr && t < nt) {
+      float s = 0.f;
+      for (int i = 0; i < static_cast<int>(blockDim.x) / warpSize; ++i)
+        s += partial[threadIdx.x][i];
+      out[static_cast<std::int64_t>(t0 + t) * m + r0 + r] = s;
+    }
+  }
+}
+
+// Tiled matmul: a block of 256 threads computes 64 rows x 64 tokens, 4 x 4 per thread, through
+// 32-deep slices of dequantized weights and activations in shared memory.
+template <DType DT>
+__global__ void matmul_tiled_kernel(const std::uint8_t* w, std::size_t row_bytes, const float* x, float* out, int k,
+                                    int m, int n) {
+  __shared__ float ws[32][65];
+  __shared__ float xs[32][65];
+  const int tid = threadIdx.x;
+  const int rb = blockIdx.x * 64, tb = blockIdx.y * 64;
+  const int lr = tid / 4, kq = (tid % 4) * 8;
+  const int tx = tid % 16, ty = tid / 16;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < k; k0 += 32) {
+    const int r = rb + lr, t = tb + lr;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int kk = k0 + kq + j;
+      ws[kq + j][lr] = (r < m && kk < k) ? Weights<DT>::load(w + static_cast<std::size_t>(r) * row_bytes, kk) : 0.f;
+      xs[kq + j][lr] = (t < n && kk < k) ? x[static_cast<std::int64_t>(t) * k + kk] : 0.f;
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int kk = 0; kk < 32; ++kk) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        a[i] = ws[kk][tx + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        b[j] = xs[kk][ty + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int r = rb + tx + 16 * i;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int t = tb + ty + 16 * j;
+      if (r < m && t < n)
+        out[static_cast<std::int64_t>(t) * m + r] = acc[i][j];
+    }
+  }
+}
+
+__global__ void rms_norm_kernel(const float* x, const float* w, float* out, int d, float eps) {
+  const float* row = x + static_cast<std::int64_t>(blockIdx.x) * d;
+  float s = 0.f;
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    s += row[i] * row[i];
+  s = block_reduce(s, Sum{});
+  const float scale = 1.f / sqrtf(s / static_cast<float>(d) + eps);
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    out[static_cast<std::int64_t>(blockIdx.x) * d + i] = row[i] * scale * w[i];
+}
+
+__global__ void softmax_kernel(const float* x, float* out, int d) {
+  const float* row = x + static_cast<std::int64_t>(blockIdx.x) * d;
+  float mx = -3.0e38f;
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    mx = fmaxf(mx, row[i]);
+  mx = block_reduce(mx, Max{});
+  float s = 0.f;
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    s += expf(row[i] - mx);
+  s = block_reduce(s, Sum{});
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    out[static_cast<std::int64_t>(blockIdx.x) * d + i] = expf(row[i] - mx) / s;
+}
+
+__global__ void argmax_kernel(const float* x, std::int32_t* out, int d) {
+  __shared__ float best_v[kThreads];
+  __shared__ int best_i[kThreads];
+  const float* row = x + static_cast<std::int64_t>(blockIdx.x) * d;
+  int bi = -1;
+  float bv = 0.f;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    if (bi < 0 || row[i] > bv) {
+      bv = row[i];
+      bi = i;
+    }
+  }
+  best_v[threadIdx.x] = bv;
+  best_i[threadIdx.x] = bi;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (static_cast<int>(threadIdx.x) < s) {
+      const int oi = best_i[threadIdx.x + s], mi = best_i[threadIdx.x];
+      const float ov = best_v[threadIdx.x + s], mv = best_v[threadIdx.x];
+      if (oi >= 0 && (mi < 0 || ov > mv || (ov == mv && oi < mi))) {
+        best_v[threadIdx.x] = ov;
+        best_i[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0)
+    out[blockIdx.x] = best_i[0];
+}
+
+__global__ void binary_kernel(int op, const float* a, const float* b, float* out, int d, bool broadcast) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= d)
+    return;
+  const std::int64_t at = static_cast<std::int64_t>(blockIdx.y) * d + i;
+  const float av = a[at], bv = b[broadcast ? i : at];
+  out[at] = op == 0 ? av + bv : op == 1 ? av * bv : av / (1.f + expf(-av)) * bv;
+}
+
+// RoPE in double precision, as the reference computes it.
+__global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out, int row, int hd, int dims,
+                            bool neox, double base) {
+  const int pairs = hd / 2;
+  const int g = blockIdx.x * blockDim.x + threadIdx.x;
+  if (g >= pairs * (row / hd))
+    return;
+  const int h = g / pairs, p = g % pairs;
+  const std::int64_t off = static_cast<std::int64_t>(blockIdx.y) * row + static_cast<std::int64_t>(h) * hd;
+  if (p >= dims / 2) {
+    const int e = dims + 2 * (p - dims / 2);
+    out[off + e] = x[off + e];
+    out[off + e + 1] = x[off + e + 1];
+    return;
+  }
+  const int a = neox ? p : 2 * p, b = neox ? p + dims / 2 : 2 * p + 1;
+  const double theta = static_cast<double>(pos[blockIdx.y]) * pow(base, -2.0 * p / dims);
+  double sn, cs;
+  sincos(theta, &sn, &cs);
+  const double x0 = x[off + a], x1 = x[off + b];
+  out[off + a] = static_cast<float>(x0 * cs - x1 * sn);
+  out[off + b] = static_cast<float>(x0 * sn + x1 * cs);
+}
+
+__global__ void kv_store_kernel(const float* k, const float* v, float* kc, float* vc, const std::int32_t* pos,
+                                const std::int32_t* slot, int kvdim, int ctx, int slots) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  const int t = blockIdx.y;
+  if (e >= kvdim)
+    return;
+  const int p = pos[t], s = slot[t];
+  if (p < 0 || p >= ctx || s < 0 || s >= slots)
+    return;
+  const std::int64_t dst = (static_cast<std::int64_t>(s) * ctx + p) * kvdim + e;
+  kc[dst] = k[static_cast<std::int64_t>(t) * kvdim + e];
+  vc[dst] = v[static_cast<std::int64_t>(t) * kvdim + e];
+}
+
+// One block per (query head, token): chunks of blockDim keys, a running softmax, up to two output
+// dims per thread (head_dim <= 2 * blockDim).
+__global__ void attention_kernel(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
+                                 const std::int32_t* slot, float* out, int hd, int n_heads, int n_kv, int ctx,
+                                 int slots, float scale) {
+  __shared__ float qs[256];
+  __shared__ float ps[kThreads];
+  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x;
+  const int qdim = hd * n_heads, kvdim = hd * n_kv;
+  float* o = out + static_cast<std::int64_t>(t) * qdim + static_cast<std::int64_t>(h) * hd;
+  const int p = pos[t], s = slot[t];
+  if (p < 0 || p >= ctx || s < 0 || s >= slots) {
+    for (int d = tid; d < hd; d += blockDim.x)
+      o[d] = nan_value();
+    return;
+  }
+  for (int d = tid; d < hd; d += blockDim.x)
+    qs[d] = q[static_cast<std::int64_t>(t) * qdim + static_cast<std::int64_t>(h) * hd + d];
+  __syncthreads();
+  const int kvh = h / (n_heads / n_kv);
+  const int len = p + 1;
+  const std::int64_t base = static_cast<std::int64_t>(s) * ctx * kvdim + static_cast<std::int64_t>(kvh) * hd;
+  float mx = -3.0e38f, l = 0.f, acc0 = 0.f, acc1 = 0.f;
+  for (int c0 = 0; c0 < len; c0 += blockDim.x) {
+    const int j = c0 + tid;
+    float sc = -3.0e38f;
+    if (j < len) {
+      const float* kj = kc + base + static_cast<std::int64_t>(j) * kvdim;
+      float dot = 0.f;
+      for (int i = 0; i < hd; ++i)
+        dot += qs[i] * kj[i];
+      sc = dot * scale;
+    }
+    const float mnew = fmaxf(mx, block_reduce(sc, Max{}));
+    const float pj = j < len ? expf(sc - mnew) : 0.f;
+    const float alpha = expf(mx - mnew);
+    l = l * alpha + block_reduce(pj, Sum{});
+    ps[tid] = pj;
+    __syncthreads();
+    const int cnt = min(static_cast<int>(blockDim.x), len - c0);
+    const float* vb = vc + base + static_cast<std::int64_t>(c0) * kvdim;
+    if (tid < hd) {
+      float a = acc0 * alpha;
+      for (int jj = 0; jj < cnt; ++jj)
+        a += ps[jj] * vb[static_cast<std::int64_t>(jj) * kvdim + tid];
+      acc0 = a;
+    }
+    if (tid + static_cast<int>(blockDim.x) < hd) {
+      float a = acc1 * alpha;
+      for (int jj = 0; jj < cnt; ++jj)
+        a += ps[jj] * vb[static_cast<std::int64_t>(jj) * kvdim + tid + blockDim.x];
+      acc1 = a;
+    }
+    __syncthreads();
+    mx = mnew;
+  }
+  if (tid < hd)
+    o[tid] = acc0 / l;
+  if (tid + static_cast<int>(blockDim.x) < hd)
+    o[tid + blockDim.x] = acc1 / l;
+}
+
+template <DType DT>
+__global__ void to_f32_kernel(const std::uint8_t* in, std::size_t row_bytes, float* out, int d) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < d)
+    out[static_cast<std::int64_t>(blockIdx.y) * d + i] =
+        Weights<DT>::load(in + static_cast<std::size_t>(blockIdx.y) * row_bytes, i);
+}
+
+__global__ void to_16bit_kernel(const float* in, std::uint16_t* out, std::int64_t count, bool bf16) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count)
+    out[i] = static_cast<std::uint16_t>(bf16 ? float_to_bf16(in[i]) : float_to_half(in[i]));
+}
+
+// One thread per 32-element block, as hal/dtype.cpp encodes it.
+__global__ void quantize_kernel(DType to, const float* in, std::uint8_t* out, std::int64_t blocks) {
+  const std::int64_t b = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= blocks)
+    return;
+  const float* x = in + b * 32;
+  auto put16 = [](std::uint8_t* p, std::uint32_t v) {
+    p[0] = static_cast<std::uint8_t>(v & 0xff);
+    p[1] = static_cast<std::uint8_t>(v >> 8);
+  };
+  if (to == DType::kQ8_0) {
+    std::uint8_t* o = out + b * 34;
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j)
+      amax = fmaxf(amax, fabsf(x[j]));
+    const float d = __fdiv_rn(amax, 127.f);
+    const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+    put16(o, float_to_half(d));
+    for (int j = 0; j < 32; ++j)
+      o[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(lroundf(__fmul_rn(x[j], id))));
+  } else if (to == DType::kQ4_0) {
+    std::uint8_t* o = out + b * 18;
+    float amax = 0.f, mx = 0.f;
+    for (int j = 0; j < 32; ++j) {
+      if (fabsf(x[j]) > amax) {
+        amax = fabsf(x[j]);
+        mx = x[j];
+      }
+    }
+    const float d = __fdiv_rn(mx, -8.f);
+    const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+    put16(o, float_to_half(d));
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = min(15, static_cast<int>(__fadd_rn(__fmul_rn(x[j], id), 8.5f)));
+      const int q1 = min(15, static_cast<int>(__fadd_rn(__fmul_rn(x[j + 16], id), 8.5f)));
+      o[2 + j] = static_cast<std::uint8_t>(q0 | (q1 << 4));
+    }
+  } else {  // Q4_1
+    std::uint8_t* o = out + b * 20;
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < 32; ++j) {
+      lo = fminf(lo, x[j]);
+      hi = fmaxf(hi, x[j]);
+    }
+    const float d = __fdiv_rn(__fsub_rn(hi, lo), 15.f);
+    const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
+    put16(o, float_to_half(d));
+    put16(o + 2, float_to_half(lo));
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = min(15, static_cast<int>(__fadd_rn(__fmul_rn(__fsub_rn(x[j], lo), id), 0.5f)));
+      const int q1 = min(15, static_cast<int>(__fadd_rn(__fmul_rn(__fsub_rn(x[j + 16], lo), id), 0.5f)));
+      o[4 + j] = static_cast<std::uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+unsigned blocks_for(std::int64_t n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
+
+// Calls f.template operator()<DT>() for the runtime dtype.
+template <typename F>
+gpuError_t with_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::kF32: return f.template operator()<DType::kF32>();
+    case DType::kF16: return f.template operator()<DType::kF16>();
+    case DType::kBF16: return f.template operator()<DType::kBF16>();
+    case DType::kQ8_0: return f.template operator()<DType::kQ8_0>();
+    case DType::kQ4_0: return f.template operator()<DType::kQ4_0>();
+    case DType::kQ4_1: return f.template operator()<DType::kQ4_1>();
+    case DType::kI32: break;
+  }
+  return gpuErrorInvalidValue;
+}
+
+}  // namespace
+
+gpuError_t launch_embed(DType dt, const void* table, std::size_t row_bytes, std::int64_t rows, const std::int32_t* ids,
+                        float* out, std::int64_t d, std::int64_t n, gpuStream_t s) {
+  return with_dtype(dt, [&]<DType DT>() {
+    embed_kernel<DT><<<dim3(blocks_for(d, kThreads), static_cast<unsigned>(n)), kThreads, 0, s>>>(
+        static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d));
+    return gpuGetLastError();
+  });
+}
+
+gpuError_t launch_matmul(DType dt, const void* w, std::size_t row_bytes, const float* x, float* out, std::int64_t k,
+                         std::int64_t m, std::int64_t n, gpuStream_t s) {
+  const auto* wb = static_cast<const std::uint8_t*>(w);
+  const int ki = static_cast<int>(k), mi = static_cast<int>(m), ni = static_cast<int>(n);
+  return with_dtype(dt, [&]<DType DT>() {
+    if (n >= 32) {
+      matmul_tiled_kernel<DT><<<dim3(blocks_for(m, 64), blocks_for(n, 64)), 256, 0, s>>>(wb, row_bytes, x, out, ki,
+                                                                                          mi, ni);
+    } else {
+      matvec_kernel<DT><<<dim3(blocks_for(m, kNR), blocks_for(n, kNT)), kThreads, 0, s>>>(wb, row_bytes, x, out, ki,
+                                                                                           mi, ni);
+    }
+    return gpuGetLastError();
+  });
+}
+
+gpuError_t launch_rms_norm(const float* x, const float* w, float* out, std::int64_t d, std::int64_t rows, float eps,
+                           gpuStream_t s) {
+  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, w, out, static_cast<int>(d), eps);
+  return gpuGetLastError();
+}
+
+gpuError_t launch_softmax(const float* x, float* out, std::int64_t d, std::int64_t rows, gpuStream_t s) {
+  softmax_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, out, static_cast<int>(d));
+  return gpuGetLastError();
+}
+
+gpuError_t launch_argmax(const float* x, std::int32_t* out, std::int64_t d, std::int64_t rows, gpuStream_t s) {
+  argmax_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, out, static_cast<int>(d));
+  return gpuGetLastError();
+}
+
+gpuError_t launch_binary(int op, const float* a, const float* b, float* out, std::int64_t d, std::int64_t rows,
+                         bool broadcast, gpuStream_t s) {
+  binary_kernel<<<dim3(blocks_for(d, 256), static_cast<unsigned>(rows)), 256, 0, s>>>(op, a, b, out,
+                                                                                      static_cast<int>(d), broadcast);
+  return gpuGetLastError();
+}
+
+gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std::int64_t row, std::int64_t n,
+                       const OpParams& p, gpuStream_t s) {
+  const int dims = p.rope_dims ? p.rope_dims : p.head_dim;
+  const std::int64_t work = (row / p.head_dim) * (p.head_dim / 2);
+  rope_kernel<<<dim3(blocks_for(work, 64), static_cast<unsigned>(n)), 64, 0, s>>>(
+      x, pos, out, static_cast<int>(row), p.head_dim, dims, p.rope_layout == RopeLayout::kNeox,
+      static_cast<double>(p.rope_base));
+  return gpuGetLastError();
+}
+
+gpuError_t launch_attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
+                            const std::int32_t* pos, const std::int32_t* slot, float* out, std::int64_t n,
+                            std::int64_t ctx, std::int64_t slots, const OpParams& p, gpuStream_t s) {
+  const int kvdim = p.head_dim * p.n_kv_heads;
+  kv_store_kernel<<<dim3(blocks_for(kvdim, 64), static_cast<unsigned>(n)), 64, 0, s>>>(
+      k, v, k_cache, v_cache, pos, slot, kvdim, static_cast<int>(ctx), static_cast<int>(slots));
+  if (gpuError_t e = gpuGetLastError(); e != gpuSuccess)
+    return e;
+  const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  attention_kernel<<<dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n)), kThreads, 0, s>>>(
+      q, k_cache, v_cache, pos, slot, out, p.head_dim, p.n_heads, p.n_kv_heads, static_cast<int>(ctx),
+      static_cast<int>(slots), scale);
+  return gpuGetLastError();
+}
+
+gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,
+                          gpuStream_t s) {
+  if (to == DType::kF32 && from != DType::kI32) {
+    return with_dtype(from, [&]<DType DT>() {
+      to_f32_kernel<DT><<<dim3(blocks_for(d, kThreads), static_cast<unsigned>(rows)), kThreads, 0, s>>>(
+          static_cast<const std::uint8_t*>(in), row_bytes(from, d), static_cast<float*>(out), static_cast<int>(d));
+      return gpuGetLastError();
+    });
+  }
+  if (from != DType::kF32)
+    return gpuErrorInvalidValue;
+  const std::int64_t count = d * rows;
+  switch (to) {
+    case DType::kF16:
+    case DType::kBF16:
+      to_16bit_kernel<<<blocks_for(count, 256), 256, 0, s>>>(static_cast<const float*>(in),
+                                                             static_cast<std::uint16_t*>(out), count,
+                                                             to == DType::kBF16);
+      return gpuGetLastError();
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+      quantize_kernel<<<blocks_for(count / 32, 128), 128, 0, s>>>(to, static_cast<const float*>(in),
+                                                                  static_cast<std::uint8_t*>(out), count / 32);
+      return gpuGetLastError();
+    default:
+      return gpuErrorInvalidValue;
+  }
+}
+
+}  // namespace halyard::HALYARD_GPU_NS

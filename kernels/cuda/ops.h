@@ -1,0 +1,37 @@
+// Launchers for the GPU kernels of kernels/cuda/ops.cu: each enqueues one op of the catalogue
+// (hal/ops.h has the semantics) on a stream. Pointers are device pointers; weights are in their
+// GGUF encoding. A launch returns the launch error, if any; kernels write NaN where an input is
+// out of range (an id, a position, a slot), as the Vulkan kernels do.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gpu.h"
+#include "halyard/hal/dtype.h"
+#include "halyard/hal/ops.h"
+
+namespace halyard::HALYARD_GPU_NS {
+
+gpuError_t launch_embed(DType dt, const void* table, std::size_t row_bytes, std::int64_t rows, const std::int32_t* ids,
+                        float* out, std::int64_t d, std::int64_t n, gpuStream_t s);
+// out[t * m + r] = dot(W[r], x[t]); mat-vec for few tokens, tiled for many.
+gpuError_t launch_matmul(DType dt, const void* w, std::size_t row_bytes, const float* x, float* out, std::int64_t k,
+                         std::int64_t m, std::int64_t n, gpuStream_t s);
+gpuError_t launch_rms_norm(const float* x, const float* w, float* out, std::int64_t d, std::int64_t rows, float eps,
+                           gpuStream_t s);
+gpuError_t launch_softmax(const float* x, float* out, std::int64_t d, std::int64_t rows, gpuStream_t s);
+gpuError_t launch_argmax(const float* x, std::int32_t* out, std::int64_t d, std::int64_t rows, gpuStream_t s);
+// op: 0 add, 1 mul, 2 swiglu; b broadcast over tokens when b_rows == 1.
+gpuError_t launch_binary(int op, const float* a, const float* b, float* out, std::int64_t d, std::int64_t rows,
+                         bool broadcast, gpuStream_t s);
+gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std::int64_t row, std::int64_t n,
+                       const OpParams& p, gpuStream_t s);
+gpuError_t launch_attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
+                            const std::int32_t* pos, const std::int32_t* slot, float* out, std::int64_t n,
+                            std::int64_t ctx, std::int64_t slots, const OpParams& p, gpuStream_t s);
+// COPY between dtypes: weight dtype -> f32, f32 -> weight dtype (bit-exact with the reference).
+gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,
+                          gpuStream_t s);
+
+}  // namespace halyard::HALYARD_GPU_NS

@@ -1,0 +1,155 @@
+// What every GPU backend's device must do beyond computing ops right (the conformance suite's
+// job): replayed executables read new per-step inputs, new bindings take effect, out-of-range
+// ids give NaN rather than a read out of bounds, buffers check their bounds, a buffer of another
+// device is refused, an impossible allocation is a clear error. Run for vulkan:0, cuda:0 and
+// hip:0; a backend that is not built or has no device here is skipped with the reason. The CUDA
+// and HIP plugins are also loaded side by side in one process.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "halyard/hal/registry.h"
+#include "test_paths.h"
+
+namespace halyard {
+namespace {
+
+std::unique_ptr<BackendRegistry> load_registry() {
+  RegistryOptions o;
+  o.search_paths = {testing::plugin_dir()};
+  auto reg = BackendRegistry::load(o);
+  EXPECT_TRUE(reg.is_ok()) << reg.status().to_string();
+  return reg.is_ok() ? std::move(reg).value() : nullptr;
+}
+
+class DeviceContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ::setenv("HALYARD_VULKAN_VALIDATION", "1", 0);  // Vulkan runs under the validation layer
+    reg_ = load_registry();
+    ASSERT_NE(reg_, nullptr);
+    const std::string uri = GetParam();
+    const std::string backend = uri.substr(0, uri.find(':'));
+    Backend* b = reg_->find(backend);
+    if (!b)
+      GTEST_SKIP() << backend << " is not built in this tree";
+    if (Status a = b->availability(); !a.is_ok())
+      GTEST_SKIP() << uri << " unavailable: " << a.message();
+    auto dev = reg_->open_device(uri);
+    ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
+    dev_ = std::move(dev).value();
+  }
+  std::unique_ptr<BackendRegistry> reg_;
+  std::unique_ptr<Device> dev_;
+};
+
+// out[:, t] = table[ids[t]]: a graph whose result depends on a per-step input.
+struct EmbedGraph {
+  Graph g;
+  TensorId table, ids, out;
+  EmbedGraph() {
+    table = g.add_tensor("table", TensorDesc::make(DType::kF32, 4, 3), TensorRole::kWeight);
+    ids = g.add_tensor("ids", TensorDesc::make(DType::kI32, 2), TensorRole::kInput);
+    out = g.add_op(OpKind::kEmbed, {table, ids}, {}, "out").value();
+    g.mark_output(out);
+  }
+};
+
+std::vector<float> run_embed(Executable& exe, Queue& q, Buffer& table, Buffer& ids, Buffer& out, const EmbedGraph& eg,
+                             std::vector<std::int32_t> id_values) {
+  EXPECT_TRUE(ids.upload(0, id_values.data(), 8).is_ok());
+  const Binding b[] = {{eg.table, &table, 0}, {eg.ids, &ids, 0}, {eg.out, &out, 0}};
+  auto ev = exe.run(q, b);
+  EXPECT_TRUE(ev.is_ok()) << ev.status().to_string();
+  if (!ev.is_ok())
+    return {};
+  EXPECT_TRUE(ev.value()->wait().is_ok());
+  std::vector<float> r(8);
+  EXPECT_TRUE(out.download(0, r.data(), 32).is_ok());
+  return r;
+}
+
+TEST_P(DeviceContract, ReplaysReadNewInputsAndNewBindingsTakeEffect) {
+  EmbedGraph eg;
+  auto exe = dev_->compile(eg.g);
+  ASSERT_TRUE(exe.is_ok()) << exe.status().to_string();
+  auto q = dev_->create_queue().value();
+  auto table = dev_->allocate(48).value();
+  auto ids = dev_->allocate(8).value();
+  auto out_a = dev_->allocate(32).value();
+  auto out_b = dev_->allocate(32).value();
+  std::vector<float> t(12);
+  for (int i = 0; i < 12; ++i)
+    t[static_cast<std::size_t>(i)] = static_cast<float>(i);
+  ASSERT_TRUE(table->upload(0, t.data(), 48).is_ok());
+
+  EXPECT_EQ(run_embed(*exe.value(), *q, *table, *ids, *out_a, eg, {2, 0}),
+            (std::vector<float>{8, 9, 10, 11, 0, 1, 2, 3}));
+  EXPECT_EQ(run_embed(*exe.value(), *q, *table, *ids, *out_a, eg, {1, 1}),  // replayed
+            (std::vector<float>{4, 5, 6, 7, 4, 5, 6, 7}));
+  EXPECT_EQ(run_embed(*exe.value(), *q, *table, *ids, *out_b, eg, {0, 2}),  // a new output buffer
+            (std::vector<float>{0, 1, 2, 3, 8, 9, 10, 11}));
+  auto r = run_embed(*exe.value(), *q, *table, *ids, *out_b, eg, {7, 0});  // 7 is outside the table
+  ASSERT_EQ(r.size(), 8u);
+  EXPECT_TRUE(std::isnan(r[0]));
+  EXPECT_EQ(r[4], 0.f);
+  ASSERT_TRUE(q->finish().is_ok());
+}
+
+TEST_P(DeviceContract, BufferBoundsAndForeignBuffersAreErrors) {
+  auto b = dev_->allocate(16).value();
+  std::vector<std::uint8_t> bytes(32);
+  EXPECT_EQ(b->upload(8, bytes.data(), 16).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(b->download(0, bytes.data(), 17).code(), StatusCode::kOutOfRange);
+  EXPECT_TRUE(b->upload(0, bytes.data(), 16).is_ok());
+
+  auto ref = reg_->open_device("ref").value();
+  auto host = ref->allocate(48).value();
+  EmbedGraph eg;
+  auto exe = dev_->compile(eg.g).value();
+  auto q = dev_->create_queue().value();
+  auto ids = dev_->allocate(8).value();
+  auto out = dev_->allocate(32).value();
+  const Binding binds[] = {{eg.table, host.get(), 0}, {eg.ids, ids.get(), 0}, {eg.out, out.get(), 0}};
+  auto ev = exe->run(*q, binds);
+  ASSERT_FALSE(ev.is_ok());
+  EXPECT_NE(ev.status().message().find("another device"), std::string::npos) << ev.status().to_string();
+}
+
+TEST_P(DeviceContract, AnImpossibleAllocationIsAClearError) {
+  auto b = dev_->allocate(std::size_t{1} << 50);
+  ASSERT_FALSE(b.is_ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted) << b.status().to_string();
+  EXPECT_TRUE(dev_->allocate(64).is_ok()) << "the device must stay usable after a failed allocation";
+}
+
+INSTANTIATE_TEST_SUITE_P(Gpu, DeviceContract, ::testing::Values("vulkan:0", "cuda:0", "hip:0"),
+                         [](const auto& info) { return info.param.substr(0, info.param.find(':')); });
+
+TEST(GpuPlugins, CudaAndHipLoadSideBySide) {
+  auto reg = load_registry();
+  ASSERT_NE(reg, nullptr);
+  Backend* cuda = reg->find("cuda");
+  Backend* hip = reg->find("hip");
+  if (!cuda || !hip)
+    GTEST_SKIP() << "this tree was built without " << (!cuda ? "the cuda" : "the hip") << " backend";
+  for (Backend* b : {cuda, hip}) {
+    const Status a = b->availability();
+    if (a.is_ok()) {
+      EXPECT_FALSE(b->devices().empty()) << b->name();
+    } else {
+      EXPECT_EQ(a.code(), StatusCode::kUnavailable) << b->name();
+      EXPECT_FALSE(a.message().empty()) << b->name();
+      auto dev = reg->open_device(std::string(b->name()) + ":0");
+      ASSERT_FALSE(dev.is_ok());
+      EXPECT_NE(dev.status().message().find(a.message()), std::string::npos) << dev.status().to_string();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace halyard

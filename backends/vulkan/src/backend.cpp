@@ -163,6 +163,7 @@ std::vector<PhysicalDevice> enumerate_devices(const VulkanInstance& instance) {
       features2.pNext = &f16i8;
     api.vkGetPhysicalDeviceFeatures2(d.handle, &features2);
     d.float64 = features2.features.shaderFloat64 == VK_TRUE;
+    d.float16 = has_ext("VK_KHR_shader_float16_int8") && f16i8.shaderFloat16 == VK_TRUE;
 
     std::uint32_t n_families = 0;
     api.vkGetPhysicalDeviceQueueFamilyProperties(d.handle, &n_families, nullptr);
@@ -284,6 +285,15 @@ Status VulkanDevice::init() {
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;
   dci.pEnabledFeatures = &features;
+  use_fp16_ = physical_.float16 && env("HALYARD_VULKAN_NO_FP16") != "1";
+  VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+  const char* f16_ext = "VK_KHR_shader_float16_int8";
+  if (use_fp16_) {
+    f16.shaderFloat16 = VK_TRUE;
+    dci.pNext = &f16;
+    dci.enabledExtensionCount = 1;
+    dci.ppEnabledExtensionNames = &f16_ext;
+  }
   if (VkResult r = vk.vkCreateDevice(physical_.handle, &dci, nullptr, &device_); r != VK_SUCCESS)
     return unavailable("vkCreateDevice failed for " + physical_.info.uri + ": " + vk_result_name(r));
   vk.vkGetDeviceQueue(device_, physical_.queue_family, 0, &queue_);

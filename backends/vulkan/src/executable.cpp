@@ -182,8 +182,8 @@ Status VulkanExecutable::lower_weight_rows(const GraphNode& node) {
                                                            u32(r0), u32(rows), u32(row_bytes)};
       std::vector<Arg> args = {wa, tensor_arg(node.inputs[1]), tensor_arg(out)};
       if (n >= 32) {  // shorter prompts: the mat-vec kernel, 4 tokens per workgroup, wastes no tile
-        HALYARD_RETURN_IF_ERROR(
-            add_dispatch(node, "matmul_tiled_" + dt, 256, args, params, {ceil_div(m, 64), ceil_div(n, 64), 1}));
+        HALYARD_RETURN_IF_ERROR(add_dispatch(node, "matmul_tiled_" + dt + (dev_.use_fp16() ? "_fp16" : ""), 256, args,
+                                             params, {ceil_div(m, 64), ceil_div(n, 64), 1}));
       } else {
         const std::string variant = dev_.use_subgroups() ? "_sg" : "_nosg";
         const std::uint32_t row_groups = ceil_div(m, 4);  // 4 rows per workgroup (NR in the shader)

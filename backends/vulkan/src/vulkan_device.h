@@ -62,6 +62,7 @@ struct PhysicalDevice {
   bool subgroup_arithmetic = false;  // in compute shaders
   std::uint32_t subgroup_size = 0;
   bool float64 = false;
+  bool float16 = false;  // shaderFloat16 through VK_KHR_shader_float16_int8
   std::uint64_t max_allocation = 0;
 };
 std::vector<PhysicalDevice> enumerate_devices(const VulkanInstance& instance);
@@ -117,6 +118,7 @@ class VulkanDevice final : public Device {
   // it, to test splitting on small models).
   std::size_t weight_chunk_limit() const { return weight_chunk_; }
   bool use_subgroups() const { return use_subgroups_; }
+  bool use_fp16() const { return use_fp16_; }
   bool rope_f64() const { return physical_.float64; }
 
   // A compute pipeline for an embedded shader, created once per device and kept.
@@ -149,6 +151,7 @@ class VulkanDevice final : public Device {
   std::mutex submit_mu_;
   std::size_t max_range_ = 0, alignment_ = 16, weight_chunk_ = 0;
   bool use_subgroups_ = false;
+  bool use_fp16_ = false;
   bool force_staging_ = false;
 
   VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;

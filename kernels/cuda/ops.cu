@@ -264,6 +264,21 @@ __global__ void rms_norm_kernel(const float* x, const float* w, float* out, int 
     out[static_cast<std::int64_t>(blockIdx.x) * d + i] = row[i] * scale * w[i];
 }
 
+__global__ void add_rms_norm_kernel(const float* a, const float* b, float* sum, const float* w, float* out, int d,
+                                    float eps) {
+  const std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * d;
+  float s = 0.f;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    const float v = a[base + i] + b[base + i];
+    sum[base + i] = v;
+    s += v * v;
+  }
+  s = block_reduce(s, Sum{});
+  const float scale = 1.f / sqrtf(s / static_cast<float>(d) + eps);
+  for (int i = threadIdx.x; i < d; i += blockDim.x)
+    out[base + i] = (a[base + i] + b[base + i]) * scale * w[i];
+}
+
 __global__ void softmax_kernel(const float* x, float* out, int d) {
   const float* row = x + static_cast<std::int64_t>(blockIdx.x) * d;
   float mx = -3.0e38f;
@@ -534,6 +549,12 @@ gpuError_t launch_matmul(DType dt, const void* w, std::size_t row_bytes, const f
 gpuError_t launch_rms_norm(const float* x, const float* w, float* out, std::int64_t d, std::int64_t rows, float eps,
                            gpuStream_t s) {
   rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, w, out, static_cast<int>(d), eps);
+  return gpuGetLastError();
+}
+
+gpuError_t launch_add_rms_norm(const float* a, const float* b, float* sum, const float* w, float* out, std::int64_t d,
+                               std::int64_t rows, float eps, gpuStream_t s) {
+  add_rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(a, b, sum, w, out, static_cast<int>(d), eps);
   return gpuGetLastError();
 }
 

@@ -20,6 +20,10 @@ gpuError_t launch_matmul(DType dt, const void* w, std::size_t row_bytes, const f
                          std::int64_t m, std::int64_t n, gpuStream_t s);
 gpuError_t launch_rms_norm(const float* x, const float* w, float* out, std::int64_t d, std::int64_t rows, float eps,
                            gpuStream_t s);
+// The residual ADD followed by the RMS_NORM of its result, in one pass: sum = a + b (written, the
+// residual stream needs it later) and out = rms_norm(sum) * w. Same arithmetic as the two ops.
+gpuError_t launch_add_rms_norm(const float* a, const float* b, float* sum, const float* w, float* out, std::int64_t d,
+                               std::int64_t rows, float eps, gpuStream_t s);
 gpuError_t launch_softmax(const float* x, float* out, std::int64_t d, std::int64_t rows, gpuStream_t s);
 gpuError_t launch_argmax(const float* x, std::int32_t* out, std::int64_t d, std::int64_t rows, gpuStream_t s);
 // op: 0 add, 1 mul, 2 swiglu; b broadcast over tokens when b_rows == 1.

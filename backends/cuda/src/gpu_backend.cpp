@@ -190,10 +190,21 @@ class GpuExecutable final : public Executable {
   Status enqueue(const std::vector<void*>& ptrs) {
     auto f = [&](TensorId id) { return static_cast<float*>(ptrs[static_cast<std::size_t>(id)]); };
     auto i32 = [&](TensorId id) { return static_cast<std::int32_t*>(ptrs[static_cast<std::size_t>(id)]); };
-    for (const auto& node : graph_.nodes()) {
+    const auto& nodes = graph_.nodes();
+    for (std::size_t ni = 0; ni < nodes.size(); ++ni) {
+      const GraphNode& node = nodes[ni];
       const auto& in = node.inputs;
       const TensorId out = node.output;
       gpuError_t e = gpuSuccess;
+      if (const GraphNode* norm = fusable_norm(ni)) {  // residual ADD + RMS_NORM in one kernel
+        const TensorDesc& a = desc(in[0]);
+        e = launch_add_rms_norm(f(in[0]), f(in[1]), f(out), f(norm->inputs[1]), f(norm->output), a.ne[0], a.rows(),
+                                norm->params.eps, stream_);
+        if (e != gpuSuccess)
+          return check(e, "ADD + RMS_NORM '" + graph_.tensor(norm->output).name + "'");
+        ++ni;
+        continue;
+      }
       switch (node.op) {
         case OpKind::kEmbed: {
           const TensorDesc& t = desc(in[0]);
@@ -252,6 +263,23 @@ class GpuExecutable final : public Executable {
         return check(e, std::string(op_name(node.op)) + " '" + graph_.tensor(out).name + "'");
     }
     return Status::ok();
+  }
+
+  // The RMS_NORM right after node `i` when node i is a plain (not broadcast) ADD and the norm
+  // reads its result: the pair a Llama layer has twice. HALYARD_GPU_FUSION=0 turns fusion off.
+  const GraphNode* fusable_norm(std::size_t i) const {
+    static const bool enabled = [] {
+      const char* v = std::getenv("HALYARD_GPU_FUSION");
+      return !v || std::strcmp(v, "0") != 0;
+    }();
+    const auto& nodes = graph_.nodes();
+    if (!enabled || i + 1 >= nodes.size() || nodes[i].op != OpKind::kAdd || nodes[i + 1].op != OpKind::kRmsNorm)
+      return nullptr;
+    const GraphNode& add = nodes[i];
+    const GraphNode& norm = nodes[i + 1];
+    if (norm.inputs[0] != add.output || desc(add.inputs[1]).rows() != desc(add.inputs[0]).rows())
+      return nullptr;
+    return &norm;
   }
 
   void drop_graph() {

@@ -16,6 +16,7 @@ using gpuEvent_t = hipEvent_t;
 using gpuGraph_t = hipGraph_t;
 using gpuGraphExec_t = hipGraphExec_t;
 using gpuDeviceProp = hipDeviceProp_t;
+using gpuMemcpyKind = hipMemcpyKind;
 #define gpuSuccess hipSuccess
 #define gpuErrorInvalidValue hipErrorInvalidValue
 #define gpuGetErrorString hipGetErrorString
@@ -59,6 +60,7 @@ using gpuEvent_t = cudaEvent_t;
 using gpuGraph_t = cudaGraph_t;
 using gpuGraphExec_t = cudaGraphExec_t;
 using gpuDeviceProp = cudaDeviceProp;
+using gpuMemcpyKind = cudaMemcpyKind;
 #define gpuSuccess cudaSuccess
 #define gpuErrorInvalidValue cudaErrorInvalidValue
 #define gpuGetErrorString cudaGetErrorString

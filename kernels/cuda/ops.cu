@@ -142,16 +142,18 @@ __device__ float block_reduce(float v, Op op) {
   return r;
 }
 
+// Kernels over tokens or rows take them from blockIdx.y and stride by gridDim.y (at most 65535).
 template <DType DT>
 __global__ void embed_kernel(const std::uint8_t* table, std::size_t row_bytes, std::int64_t rows,
-                             const std::int32_t* ids, float* out, int d) {
+                             const std::int32_t* ids, float* out, int d, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  const int t = blockIdx.y;
   if (i >= d)
     return;
-  const std::int32_t id = ids[t];
-  out[static_cast<std::int64_t>(t) * d + i] =
-      (id < 0 || id >= rows) ? nan_value() : Weights<DT>::load(table + static_cast<std::size_t>(id) * row_bytes, i);
+  for (int t = blockIdx.y; t < n; t += gridDim.y) {
+    const std::int32_t id = ids[t];
+    out[static_cast<std::int64_t>(t) * d + i] =
+        (id < 0 || id >= rows) ? nan_value() : Weights<DT>::load(table + static_cast<std::size_t>(id) * row_bytes, i);
+  }
 }
 
 // Mat-vec: a block computes NR rows x NT tokens; threads stride over the row, then all NR x NT
@@ -300,7 +302,7 @@ __global__ void argmax_kernel(const float* x, std::int32_t* out, int d) {
   int bi = -1;
   float bv = 0.f;
   for (int i = threadIdx.x; i < d; i += blockDim.x) {
-    if (bi < 0 || row[i] > bv) {
+    if (!isnan(row[i]) && (bi < 0 || row[i] > bv)) {  // the reference never picks a NaN but row[0]
       bv = row[i];
       bi = i;
     }
@@ -320,64 +322,70 @@ __global__ void argmax_kernel(const float* x, std::int32_t* out, int d) {
     __syncthreads();
   }
   if (threadIdx.x == 0)
-    out[blockIdx.x] = best_i[0];
+    out[blockIdx.x] = (isnan(row[0]) || best_i[0] < 0) ? 0 : best_i[0];
 }
 
-__global__ void binary_kernel(int op, const float* a, const float* b, float* out, int d, bool broadcast) {
+__global__ void binary_kernel(int op, const float* a, const float* b, float* out, int d, int rows, bool broadcast) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= d)
     return;
-  const std::int64_t at = static_cast<std::int64_t>(blockIdx.y) * d + i;
-  const float av = a[at], bv = b[broadcast ? i : at];
-  out[at] = op == 0 ? av + bv : op == 1 ? av * bv : av / (1.f + expf(-av)) * bv;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+    const std::int64_t at = static_cast<std::int64_t>(r) * d + i;
+    const float av = a[at], bv = b[broadcast ? i : at];
+    out[at] = op == 0 ? av + bv : op == 1 ? av * bv : av / (1.f + expf(-av)) * bv;
+  }
 }
 
 // RoPE in double precision, as the reference computes it.
 __global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out, int row, int hd, int dims,
-                            bool neox, double base) {
+                            bool neox, double base, int n) {
   const int pairs = hd / 2;
   const int g = blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= pairs * (row / hd))
     return;
   const int h = g / pairs, p = g % pairs;
-  const std::int64_t off = static_cast<std::int64_t>(blockIdx.y) * row + static_cast<std::int64_t>(h) * hd;
-  if (p >= dims / 2) {
-    const int e = dims + 2 * (p - dims / 2);
-    out[off + e] = x[off + e];
-    out[off + e + 1] = x[off + e + 1];
-    return;
+  for (int t = blockIdx.y; t < n; t += gridDim.y) {
+    const std::int64_t off = static_cast<std::int64_t>(t) * row + static_cast<std::int64_t>(h) * hd;
+    if (p >= dims / 2) {
+      const int e = dims + 2 * (p - dims / 2);
+      out[off + e] = x[off + e];
+      out[off + e + 1] = x[off + e + 1];
+      continue;
+    }
+    const int a = neox ? p : 2 * p, b = neox ? p + dims / 2 : 2 * p + 1;
+    const double theta = static_cast<double>(pos[t]) * pow(base, -2.0 * p / dims);
+    double sn, cs;
+    sincos(theta, &sn, &cs);
+    const double x0 = x[off + a], x1 = x[off + b];
+    out[off + a] = static_cast<float>(x0 * cs - x1 * sn);
+    out[off + b] = static_cast<float>(x0 * sn + x1 * cs);
   }
-  const int a = neox ? p : 2 * p, b = neox ? p + dims / 2 : 2 * p + 1;
-  const double theta = static_cast<double>(pos[blockIdx.y]) * pow(base, -2.0 * p / dims);
-  double sn, cs;
-  sincos(theta, &sn, &cs);
-  const double x0 = x[off + a], x1 = x[off + b];
-  out[off + a] = static_cast<float>(x0 * cs - x1 * sn);
-  out[off + b] = static_cast<float>(x0 * sn + x1 * cs);
 }
 
 __global__ void kv_store_kernel(const float* k, const float* v, float* kc, float* vc, const std::int32_t* pos,
-                                const std::int32_t* slot, int kvdim, int ctx, int slots) {
+                                const std::int32_t* slot, int kvdim, int ctx, int slots, int n) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
-  const int t = blockIdx.y;
   if (e >= kvdim)
     return;
-  const int p = pos[t], s = slot[t];
-  if (p < 0 || p >= ctx || s < 0 || s >= slots)
-    return;
-  const std::int64_t dst = (static_cast<std::int64_t>(s) * ctx + p) * kvdim + e;
-  kc[dst] = k[static_cast<std::int64_t>(t) * kvdim + e];
-  vc[dst] = v[static_cast<std::int64_t>(t) * kvdim + e];
+  for (int t = blockIdx.y; t < n; t += gridDim.y) {
+    const int p = pos[t], s = slot[t];
+    if (p < 0 || p >= ctx || s < 0 || s >= slots)
+      continue;
+    const std::int64_t dst = (static_cast<std::int64_t>(s) * ctx + p) * kvdim + e;
+    kc[dst] = k[static_cast<std::int64_t>(t) * kvdim + e];
+    vc[dst] = v[static_cast<std::int64_t>(t) * kvdim + e];
+  }
 }
 
 // One block per (query head, token): chunks of blockDim keys, a running softmax, up to two output
 // dims per thread (head_dim <= 2 * blockDim).
-__global__ void attention_kernel(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
-                                 const std::int32_t* slot, float* out, int hd, int n_heads, int n_kv, int ctx,
-                                 int slots, float scale) {
+// One (query head, token) of attention, by the whole block.
+__device__ void attend(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
+                       const std::int32_t* slot, float* out, int hd, int n_heads, int n_kv, int ctx, int slots,
+                       float scale, int h, int t) {
   __shared__ float qs[256];
   __shared__ float ps[kThreads];
-  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x;
+  const int tid = threadIdx.x;
   const int qdim = hd * n_heads, kvdim = hd * n_kv;
   float* o = out + static_cast<std::int64_t>(t) * qdim + static_cast<std::int64_t>(h) * hd;
   const int p = pos[t], s = slot[t];
@@ -430,14 +438,22 @@ __global__ void attention_kernel(const float* q, const float* kc, const float* v
     o[tid] = acc0 / l;
   if (tid + static_cast<int>(blockDim.x) < hd)
     o[tid + blockDim.x] = acc1 / l;
+  __syncthreads();  // qs and ps are reused by the next token of this block
 }
 
+__global__ void attention_kernel(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
+                                 const std::int32_t* slot, float* out, int hd, int n_heads, int n_kv, int ctx,
+                                 int slots, float scale, int n) {
+  for (int t = blockIdx.y; t < n; t += gridDim.y)  // uniform across the block
+    attend(q, kc, vc, pos, slot, out, hd, n_heads, n_kv, ctx, slots, scale, blockIdx.x, t);
+}
 template <DType DT>
-__global__ void to_f32_kernel(const std::uint8_t* in, std::size_t row_bytes, float* out, int d) {
+__global__ void to_f32_kernel(const std::uint8_t* in, std::size_t row_bytes, float* out, int d, std::int64_t rows) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < d)
-    out[static_cast<std::int64_t>(blockIdx.y) * d + i] =
-        Weights<DT>::load(in + static_cast<std::size_t>(blockIdx.y) * row_bytes, i);
+  if (i >= d)
+    return;
+  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    out[r * d + i] = Weights<DT>::load(in + static_cast<std::size_t>(r) * row_bytes, i);
 }
 
 __global__ void to_16bit_kernel(const float* in, std::uint16_t* out, std::int64_t count, bool bf16) {
@@ -460,7 +476,7 @@ __global__ void quantize_kernel(DType to, const float* in, std::uint8_t* out, st
     std::uint8_t* o = out + b * 34;
     float amax = 0.f;
     for (int j = 0; j < 32; ++j)
-      amax = fmaxf(amax, fabsf(x[j]));
+      amax = amax < fabsf(x[j]) ? fabsf(x[j]) : amax;
     const float d = __fdiv_rn(amax, 127.f);
     const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
     put16(o, float_to_half(d));
@@ -486,9 +502,9 @@ __global__ void quantize_kernel(DType to, const float* in, std::uint8_t* out, st
   } else {  // Q4_1
     std::uint8_t* o = out + b * 20;
     float lo = x[0], hi = x[0];
-    for (int j = 1; j < 32; ++j) {
-      lo = fminf(lo, x[j]);
-      hi = fmaxf(hi, x[j]);
+    for (int j = 1; j < 32; ++j) {  // std::min / std::max semantics (NaN, signed zeros)
+      lo = x[j] < lo ? x[j] : lo;
+      hi = hi < x[j] ? x[j] : hi;
     }
     const float d = __fdiv_rn(__fsub_rn(hi, lo), 15.f);
     const float id = d != 0.f ? __fdiv_rn(1.f, d) : 0.f;
@@ -503,6 +519,7 @@ __global__ void quantize_kernel(DType to, const float* in, std::uint8_t* out, st
 }
 
 unsigned blocks_for(std::int64_t n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
+unsigned grid_y(std::int64_t n) { return static_cast<unsigned>(n < 65535 ? n : 65535); }  // kernels stride over the rest
 
 // Calls f.template operator()<DT>() for the runtime dtype.
 template <typename F>
@@ -524,8 +541,8 @@ gpuError_t with_dtype(DType dt, F&& f) {
 gpuError_t launch_embed(DType dt, const void* table, std::size_t row_bytes, std::int64_t rows, const std::int32_t* ids,
                         float* out, std::int64_t d, std::int64_t n, gpuStream_t s) {
   return with_dtype(dt, [&]<DType DT>() {
-    embed_kernel<DT><<<dim3(blocks_for(d, kThreads), static_cast<unsigned>(n)), kThreads, 0, s>>>(
-        static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d));
+    embed_kernel<DT><<<dim3(blocks_for(d, kThreads), grid_y(n)), kThreads, 0, s>>>(
+        static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d), static_cast<int>(n));
     return gpuGetLastError();
   });
 }
@@ -570,8 +587,8 @@ gpuError_t launch_argmax(const float* x, std::int32_t* out, std::int64_t d, std:
 
 gpuError_t launch_binary(int op, const float* a, const float* b, float* out, std::int64_t d, std::int64_t rows,
                          bool broadcast, gpuStream_t s) {
-  binary_kernel<<<dim3(blocks_for(d, 256), static_cast<unsigned>(rows)), 256, 0, s>>>(op, a, b, out,
-                                                                                      static_cast<int>(d), broadcast);
+  binary_kernel<<<dim3(blocks_for(d, 256), grid_y(rows)), 256, 0, s>>>(op, a, b, out, static_cast<int>(d),
+                                                                       static_cast<int>(rows), broadcast);
   return gpuGetLastError();
 }
 
@@ -579,9 +596,9 @@ gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std:
                        const OpParams& p, gpuStream_t s) {
   const int dims = p.rope_dims ? p.rope_dims : p.head_dim;
   const std::int64_t work = (row / p.head_dim) * (p.head_dim / 2);
-  rope_kernel<<<dim3(blocks_for(work, 64), static_cast<unsigned>(n)), 64, 0, s>>>(
+  rope_kernel<<<dim3(blocks_for(work, 64), grid_y(n)), 64, 0, s>>>(
       x, pos, out, static_cast<int>(row), p.head_dim, dims, p.rope_layout == RopeLayout::kNeox,
-      static_cast<double>(p.rope_base));
+      static_cast<double>(p.rope_base), static_cast<int>(n));
   return gpuGetLastError();
 }
 
@@ -589,14 +606,14 @@ gpuError_t launch_attention(const float* q, const float* k, const float* v, floa
                             const std::int32_t* pos, const std::int32_t* slot, float* out, std::int64_t n,
                             std::int64_t ctx, std::int64_t slots, const OpParams& p, gpuStream_t s) {
   const int kvdim = p.head_dim * p.n_kv_heads;
-  kv_store_kernel<<<dim3(blocks_for(kvdim, 64), static_cast<unsigned>(n)), 64, 0, s>>>(
-      k, v, k_cache, v_cache, pos, slot, kvdim, static_cast<int>(ctx), static_cast<int>(slots));
+  kv_store_kernel<<<dim3(blocks_for(kvdim, 64), grid_y(n)), 64, 0, s>>>(
+      k, v, k_cache, v_cache, pos, slot, kvdim, static_cast<int>(ctx), static_cast<int>(slots), static_cast<int>(n));
   if (gpuError_t e = gpuGetLastError(); e != gpuSuccess)
     return e;
   const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
-  attention_kernel<<<dim3(static_cast<unsigned>(p.n_heads), static_cast<unsigned>(n)), kThreads, 0, s>>>(
+  attention_kernel<<<dim3(static_cast<unsigned>(p.n_heads), grid_y(n)), kThreads, 0, s>>>(
       q, k_cache, v_cache, pos, slot, out, p.head_dim, p.n_heads, p.n_kv_heads, static_cast<int>(ctx),
-      static_cast<int>(slots), scale);
+      static_cast<int>(slots), scale, static_cast<int>(n));
   return gpuGetLastError();
 }
 
@@ -604,8 +621,8 @@ gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::
                           gpuStream_t s) {
   if (to == DType::kF32 && from != DType::kI32) {
     return with_dtype(from, [&]<DType DT>() {
-      to_f32_kernel<DT><<<dim3(blocks_for(d, kThreads), static_cast<unsigned>(rows)), kThreads, 0, s>>>(
-          static_cast<const std::uint8_t*>(in), row_bytes(from, d), static_cast<float*>(out), static_cast<int>(d));
+      to_f32_kernel<DT><<<dim3(blocks_for(d, kThreads), grid_y(rows)), kThreads, 0, s>>>(
+          static_cast<const std::uint8_t*>(in), row_bytes(from, d), static_cast<float*>(out), static_cast<int>(d), rows);
       return gpuGetLastError();
     });
   }

@@ -13,7 +13,7 @@ void main() {
   uint bi = 0xffffffffu;
   float bv = 0.0;
   for (uint i = tid; i < pc.d; i += WG) {
-    if (bi == 0xffffffffu || x[base + i] > bv) {
+    if (!isnan(x[base + i]) && (bi == 0xffffffffu || x[base + i] > bv)) {  // NaN wins only at index 0, as in the reference
       bv = x[base + i];
       bi = i;
     }
@@ -33,5 +33,5 @@ void main() {
     }
     barrier();
   }
-  if (tid == 0u) o[pc.o_off + gl_WorkGroupID.x] = int(best_i[0]);
+  if (tid == 0u) o[pc.o_off + gl_WorkGroupID.x] = (isnan(x[base]) || best_i[0] == 0xffffffffu) ? 0 : int(best_i[0]);
 }

@@ -2,16 +2,18 @@
 // hipcc into libhalyard-backend-hip.so (kernels/cuda/gpu.h maps the API names). Everything lives
 // in halyard::cuda or halyard::hip, so both plugins load into one process.
 //
-// A device owns one stream. An executable lowers nothing ahead of time: at its first run (and
-// whenever its bindings change) it captures the launches of every node into a CUDA/HIP graph,
-// then replays that graph each run; per-step values come from the bound input buffers.
-// HALYARD_GPU_GRAPHS=0 launches the kernels directly instead (for debugging).
+// Each Queue owns a non-blocking stream; buffer copies go through the device's own transfer
+// stream and are complete when upload/download return. An executable lowers nothing ahead of
+// time: at its first run (and whenever its bindings change) it captures the launches of every node
+// into a CUDA/HIP graph on the queue's stream, then replays that graph each run; per-step values
+// come from the bound input buffers. HALYARD_GPU_GRAPHS=0 launches the kernels directly instead.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,31 +39,49 @@ Status check(gpuError_t e, const std::string& what) {
   return internal_error(what + ": " + gpuGetErrorString(e));
 }
 
+// The device's copy stream; copies are serialized and synchronous for the caller.
+struct Transfer {
+  int device = 0;
+  gpuStream_t stream = nullptr;
+  std::mutex mu;
+  Status copy(void* dst, const void* src, std::size_t size, gpuMemcpyKind kind) {
+    std::lock_guard lock(mu);
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device), "set device"));
+    if (gpuError_t e = gpuMemcpyAsync(dst, src, size, kind, stream); e != gpuSuccess) {
+      (void)gpuGetLastError();
+      return check(e, "copy");
+    }
+    if (gpuError_t e = gpuStreamSynchronize(stream); e != gpuSuccess) {
+      (void)gpuGetLastError();
+      return check(e, "copy");
+    }
+    return Status::ok();
+  }
+};
+
 class GpuBuffer final : public Buffer {
  public:
-  GpuBuffer(int device, void* ptr, std::size_t size) : device_(device), ptr_(ptr), size_(size) {}
+  GpuBuffer(Transfer* transfer, void* ptr, std::size_t size) : transfer_(transfer), ptr_(ptr), size_(size) {}
   ~GpuBuffer() override {
-    (void)gpuSetDevice(device_);
+    (void)gpuSetDevice(transfer_->device);
     (void)gpuFree(ptr_);
   }
   std::size_t size() const override { return size_; }
   Status upload(std::size_t offset, const void* src, std::size_t size) override {
     if (offset > size_ || size > size_ - offset)
       return out_of_range("upload outside a buffer of " + std::to_string(size_) + " bytes");
-    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
-    return check(gpuMemcpy(static_cast<char*>(ptr_) + offset, src, size, gpuMemcpyHostToDevice), "upload");
+    return transfer_->copy(static_cast<char*>(ptr_) + offset, src, size, gpuMemcpyHostToDevice);
   }
   Status download(std::size_t offset, void* dst, std::size_t size) const override {
     if (offset > size_ || size > size_ - offset)
       return out_of_range("download outside a buffer of " + std::to_string(size_) + " bytes");
-    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
-    return check(gpuMemcpy(dst, static_cast<const char*>(ptr_) + offset, size, gpuMemcpyDeviceToHost), "download");
+    return transfer_->copy(dst, static_cast<const char*>(ptr_) + offset, size, gpuMemcpyDeviceToHost);
   }
   void* data() const { return ptr_; }
-  int device() const { return device_; }
+  int device() const { return transfer_->device; }
 
  private:
-  int device_;
+  Transfer* transfer_;
   void* ptr_;
   std::size_t size_;
 };
@@ -78,10 +98,18 @@ class GpuEvent final : public Event {
 
 class GpuQueue final : public Queue {
  public:
-  explicit GpuQueue(gpuStream_t s) : stream_(s) {}
+  GpuQueue(int device, gpuStream_t s) : device_(device), stream_(s) {}
+  ~GpuQueue() override {
+    (void)gpuSetDevice(device_);
+    (void)gpuStreamSynchronize(stream_);
+    (void)gpuStreamDestroy(stream_);
+  }
   Status finish() override { return check(gpuStreamSynchronize(stream_), "stream"); }
+  gpuStream_t stream() const { return stream_; }
+  int device() const { return device_; }
 
  private:
+  int device_;
   gpuStream_t stream_;
 };
 
@@ -92,7 +120,7 @@ bool graphs_enabled() {
 
 class GpuExecutable final : public Executable {
  public:
-  GpuExecutable(int device, gpuStream_t stream, const Graph& graph) : device_(device), stream_(stream), graph_(graph) {}
+  GpuExecutable(Transfer* transfer, const Graph& graph) : transfer_(transfer), device_(transfer->device), graph_(graph) {}
   ~GpuExecutable() override { drop_graph(); }
 
   Status build() {
@@ -107,12 +135,15 @@ class GpuExecutable final : public Executable {
         return resource_exhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB for intermediates on " +
                                   kBackend + ":" + std::to_string(device_));
       }
-      slots_.emplace_back(new GpuBuffer(device_, p, bytes));
+      slots_.emplace_back(new GpuBuffer(transfer_, p, bytes));
     }
     return Status::ok();
   }
 
-  Result<std::unique_ptr<Event>> run(Queue& /*queue*/, std::span<const Binding> bindings) override {
+  Result<std::unique_ptr<Event>> run(Queue& queue, std::span<const Binding> bindings) override {
+    auto* gq = dynamic_cast<GpuQueue*>(&queue);
+    if (!gq || gq->device() != device_)
+      return invalid_argument("run on a queue of another device");
     const auto& tensors = graph_.tensors();
     std::vector<void*> ptrs(tensors.size(), nullptr);
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -128,6 +159,9 @@ class GpuExecutable final : public Executable {
         return invalid_argument("tensor '" + t.name + "' is bound to a buffer of another device");
       if (b.offset > b.buffer->size() || t.desc.bytes() > b.buffer->size() - b.offset)
         return invalid_argument("buffer bound to '" + t.name + "' is too small for " + t.desc.to_string());
+      // f32 and i32 tensors are read as such: a misaligned address would fault the whole context.
+      if ((t.desc.dtype == DType::kF32 || t.desc.dtype == DType::kI32) && b.offset % 4 != 0)
+        return invalid_argument("tensor '" + t.name + "' is bound at an offset that is not a multiple of 4");
       ptrs[static_cast<std::size_t>(b.tensor)] = static_cast<char*>(gb->data()) + b.offset;
     }
     for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -135,25 +169,32 @@ class GpuExecutable final : public Executable {
         return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
     }
     HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
+    const gpuStream_t stream = gq->stream();
     if (!graphs_enabled()) {
-      HALYARD_RETURN_IF_ERROR(enqueue(ptrs));
+      HALYARD_RETURN_IF_ERROR(enqueue(ptrs, stream));
     } else {
       if (!exec_ || ptrs != recorded_) {
         drop_graph();
+        (void)gpuGetLastError();  // an earlier, unrelated error must not end the capture
         HALYARD_RETURN_IF_ERROR(
-            check(gpuStreamBeginCapture(stream_, gpuStreamCaptureModeThreadLocal), "begin graph capture"));
-        const Status launched = enqueue(ptrs);
-        const gpuError_t ended = gpuStreamEndCapture(stream_, &graph_handle_);
-        HALYARD_RETURN_IF_ERROR(launched);
-        HALYARD_RETURN_IF_ERROR(check(ended, "end graph capture"));
+            check(gpuStreamBeginCapture(stream, gpuStreamCaptureModeThreadLocal), "begin graph capture"));
+        const Status launched = enqueue(ptrs, stream);
+        const gpuError_t ended = gpuStreamEndCapture(stream, &graph_handle_);
+        if (!launched.is_ok() || ended != gpuSuccess) {
+          (void)gpuGetLastError();
+          drop_graph();
+          HALYARD_RETURN_IF_ERROR(launched);
+          return check(ended, "end graph capture");
+        }
         HALYARD_RETURN_IF_ERROR(check(gpuGraphInstantiate(&exec_, graph_handle_), "instantiate graph"));
         recorded_ = ptrs;
       }
-      HALYARD_RETURN_IF_ERROR(check(gpuGraphLaunch(exec_, stream_), "launch graph"));
+      HALYARD_RETURN_IF_ERROR(check(gpuGraphLaunch(exec_, stream), "launch graph"));
+      last_stream_ = stream;
     }
     gpuEvent_t done;
     HALYARD_RETURN_IF_ERROR(check(gpuEventCreateWithFlags(&done, gpuEventDisableTiming), "create event"));
-    if (Status s = check(gpuEventRecord(done, stream_), "record event"); !s.is_ok()) {
+    if (Status s = check(gpuEventRecord(done, stream), "record event"); !s.is_ok()) {
       (void)gpuEventDestroy(done);
       return s;
     }
@@ -187,7 +228,8 @@ class GpuExecutable final : public Executable {
     }
   }
 
-  Status enqueue(const std::vector<void*>& ptrs) {
+  Status enqueue(const std::vector<void*>& ptrs, gpuStream_t stream) {
+    (void)gpuGetLastError();  // report only this launch's errors
     auto f = [&](TensorId id) { return static_cast<float*>(ptrs[static_cast<std::size_t>(id)]); };
     auto i32 = [&](TensorId id) { return static_cast<std::int32_t*>(ptrs[static_cast<std::size_t>(id)]); };
     const auto& nodes = graph_.nodes();
@@ -196,10 +238,12 @@ class GpuExecutable final : public Executable {
       const auto& in = node.inputs;
       const TensorId out = node.output;
       gpuError_t e = gpuSuccess;
+      if (graph_.tensor(out).desc.elements() == 0)
+        continue;  // nothing to compute (a launch with no blocks is an error)
       if (const GraphNode* norm = fusable_norm(ni)) {  // residual ADD + RMS_NORM in one kernel
         const TensorDesc& a = desc(in[0]);
         e = launch_add_rms_norm(f(in[0]), f(in[1]), f(out), f(norm->inputs[1]), f(norm->output), a.ne[0], a.rows(),
-                                norm->params.eps, stream_);
+                                norm->params.eps, stream);
         if (e != gpuSuccess)
           return check(e, "ADD + RMS_NORM '" + graph_.tensor(norm->output).name + "'");
         ++ni;
@@ -209,24 +253,24 @@ class GpuExecutable final : public Executable {
         case OpKind::kEmbed: {
           const TensorDesc& t = desc(in[0]);
           e = launch_embed(t.dtype, ptrs[static_cast<std::size_t>(in[0])], t.row_size(), t.ne[1], i32(in[1]), f(out),
-                           t.ne[0], desc(in[1]).ne[0], stream_);
+                           t.ne[0], desc(in[1]).ne[0], stream);
           break;
         }
         case OpKind::kMatmul: {
           const TensorDesc& w = desc(in[0]);
           e = launch_matmul(w.dtype, ptrs[static_cast<std::size_t>(in[0])], w.row_size(), f(in[1]), f(out), w.ne[0],
-                            w.ne[1], desc(in[1]).ne[1], stream_);
+                            w.ne[1], desc(in[1]).ne[1], stream);
           break;
         }
         case OpKind::kRmsNorm:
           e = launch_rms_norm(f(in[0]), f(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), node.params.eps,
-                              stream_);
+                              stream);
           break;
         case OpKind::kSoftmax:
-          e = launch_softmax(f(in[0]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream_);
+          e = launch_softmax(f(in[0]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream);
           break;
         case OpKind::kArgmax:
-          e = launch_argmax(f(in[0]), i32(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream_);
+          e = launch_argmax(f(in[0]), i32(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream);
           break;
         case OpKind::kAdd:
         case OpKind::kMul:
@@ -234,16 +278,16 @@ class GpuExecutable final : public Executable {
           const TensorDesc& a = desc(in[0]);
           const bool broadcast = desc(in[1]).rows() == 1 && a.rows() != 1;
           const int code = node.op == OpKind::kAdd ? 0 : node.op == OpKind::kMul ? 1 : 2;
-          e = launch_binary(code, f(in[0]), f(in[1]), f(out), a.ne[0], a.rows(), broadcast, stream_);
+          e = launch_binary(code, f(in[0]), f(in[1]), f(out), a.ne[0], a.rows(), broadcast, stream);
           break;
         }
         case OpKind::kRope:
-          e = launch_rope(f(in[0]), i32(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).ne[1], node.params, stream_);
+          e = launch_rope(f(in[0]), i32(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).ne[1], node.params, stream);
           break;
         case OpKind::kAttention: {
           const TensorDesc& cache = desc(in[3]);
           e = launch_attention(f(in[0]), f(in[1]), f(in[2]), f(in[3]), f(in[4]), i32(in[5]), i32(in[6]), f(out),
-                               desc(in[0]).ne[1], cache.ne[1], cache.ne[2], node.params, stream_);
+                               desc(in[0]).ne[1], cache.ne[1], cache.ne[2], node.params, stream);
           break;
         }
         case OpKind::kCopy: {
@@ -251,10 +295,10 @@ class GpuExecutable final : public Executable {
           const DType to = desc(out).dtype;
           if (x.dtype == to) {
             e = gpuMemcpyAsync(ptrs[static_cast<std::size_t>(out)], ptrs[static_cast<std::size_t>(in[0])], x.bytes(),
-                               gpuMemcpyDeviceToDevice, stream_);
+                               gpuMemcpyDeviceToDevice, stream);
           } else {
             e = launch_convert(x.dtype, to, ptrs[static_cast<std::size_t>(in[0])], ptrs[static_cast<std::size_t>(out)],
-                               x.ne[0], x.rows(), stream_);
+                               x.ne[0], x.rows(), stream);
           }
           break;
         }
@@ -283,6 +327,8 @@ class GpuExecutable final : public Executable {
   }
 
   void drop_graph() {
+    if (exec_ && last_stream_)
+      (void)gpuStreamSynchronize(last_stream_);  // the graph may still be running
     if (exec_)
       (void)gpuGraphExecDestroy(exec_);
     if (graph_handle_)
@@ -291,8 +337,9 @@ class GpuExecutable final : public Executable {
     graph_handle_ = nullptr;
   }
 
+  Transfer* transfer_;
   int device_;
-  gpuStream_t stream_;
+  gpuStream_t last_stream_ = nullptr;
   Graph graph_;
   IntermediatePlan plan_;
   std::vector<std::unique_ptr<GpuBuffer>> slots_;
@@ -323,17 +370,18 @@ DeviceInfo describe(int index, const gpuDeviceProp& p) {
 
 class GpuDevice final : public Device {
  public:
-  static Result<std::unique_ptr<Device>> open(int index, const DeviceInfo& info) {
-    auto dev = std::unique_ptr<GpuDevice>(new GpuDevice(index, info));
-    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(index), "set device " + info.uri));
-    HALYARD_RETURN_IF_ERROR(check(gpuStreamCreateWithFlags(&dev->stream_, 0), "create stream"));
+  static Result<std::unique_ptr<Device>> open(int ordinal, const DeviceInfo& info) {
+    auto dev = std::unique_ptr<GpuDevice>(new GpuDevice(ordinal, info));
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(ordinal), "set device " + info.uri));
+    HALYARD_RETURN_IF_ERROR(
+        check(gpuStreamCreateWithFlags(&dev->transfer_.stream, gpuStreamNonBlocking), "create stream"));
     return std::unique_ptr<Device>(std::move(dev));
   }
   ~GpuDevice() override {
-    if (stream_) {
-      (void)gpuSetDevice(index_);
-      (void)gpuStreamSynchronize(stream_);
-      (void)gpuStreamDestroy(stream_);
+    if (transfer_.stream) {
+      (void)gpuSetDevice(transfer_.device);
+      (void)gpuStreamSynchronize(transfer_.stream);
+      (void)gpuStreamDestroy(transfer_.stream);
     }
   }
   const DeviceInfo& info() const override { return info_; }
@@ -343,7 +391,7 @@ class GpuDevice final : public Device {
     return true;
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
-    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(index_), "set device"));
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(transfer_.device), "set device"));
     void* p = nullptr;
     if (gpuMalloc(&p, std::max<std::size_t>(bytes, 16)) != gpuSuccess) {
       (void)gpuGetLastError();  // clear the sticky error
@@ -352,26 +400,30 @@ class GpuDevice final : public Device {
       return resource_exhausted("cannot allocate " + std::to_string(bytes >> 20) + " MiB on " + info_.uri + " (" +
                                 std::to_string(free_bytes >> 20) + " MiB free)");
     }
-    return std::unique_ptr<Buffer>(new GpuBuffer(index_, p, bytes));
+    return std::unique_ptr<Buffer>(new GpuBuffer(&transfer_, p, bytes));
   }
-  Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new GpuQueue(stream_)); }
+  Result<std::unique_ptr<Queue>> create_queue() override {
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(transfer_.device), "set device"));
+    gpuStream_t s = nullptr;
+    HALYARD_RETURN_IF_ERROR(check(gpuStreamCreateWithFlags(&s, gpuStreamNonBlocking), "create stream"));
+    return std::unique_ptr<Queue>(new GpuQueue(transfer_.device, s));
+  }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
-    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(index_), "set device"));
-    auto exe = std::make_unique<GpuExecutable>(index_, stream_, graph);
+    HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(transfer_.device), "set device"));
+    auto exe = std::make_unique<GpuExecutable>(&transfer_, graph);
     HALYARD_RETURN_IF_ERROR(exe->build());
     return std::unique_ptr<Executable>(std::move(exe));
   }
 
  private:
-  GpuDevice(int index, DeviceInfo info) : index_(index), info_(std::move(info)) {}
-  int index_;
+  GpuDevice(int ordinal, DeviceInfo info) : info_(std::move(info)) { transfer_.device = ordinal; }
   DeviceInfo info_;
-  gpuStream_t stream_ = nullptr;
+  Transfer transfer_;  // the runtime's device ordinal and the copy stream
 };
 
 class GpuBackend final : public Backend {
  public:
-  GpuBackend() : availability_(probe(devices_)) {}
+  GpuBackend() : availability_(probe(devices_, ordinals_)) {}
   std::string_view name() const override { return kBackend; }
   Status availability() const override { return availability_; }
   std::vector<DeviceInfo> devices() const override { return devices_; }
@@ -379,12 +431,13 @@ class GpuBackend final : public Backend {
     HALYARD_RETURN_IF_ERROR(availability_);
     if (index < 0 || static_cast<std::size_t>(index) >= devices_.size())
       return not_found(std::string("no device ") + kBackend + ":" + std::to_string(index));
-    return GpuDevice::open(index, devices_[static_cast<std::size_t>(index)]);
+    return GpuDevice::open(ordinals_[static_cast<std::size_t>(index)], devices_[static_cast<std::size_t>(index)]);
   }
 
  private:
   // Asks the runtime for devices; without a driver or a device, says why.
-  static Status probe(std::vector<DeviceInfo>& devices) {
+  // devices[k] is runtime device ordinals[k]: one whose properties cannot be read is left out.
+  static Status probe(std::vector<DeviceInfo>& devices, std::vector<int>& ordinals) {
     int count = 0;  // left untouched when there is no driver
     const gpuError_t e = gpuGetDeviceCount(&count);
     if (e != gpuSuccess) {
@@ -400,13 +453,18 @@ class GpuBackend final : public Backend {
       return unavailable(std::string("no ") + HALYARD_GPU_API_NAME + " device");
     for (int i = 0; i < count; ++i) {
       gpuDeviceProp p;
-      if (gpuGetDeviceProperties(&p, i) == gpuSuccess)
-        devices.push_back(describe(i, p));
+      if (gpuGetDeviceProperties(&p, i) != gpuSuccess) {
+        (void)gpuGetLastError();
+        continue;
+      }
+      devices.push_back(describe(static_cast<int>(devices.size()), p));
+      ordinals.push_back(i);
     }
     return Status::ok();
   }
 
-  std::vector<DeviceInfo> devices_;  // before availability_: probe() fills it
+  std::vector<DeviceInfo> devices_;  // before availability_: probe() fills them
+  std::vector<int> ordinals_;
   Status availability_;
 };
 

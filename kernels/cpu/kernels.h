@@ -45,6 +45,9 @@ struct KernelTable {
   // out = sum_j weights[j] * (v + j * stride).
   void (*dot_many_f32)(const float* q, const float* k, int stride, int len, int hd, float* scores);
   void (*weighted_sum_f32)(const float* weights, const float* v, int stride, int len, int hd, float* out);
+  // Softmax numerator: s[j] = exp(s[j] - max) for j < n; returns their sum. Vector versions are
+  // accurate to a few ulp (range reduction by ln 2, degree-6 polynomial).
+  float (*exp_sum)(float* s, int n, float max);
   // nullptr where the table has no f32 GEMM block (then prefill uses the tiles or OpenBLAS).
   void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                          bool accumulate);

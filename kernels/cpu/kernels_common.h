@@ -1,6 +1,8 @@
 // Kernel-table entries that the portable and the NEON tables build from their own dot products.
 #pragma once
 
+#include <cmath>
+
 #include <cstddef>
 
 #include "kernels.h"
@@ -28,6 +30,15 @@ inline void weighted_sum_scalar(const float* weights, const float* v, int stride
     for (int i = 0; i < hd; ++i)
       out[i] += weights[j] * vj[i];
   }
+}
+
+inline float exp_sum_scalar(float* s, int n, float max) {
+  float sum = 0.f;
+  for (int j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - max);
+    sum += s[j];
+  }
+  return sum;
 }
 
 }  // namespace halyard::cpu

@@ -184,6 +184,79 @@ Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& 
   return Status::ok();
 }
 
+// Prompt attention of one sequence through the f32 GEMM block: the query rows that share a KV
+// head (its GQA heads times the tokens, token-major) go in blocks of kGemmRows; per block,
+// S = Q K^T over 64-key slices of the transposed keys, a causal softmax per row, then
+// O = P V with V read in place (its rows are the GEMM's contiguous side). The cache already holds
+// this batch's keys and values.
+void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTensor& out,
+                               const OpParams& p, float scale) {
+  const HostTensor &q = in[0], &kc = in[3], &vc = in[4];
+  const std::int32_t* pos = i32(in[5]);
+  const std::int64_t base = static_cast<std::int64_t>(i32(in[6])[0]) * kc.desc.ne[1];  // the slot's first row
+  const int n = static_cast<int>(q.desc.ne[1]), hd = p.head_dim, n_kv = p.n_kv_heads;
+  const int group = p.n_heads / n_kv, kvdim = hd * n_kv, qdim = hd * p.n_heads;
+  const int keys = *std::max_element(pos, pos + n) + 1;
+  const int keys_pad = (keys + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
+  const float* kbase = f32(kc) + base * kvdim;
+  const float* vbase = f32(vc) + base * kvdim;
+
+  // K^T per KV head, zero past the last key.
+  std::vector<float>& kt = ctx.scratch.keys_t;
+  kt.resize(static_cast<std::size_t>(n_kv) * hd * keys_pad);
+  ctx.pool.parallel_for(n_kv, [&](int h) {
+    float* dst = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
+    for (int j = 0; j < keys; ++j) {
+      const float* src = kbase + static_cast<std::ptrdiff_t>(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
+      for (int i = 0; i < hd; ++i)
+        dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = src[i];
+    }
+    for (int i = 0; i < hd; ++i)
+      std::fill(dst + static_cast<std::ptrdiff_t>(i) * keys_pad + keys, dst + (i + 1) * keys_pad, 0.f);
+  });
+
+  const int rows = n * group;
+  const int blocks = (rows + kGemmRows - 1) / kGemmRows;
+  ctx.pool.parallel_for(n_kv * blocks, [&](int task) {
+    const int h = task / blocks, r0 = (task % blocks) * kGemmRows;
+    const int nr = std::min(kGemmRows, rows - r0);
+    thread_local std::vector<float> qb, s, o;
+    qb.resize(static_cast<std::size_t>(kGemmRows) * hd);
+    o.resize(static_cast<std::size_t>(kGemmRows) * hd);
+    int len_max = 0;
+    for (int r = 0; r < nr; ++r) {
+      const int t = (r0 + r) / group, head = h * group + (r0 + r) % group;
+      const float* src = f32(q) + static_cast<std::ptrdiff_t>(t) * qdim + static_cast<std::ptrdiff_t>(head) * hd;
+      for (int i = 0; i < hd; ++i)
+        qb[static_cast<std::size_t>(r) * hd + i] = src[i] * scale;
+      len_max = std::max(len_max, pos[t] + 1);
+    }
+    const int len_pad = (len_max + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
+    s.resize(static_cast<std::size_t>(kGemmRows) * len_pad);
+    const float* kth = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
+    for (int c = 0; c < len_pad; c += kGemmTokens)
+      ctx.kernels.gemm_f32_block(qb.data(), hd, nr, kth + c, keys_pad, hd, s.data() + c, len_pad, false);
+    for (int r = 0; r < nr; ++r) {
+      const int len = pos[(r0 + r) / group] + 1;
+      float* row = s.data() + static_cast<std::size_t>(r) * len_pad;
+      const float mx = *std::max_element(row, row + len);
+      const float inv = 1.f / ctx.kernels.exp_sum(row, len, mx);
+      for (int j = 0; j < len; ++j)
+        row[j] *= inv;
+      std::fill(row + len, row + len_max, 0.f);  // causal: later keys get no weight
+    }
+    for (int d0 = 0; d0 < hd; d0 += kGemmTokens) {
+      ctx.kernels.gemm_f32_block(s.data(), len_pad, nr, vbase + static_cast<std::ptrdiff_t>(h) * hd + d0, kvdim,
+                                 len_max, o.data() + d0, hd, false);
+    }
+    for (int r = 0; r < nr; ++r) {
+      const int t = (r0 + r) / group, head = h * group + (r0 + r) % group;
+      std::memcpy(f32_out(out) + static_cast<std::ptrdiff_t>(t) * qdim + static_cast<std::ptrdiff_t>(head) * hd,
+                  o.data() + static_cast<std::size_t>(r) * hd, static_cast<std::size_t>(hd) * 4);
+    }
+  });
+}
+
 Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTensor& out, const OpParams& p) {
   const HostTensor &q = in[0], &k = in[1], &v = in[2], &kc = in[3], &vc = in[4];
   const std::int32_t* pos = i32(in[5]);
@@ -205,6 +278,11 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     std::memcpy(row(kc, slot[t], pos[t]), f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
     std::memcpy(row(vc, slot[t], pos[t]), f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
   }
+  if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 &&
+      std::all_of(slot, slot + n, [&](std::int32_t s) { return s == slot[0]; })) {
+    blocked_prefill_attention(ctx, in, out, p, scale);
+    return Status::ok();
+  }
   const int tasks = static_cast<int>(n * p.n_heads);
   ctx.pool.parallel_for(tasks, [&](int task) {
     const std::int64_t t = task / p.n_heads, h = task % p.n_heads, kvh = h / group;
@@ -219,12 +297,7 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       s *= scale;
       max_score = std::max(max_score, s);
     }
-    float denom = 0.f;
-    for (auto& s : scores) {
-      s = std::exp(s - max_score);
-      denom += s;
-    }
-    const float inv = 1.f / denom;
+    const float inv = 1.f / ctx.kernels.exp_sum(scores.data(), static_cast<int>(len), max_score);
     for (auto& s : scores)
       s *= inv;
     ctx.kernels.weighted_sum_f32(scores.data(), row(vc, slot[t], 0) + kvh * hd, static_cast<int>(kvdim),

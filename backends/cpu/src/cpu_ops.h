@@ -21,6 +21,7 @@ struct Scratch {
   std::vector<ActBlock> activations;
   std::vector<float> dequantized;  // weight rows for the BLAS path
   std::vector<float> transposed;   // activations [k, tokens] for the GEMM path
+  std::vector<float> keys_t;       // attention: K^T per KV head, [head_dim, keys] each
 };
 
 struct CpuContext {

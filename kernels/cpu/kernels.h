@@ -69,6 +69,14 @@ inline constexpr int kGemmTokens = 64;
 void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                            bool accumulate);
 
+// bf16 GEMM block (AVX512_BF16): as gemm_f32_block_avx512, with bf16 weights w[r * ldw + kk]
+// and activations packed as pairs: xt[kp * ldx + t] holds tokens t's values at k = 2kp (low half)
+// and 2kp + 1 (high half). kpairs steps of two. x86-64 builds only; call only where
+// cpu_has_avx512_bf16() (false on other architectures).
+void gemm_bf16_block_avx512(const std::uint16_t* w, int ldw, int rows, const std::uint32_t* xt, int ldx, int kpairs,
+                            float* ct, int ldc, bool accumulate);
+bool cpu_has_avx512_bf16();
+
 // Row dequantization, bit for bit halyard::dequantize_row: the AVX-512F version on x86-64 (call
 // it only where the CPU has AVX-512F, i.e. where a table's gemm_f32_block is set), the portable
 // one elsewhere.

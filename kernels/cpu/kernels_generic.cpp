@@ -129,6 +129,13 @@ const KernelTable kGeneric{"generic",
 
 }  // namespace
 
+#if defined(__x86_64__)
+bool cpu_has_avx512_bf16() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512bf16");
+}
+#endif
+
 const KernelTable& generic_kernels() {
   return kGeneric;
 }

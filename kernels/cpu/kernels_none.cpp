@@ -16,6 +16,9 @@ const KernelTable* neon_kernels() {
 }
 #endif
 #if !defined(__x86_64__)
+bool cpu_has_avx512_bf16() {
+  return false;
+}
 void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t n) {
   dequantize_row(dtype, src, dst, n);
 }

@@ -38,6 +38,8 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
   const std::int64_t k = w.desc.ne[0], m = w.desc.ne[1], n = x.desc.ne[1];
   if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemm)
     return gemm_matmul(ctx, w, x, out);
+  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemmBf16)
+    return gemm_bf16_matmul(ctx, w, x, out);
   if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kBlas)
     return blas_matmul(ctx, w, x, out);
   const DType dt = w.desc.dtype;

@@ -14,13 +14,14 @@ namespace halyard::cpu {
 
 // How prompt-sized matrix products (>= 32 tokens) run: the f32 GEMM on dequantized weight bands
 // (AVX-512), OpenBLAS sgemm on the same, or the integer tiles that decode uses.
-enum class PrefillPath { kGemm, kBlas, kTiles };
+enum class PrefillPath { kGemm, kGemmBf16, kBlas, kTiles };
 
 // Per-executable scratch memory (quantized activations), reused across runs.
 struct Scratch {
   std::vector<ActBlock> activations;
   std::vector<float> dequantized;  // weight rows for the BLAS path
   std::vector<float> transposed;   // activations [k, tokens] for the GEMM path
+  std::vector<std::uint32_t> transposed_bf16;  // the same as bf16 pairs [k / 2, tokens]
   std::vector<float> keys_t;       // attention: K^T per KV head, [head_dim, keys] each
 };
 

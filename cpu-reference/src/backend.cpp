@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "halyard/hal/host.h"
-#include "halyard/hal/plugin_abi.h"
+#include "halyard/hal/plugin_entry.h"
 #include "halyard/reference/ops.h"
 
 namespace halyard::reference {
@@ -50,25 +50,9 @@ class ReferenceBackend final : public Backend {
   }
 };
 
-void* create_backend(char* error, std::uint32_t error_size) {
-  try {
-    return static_cast<Backend*>(new ReferenceBackend());
-  } catch (const std::exception& e) {
-    std::snprintf(error, error_size, "%s", e.what());
-    return nullptr;
-  }
-}
 
-void destroy_backend(void* backend) {
-  delete static_cast<Backend*>(backend);
-}
-
-const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "ref", &create_backend,
-                                   &destroy_backend};
 
 }  // namespace
 }  // namespace halyard::reference
 
-extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {
-  return &halyard::reference::kPlugin;
-}
+HALYARD_BACKEND_PLUGIN("ref", halyard::reference::ReferenceBackend)

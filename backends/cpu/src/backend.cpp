@@ -10,7 +10,7 @@
 
 #include "blas_matmul.h"
 #include "cpu_ops.h"
-#include "halyard/hal/plugin_abi.h"
+#include "halyard/hal/plugin_entry.h"
 
 namespace halyard::cpu {
 namespace {
@@ -118,25 +118,9 @@ class CpuBackend final : public Backend {
   }
 };
 
-void* create_backend(char* error, std::uint32_t error_size) {
-  try {
-    return static_cast<Backend*>(new CpuBackend());
-  } catch (const std::exception& e) {
-    std::snprintf(error, error_size, "%s", e.what());
-    return nullptr;
-  }
-}
 
-void destroy_backend(void* backend) {
-  delete static_cast<Backend*>(backend);
-}
-
-const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "cpu", &create_backend,
-                                   &destroy_backend};
 
 }  // namespace
 }  // namespace halyard::cpu
 
-extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {
-  return &halyard::cpu::kPlugin;
-}
+HALYARD_BACKEND_PLUGIN("cpu", halyard::cpu::CpuBackend)

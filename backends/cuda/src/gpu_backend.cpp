@@ -20,7 +20,7 @@
 #include "gpu.h"
 #include "halyard/hal/device.h"
 #include "halyard/hal/host.h"
-#include "halyard/hal/plugin_abi.h"
+#include "halyard/hal/plugin_entry.h"
 #include "ops.h"
 
 namespace halyard::HALYARD_GPU_NS {
@@ -468,25 +468,9 @@ class GpuBackend final : public Backend {
   Status availability_;
 };
 
-void* create_backend(char* error, std::uint32_t error_size) {
-  try {
-    return static_cast<Backend*>(new GpuBackend());
-  } catch (const std::exception& e) {
-    std::snprintf(error, error_size, "%s", e.what());
-    return nullptr;
-  }
-}
 
-void destroy_backend(void* backend) {
-  delete static_cast<Backend*>(backend);
-}
-
-const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, kBackend,
-                                   &create_backend, &destroy_backend};
 
 }  // namespace
 }  // namespace halyard::HALYARD_GPU_NS
 
-extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {
-  return &halyard::HALYARD_GPU_NS::kPlugin;
-}
+HALYARD_BACKEND_PLUGIN(halyard::HALYARD_GPU_NS::kBackend, halyard::HALYARD_GPU_NS::GpuBackend)

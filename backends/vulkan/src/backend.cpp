@@ -5,7 +5,7 @@
 #include <cstring>
 #include <exception>
 
-#include "halyard/hal/plugin_abi.h"
+#include "halyard/hal/plugin_entry.h"
 #include "shaders.h"
 #include "vulkan_device.h"
 
@@ -620,21 +620,7 @@ class VulkanBackend final : public Backend {
   std::vector<PhysicalDevice> devices_;
 };
 
-void* create_backend(char* error, std::uint32_t error_size) {
-  try {
-    return static_cast<Backend*>(new VulkanBackend());
-  } catch (const std::exception& e) {
-    std::snprintf(error, error_size, "%s", e.what());
-    return nullptr;
-  }
-}
 
-void destroy_backend(void* backend) {
-  delete static_cast<Backend*>(backend);
-}
-
-const HalyardBackendPlugin kPlugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, "vulkan",
-                                   &create_backend, &destroy_backend};
 
 }  // namespace
 
@@ -649,6 +635,4 @@ Result<std::unique_ptr<Executable>> VulkanDevice::compile(const Graph& graph) {
 
 }  // namespace halyard::vulkan
 
-extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {
-  return &halyard::vulkan::kPlugin;
-}
+HALYARD_BACKEND_PLUGIN("vulkan", halyard::vulkan::VulkanBackend)

@@ -13,18 +13,12 @@
 #include <vector>
 
 #include "halyard/hal/registry.h"
-#include "test_paths.h"
+#include "test_registry.h"
 
 namespace halyard {
 namespace {
 
-std::unique_ptr<BackendRegistry> load_registry() {
-  RegistryOptions o;
-  o.search_paths = {testing::plugin_dir()};
-  auto reg = BackendRegistry::load(o);
-  EXPECT_TRUE(reg.is_ok()) << reg.status().to_string();
-  return reg.is_ok() ? std::move(reg).value() : nullptr;
-}
+using testing::load_registry;
 
 class DeviceContract : public ::testing::TestWithParam<std::string> {
  protected:

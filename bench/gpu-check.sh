@@ -56,9 +56,11 @@ run() {
   {
     echo "== machine"; nvidia-smi || true; nproc; date -u
     echo "== configure"
+    # Debian's multiarch paths are named explicitly: the GPU host need not be Debian.
     cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHALYARD_WITH_CUDA=ON -DHALYARD_CUDA_ARCHS=90 \
-      -DHALYARD_WITH_HIP=OFF -DCMAKE_PREFIX_PATH="$root/usr" -DICU_ROOT="$root/usr" \
-      -DVulkan_INCLUDE_DIR="$root/usr/include" -DVulkan_LIBRARY="$lib/libvulkan.so.1" \
+      -DHALYARD_WITH_HIP=OFF -DCMAKE_PREFIX_PATH="$root/usr;$lib;$root/usr/share" -DCMAKE_LIBRARY_PATH="$lib" \
+      -DCMAKE_INCLUDE_PATH="$root/usr/include" -DICU_ROOT="$root/usr" \
+      -DVulkan_INCLUDE_DIR="$root/usr/include" -DVulkan_LIBRARY="$lib/libvulkan.so" \
       -DVulkan_GLSLC_EXECUTABLE="$root/usr/bin/glslc"
     echo "== build"
     cmake --build build/gpu -j "$(nproc)" --target halyard-cli conformance_tests gpu_device_tests \

@@ -7,12 +7,6 @@
 namespace halyard::cpu {
 namespace {
 
-std::uint16_t to_bf16(float f) {  // round to nearest even, as halyard::f32_to_bf16 (inputs are finite)
-  std::uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 // The f32 and bf16 paths differ only in the element types of the two streams and the block.
 struct F32Path {
   using W = float;
@@ -26,6 +20,12 @@ struct F32Path {
 };
 
 #if defined(__x86_64__)
+std::uint16_t to_bf16(float f) {  // round to nearest even, as halyard::f32_to_bf16 (inputs are finite)
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 struct Bf16Path {
   using W = std::uint16_t;
   using X = std::uint32_t;  // a pair of bf16: k = 2 kx (low half) and 2 kx + 1 (high half)

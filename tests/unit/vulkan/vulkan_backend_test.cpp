@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "halyard/hal/registry.h"
@@ -16,6 +17,27 @@ namespace halyard {
 namespace {
 
 using testing::load_registry;
+
+// Sets an environment variable for one test and restores it after, so the tests also hold when
+// the whole binary runs in one process (ctest runs each in its own).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name))
+      old_ = old, had_ = true;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      ::setenv(name_.c_str(), old_.c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
 
 // The device, or a skip that says why there is none.
 #define OPEN_VULKAN_OR_SKIP(reg, dev)                                                          \
@@ -29,8 +51,8 @@ using testing::load_registry;
   std::unique_ptr<Device> dev = std::move(dev##_r).value()
 
 TEST(VulkanBackend, NoDriverMeansUnavailableWithTheReason) {
-  ::setenv("VK_ICD_FILENAMES", "/nonexistent/halyard-no-such-icd.json", 1);
-  ::setenv("VK_DRIVER_FILES", "/nonexistent/halyard-no-such-icd.json", 1);
+  ScopedEnv icd("VK_ICD_FILENAMES", "/nonexistent/halyard-no-such-icd.json");
+  ScopedEnv drivers("VK_DRIVER_FILES", "/nonexistent/halyard-no-such-icd.json");
   auto reg = load_registry();
   ASSERT_NE(reg, nullptr);
   Backend* vk = reg->find("vulkan");
@@ -57,8 +79,8 @@ TEST(VulkanBackend, DevicesReportTheirCapabilities) {
 }
 
 TEST(VulkanBackend, AValidationMessageFailsTheRun) {
-  ::setenv("HALYARD_VULKAN_VALIDATION", "1", 1);
-  ::setenv("HALYARD_VULKAN_SELFTEST_INVALID_USAGE", "1", 1);
+  ScopedEnv validation("HALYARD_VULKAN_VALIDATION", "1");
+  ScopedEnv invalid("HALYARD_VULKAN_SELFTEST_INVALID_USAGE", "1");
   OPEN_VULKAN_OR_SKIP(reg, dev);
   auto buffer = dev->allocate(64);
   ASSERT_FALSE(buffer.is_ok()) << "the invalid usage was not reported";

@@ -50,8 +50,6 @@ class ReferenceBackend final : public Backend {
   }
 };
 
-
-
 }  // namespace
 }  // namespace halyard::reference
 

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cmath>
-
 #include <cstddef>
 
 #include "kernels.h"

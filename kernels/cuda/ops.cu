@@ -74,7 +74,9 @@ __device__ inline std::uint32_t float_to_bf16(float value) {
   return (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
 }
 
-__device__ inline float nan_value() { return __uint_as_float(0x7fc00000u); }
+__device__ inline float nan_value() {
+  return __uint_as_float(0x7fc00000u);
+}
 
 // Element i of a weight row (byte address `row`) in its GGUF encoding.
 template <DType DT>
@@ -160,8 +162,8 @@ __global__ void embed_kernel(const std::uint8_t* table, std::size_t row_bytes, s
 // sums are reduced at once (warp shuffles, then one pass through shared memory).
 constexpr int kNR = 4, kNT = 4;
 template <DType DT>
-__global__ void matvec_kernel(const std::uint8_t* w, std::size_t row_bytes, const float* x, float* out, int k,
-                              int m, int n) {
+__global__ void matvec_kernel(const std::uint8_t* w, std::size_t row_bytes, const float* x, float* out, int k, int m,
+                              int n) {
   const int r0 = blockIdx.x * kNR, t0 = blockIdx.y * kNT;
   const int nr = min(kNR, m - r0), nt = min(kNT, n - t0);
   float acc[kNR][kNT] = {};
@@ -337,8 +339,8 @@ __global__ void binary_kernel(int op, const float* a, const float* b, float* out
 }
 
 // RoPE in double precision, as the reference computes it.
-__global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out, int row, int hd, int dims,
-                            bool neox, double base, int n) {
+__global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out, int row, int hd, int dims, bool neox,
+                            double base, int n) {
   const int pairs = hd / 2;
   const int g = blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= pairs * (row / hd))
@@ -518,20 +520,31 @@ __global__ void quantize_kernel(DType to, const float* in, std::uint8_t* out, st
   }
 }
 
-unsigned blocks_for(std::int64_t n, int per) { return static_cast<unsigned>((n + per - 1) / per); }
-unsigned grid_y(std::int64_t n) { return static_cast<unsigned>(n < 65535 ? n : 65535); }  // kernels stride over the rest
+unsigned blocks_for(std::int64_t n, int per) {
+  return static_cast<unsigned>((n + per - 1) / per);
+}
+unsigned grid_y(std::int64_t n) {
+  return static_cast<unsigned>(n < 65535 ? n : 65535);
+}  // kernels stride over the rest
 
 // Calls f.template operator()<DT>() for the runtime dtype.
 template <typename F>
 gpuError_t with_dtype(DType dt, F&& f) {
   switch (dt) {
-    case DType::kF32: return f.template operator()<DType::kF32>();
-    case DType::kF16: return f.template operator()<DType::kF16>();
-    case DType::kBF16: return f.template operator()<DType::kBF16>();
-    case DType::kQ8_0: return f.template operator()<DType::kQ8_0>();
-    case DType::kQ4_0: return f.template operator()<DType::kQ4_0>();
-    case DType::kQ4_1: return f.template operator()<DType::kQ4_1>();
-    case DType::kI32: break;
+    case DType::kF32:
+      return f.template operator()<DType::kF32>();
+    case DType::kF16:
+      return f.template operator()<DType::kF16>();
+    case DType::kBF16:
+      return f.template operator()<DType::kBF16>();
+    case DType::kQ8_0:
+      return f.template operator()<DType::kQ8_0>();
+    case DType::kQ4_0:
+      return f.template operator()<DType::kQ4_0>();
+    case DType::kQ4_1:
+      return f.template operator()<DType::kQ4_1>();
+    case DType::kI32:
+      break;
   }
   return gpuErrorInvalidValue;
 }
@@ -553,11 +566,11 @@ gpuError_t launch_matmul(DType dt, const void* w, std::size_t row_bytes, const f
   const int ki = static_cast<int>(k), mi = static_cast<int>(m), ni = static_cast<int>(n);
   return with_dtype(dt, [&]<DType DT>() {
     if (n >= 32) {
-      matmul_tiled_kernel<DT><<<dim3(blocks_for(m, 64), blocks_for(n, 64)), 256, 0, s>>>(wb, row_bytes, x, out, ki,
-                                                                                          mi, ni);
+      matmul_tiled_kernel<DT>
+          <<<dim3(blocks_for(m, 64), blocks_for(n, 64)), 256, 0, s>>>(wb, row_bytes, x, out, ki, mi, ni);
     } else {
-      matvec_kernel<DT><<<dim3(blocks_for(m, kNR), blocks_for(n, kNT)), kThreads, 0, s>>>(wb, row_bytes, x, out, ki,
-                                                                                           mi, ni);
+      matvec_kernel<DT>
+          <<<dim3(blocks_for(m, kNR), blocks_for(n, kNT)), kThreads, 0, s>>>(wb, row_bytes, x, out, ki, mi, ni);
     }
     return gpuGetLastError();
   });
@@ -622,7 +635,8 @@ gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::
   if (to == DType::kF32 && from != DType::kI32) {
     return with_dtype(from, [&]<DType DT>() {
       to_f32_kernel<DT><<<dim3(blocks_for(d, kThreads), grid_y(rows)), kThreads, 0, s>>>(
-          static_cast<const std::uint8_t*>(in), row_bytes(from, d), static_cast<float*>(out), static_cast<int>(d), rows);
+          static_cast<const std::uint8_t*>(in), row_bytes(from, d), static_cast<float*>(out), static_cast<int>(d),
+          rows);
       return gpuGetLastError();
     });
   }
@@ -632,9 +646,8 @@ gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::
   switch (to) {
     case DType::kF16:
     case DType::kBF16:
-      to_16bit_kernel<<<blocks_for(count, 256), 256, 0, s>>>(static_cast<const float*>(in),
-                                                             static_cast<std::uint16_t*>(out), count,
-                                                             to == DType::kBF16);
+      to_16bit_kernel<<<blocks_for(count, 256), 256, 0, s>>>(
+          static_cast<const float*>(in), static_cast<std::uint16_t*>(out), count, to == DType::kBF16);
       return gpuGetLastError();
     case DType::kQ8_0:
     case DType::kQ4_0:

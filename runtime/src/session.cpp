@@ -42,7 +42,8 @@ int Session::graph_tokens(int n) const {
 }
 
 Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
-  if (auto it = compiled_.find(n_tokens); it != compiled_.end()) return it->second.get();
+  if (auto it = compiled_.find(n_tokens); it != compiled_.end())
+    return it->second.get();
   auto c = std::make_unique<Compiled>();
   if (n_tokens == 1) {
     HALYARD_ASSIGN_OR_RETURN(c->plan, build_decode_graph(model_, 1));
@@ -60,7 +61,8 @@ Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
   b.push_back({c->plan.slots, c->inputs.get(), 2 * n * 4});
   b.push_back({c->plan.out_rows, c->inputs.get(), 3 * n * 4});
   b.push_back({c->plan.logits, c->logits.get(), 0});
-  for (const auto& [id, name] : c->plan.weights) b.push_back({id, model_.weight(name)->buffer.get(), 0});
+  for (const auto& [id, name] : c->plan.weights)
+    b.push_back({id, model_.weight(name)->buffer.get(), 0});
   for (std::size_t l = 0; l < k_cache_.size(); ++l) {
     b.push_back({c->plan.k_cache[l], k_cache_[l].get(), 0});
     b.push_back({c->plan.v_cache[l], v_cache_[l].get(), 0});
@@ -72,7 +74,8 @@ Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
 }
 
 Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
-  if (tokens.empty()) return invalid_argument("eval: no tokens");
+  if (tokens.empty())
+    return invalid_argument("eval: no tokens");
   const int n = static_cast<int>(tokens.size());
   if (n_past_ + n > model_.context_length()) {
     return out_of_range(std::to_string(n_past_ + n) + " tokens do not fit the context of " +
@@ -80,7 +83,8 @@ Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
   }
   const int vocab = model_.config().vocab_size;
   for (TokenId t : tokens) {
-    if (t < 0 || t >= vocab) return invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
+    if (t < 0 || t >= vocab)
+      return invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
   }
   const int m = graph_tokens(n);
   HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(m));

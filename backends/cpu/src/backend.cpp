@@ -49,8 +49,8 @@ class CpuDevice final : public Device {
       blas_set_threads(threads);
     info_.details += prefill_ == PrefillPath::kGemm       ? ", AVX-512 GEMM for prefill"
                      : prefill_ == PrefillPath::kGemmBf16 ? ", AVX-512 bf16 GEMM for prefill"
-                     : prefill_ == PrefillPath::kBlas ? ", OpenBLAS for prefill"
-                                                      : ", integer tiles for prefill";
+                     : prefill_ == PrefillPath::kBlas     ? ", OpenBLAS for prefill"
+                                                          : ", integer tiles for prefill";
   }
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override {
@@ -96,9 +96,9 @@ class CpuBackend final : public Backend {
     // Fastest first, as measured on SmolLM2 and the 1B shape, pp512 (README): own bf16 GEMM where
     // the CPU has AVX512_BF16, own f32 GEMM, OpenBLAS, integer tiles.
     PrefillPath prefill = kernels.gemm_f32_block && cpu_has_avx512_bf16() ? PrefillPath::kGemmBf16
-                          : kernels.gemm_f32_block                         ? PrefillPath::kGemm
-                          : blas_available()                               ? PrefillPath::kBlas
-                                                                           : PrefillPath::kTiles;
+                          : kernels.gemm_f32_block                        ? PrefillPath::kGemm
+                          : blas_available()                              ? PrefillPath::kBlas
+                                                                          : PrefillPath::kTiles;
     const std::string& want = options.cpu_prefill;
     if (want == "gemm" && kernels.gemm_f32_block) {
       prefill = PrefillPath::kGemm;
@@ -117,8 +117,6 @@ class CpuBackend final : public Backend {
     return std::unique_ptr<Device>(new CpuDevice(threads, kernels, prefill));
   }
 };
-
-
 
 }  // namespace
 }  // namespace halyard::cpu

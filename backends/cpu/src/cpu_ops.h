@@ -19,10 +19,10 @@ enum class PrefillPath { kGemm, kGemmBf16, kBlas, kTiles };
 // Per-executable scratch memory (quantized activations), reused across runs.
 struct Scratch {
   std::vector<ActBlock> activations;
-  std::vector<float> dequantized;  // weight rows for the BLAS path
-  std::vector<float> transposed;   // activations [k, tokens] for the GEMM path
+  std::vector<float> dequantized;              // weight rows for the BLAS path
+  std::vector<float> transposed;               // activations [k, tokens] for the GEMM path
   std::vector<std::uint32_t> transposed_bf16;  // the same as bf16 pairs [k / 2, tokens]
-  std::vector<float> keys_t;       // attention: K^T per KV head, [head_dim, keys] each
+  std::vector<float> keys_t;                   // attention: K^T per KV head, [head_dim, keys] each
 };
 
 struct CpuContext {

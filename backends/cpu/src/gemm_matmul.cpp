@@ -42,8 +42,8 @@ struct Bf16Path {
     const std::uint32_t hi = k0 + 1 < k ? to_bf16(xs[t * k + k0 + 1]) : 0u;
     return lo | (hi << 16);
   }
-  static void block(const KernelTable&, const W* w, int ldw, int rows, const X* xt, int ldx, int kx, float* ct,
-                    int ldc, bool acc) {
+  static void block(const KernelTable&, const W* w, int ldw, int rows, const X* xt, int ldx, int kx, float* ct, int ldc,
+                    bool acc) {
     gemm_bf16_block_avx512(w, ldw, rows, xt, ldx, kx, ct, ldc, acc);
   }
 };

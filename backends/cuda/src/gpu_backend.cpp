@@ -120,7 +120,8 @@ bool graphs_enabled() {
 
 class GpuExecutable final : public Executable {
  public:
-  GpuExecutable(Transfer* transfer, const Graph& graph) : transfer_(transfer), device_(transfer->device), graph_(graph) {}
+  GpuExecutable(Transfer* transfer, const Graph& graph)
+      : transfer_(transfer), device_(transfer->device), graph_(graph) {}
   ~GpuExecutable() override { drop_graph(); }
 
   Status build() {
@@ -239,7 +240,7 @@ class GpuExecutable final : public Executable {
       const TensorId out = node.output;
       gpuError_t e = gpuSuccess;
       if (graph_.tensor(out).desc.elements() == 0)
-        continue;  // nothing to compute (a launch with no blocks is an error)
+        continue;                                      // nothing to compute (a launch with no blocks is an error)
       if (const GraphNode* norm = fusable_norm(ni)) {  // residual ADD + RMS_NORM in one kernel
         const TensorDesc& a = desc(in[0]);
         e = launch_add_rms_norm(f(in[0]), f(in[1]), f(out), f(norm->inputs[1]), f(norm->output), a.ne[0], a.rows(),
@@ -467,8 +468,6 @@ class GpuBackend final : public Backend {
   std::vector<int> ordinals_;
   Status availability_;
 };
-
-
 
 }  // namespace
 }  // namespace halyard::HALYARD_GPU_NS

@@ -48,7 +48,7 @@ Status ValidationLog::status() const {
   if (messages_.empty())
     return Status::ok();
   return internal_error("Vulkan validation reported " + std::to_string(messages_.size()) +
-                  " message(s); the first: " + messages_.front());
+                        " message(s); the first: " + messages_.front());
 }
 
 Result<std::shared_ptr<VulkanInstance>> VulkanInstance::create() {
@@ -181,13 +181,27 @@ std::vector<PhysicalDevice> enumerate_devices(const VulkanInstance& instance) {
     info.uri = "vulkan:" + std::to_string(i);
     info.name = d.props.deviceName;
     switch (d.props.vendorID) {
-      case 0x10de: info.vendor = "NVIDIA"; break;
-      case 0x1002: info.vendor = "AMD"; break;
-      case 0x8086: info.vendor = "Intel"; break;
-      case 0x13b5: info.vendor = "ARM"; break;
-      case 0x5143: info.vendor = "Qualcomm"; break;
-      case 0x106b: info.vendor = "Apple"; break;
-      case 0x10005: info.vendor = "Mesa"; break;
+      case 0x10de:
+        info.vendor = "NVIDIA";
+        break;
+      case 0x1002:
+        info.vendor = "AMD";
+        break;
+      case 0x8086:
+        info.vendor = "Intel";
+        break;
+      case 0x13b5:
+        info.vendor = "ARM";
+        break;
+      case 0x5143:
+        info.vendor = "Qualcomm";
+        break;
+      case 0x106b:
+        info.vendor = "Apple";
+        break;
+      case 0x10005:
+        info.vendor = "Mesa";
+        break;
       default: {
         char buf[16];
         std::snprintf(buf, sizeof buf, "0x%04x", d.props.vendorID);
@@ -195,10 +209,16 @@ std::vector<PhysicalDevice> enumerate_devices(const VulkanInstance& instance) {
       }
     }
     switch (d.props.deviceType) {
-      case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: info.type = DeviceType::kDiscreteGpu; break;
+      case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU:
+        info.type = DeviceType::kDiscreteGpu;
+        break;
       case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU:
-      case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: info.type = DeviceType::kIntegratedGpu; break;
-      default: info.type = DeviceType::kSoftwareGpu; break;  // CPU implementations (lavapipe) and others
+      case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU:
+        info.type = DeviceType::kIntegratedGpu;
+        break;
+      default:
+        info.type = DeviceType::kSoftwareGpu;
+        break;  // CPU implementations (lavapipe) and others
     }
     std::uint64_t device_local = 0;
     std::string heaps;
@@ -218,8 +238,8 @@ std::vector<PhysicalDevice> enumerate_devices(const VulkanInstance& instance) {
                    "; shared " + std::to_string(lim.maxComputeSharedMemorySize / 1024) + " KiB; fp16 " +
                    yn(f16i8.shaderFloat16) + ", int8 " + yn(f16i8.shaderInt8) + ", bf16 " +
                    yn(has_ext("VK_KHR_shader_bfloat16")) + ", fp64 " + yn(d.float64) + ", cooperative matrix " +
-                   yn(has_ext("VK_KHR_cooperative_matrix") || has_ext("VK_NV_cooperative_matrix")) +
-                   "; max binding " + mib(lim.maxStorageBufferRange) + ", max allocation " + mib(d.max_allocation);
+                   yn(has_ext("VK_KHR_cooperative_matrix") || has_ext("VK_NV_cooperative_matrix")) + "; max binding " +
+                   mib(lim.maxStorageBufferRange) + ", max allocation " + mib(d.max_allocation);
     out.push_back(std::move(d));
   }
   return out;
@@ -399,8 +419,7 @@ Result<std::unique_ptr<VulkanBuffer>> VulkanDevice::create_buffer(std::size_t by
   }
   VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
   bci.size = buf->allocated_;
-  bci.usage =
-      VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
   bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
   if (VkResult r = vk.vkCreateBuffer(device_, &bci, nullptr, &buf->buffer_); r != VK_SUCCESS)
     return resource_exhausted("vkCreateBuffer(" + mib(bytes) + "): " + vk_result_name(r));
@@ -466,8 +485,8 @@ void full_barrier(const VulkanApi& api, VkCommandBuffer cb, bool to_host) {
                              : VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                                    VK_ACCESS_TRANSFER_WRITE_BIT;
   const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-  api.vkCmdPipelineBarrier(cb, stages, to_host ? VkPipelineStageFlags{VK_PIPELINE_STAGE_HOST_BIT} : stages, 0, 1, &mb, 0, nullptr, 0,
-                           nullptr);
+  api.vkCmdPipelineBarrier(cb, stages, to_host ? VkPipelineStageFlags{VK_PIPELINE_STAGE_HOST_BIT} : stages, 0, 1, &mb,
+                           0, nullptr, 0, nullptr);
 }
 
 Status VulkanDevice::submit(VkCommandBuffer cb, VkFence fence) {
@@ -619,8 +638,6 @@ class VulkanBackend final : public Backend {
   std::shared_ptr<VulkanInstance> instance_;
   std::vector<PhysicalDevice> devices_;
 };
-
-
 
 }  // namespace
 

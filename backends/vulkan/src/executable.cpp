@@ -14,8 +14,12 @@
 namespace halyard::vulkan {
 namespace {
 
-std::uint32_t ceil_div(std::uint64_t a, std::uint64_t b) { return static_cast<std::uint32_t>((a + b - 1) / b); }
-std::uint32_t u32(std::int64_t v) { return static_cast<std::uint32_t>(v); }
+std::uint32_t ceil_div(std::uint64_t a, std::uint64_t b) {
+  return static_cast<std::uint32_t>((a + b - 1) / b);
+}
+std::uint32_t u32(std::int64_t v) {
+  return static_cast<std::uint32_t>(v);
+}
 std::uint32_t float_word(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -66,7 +70,8 @@ struct FenceState {
 
 class VulkanEvent final : public Event {
  public:
-  VulkanEvent(std::shared_ptr<FenceState> fence, const VulkanDevice& device) : fence_(std::move(fence)), device_(device) {}
+  VulkanEvent(std::shared_ptr<FenceState> fence, const VulkanDevice& device)
+      : fence_(std::move(fence)), device_(device) {}
   Status wait() override {
     HALYARD_RETURN_IF_ERROR(fence_->wait());
     return device_.validation_status();
@@ -172,14 +177,13 @@ Status VulkanExecutable::lower_weight_rows(const GraphNode& node) {
     wa.byte_offset = true;
     if (node.op == OpKind::kEmbed) {
       const std::int64_t d = w.ne[0], n = desc(node.inputs[1]).ne[0];
-      HALYARD_RETURN_IF_ERROR(add_dispatch(
-          node, "embed_" + dt, 64, {wa, tensor_arg(node.inputs[1]), tensor_arg(out)},
-          {u32(d), u32(n), u32(row_bytes), u32(r0), u32(r1), u32(rows)}, {ceil_div(d, 64), u32(n), 1}));
+      HALYARD_RETURN_IF_ERROR(add_dispatch(node, "embed_" + dt, 64, {wa, tensor_arg(node.inputs[1]), tensor_arg(out)},
+                                           {u32(d), u32(n), u32(row_bytes), u32(r0), u32(r1), u32(rows)},
+                                           {ceil_div(d, 64), u32(n), 1}));
     } else {
       const TensorDesc& x = desc(node.inputs[1]);
       const std::int64_t k = w.ne[0], n = x.ne[1], m = r1 - r0;
-      const std::initializer_list<std::uint32_t> params = {u32(k),  u32(m),    u32(n),
-                                                           u32(r0), u32(rows), u32(row_bytes)};
+      const std::initializer_list<std::uint32_t> params = {u32(k), u32(m), u32(n), u32(r0), u32(rows), u32(row_bytes)};
       std::vector<Arg> args = {wa, tensor_arg(node.inputs[1]), tensor_arg(out)};
       if (n >= 32) {  // shorter prompts: the mat-vec kernel, 4 tokens per workgroup, wastes no tile
         HALYARD_RETURN_IF_ERROR(add_dispatch(node, "matmul_tiled_" + dt + (dev_.use_fp16() ? "_fp16" : ""), 256, args,
@@ -187,9 +191,9 @@ Status VulkanExecutable::lower_weight_rows(const GraphNode& node) {
       } else {
         const std::string variant = dev_.use_subgroups() ? "_sg" : "_nosg";
         const std::uint32_t row_groups = ceil_div(m, 4);  // 4 rows per workgroup (NR in the shader)
-        HALYARD_RETURN_IF_ERROR(add_dispatch(node, "matmul_vec_" + dt + variant, 64, args, params,
-                                             {std::min<std::uint32_t>(row_groups, 32768), ceil_div(row_groups, 32768),
-                                              ceil_div(n, 4)}));
+        HALYARD_RETURN_IF_ERROR(
+            add_dispatch(node, "matmul_vec_" + dt + variant, 64, args, params,
+                         {std::min<std::uint32_t>(row_groups, 32768), ceil_div(row_groups, 32768), ceil_div(n, 4)}));
       }
     }
   }
@@ -256,11 +260,10 @@ Status VulkanExecutable::lower(const GraphNode& node) {
       fa.offset_in_pc = false;
       constants_.push_back(std::move(freq));
       const std::int64_t heads = x.ne[0] / hd;
-      return add_dispatch(node, f64 ? "rope_f64" : "rope_f32", 64,
-                          {tensor_arg(in[0]), tensor_arg(in[1]), tensor_arg(out), fa},
-                          {u32(x.ne[0]), u32(hd), u32(dims), p.rope_layout == RopeLayout::kNeox ? 1u : 0u,
-                           u32(x.ne[1])},
-                          {ceil_div(heads * (hd / 2), 64), u32(x.ne[1]), 1});
+      return add_dispatch(
+          node, f64 ? "rope_f64" : "rope_f32", 64, {tensor_arg(in[0]), tensor_arg(in[1]), tensor_arg(out), fa},
+          {u32(x.ne[0]), u32(hd), u32(dims), p.rope_layout == RopeLayout::kNeox ? 1u : 0u, u32(x.ne[1])},
+          {ceil_div(heads * (hd / 2), 64), u32(x.ne[1]), 1});
     }
     case OpKind::kAttention: {
       const TensorDesc& q = desc(in[0]);
@@ -274,12 +277,12 @@ Status VulkanExecutable::lower(const GraphNode& node) {
                                            {u32(kvdim), u32(cache.ne[1]), u32(cache.ne[2]), u32(n)},
                                            {ceil_div(kvdim, 64), u32(n), 1}));
       const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(hd));
-      return add_dispatch(node, "attention" + sg, 128,
-                          {tensor_arg(in[0]), tensor_arg(in[3]), tensor_arg(in[4]), tensor_arg(in[5]),
-                           tensor_arg(in[6]), tensor_arg(out)},
-                          {u32(hd), u32(p.n_heads), u32(p.n_kv_heads), u32(cache.ne[1]), u32(cache.ne[2]),
-                           float_word(scale)},
-                          {u32(p.n_heads), u32(n), 1});
+      return add_dispatch(
+          node, "attention" + sg, 128,
+          {tensor_arg(in[0]), tensor_arg(in[3]), tensor_arg(in[4]), tensor_arg(in[5]), tensor_arg(in[6]),
+           tensor_arg(out)},
+          {u32(hd), u32(p.n_heads), u32(p.n_kv_heads), u32(cache.ne[1]), u32(cache.ne[2]), float_word(scale)},
+          {u32(p.n_heads), u32(n), 1});
     }
     case OpKind::kCopy: {
       const TensorDesc& x = desc(in[0]);
@@ -298,7 +301,8 @@ Status VulkanExecutable::lower(const GraphNode& node) {
         Arg src = tensor_arg(in[0]);
         src.byte_offset = true;
         return add_dispatch(node, "copy_to_f32_" + std::string(dtype_name(x.dtype)), 64, {src, tensor_arg(out)},
-                            {u32(x.ne[0]), u32(x.rows()), u32(x.row_size())}, {ceil_div(x.ne[0], 64), u32(x.rows()), 1});
+                            {u32(x.ne[0]), u32(x.rows()), u32(x.row_size())},
+                            {ceil_div(x.ne[0], 64), u32(x.rows()), 1});
       }
       if (x.dtype == DType::kF32 && o.dtype != DType::kI32) {
         return add_dispatch(node, "copy_from_f32_" + std::string(dtype_name(o.dtype)), 64,
@@ -444,8 +448,8 @@ Status VulkanExecutable::record(const std::vector<Location>& where) {
     vk.vkCmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, step.pipeline);
     vk.vkCmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, dev_.pipeline_layout(), 0, 1, &sets[set_index], 0,
                                nullptr);
-    vk.vkCmdPushConstants(cb_, dev_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0,
-                          VulkanDevice::kPushConstantBytes, pc.data());
+    vk.vkCmdPushConstants(cb_, dev_.pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, VulkanDevice::kPushConstantBytes,
+                          pc.data());
     vk.vkCmdDispatch(cb_, step.groups[0], step.groups[1], step.groups[2]);
     full_barrier(vk, cb_);
     ++set_index;

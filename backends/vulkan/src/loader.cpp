@@ -32,9 +32,9 @@ VulkanLibrary::~VulkanLibrary() {
 
 Status load_global(const VulkanLibrary& lib, VulkanApi& api) {
   api.vkGetInstanceProcAddr = lib.get_instance_proc_addr();
-#define HALYARD_VK_LOAD(name)                                                                    \
-  api.name = reinterpret_cast<PFN_##name>(api.vkGetInstanceProcAddr(VK_NULL_HANDLE, #name));   \
-  if (!api.name)                                                                                 \
+#define HALYARD_VK_LOAD(name)                                                                \
+  api.name = reinterpret_cast<PFN_##name>(api.vkGetInstanceProcAddr(VK_NULL_HANDLE, #name)); \
+  if (!api.name)                                                                             \
     return unavailable("the Vulkan loader lacks " #name);
   HALYARD_VK_GLOBAL_FNS(HALYARD_VK_LOAD)
 #undef HALYARD_VK_LOAD
@@ -42,9 +42,9 @@ Status load_global(const VulkanLibrary& lib, VulkanApi& api) {
 }
 
 Status load_instance(VkInstance instance, bool debug_utils, VulkanApi& api) {
-#define HALYARD_VK_LOAD(name)                                                             \
-  api.name = reinterpret_cast<PFN_##name>(api.vkGetInstanceProcAddr(instance, #name));  \
-  if (!api.name)                                                                          \
+#define HALYARD_VK_LOAD(name)                                                          \
+  api.name = reinterpret_cast<PFN_##name>(api.vkGetInstanceProcAddr(instance, #name)); \
+  if (!api.name)                                                                       \
     return unavailable("the Vulkan instance lacks " #name " (Vulkan 1.1 is required)");
   HALYARD_VK_INSTANCE_FNS(HALYARD_VK_LOAD)
   if (debug_utils) {

@@ -40,14 +40,14 @@ class ScopedEnv {
 };
 
 // The device, or a skip that says why there is none.
-#define OPEN_VULKAN_OR_SKIP(reg, dev)                                                          \
-  auto reg = load_registry();                                                                  \
-  ASSERT_NE(reg, nullptr);                                                                     \
-  ASSERT_NE(reg->find("vulkan"), nullptr) << "the vulkan plugin was not built";                \
-  if (Status a = reg->find("vulkan")->availability(); !a.is_ok())                              \
-    GTEST_SKIP() << "vulkan unavailable: " << a.message();                                     \
-  auto dev##_r = reg->open_device("vulkan:0");                                                 \
-  ASSERT_TRUE(dev##_r.is_ok()) << dev##_r.status().to_string();                                \
+#define OPEN_VULKAN_OR_SKIP(reg, dev)                                           \
+  auto reg = load_registry();                                                   \
+  ASSERT_NE(reg, nullptr);                                                      \
+  ASSERT_NE(reg->find("vulkan"), nullptr) << "the vulkan plugin was not built"; \
+  if (Status a = reg->find("vulkan")->availability(); !a.is_ok())               \
+    GTEST_SKIP() << "vulkan unavailable: " << a.message();                      \
+  auto dev##_r = reg->open_device("vulkan:0");                                  \
+  ASSERT_TRUE(dev##_r.is_ok()) << dev##_r.status().to_string();                 \
   std::unique_ptr<Device> dev = std::move(dev##_r).value()
 
 TEST(VulkanBackend, NoDriverMeansUnavailableWithTheReason) {

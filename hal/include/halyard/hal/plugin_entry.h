@@ -28,10 +28,10 @@ inline void destroy_plugin_backend(void* backend) {
 
 }  // namespace halyard
 
-#define HALYARD_BACKEND_PLUGIN(NAME, BACKEND_CLASS)                                                                 \
-  extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() {     \
-    static const HalyardBackendPlugin plugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, NAME,      \
-                                             &::halyard::create_plugin_backend<BACKEND_CLASS>,                    \
-                                             &::halyard::destroy_plugin_backend};                                 \
-    return &plugin;                                                                                              \
+#define HALYARD_BACKEND_PLUGIN(NAME, BACKEND_CLASS)                                                           \
+  extern "C" __attribute__((visibility("default"))) const HalyardBackendPlugin* halyard_backend_plugin_v1() { \
+    static const HalyardBackendPlugin plugin{sizeof(HalyardBackendPlugin), HALYARD_BACKEND_ABI_VERSION, NAME, \
+                                             &::halyard::create_plugin_backend<BACKEND_CLASS>,                \
+                                             &::halyard::destroy_plugin_backend};                             \
+    return &plugin;                                                                                           \
   }

@@ -31,7 +31,7 @@ class Session {
   struct Compiled {
     LlamaGraph plan;
     std::unique_ptr<Executable> exe;
-    std::unique_ptr<Buffer> inputs;  // token ids, positions, slots, out_rows back to back
+    std::unique_ptr<Buffer> inputs;     // token ids, positions, slots, out_rows back to back
     std::vector<std::int32_t> staging;  // host copy of `inputs`, filled each step
     std::unique_ptr<Buffer> logits;
     std::vector<Binding> bindings;

@@ -2,7 +2,7 @@
 // The second half of ATTENTION: one workgroup per (query head, token) walks the cache of the
 // token's slot up to its position in chunks of WG keys: each invocation scores one key, the
 // chunk's maximum and sum update a running softmax, and each invocation accumulates up to two
-// dims of the output (head_dim <= 2 * WG). A token whose position or slot is out of range
+// dims of the output (head_dim <= 2 * WG). The head size is specialization constant 1. A token whose position or slot is out of range
 // gets NaN.
 #include "common.glsl"
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
@@ -15,7 +15,8 @@ layout(push_constant) uniform PC {
   uint q_off, kc_off, vc_off, pos_off, slot_off, o_off, hd, n_heads, n_kv, ctx, slots;
   float scale;
 } pc;
-shared float qs[256];
+layout(constant_id = 1) const uint HEAD_DIM = 256;  // the model's head_dim (at most 2 * WG)
+shared float qs[HEAD_DIM];
 shared float ps[WG];
 
 void main() {

@@ -557,8 +557,10 @@ Status VulkanDevice::staged_download(const VulkanBuffer& src, std::size_t offset
   return staged_copy(src, offset, dst, size, false);
 }
 
-Result<VkPipeline> VulkanDevice::pipeline(const std::string& shader, std::uint32_t workgroup_size) {
-  const std::string key = shader + "@" + std::to_string(workgroup_size);
+Result<VkPipeline> VulkanDevice::pipeline(const std::string& shader, std::vector<std::uint32_t> constants) {
+  std::string key = shader;
+  for (std::uint32_t c : constants)
+    key += "@" + std::to_string(c);
   std::lock_guard lock(pipeline_mu_);
   if (auto it = pipelines_.find(key); it != pipelines_.end())
     return it->second;
@@ -572,8 +574,11 @@ Result<VkPipeline> VulkanDevice::pipeline(const std::string& shader, std::uint32
   VkShaderModule module;
   if (VkResult r = vk.vkCreateShaderModule(device_, &smci, nullptr, &module); r != VK_SUCCESS)
     return internal_error("vkCreateShaderModule(" + shader + "): " + vk_result_name(r));
-  VkSpecializationMapEntry entry{0, 0, sizeof(std::uint32_t)};
-  VkSpecializationInfo spec{1, &entry, sizeof(std::uint32_t), &workgroup_size};
+  std::vector<VkSpecializationMapEntry> entries;
+  for (std::uint32_t i = 0; i < constants.size(); ++i)
+    entries.push_back({i, i * static_cast<std::uint32_t>(sizeof(std::uint32_t)), sizeof(std::uint32_t)});
+  VkSpecializationInfo spec{static_cast<std::uint32_t>(entries.size()), entries.data(),
+                            constants.size() * sizeof(std::uint32_t), constants.data()};
   VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
   cpci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
   cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;

@@ -97,8 +97,10 @@ class VulkanExecutable final : public Executable {
     a.bytes = (desc(id).bytes() + 3) / 4 * 4;
     return a;
   }
+  // `wg` is the workgroup size; `constants` the shader's further specialization constants.
   Status add_dispatch(const GraphNode& node, const std::string& shader, std::uint32_t wg, std::vector<Arg> args,
-                      std::initializer_list<std::uint32_t> params, std::array<std::uint32_t, 3> groups);
+                      std::initializer_list<std::uint32_t> params, std::array<std::uint32_t, 3> groups,
+                      std::vector<std::uint32_t> constants = {});
   Status lower(const GraphNode& node);
   Status lower_weight_rows(const GraphNode& node);
   Status record(const std::vector<Location>& where);
@@ -130,9 +132,10 @@ VulkanExecutable::~VulkanExecutable() {
 
 Status VulkanExecutable::add_dispatch(const GraphNode& node, const std::string& shader, std::uint32_t wg,
                                       std::vector<Arg> args, std::initializer_list<std::uint32_t> params,
-                                      std::array<std::uint32_t, 3> groups) {
+                                      std::array<std::uint32_t, 3> groups, std::vector<std::uint32_t> constants) {
   Step step;
-  HALYARD_ASSIGN_OR_RETURN(step.pipeline, dev_.pipeline(shader, wg));
+  constants.insert(constants.begin(), wg);
+  HALYARD_ASSIGN_OR_RETURN(step.pipeline, dev_.pipeline(shader, std::move(constants)));
   step.node = graph_.tensor(node.output).name;
   std::size_t word = 0;
   for (const Arg& a : args)
@@ -282,7 +285,7 @@ Status VulkanExecutable::lower(const GraphNode& node) {
           {tensor_arg(in[0]), tensor_arg(in[3]), tensor_arg(in[4]), tensor_arg(in[5]), tensor_arg(in[6]),
            tensor_arg(out)},
           {u32(hd), u32(p.n_heads), u32(p.n_kv_heads), u32(cache.ne[1]), u32(cache.ne[2]), float_word(scale)},
-          {u32(p.n_heads), u32(n), 1});
+          {u32(p.n_heads), u32(n), 1}, {u32(hd)});  // the shared query buffer is head_dim long
     }
     case OpKind::kCopy: {
       const TensorDesc& x = desc(in[0]);

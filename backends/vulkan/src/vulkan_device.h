@@ -121,8 +121,9 @@ class VulkanDevice final : public Device {
   bool use_fp16() const { return use_fp16_; }
   bool rope_f64() const { return physical_.float64; }
 
-  // A compute pipeline for an embedded shader, created once per device and kept.
-  Result<VkPipeline> pipeline(const std::string& shader, std::uint32_t workgroup_size);
+  // A compute pipeline for an embedded shader and its specialization constants (constant 0 is
+  // the workgroup size; the others are the shader's own), created once per device and kept.
+  Result<VkPipeline> pipeline(const std::string& shader, std::vector<std::uint32_t> constants);
   VkPipelineLayout pipeline_layout() const { return pipeline_layout_; }
   VkDescriptorSetLayout set_layout() const { return set_layout_; }
   VkBuffer dummy_buffer() const { return dummy_->handle(); }

@@ -54,26 +54,7 @@ void block(const float* w, int ldw, const float* xt, int ldx, int k, float* ct, 
 
 void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                            bool accumulate) {
-  switch (rows) {
-    case 1:
-      block<1>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
-      break;
-    case 2:
-      block<2>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
-      break;
-    case 3:
-      block<3>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
-      break;
-    case 4:
-      block<4>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
-      break;
-    case 5:
-      block<5>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
-      break;
-    default:
-      block<6>(w, ldw, xt, ldx, k, ct, ldc, accumulate);
-      break;
-  }
+  dispatch_gemm_rows(rows, [&](auto r) { block<decltype(r)::value>(w, ldw, xt, ldx, k, ct, ldc, accumulate); });
 }
 
 void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t n) {

@@ -53,26 +53,7 @@ void block(const std::uint16_t* w, int ldw, const std::uint32_t* xt, int ldx, in
 
 void gemm_bf16_block_avx512(const std::uint16_t* w, int ldw, int rows, const std::uint32_t* xt, int ldx, int kpairs,
                             float* ct, int ldc, bool accumulate) {
-  switch (rows) {
-    case 1:
-      block<1>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate);
-      break;
-    case 2:
-      block<2>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate);
-      break;
-    case 3:
-      block<3>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate);
-      break;
-    case 4:
-      block<4>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate);
-      break;
-    case 5:
-      block<5>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate);
-      break;
-    default:
-      block<6>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate);
-      break;
-  }
+  dispatch_gemm_rows(rows, [&](auto r) { block<decltype(r)::value>(w, ldw, xt, ldx, kpairs, ct, ldc, accumulate); });
 }
 
 }  // namespace halyard::cpu

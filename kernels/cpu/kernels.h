@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "halyard/hal/blocks.h"
 #include "halyard/hal/dtype.h"
@@ -66,6 +67,32 @@ struct KernelTable {
 // so slices of k accumulate with vector loads and stores. Call only where the CPU has AVX-512F.
 inline constexpr int kGemmRows = 6;
 inline constexpr int kGemmTokens = 64;
+
+// Calls f(std::integral_constant<int, R>{}) with R = rows (1 to kGemmRows): the GEMM blocks take
+// their row count as a template parameter, so their accumulators stay in registers.
+template <typename F>
+inline void dispatch_gemm_rows(int rows, F&& f) {
+  switch (rows) {
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      return;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      return;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      return;
+    case 4:
+      f(std::integral_constant<int, 4>{});
+      return;
+    case 5:
+      f(std::integral_constant<int, 5>{});
+      return;
+    default:
+      f(std::integral_constant<int, kGemmRows>{});
+      return;
+  }
+}
 void gemm_f32_block_avx512(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                            bool accumulate);
 

@@ -7,13 +7,17 @@
 namespace halyard::runtime {
 namespace {
 using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 }  // namespace
 
 Result<GenerateResult> generate(Session& session, std::span<const TokenId> prompt, const GenerateOptions& options,
                                 const TokenCallback& on_token) {
-  if (prompt.empty()) return invalid_argument("the prompt is empty: give at least one token");
-  if (options.max_tokens < 0) return invalid_argument("max_tokens must be >= 0");
+  if (prompt.empty())
+    return invalid_argument("the prompt is empty: give at least one token");
+  if (options.max_tokens < 0)
+    return invalid_argument("max_tokens must be >= 0");
   const int ctx = session.model().context_length();
   if (session.n_past() + static_cast<int>(prompt.size()) > ctx) {
     return out_of_range("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
@@ -35,12 +39,14 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
   const auto start = Clock::now();
   HALYARD_ASSIGN_OR_RETURN(std::span<const float> logits, session.eval(prompt));
   result.timings.prefill_ms = ms_since(start);
-  if (options.max_tokens == 0) return result;
+  if (options.max_tokens == 0)
+    return result;
 
   const auto decode_start = Clock::now();
   for (int i = 0; i < options.max_tokens; ++i) {
     const TokenId next = sampler.sample(logits);
-    if (i == 0) result.timings.time_to_first_token_ms = ms_since(start);
+    if (i == 0)
+      result.timings.time_to_first_token_ms = ms_since(start);
     if (options.stop_at_end_of_generation && tok.is_end_of_generation(next)) {
       result.stop = StopReason::kEndOfGeneration;
       break;
@@ -51,7 +57,8 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
       result.stop = StopReason::kCancelled;
       break;
     }
-    if (i + 1 == options.max_tokens) break;
+    if (i + 1 == options.max_tokens)
+      break;
     if (session.n_past() >= ctx) {
       result.stop = StopReason::kContextFull;
       break;
@@ -60,7 +67,8 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
     HALYARD_ASSIGN_OR_RETURN(logits, session.eval(one));
   }
   result.timings.decode_ms = result.tokens.size() > 1 ? ms_since(decode_start) : 0;
-  if (!pending.empty() && on_token) on_token(-1, pending);  // an incomplete character at the very end
+  if (!pending.empty() && on_token)
+    on_token(-1, pending);  // an incomplete character at the very end
   return result;
 }
 

@@ -39,16 +39,11 @@ class CaseTest : public ::testing::Test {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  std::string uri = "ref";
+  const conformance::DriverArgs args = conformance::parse_driver_args(argc, argv, "ref");
+  const std::string& uri = args.uri;
   DeviceOptions device_options;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--device")
-      uri = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-kernels")
-      device_options.cpu_kernels = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-prefill")
-      device_options.cpu_prefill = argv[i + 1];
-  }
+  device_options.cpu_kernels = args.cpu_kernels;
+  device_options.cpu_prefill = args.cpu_prefill;
   g_seed = 20261128;
   if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED"))
     g_seed = std::strtoull(s, nullptr, 10);

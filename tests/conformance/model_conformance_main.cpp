@@ -131,16 +131,11 @@ INSTANTIATE_TEST_SUITE_P(Prompts, ModelConformance, ::testing::Values(0, 1));
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  std::string uri = "cpu";
+  const conformance::DriverArgs args = conformance::parse_driver_args(argc, argv, "cpu");
+  const std::string& uri = args.uri;
   ModelOptions device_options;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--device")
-      uri = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-kernels")
-      device_options.cpu_kernels = argv[i + 1];
-    if (std::string(argv[i]) == "--cpu-prefill")
-      device_options.cpu_prefill = argv[i + 1];
-  }
+  device_options.cpu_kernels = args.cpu_kernels;
+  device_options.cpu_prefill = args.cpu_prefill;
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) {
     std::fprintf(stderr, "model not found at %s: run scripts/fetch-model.sh or set HALYARD_TEST_MODEL\n", path.c_str());

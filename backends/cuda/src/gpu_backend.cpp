@@ -146,7 +146,8 @@ class GpuExecutable final : public Executable {
     if (!gq || gq->device() != device_)
       return invalid_argument("run on a queue of another device");
     const auto& tensors = graph_.tensors();
-    std::vector<void*> ptrs(tensors.size(), nullptr);
+    std::vector<void*>& ptrs = ptrs_;  // kept across runs: a step allocates nothing
+    ptrs.assign(tensors.size(), nullptr);
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       if (plan_.slot_of[i] >= 0)
         ptrs[i] = slots_[static_cast<std::size_t>(plan_.slot_of[i])]->data();
@@ -346,7 +347,8 @@ class GpuExecutable final : public Executable {
   std::vector<std::unique_ptr<GpuBuffer>> slots_;
   gpuGraph_t graph_handle_ = nullptr;
   gpuGraphExec_t exec_ = nullptr;
-  std::vector<void*> recorded_;
+  std::vector<void*> recorded_;  // the bindings the captured graph holds
+  std::vector<void*> ptrs_;
 };
 
 DeviceInfo describe(int index, const gpuDeviceProp& p) {

@@ -115,8 +115,8 @@ class VulkanExecutable final : public Executable {
   VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
   VkCommandBuffer cb_ = VK_NULL_HANDLE;
   std::shared_ptr<FenceState> fence_ = std::make_shared<FenceState>();
-  bool recorded_ = false;
-  std::vector<Location> recorded_where_;
+  std::vector<Location> recorded_where_;  // the bindings cb_ holds; empty until recorded
+  std::vector<Location> where_;           // run()'s scratch, kept so a step allocates nothing
 };
 
 VulkanExecutable::~VulkanExecutable() {
@@ -466,7 +466,8 @@ Status VulkanExecutable::record(const std::vector<Location>& where) {
 Result<std::unique_ptr<Event>> VulkanExecutable::run(Queue& /*queue*/, std::span<const Binding> bindings) {
   HALYARD_RETURN_IF_ERROR(dev_.validation_status());
   const auto& tensors = graph_.tensors();
-  std::vector<Location> where(tensors.size());
+  std::vector<Location>& where = where_;
+  where.assign(tensors.size(), Location{});
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     if (plan_.slot_of[i] >= 0)
       where[i] = {static_cast<const VulkanBuffer*>(slots_[static_cast<std::size_t>(plan_.slot_of[i])].get()), 0};
@@ -489,15 +490,13 @@ Result<std::unique_ptr<Event>> VulkanExecutable::run(Queue& /*queue*/, std::span
   }
   // The previous run must be done before its command buffer is submitted (or re-recorded) again.
   HALYARD_RETURN_IF_ERROR(fence_->wait());
-  const bool same = recorded_ && std::equal(where.begin(), where.end(), recorded_where_.begin(),
-                                            [](const Location& a, const Location& b) {
-                                              return a.buffer == b.buffer && a.offset == b.offset;
-                                            });
+  const bool same =
+      std::equal(where.begin(), where.end(), recorded_where_.begin(), recorded_where_.end(),
+                 [](const Location& a, const Location& b) { return a.buffer == b.buffer && a.offset == b.offset; });
   if (!same) {
-    recorded_ = false;
+    recorded_where_.clear();  // a failed recording leaves nothing to replay
     HALYARD_RETURN_IF_ERROR(record(where));
     recorded_where_ = where;
-    recorded_ = true;
   }
   const VulkanApi& vk = dev_.api();
   vk.vkResetFences(dev_.handle(), 1, &fence_->fence);

@@ -94,6 +94,24 @@ void add_weight_ops(std::vector<OpCase>& out) {
   }
 }
 
+// Matrix products that share their activations, as a model's Q, K and V or gate and up: one
+// graph of several MATMUL nodes (backends may run them together), mixed weight dtypes and row
+// counts that are not multiples of any tile; decode, a small batch, and a prompt.
+void add_matmul_groups(std::vector<OpCase>& out) {
+  for (std::int64_t n : {1, 7, 64}) {
+    const std::int64_t k = 256;
+    out.push_back({"MATMUL/group_q8_0+q4_1+f16/" + shape_name({{"k", k}, {"m", 64}, {"m", 33}, {"m", 17}, {"n", n}}),
+                   OpKind::kMatmul,
+                   {TensorDesc::make(DType::kQ8_0, k, 64), TensorDesc::make(DType::kQ4_1, k, 33),
+                    TensorDesc::make(DType::kF16, k, 17), TensorDesc::make(DType::kF32, k, n)},
+                   {Fill::kRandom, Fill::kRandom, Fill::kRandom, Fill::kRandom},
+                   {},
+                   0,
+                   0,
+                   kReduction});
+  }
+}
+
 void add_rope(std::vector<OpCase>& out) {
   for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
     for (const auto& [hd, heads, n, dims] :
@@ -222,6 +240,7 @@ std::vector<OpCase> all_op_cases() {
   std::vector<OpCase> cases;
   add_elementwise(cases);
   add_weight_ops(cases);
+  add_matmul_groups(cases);
   add_rope(cases);
   add_attention(cases);
   return cases;
@@ -229,44 +248,74 @@ std::vector<OpCase> all_op_cases() {
 
 CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
   CaseResult result;
-  std::vector<DType> dtypes;
-  for (const auto& d : c.inputs)
-    dtypes.push_back(d.dtype);
-  if (!device.supports(c.op, dtypes)) {
-    result.unsupported = true;
-    result.message = device.info().uri + " does not support this op/dtype";
-    return result;
+  // The case's nodes, as the inputs each reads: one node reading every input, or for a MATMUL
+  // group one product per weight, each reading the shared activations (the last input).
+  std::vector<std::vector<std::size_t>> nodes;
+  if (c.op == OpKind::kMatmul && c.inputs.size() > 2) {
+    for (std::size_t w = 0; w + 1 < c.inputs.size(); ++w)
+      nodes.push_back({w, c.inputs.size() - 1});
+  } else {
+    nodes.emplace_back();
+    for (std::size_t i = 0; i < c.inputs.size(); ++i)
+      nodes.back().push_back(i);
+  }
+  std::vector<TensorDesc> out_descs;
+  for (const auto& node : nodes) {
+    std::vector<DType> dtypes;
+    std::vector<TensorDesc> descs;
+    for (std::size_t i : node) {
+      dtypes.push_back(c.inputs[i].dtype);
+      descs.push_back(c.inputs[i]);
+    }
+    if (!device.supports(c.op, dtypes)) {
+      result.unsupported = true;
+      result.message = device.info().uri + " does not support this op/dtype";
+      return result;
+    }
+    auto out_desc = infer_output(c.op, descs, c.params);
+    if (!out_desc.is_ok()) {
+      result.message = "bad case: " + out_desc.status().to_string();
+      return result;
+    }
+    out_descs.push_back(out_desc.value());
   }
   auto inputs = make_inputs(c, seed);
-  auto out_desc = infer_output(c.op, c.inputs, c.params);
-  if (!out_desc.is_ok()) {
-    result.message = "bad case: " + out_desc.status().to_string();
-    return result;
-  }
-  // The reference, on its own copies (ATTENTION writes the caches).
+
+  // The reference, on its own copies (ATTENTION writes the caches); outputs end to end.
   auto ref_inputs = inputs;
-  std::vector<reference::HostTensor> host;
-  for (std::size_t i = 0; i < c.inputs.size(); ++i)
-    host.push_back({c.inputs[i], ref_inputs[i].data()});
-  std::vector<std::uint8_t> ref_out(out_desc->bytes());
-  if (Status s = reference::run_op(c.op, host, {out_desc.value(), ref_out.data()}, c.params); !s.is_ok()) {
-    result.message = "reference failed: " + s.to_string();
-    return result;
+  std::vector<std::uint8_t> ref_out;
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    std::vector<reference::HostTensor> host;
+    for (std::size_t i : nodes[n])
+      host.push_back({c.inputs[i], ref_inputs[i].data()});
+    std::vector<std::uint8_t> o(out_descs[n].bytes());
+    if (Status s = reference::run_op(c.op, host, {out_descs[n], o.data()}, c.params); !s.is_ok()) {
+      result.message = "reference failed: " + s.to_string();
+      return result;
+    }
+    ref_out.insert(ref_out.end(), o.begin(), o.end());
   }
 
-  // The device, through the HAL: a one-node graph, compiled, bound and run.
+  // The device, through the HAL: the nodes in one graph, compiled, bound and run.
   Graph g;
   std::vector<TensorId> ids;
   for (std::size_t i = 0; i < c.inputs.size(); ++i) {
     const TensorRole role = c.fills[i] == Fill::kCache ? TensorRole::kState : TensorRole::kInput;
     ids.push_back(g.add_tensor("in" + std::to_string(i), c.inputs[i], role));
   }
-  auto out_id = g.add_op(c.op, ids, c.params, "out");
-  if (!out_id.is_ok()) {
-    result.message = out_id.status().to_string();
-    return result;
+  std::vector<TensorId> out_ids;
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    std::vector<TensorId> node_inputs;
+    for (std::size_t i : nodes[n])
+      node_inputs.push_back(ids[i]);
+    auto out_id = g.add_op(c.op, node_inputs, c.params, "out" + std::to_string(n));
+    if (!out_id.is_ok()) {
+      result.message = out_id.status().to_string();
+      return result;
+    }
+    g.mark_output(out_id.value());
+    out_ids.push_back(out_id.value());
   }
-  g.mark_output(out_id.value());
   auto fail = [&](const Status& s) {
     result.message = s.to_string();
     return result;
@@ -279,30 +328,35 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
     return fail(queue.status());
   std::vector<std::unique_ptr<Buffer>> buffers;
   std::vector<Binding> bindings;
+  auto bind = [&](TensorId id, const std::vector<std::uint8_t>& bytes) -> Status {
+    HALYARD_ASSIGN_OR_RETURN(auto b, device.allocate(bytes.size()));
+    HALYARD_RETURN_IF_ERROR(b->upload(0, bytes.data(), bytes.size()));
+    bindings.push_back({id, b.get(), 0});
+    buffers.push_back(std::move(b));
+    return Status::ok();
+  };
   for (std::size_t i = 0; i < c.inputs.size(); ++i) {
-    auto b = device.allocate(inputs[i].size());
-    if (!b.is_ok())
-      return fail(b.status());
-    if (Status s = b.value()->upload(0, inputs[i].data(), inputs[i].size()); !s.is_ok())
+    if (Status s = bind(ids[i], inputs[i]); !s.is_ok())
       return fail(s);
-    bindings.push_back({ids[i], b.value().get(), 0});
-    buffers.push_back(std::move(b).value());
   }
-  std::vector<std::uint8_t> out(out_desc->bytes());
-  std::memset(out.data(), 0xff, out.size());  // NaN in f32; -1 in i32
-  auto ob = device.allocate(out.size());
-  if (!ob.is_ok())
-    return fail(ob.status());
-  if (Status s = ob.value()->upload(0, out.data(), out.size()); !s.is_ok())
-    return fail(s);
-  bindings.push_back({out_id.value(), ob.value().get(), 0});
+  const std::size_t first_output = buffers.size();
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    // NaN in f32, -1 in i32: an output left unwritten cannot pass.
+    if (Status s = bind(out_ids[n], std::vector<std::uint8_t>(out_descs[n].bytes(), 0xff)); !s.is_ok())
+      return fail(s);
+  }
   auto event = exe.value()->run(*queue.value(), bindings);
   if (!event.is_ok())
     return fail(event.status());
   if (Status s = event.value()->wait(); !s.is_ok())
     return fail(s);
-  if (Status s = ob.value()->download(0, out.data(), out.size()); !s.is_ok())
-    return fail(s);
+  std::vector<std::uint8_t> out;
+  for (std::size_t n = 0; n < nodes.size(); ++n) {
+    std::vector<std::uint8_t> o(out_descs[n].bytes());
+    if (Status s = buffers[first_output + n]->download(0, o.data(), o.size()); !s.is_ok())
+      return fail(s);
+    out.insert(out.end(), o.begin(), o.end());
+  }
 
   if (c.tolerance == 0) {  // exact ops compare bytes (ARGMAX ids, COPY encodings)
     result.passed = out == ref_out;
@@ -310,7 +364,7 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
       result.message = "output differs from the reference (exact comparison)";
     return result;
   }
-  std::vector<float> got(static_cast<std::size_t>(out_desc->elements())), want(got.size());
+  std::vector<float> got(out.size() / 4), want(got.size());
   std::memcpy(got.data(), out.data(), got.size() * 4);
   std::memcpy(want.data(), ref_out.data(), want.size() * 4);
   bool has_nan = false;

@@ -85,7 +85,50 @@ namespace {
 
 class HostExecutable final : public Executable {
  public:
-  HostExecutable(const Graph& graph, HostNodeFn fn) : graph_(graph), fn_(std::move(fn)) {}
+  HostExecutable(const Graph& graph, HostNodeFn fn, HostGrouping grouping)
+      : graph_(graph), fn_(std::move(fn)), grouping_(std::move(grouping)) {}
+
+  // Asks the backend for its groups once. The intermediate plan assumes nodes run one after
+  // another, so a group is refused (not trusted) where running its nodes together could differ:
+  // a member reading another's output, or an intermediate a member reads or writes whose slot
+  // the plan frees before the group's last node (a later member's output could share it).
+  Status plan_groups() {
+    const auto& nodes = graph_.nodes();
+    const auto& tensors = graph_.tensors();
+    group_len_.assign(nodes.size(), 1);
+    if (!grouping_.group_size || !grouping_.run_group)
+      return Status::ok();
+    std::vector<std::size_t> last_use(tensors.size(), 0);
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      for (TensorId id : nodes[n].inputs)
+        last_use[static_cast<std::size_t>(id)] = n;
+    }
+    auto freed_early = [&](TensorId id, std::size_t last) {
+      const auto t = static_cast<std::size_t>(id);
+      return tensors[t].role == TensorRole::kIntermediate && last_use[t] < last;
+    };
+    for (std::size_t i = 0; i < nodes.size();) {
+      const std::size_t len = std::max<std::size_t>(1, grouping_.group_size(graph_, i));
+      if (len > nodes.size() - i)
+        return internal_error("host executable: a node group runs past the end of the graph");
+      const std::size_t last = i + len - 1;
+      for (std::size_t a = i; a < last && len > 1; ++a) {
+        for (std::size_t b = a + 1; b <= last; ++b) {
+          const auto& in = nodes[b].inputs;
+          if (std::find(in.begin(), in.end(), nodes[a].output) != in.end())
+            return internal_error("host executable: a grouped node reads the output of another in its group");
+        }
+        bool early = freed_early(nodes[a].output, last + 1);
+        for (TensorId id : nodes[a].inputs)
+          early = early || freed_early(id, last);
+        if (early)
+          return internal_error("host executable: a grouped node's tensor is freed before its group ends");
+      }
+      group_len_[i] = len;
+      i += len;
+    }
+    return Status::ok();
+  }
 
   // One host buffer per slot of the liveness plan (plan_intermediates).
   Status allocate() {
@@ -125,16 +168,35 @@ class HostExecutable final : public Executable {
       if (!ptrs[i])
         return invalid_argument("tensor '" + tensors[i].name + "' is not bound");
     }
+    const auto& nodes = graph_.nodes();
+    auto resolve = [&](TensorId id) {
+      return HostTensor{tensors[static_cast<std::size_t>(id)].desc, ptrs[static_cast<std::size_t>(id)]};
+    };
     std::vector<HostTensor>& in = inputs_;
-    for (const auto& node : graph_.nodes()) {
+    for (std::size_t i = 0; i < nodes.size(); i += group_len_[i]) {
+      const auto out_index = static_cast<std::size_t>(nodes[i].output);
+      Status s;
       in.clear();
-      for (TensorId id : node.inputs)
-        in.push_back({tensors[static_cast<std::size_t>(id)].desc, ptrs[static_cast<std::size_t>(id)]});
-      const auto out_index = static_cast<std::size_t>(node.output);
-      const HostTensor out{tensors[out_index].desc, ptrs[out_index]};
-      if (Status s = fn_(node, in, out); !s.is_ok()) {
-        return Status(s.code(), s.message() + " (node '" + tensors[out_index].name + "')");
+      if (group_len_[i] == 1) {
+        for (TensorId id : nodes[i].inputs)
+          in.push_back(resolve(id));
+        s = fn_(nodes[i], in, resolve(nodes[i].output));
+      } else {
+        std::size_t n_inputs = 0;
+        for (std::size_t j = i; j < i + group_len_[i]; ++j)
+          n_inputs += nodes[j].inputs.size();
+        in.reserve(n_inputs);  // the spans below point into it: no reallocation after this
+        calls_.clear();
+        for (std::size_t j = i; j < i + group_len_[i]; ++j) {
+          const std::size_t first = in.size();
+          for (TensorId id : nodes[j].inputs)
+            in.push_back(resolve(id));
+          calls_.push_back({&nodes[j], std::span<const HostTensor>(in).subspan(first), resolve(nodes[j].output)});
+        }
+        s = grouping_.run_group(calls_);
       }
+      if (!s.is_ok())
+        return Status(s.code(), s.message() + " (node '" + tensors[out_index].name + "')");
     }
     return std::unique_ptr<Event>(new ReadyEvent(Status::ok()));
   }
@@ -142,17 +204,22 @@ class HostExecutable final : public Executable {
  private:
   Graph graph_;
   HostNodeFn fn_;
+  HostGrouping grouping_;
+  std::vector<std::size_t> group_len_;  // per node: the length of the group it starts, else 1
   std::vector<void*> ptrs_;
   std::vector<HostTensor> inputs_;
+  std::vector<HostNodeCall> calls_;
   std::vector<std::unique_ptr<Buffer>> owned_;  // the distinct intermediate buffers
   std::vector<Buffer*> buffer_of_;              // per tensor: its intermediate buffer, or null
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node) {
+Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node,
+                                                           HostGrouping grouping) {
   HALYARD_RETURN_IF_ERROR(graph.validate());
-  auto exe = std::make_unique<HostExecutable>(graph, std::move(run_node));
+  auto exe = std::make_unique<HostExecutable>(graph, std::move(run_node), std::move(grouping));
+  HALYARD_RETURN_IF_ERROR(exe->plan_groups());
   HALYARD_RETURN_IF_ERROR(exe->allocate());
   return std::unique_ptr<Executable>(std::move(exe));
 }

@@ -60,11 +60,17 @@ class CpuDevice final : public Device {
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
     auto scratch = std::make_shared<Scratch>();
+    HostGrouping grouping{cpu_group_size, [this, scratch](std::span<const HostNodeCall> calls) {
+                            CpuContext ctx{pool_, kernels_, *scratch, prefill_};
+                            return run_cpu_group(ctx, calls);
+                          }};
     return create_host_executable(
-        graph, [this, scratch](const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
+        graph,
+        [this, scratch](const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
           CpuContext ctx{pool_, kernels_, *scratch, prefill_};
           return run_cpu_op(ctx, node, in, out);
-        });
+        },
+        std::move(grouping));
   }
 
  private:

@@ -25,36 +25,26 @@ const std::uint8_t* bytes(const HostTensor& t) {
   return static_cast<const std::uint8_t*>(t.data);
 }
 
-// Splits `n` items into about `per_thread` chunks per thread, each at least `min_chunk` long.
-int chunk_size(std::int64_t n, int threads, std::int64_t min_chunk, int per_thread = 4) {
-  const std::int64_t chunks = std::max<std::int64_t>(1, std::int64_t{threads} * per_thread);
-  return static_cast<int>(std::max(min_chunk, (n + chunks - 1) / chunks));
-}
+// A matrix product of a group: the weights and the output.
+struct MatmulPart {
+  const HostTensor* w = nullptr;
+  const HostTensor* out = nullptr;
+};
 
 // Prompt-sized products (at least this many tokens) take the device's prefill path.
 constexpr std::int64_t kPrefillMinTokens = 32;
 
-Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const HostTensor& out) {
+bool quantized(DType dt) {
+  return dt == DType::kQ8_0 || dt == DType::kQ4_0 || dt == DType::kQ4_1;
+}
+
+// Rows [j0, j1) of out = w x, every token. `act` holds x quantized (for quantized weights).
+void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x, const ActBlock* act,
+                 const HostTensor& out, std::int64_t j0, std::int64_t j1) {
   const std::int64_t k = w.desc.ne[0], m = w.desc.ne[1], n = x.desc.ne[1];
-  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemm)
-    return gemm_matmul(ctx, w, x, out);
-  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kGemmBf16)
-    return gemm_bf16_matmul(ctx, w, x, out);
-  if (n >= kPrefillMinTokens && ctx.prefill == PrefillPath::kBlas)
-    return blas_matmul(ctx, w, x, out);
   const DType dt = w.desc.dtype;
   const std::size_t row_size = w.desc.row_size();
-  const bool quantized = dt == DType::kQ8_0 || dt == DType::kQ4_0 || dt == DType::kQ4_1;
   const int nb = static_cast<int>(k / kQuantBlock);
-  const KernelTable& kt = ctx.kernels;
-  if (quantized) {
-    auto& act = ctx.scratch.activations;
-    act.resize(static_cast<std::size_t>(n * nb));
-    ctx.pool.parallel_for(static_cast<int>(n), [&](int t) {
-      kt.quantize_activations(f32(x) + t * k, act.data() + static_cast<std::ptrdiff_t>(t) * nb, nb);
-    });
-  }
-  const ActBlock* act = ctx.scratch.activations.data();
   auto dot = [&](std::int64_t j, std::int64_t t) -> float {
     const std::uint8_t* row = bytes(w) + static_cast<std::size_t>(j) * row_size;
     switch (dt) {
@@ -75,12 +65,10 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
     }
     return std::numeric_limits<float>::quiet_NaN();
   };
-  // Each task owns a band of weight rows; tokens go in blocks so a band stays in cache while it
-  // meets every token of the block. Quantized weights go through R x T tiles.
+  // Tokens go in blocks so a band of rows stays in cache while it meets every token of the
+  // block. Quantized weights go through R x T tiles.
   constexpr std::int64_t kTokenBlock = 32;
-  const int R = quantized ? kt.tile_rows : 1, T = quantized ? kt.tile_tokens : 1;
-  const int rows_per_task = (chunk_size(m, ctx.pool.size(), 4) + R - 1) / R * R;
-  const int tasks = static_cast<int>((m + rows_per_task - 1) / rows_per_task);
+  const int R = quantized(dt) ? kt.tile_rows : 1, T = quantized(dt) ? kt.tile_tokens : 1;
   auto tile = [&](std::int64_t j, std::int64_t t) {
     const std::uint8_t* w0 = bytes(w) + static_cast<std::size_t>(j) * row_size;
     const void* wr[8];
@@ -105,29 +93,95 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
         break;
     }
   };
-  ctx.pool.parallel_for(tasks, [&](int task) {
-    const std::int64_t j0 = std::int64_t{task} * rows_per_task, j1 = std::min(m, j0 + rows_per_task);
-    for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
-      const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
-      std::int64_t j = j0;
-      if (R * T > 1) {
-        for (; j + R <= j1; j += R) {
-          std::int64_t t = t0;
-          for (; t + T <= t1; t += T)
-            tile(j, t);
-          for (; t < t1; ++t) {
-            for (int r = 0; r < R; ++r)
-              f32_out(out)[t * m + j + r] = dot(j + r, t);
-          }
+  for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+    const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
+    std::int64_t j = j0;
+    if (R * T > 1 && t1 - t0 >= T) {
+      for (; j + R <= j1; j += R) {
+        std::int64_t t = t0;
+        for (; t + T <= t1; t += T)
+          tile(j, t);
+        for (; t < t1; ++t) {
+          for (int r = 0; r < R; ++r)
+            f32_out(out)[t * m + j + r] = dot(j + r, t);
         }
       }
-      for (; j < j1; ++j) {
-        for (std::int64_t t = t0; t < t1; ++t)
-          f32_out(out)[t * m + j] = dot(j, t);
-      }
     }
+    for (; j < j1; ++j) {
+      for (std::int64_t t = t0; t < t1; ++t)
+        f32_out(out)[t * m + j] = dot(j, t);
+    }
+  }
+}
+
+// Matrix products that read the same activations x (one, or a group such as Q, K and V): x is
+// quantized once, and every product's rows go to the pool as one parallel region, in bands
+// that shrink towards the end (guided scheduling) so the threads finish together. Decode
+// streams every weight once per step; a region boundary is a moment one thread idles.
+Status matmul_group(CpuContext& ctx, std::span<const MatmulPart> parts, const HostTensor& x) {
+  const std::int64_t k = x.desc.ne[0], n = x.desc.ne[1];
+  const int nb = static_cast<int>(k / kQuantBlock);
+  const KernelTable& kt = ctx.kernels;
+  if (std::any_of(parts.begin(), parts.end(), [](const MatmulPart& p) { return quantized(p.w->desc.dtype); })) {
+    auto& act = ctx.scratch.activations;
+    act.resize(static_cast<std::size_t>(n * nb));
+    ctx.pool.parallel_for(static_cast<int>(n), [&](int t) {
+      kt.quantize_activations(f32(x) + t * k, act.data() + static_cast<std::ptrdiff_t>(t) * nb, nb);
+    });
+  }
+  // Bands in bytes of weights: each takes 1/(2 x threads) of what is left, at least kMinBand and
+  // a whole number of tiles.
+  constexpr std::size_t kMinBand = 16 << 10;
+  std::size_t left = 0;
+  for (const MatmulPart& p : parts)
+    left += p.w->desc.bytes();
+  auto& bands = ctx.scratch.bands;
+  bands.clear();
+  const std::size_t share = 2 * static_cast<std::size_t>(ctx.pool.size());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const TensorDesc& wd = parts[i].w->desc;
+    const std::int64_t m = wd.ne[1], R = quantized(wd.dtype) ? kt.tile_rows : 1;
+    const std::size_t row_size = wd.row_size();
+    for (std::int64_t j = 0; j < m;) {
+      const std::size_t target = std::max(kMinBand, left / share);
+      const std::int64_t rows =
+          std::max<std::int64_t>(R, static_cast<std::int64_t>((target + row_size * R - 1) / (row_size * R)) * R);
+      const std::int64_t j1 = std::min(m, j + rows);
+      bands.push_back({static_cast<int>(i), j, j1});
+      left -= static_cast<std::size_t>(j1 - j) * row_size;
+      j = j1;
+    }
+  }
+  const ActBlock* act = ctx.scratch.activations.data();
+  ctx.pool.parallel_for(static_cast<int>(bands.size()), [&](int b) {
+    const MatmulBand& band = bands[static_cast<std::size_t>(b)];
+    const MatmulPart& p = parts[static_cast<std::size_t>(band.part)];
+    matmul_rows(kt, *p.w, x, act, *p.out, band.j0, band.j1);
   });
   return Status::ok();
+}
+
+// Prompt-sized products take the device's prefill path (if not the integer tiles).
+bool takes_prefill_path(const CpuContext& ctx, std::int64_t tokens) {
+  return tokens >= kPrefillMinTokens && ctx.prefill != PrefillPath::kTiles;
+}
+
+Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const HostTensor& out) {
+  const std::int64_t n = x.desc.ne[1];
+  if (takes_prefill_path(ctx, n)) {
+    switch (ctx.prefill) {
+      case PrefillPath::kGemm:
+        return gemm_matmul(ctx, w, x, out);
+      case PrefillPath::kGemmBf16:
+        return gemm_bf16_matmul(ctx, w, x, out);
+      case PrefillPath::kBlas:
+        return blas_matmul(ctx, w, x, out);
+      case PrefillPath::kTiles:
+        break;
+    }
+  }
+  const MatmulPart part{&w, &out};
+  return matmul_group(ctx, std::span(&part, 1), x);
 }
 
 Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& out) {
@@ -364,6 +418,31 @@ Status copy(const HostTensor& x, const HostTensor& out) {
 }
 
 }  // namespace
+
+std::size_t cpu_group_size(const Graph& graph, std::size_t first) {
+  const auto& nodes = graph.nodes();
+  if (nodes[first].op != OpKind::kMatmul)
+    return 1;
+  const TensorId x = nodes[first].inputs[1];
+  std::size_t end = first + 1;
+  while (end < nodes.size() && end - first < kMaxMatmulGroup && nodes[end].op == OpKind::kMatmul &&
+         nodes[end].inputs[1] == x)
+    ++end;
+  return end - first;
+}
+
+Status run_cpu_group(CpuContext& ctx, std::span<const HostNodeCall> calls) {
+  const HostTensor& x = calls[0].inputs[1];
+  if (takes_prefill_path(ctx, x.desc.ne[1])) {  // compute-bound: one product at a time
+    for (const HostNodeCall& c : calls)
+      HALYARD_RETURN_IF_ERROR(matmul(ctx, c.inputs[0], c.inputs[1], c.output));
+    return Status::ok();
+  }
+  MatmulPart parts[kMaxMatmulGroup];
+  for (std::size_t i = 0; i < calls.size(); ++i)
+    parts[i] = {&calls[i].inputs[0], &calls[i].output};
+  return matmul_group(ctx, std::span(parts, calls.size()), x);
+}
 
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
   switch (node.op) {

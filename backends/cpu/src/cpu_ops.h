@@ -16,8 +16,15 @@ namespace halyard::cpu {
 // (AVX-512), OpenBLAS sgemm on the same, or the integer tiles that decode uses.
 enum class PrefillPath { kGemm, kGemmBf16, kBlas, kTiles };
 
+// One band of a matrix product's rows, a task of the pool (matmul_group).
+struct MatmulBand {
+  int part;
+  std::int64_t j0, j1;
+};
+
 // Per-executable scratch memory (quantized activations), reused across runs.
 struct Scratch {
+  std::vector<MatmulBand> bands;
   std::vector<ActBlock> activations;
   std::vector<float> dequantized;              // weight rows for the BLAS path
   std::vector<float> transposed;               // activations [k, tokens] for the GEMM path
@@ -33,5 +40,11 @@ struct CpuContext {
 };
 
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out);
+
+// Node groups (HostGrouping): consecutive MATMULs that read the same activations (Q, K and V;
+// gate and up) run as one parallel region with the activations quantized once.
+constexpr std::size_t kMaxMatmulGroup = 8;
+std::size_t cpu_group_size(const Graph& graph, std::size_t first);
+Status run_cpu_group(CpuContext& ctx, std::span<const HostNodeCall> calls);
 
 }  // namespace halyard::cpu

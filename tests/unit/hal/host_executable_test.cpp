@@ -40,5 +40,110 @@ TEST(HostExecutable, ReusedBuffersKeepLiveValues) {
     EXPECT_EQ(result[static_cast<std::size_t>(i)], 18 * values[static_cast<std::size_t>(i)]);
 }
 
+// Adds its two inputs elementwise (8 floats), the node function of these tests.
+Status add8(std::span<const HostTensor> in, const HostTensor& out) {
+  for (int i = 0; i < 8; ++i) {
+    static_cast<float*>(out.data)[i] =
+        static_cast<const float*>(in[0].data)[i] + static_cast<const float*>(in[1].data)[i];
+  }
+  return Status::ok();
+}
+
+// A group gets its nodes in order with their own tensors, and the rest still runs node by node.
+TEST(HostExecutable, GroupsRunTogetherWithTheirOwnTensors) {
+  Graph g;
+  const auto desc = TensorDesc::make(DType::kF32, 8);
+  const TensorId a = g.add_tensor("a", desc, TensorRole::kInput);
+  const TensorId b = g.add_op(OpKind::kAdd, {a, a}).value();  // 2a  | one group:
+  const TensorId c = g.add_op(OpKind::kMul, {a, a}).value();  // a*a | both read a
+  const TensorId d = g.add_op(OpKind::kAdd, {b, c}).value();  // 2a + a*a, alone
+  g.mark_output(d);
+  std::vector<std::size_t> group_sizes;
+  int singles = 0;
+  HostGrouping grouping{[](const Graph& graph, std::size_t first) -> std::size_t {
+                          return graph.nodes()[first].op == OpKind::kAdd && first == 0 ? 2 : 1;
+                        },
+                        [&](std::span<const HostNodeCall> calls) {
+                          group_sizes.push_back(calls.size());
+                          EXPECT_EQ(calls[0].node->op, OpKind::kAdd);
+                          EXPECT_EQ(calls[1].node->op, OpKind::kMul);
+                          HALYARD_RETURN_IF_ERROR(add8(calls[0].inputs, calls[0].output));
+                          for (int i = 0; i < 8; ++i) {
+                            static_cast<float*>(calls[1].output.data)[i] =
+                                static_cast<const float*>(calls[1].inputs[0].data)[i] *
+                                static_cast<const float*>(calls[1].inputs[1].data)[i];
+                          }
+                          return Status::ok();
+                        }};
+  auto exe = create_host_executable(
+      g,
+      [&](const GraphNode&, std::span<const HostTensor> in, const HostTensor& out) {
+        ++singles;
+        return add8(in, out);
+      },
+      grouping);
+  ASSERT_TRUE(exe.is_ok()) << exe.status().to_string();
+  auto in = HostBuffer::create(32).value();
+  auto out = HostBuffer::create(32).value();
+  std::vector<float> values{1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_TRUE(in->upload(0, values.data(), 32).is_ok());
+  SyncQueue queue;
+  const Binding bindings[] = {{a, in.get(), 0}, {d, out.get(), 0}};
+  ASSERT_TRUE(exe.value()->run(queue, bindings).is_ok());
+  EXPECT_EQ(group_sizes, std::vector<std::size_t>{2});
+  EXPECT_EQ(singles, 1);
+  std::vector<float> result(8);
+  ASSERT_TRUE(out->download(0, result.data(), 32).is_ok());
+  for (int i = 0; i < 8; ++i) {
+    const float v = values[static_cast<std::size_t>(i)];
+    EXPECT_EQ(result[static_cast<std::size_t>(i)], 2 * v + v * v);
+  }
+}
+
+// Groups whose nodes could not run together under the sequential buffer plan are refused at
+// compile time: a member reading another's output, and an intermediate freed inside the group
+// (its slot could go to a later member's output while the earlier member still uses it).
+TEST(HostExecutable, RefusesGroupsThatCannotRunTogether) {
+  const auto desc = TensorDesc::make(DType::kF32, 8);
+  auto run_node = [](const GraphNode&, std::span<const HostTensor> in, const HostTensor& out) { return add8(in, out); };
+  auto group_of_first_two = [](const Graph&, std::size_t first) -> std::size_t { return first == 0 ? 2 : 1; };
+  auto run_group = [](std::span<const HostNodeCall>) { return Status::ok(); };
+  {
+    Graph g;
+    const TensorId a = g.add_tensor("a", desc, TensorRole::kInput);
+    const TensorId b = g.add_op(OpKind::kAdd, {a, a}).value();
+    const TensorId c = g.add_op(OpKind::kAdd, {b, a}).value();  // reads b
+    g.mark_output(c);
+    auto exe = create_host_executable(g, run_node, {group_of_first_two, run_group});
+    ASSERT_FALSE(exe.is_ok());
+    EXPECT_NE(exe.status().message().find("reads the output"), std::string::npos) << exe.status().to_string();
+  }
+  {
+    Graph g;
+    const TensorId a = g.add_tensor("a", desc, TensorRole::kInput);
+    const TensorId b = g.add_op(OpKind::kAdd, {a, a}).value();  // read only by the next node
+    const TensorId c = g.add_op(OpKind::kAdd, {b, b}).value();
+    const TensorId d = g.add_op(OpKind::kAdd, {a, a}).value();  // grouped with c: b dies at c
+    const TensorId e = g.add_op(OpKind::kAdd, {c, d}).value();
+    g.mark_output(e);
+    auto group_c_d = [](const Graph&, std::size_t first) -> std::size_t { return first == 1 ? 2 : 1; };
+    auto exe = create_host_executable(g, run_node, {group_c_d, run_group});
+    ASSERT_FALSE(exe.is_ok());
+    EXPECT_NE(exe.status().message().find("freed before its group ends"), std::string::npos)
+        << exe.status().to_string();
+  }
+  {
+    Graph g;
+    const TensorId a = g.add_tensor("a", desc, TensorRole::kInput);
+    g.add_op(OpKind::kAdd, {a, a}).value();  // its output is read by nobody
+    const TensorId c = g.add_op(OpKind::kAdd, {a, a}).value();
+    g.mark_output(c);
+    auto exe = create_host_executable(g, run_node, {group_of_first_two, run_group});
+    ASSERT_FALSE(exe.is_ok());
+    EXPECT_NE(exe.status().message().find("freed before its group ends"), std::string::npos)
+        << exe.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace halyard

@@ -14,6 +14,8 @@ namespace halyard::conformance {
 // How a case fills an input.
 enum class Fill { kRandom, kIds, kPositions, kSlots, kCache };
 
+// A MATMUL case with more than two inputs is a group: one product per weight, all reading the
+// last input; the outputs are compared end to end.
 struct OpCase {
   std::string name;  // e.g. "MATMUL/q4_1/k96_m33_n1"
   OpKind op;

@@ -64,9 +64,27 @@ class SyncQueue final : public Queue {
 using HostNodeFn =
     std::function<Status(const GraphNode& node, std::span<const HostTensor> inputs, const HostTensor& output)>;
 
+// One node with its tensors resolved to host memory, for backends that run nodes together.
+struct HostNodeCall {
+  const GraphNode* node = nullptr;
+  std::span<const HostTensor> inputs;
+  HostTensor output;
+};
+
+// Optional: runs of consecutive nodes that the backend executes as one (e.g. matrix products
+// that read the same activations, in one parallel region). `group_size(graph, i)` is the length
+// of the run that starts at node i (1 or 0: node i alone, through run_node); it is asked once,
+// at compile time, and runs must not overlap. `run_group` then gets the run's nodes in order.
+// A backend must only group nodes none of which reads another's output.
+struct HostGrouping {
+  std::function<std::size_t(const Graph& graph, std::size_t first)> group_size;
+  std::function<Status(std::span<const HostNodeCall> nodes)> run_group;
+};
+
 // Validates the graph, allocates its intermediates once, and on run() binds every
 // non-intermediate tensor (buffers must be HostBuffers of the same backend family) and calls
-// `run_node` for each node in order, synchronously.
-Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node);
+// `run_node` for each node in order (or `grouping.run_group` for each group), synchronously.
+Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node,
+                                                           HostGrouping grouping = {});
 
 }  // namespace halyard

@@ -8,6 +8,10 @@ taken seconds apart mostly does not. Both tools load the model outside their tim
 
   LLAMA_BENCH=/path/to/llama-bench python3 bench/paired-decode.py MODEL.gguf [--pairs 12]
       [--tokens 64] [--threads 2] [--halyard build/release/bin/halyard] [--json FILE]
+      [--triad build/ci/bin/halyard-triad]
+
+With --triad, each pair is followed by a triad measurement, so every pair also says what
+fraction of the bandwidth of that minute Halyard's decode used.
 """
 import argparse
 import json
@@ -23,10 +27,16 @@ def llama_tps(llama_bench, model, tokens, threads):
     return json.loads(out)[0]["avg_ts"]
 
 
-def halyard_tps(halyard, model, tokens, threads, scratch):
+def halyard_run(halyard, model, tokens, threads, scratch):
     subprocess.run([halyard, "bench", "-m", model, "-t", str(threads), "-p", "1", "-n", str(tokens), "-r", "1",
                     "--json", scratch], check=True, capture_output=True, text=True)
-    return json.load(open(scratch))[0]["tg_tokens_per_s_median"]
+    r = json.load(open(scratch))[0]
+    return r["tg_tokens_per_s_median"], r["tg_effective_gb_per_s_median"]
+
+
+def triad_gbps(triad, threads):
+    out = subprocess.run([triad, "--threads", str(threads)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["median_gb_per_s"]
 
 
 def main():
@@ -38,6 +48,7 @@ def main():
     ap.add_argument("--halyard", default="build/release/bin/halyard")
     ap.add_argument("--llama-bench", default=os.environ.get("LLAMA_BENCH"))
     ap.add_argument("--json", help="write every pair and the summary here")
+    ap.add_argument("--triad", help="halyard-triad binary: measure the bandwidth after each pair")
     args = ap.parse_args()
     if not args.llama_bench:
         sys.exit("paired-decode: set LLAMA_BENCH or pass --llama-bench")
@@ -47,12 +58,17 @@ def main():
         # Alternate which tool goes first, so neither always gets the fresher phase.
         if i % 2 == 0:
             l = llama_tps(args.llama_bench, args.model, args.tokens, args.threads)
-            h = halyard_tps(args.halyard, args.model, args.tokens, args.threads, scratch)
+            h, gbps = halyard_run(args.halyard, args.model, args.tokens, args.threads, scratch)
         else:
-            h = halyard_tps(args.halyard, args.model, args.tokens, args.threads, scratch)
+            h, gbps = halyard_run(args.halyard, args.model, args.tokens, args.threads, scratch)
             l = llama_tps(args.llama_bench, args.model, args.tokens, args.threads)
-        pairs.append({"llama_tps": l, "halyard_tps": h, "ratio": h / l})
-        print(f"pair {i + 1:2d}: llama.cpp {l:7.2f}  halyard {h:7.2f}  ratio {h / l:.3f}", flush=True)
+        pair = {"llama_tps": l, "halyard_tps": h, "ratio": h / l, "halyard_gb_per_s": gbps}
+        line = f"pair {i + 1:2d}: llama.cpp {l:7.2f}  halyard {h:7.2f}  ratio {h / l:.3f}  halyard {gbps:.1f} GB/s"
+        if args.triad:
+            pair["triad_gb_per_s"] = triad_gbps(args.triad, args.threads)
+            line += f"  triad {pair['triad_gb_per_s']:.1f} GB/s ({100 * gbps / pair['triad_gb_per_s']:.0f}%)"
+        pairs.append(pair)
+        print(line, flush=True)
     if os.path.exists(scratch):
         os.remove(scratch)
     ratios = sorted(p["ratio"] for p in pairs)

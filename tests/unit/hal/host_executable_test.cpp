@@ -7,6 +7,31 @@
 namespace halyard {
 namespace {
 
+// Adds its two inputs elementwise (8 floats), the node function of these tests.
+Status add8(std::span<const HostTensor> in, const HostTensor& out) {
+  for (int i = 0; i < 8; ++i) {
+    static_cast<float*>(out.data)[i] =
+        static_cast<const float*>(in[0].data)[i] + static_cast<const float*>(in[1].data)[i];
+  }
+  return Status::ok();
+}
+
+const std::vector<float> kValues{1, 2, 3, 4, 5, 6, 7, 8};
+
+// Runs `exe` with kValues bound to `in` and returns what it wrote to `out` (8 floats).
+std::vector<float> run_on_values(Executable& exe, TensorId in, TensorId out) {
+  auto in_buf = HostBuffer::create(32).value();
+  auto out_buf = HostBuffer::create(32).value();
+  EXPECT_TRUE(in_buf->upload(0, kValues.data(), 32).is_ok());
+  SyncQueue queue;
+  const Binding bindings[] = {{in, in_buf.get(), 0}, {out, out_buf.get(), 0}};
+  auto ev = exe.run(queue, bindings);
+  EXPECT_TRUE(ev.is_ok()) << ev.status().to_string();
+  std::vector<float> result(8);
+  EXPECT_TRUE(out_buf->download(0, result.data(), 32).is_ok());
+  return result;
+}
+
 // Intermediates share buffers once dead; a value read late must survive the nodes between.
 TEST(HostExecutable, ReusedBuffersKeepLiveValues) {
   Graph g;
@@ -18,35 +43,12 @@ TEST(HostExecutable, ReusedBuffersKeepLiveValues) {
   const TensorId e = g.add_op(OpKind::kAdd, {d, d}).value();  // 16a
   const TensorId f = g.add_op(OpKind::kAdd, {b, e}).value();  // 18a
   g.mark_output(f);
-  auto exe = create_host_executable(g, [](const GraphNode&, std::span<const HostTensor> in, const HostTensor& out) {
-    for (int i = 0; i < 8; ++i) {
-      static_cast<float*>(out.data)[i] =
-          static_cast<const float*>(in[0].data)[i] + static_cast<const float*>(in[1].data)[i];
-    }
-    return Status::ok();
-  });
+  auto exe = create_host_executable(
+      g, [](const GraphNode&, std::span<const HostTensor> in, const HostTensor& out) { return add8(in, out); });
   ASSERT_TRUE(exe.is_ok()) << exe.status().to_string();
-  auto in = HostBuffer::create(32).value();
-  auto out = HostBuffer::create(32).value();
-  std::vector<float> values{1, 2, 3, 4, 5, 6, 7, 8};
-  ASSERT_TRUE(in->upload(0, values.data(), 32).is_ok());
-  SyncQueue queue;
-  const Binding bindings[] = {{a, in.get(), 0}, {f, out.get(), 0}};
-  auto ev = exe.value()->run(queue, bindings);
-  ASSERT_TRUE(ev.is_ok()) << ev.status().to_string();
-  std::vector<float> result(8);
-  ASSERT_TRUE(out->download(0, result.data(), 32).is_ok());
+  const std::vector<float> result = run_on_values(*exe.value(), a, f);
   for (int i = 0; i < 8; ++i)
-    EXPECT_EQ(result[static_cast<std::size_t>(i)], 18 * values[static_cast<std::size_t>(i)]);
-}
-
-// Adds its two inputs elementwise (8 floats), the node function of these tests.
-Status add8(std::span<const HostTensor> in, const HostTensor& out) {
-  for (int i = 0; i < 8; ++i) {
-    static_cast<float*>(out.data)[i] =
-        static_cast<const float*>(in[0].data)[i] + static_cast<const float*>(in[1].data)[i];
-  }
-  return Status::ok();
+    EXPECT_EQ(result[static_cast<std::size_t>(i)], 18 * kValues[static_cast<std::size_t>(i)]);
 }
 
 // A group gets its nodes in order with their own tensors, and the rest still runs node by node.
@@ -83,19 +85,11 @@ TEST(HostExecutable, GroupsRunTogetherWithTheirOwnTensors) {
       },
       grouping);
   ASSERT_TRUE(exe.is_ok()) << exe.status().to_string();
-  auto in = HostBuffer::create(32).value();
-  auto out = HostBuffer::create(32).value();
-  std::vector<float> values{1, 2, 3, 4, 5, 6, 7, 8};
-  ASSERT_TRUE(in->upload(0, values.data(), 32).is_ok());
-  SyncQueue queue;
-  const Binding bindings[] = {{a, in.get(), 0}, {d, out.get(), 0}};
-  ASSERT_TRUE(exe.value()->run(queue, bindings).is_ok());
+  const std::vector<float> result = run_on_values(*exe.value(), a, d);
   EXPECT_EQ(group_sizes, std::vector<std::size_t>{2});
   EXPECT_EQ(singles, 1);
-  std::vector<float> result(8);
-  ASSERT_TRUE(out->download(0, result.data(), 32).is_ok());
   for (int i = 0; i < 8; ++i) {
-    const float v = values[static_cast<std::size_t>(i)];
+    const float v = kValues[static_cast<std::size_t>(i)];
     EXPECT_EQ(result[static_cast<std::size_t>(i)], 2 * v + v * v);
   }
 }

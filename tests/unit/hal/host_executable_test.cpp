@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "halyard/hal/host.h"
@@ -30,6 +31,24 @@ std::vector<float> run_on_values(Executable& exe, TensorId in, TensorId out) {
   std::vector<float> result(8);
   EXPECT_TRUE(out_buf->download(0, result.data(), 32).is_ok());
   return result;
+}
+
+// Buffers of a huge page or more start on a huge-page boundary (the transparent-huge-page hint
+// covers whole huge pages only), smaller ones on kAlignment; both hold what is uploaded.
+TEST(HostBuffer, LargeBuffersStartOnAHugePage) {
+  for (std::size_t bytes : {std::size_t{100}, HostBuffer::kHugePage + 12345}) {
+    auto buffer = HostBuffer::create(bytes);
+    ASSERT_TRUE(buffer.is_ok()) << buffer.status().to_string();
+    const auto address = reinterpret_cast<std::uintptr_t>(static_cast<HostBuffer*>(buffer.value().get())->data());
+    const std::size_t alignment = bytes >= HostBuffer::kHugePage ? HostBuffer::kHugePage : HostBuffer::kAlignment;
+    EXPECT_EQ(address % alignment, 0u) << bytes << " bytes";
+    std::vector<std::uint8_t> in(bytes), out(bytes);
+    for (std::size_t i = 0; i < bytes; ++i)
+      in[i] = static_cast<std::uint8_t>(i * 7);
+    ASSERT_TRUE(buffer.value()->upload(0, in.data(), bytes).is_ok());
+    ASSERT_TRUE(buffer.value()->download(0, out.data(), bytes).is_ok());
+    EXPECT_EQ(in, out);
+  }
 }
 
 // Intermediates share buffers once dead; a value read late must survive the nodes between.

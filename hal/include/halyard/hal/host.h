@@ -33,6 +33,7 @@ struct HostTensor {
 class HostBuffer final : public Buffer {
  public:
   static constexpr std::size_t kAlignment = 64;
+  static constexpr std::size_t kHugePage = std::size_t{2} << 20;
   static Result<std::unique_ptr<Buffer>> create(std::size_t bytes);
   ~HostBuffer() override;
   std::size_t size() const override { return size_; }

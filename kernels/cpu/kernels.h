@@ -49,6 +49,8 @@ struct KernelTable {
   // Softmax numerator: s[j] = exp(s[j] - max) for j < n; returns their sum. Vector versions are
   // accurate to a few ulp (range reduction by ln 2, degree-6 polynomial).
   float (*exp_sum)(float* s, int n, float max);
+  // SWIGLU: out[i] = g[i] * sigmoid(g[i]) * u[i] for i < n (vector versions through the same exp).
+  void (*swiglu)(const float* g, const float* u, float* out, int n);
   // nullptr where the table has no f32 GEMM block (then prefill uses the tiles or OpenBLAS).
   void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                          bool accumulate);

@@ -31,6 +31,11 @@ inline void weighted_sum_scalar(const float* weights, const float* v, int stride
   }
 }
 
+inline void swiglu_scalar(const float* g, const float* u, float* out, int n) {
+  for (int i = 0; i < n; ++i)
+    out[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+}
+
 inline float exp_sum_scalar(float* s, int n, float max) {
   float sum = 0.f;
   for (int j = 0; j < n; ++j) {

@@ -196,47 +196,68 @@ Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& o
   return Status::ok();
 }
 
-Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps) {
-  const std::int64_t d = x.desc.ne[0];
-  for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
-    const float* row = f32(x) + t * d;
-    float sum = 0.f;
-    for (std::int64_t i = 0; i < d; ++i)
-      sum += row[i] * row[i];
-    const float scale = 1.f / std::sqrt(sum / static_cast<float>(d) + eps);
-    float* o = f32_out(out) + t * d;
-    for (std::int64_t i = 0; i < d; ++i)
-      o[i] = row[i] * scale * f32(w)[i];
+// Runs fn(r0, r1) over row ranges covering [0, rows): on the pool where the op is big enough to
+// pay for the hand-off (a prompt), else on the calling thread (a decode step's single row).
+template <typename Fn>
+void for_rows(CpuContext& ctx, std::int64_t rows, std::int64_t row_elements, Fn&& fn) {
+  constexpr std::int64_t kParallelElements = 1 << 14;
+  const int threads = ctx.pool.size();
+  if (threads == 1 || rows < 2 || rows * row_elements < kParallelElements) {
+    fn(std::int64_t{0}, rows);
+    return;
   }
+  const std::int64_t chunks = std::min<std::int64_t>(rows, std::int64_t{threads} * 4);
+  const std::int64_t per = (rows + chunks - 1) / chunks;
+  ctx.pool.parallel_for(static_cast<int>((rows + per - 1) / per),
+                        [&](int c) { fn(std::int64_t{c} * per, std::min(rows, std::int64_t{c + 1} * per)); });
+}
+
+Status rms_norm(CpuContext& ctx, const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps) {
+  const std::int64_t d = x.desc.ne[0];
+  for_rows(ctx, x.desc.ne[1], d, [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const float* row = f32(x) + t * d;
+      float sum = 0.f;
+      for (std::int64_t i = 0; i < d; ++i)
+        sum += row[i] * row[i];
+      const float scale = 1.f / std::sqrt(sum / static_cast<float>(d) + eps);
+      float* o = f32_out(out) + t * d;
+      for (std::int64_t i = 0; i < d; ++i)
+        o[i] = row[i] * scale * f32(w)[i];
+    }
+  });
   return Status::ok();
 }
 
-Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& out, const OpParams& p) {
+Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, const HostTensor& out,
+            const OpParams& p) {
   const std::int64_t row = x.desc.ne[0];
   const int hd = p.head_dim, dims = p.rope_dims ? p.rope_dims : hd;
-  if (x.data != out.data)
-    std::memcpy(out.data, x.data, x.desc.bytes());
-  std::vector<float> cos_t(static_cast<std::size_t>(dims / 2)), sin_t(cos_t.size());
-  for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
-    const double pos = i32(positions)[t];
-    // Angles in double: at position 4096 a float angle would be off by ~2e-4 rad.
-    for (int i = 0; i < dims / 2; ++i) {
-      const double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
-      cos_t[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(theta));
-      sin_t[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(theta));
-    }
-    const bool normal = p.rope_layout == RopeLayout::kNormal;
-    for (std::int64_t h = 0; h < row / hd; ++h) {
-      float* v = f32_out(out) + t * row + h * hd;
+  for_rows(ctx, x.desc.ne[1], row, [&](std::int64_t t0, std::int64_t t1) {
+    if (x.data != out.data)
+      std::memcpy(f32_out(out) + t0 * row, f32(x) + t0 * row, static_cast<std::size_t>((t1 - t0) * row) * 4);
+    std::vector<float> cos_t(static_cast<std::size_t>(dims / 2)), sin_t(cos_t.size());
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const double pos = i32(positions)[t];
+      // Angles in double: at position 4096 a float angle would be off by ~2e-4 rad.
       for (int i = 0; i < dims / 2; ++i) {
-        const int a = normal ? 2 * i : i, b = normal ? 2 * i + 1 : i + dims / 2;
-        const float x0 = v[a], x1 = v[b], c = cos_t[static_cast<std::size_t>(i)],
-                    s = sin_t[static_cast<std::size_t>(i)];
-        v[a] = x0 * c - x1 * s;
-        v[b] = x0 * s + x1 * c;
+        const double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
+        cos_t[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(theta));
+        sin_t[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(theta));
+      }
+      const bool normal = p.rope_layout == RopeLayout::kNormal;
+      for (std::int64_t h = 0; h < row / hd; ++h) {
+        float* v = f32_out(out) + t * row + h * hd;
+        for (int i = 0; i < dims / 2; ++i) {
+          const int a = normal ? 2 * i : i, b = normal ? 2 * i + 1 : i + dims / 2;
+          const float x0 = v[a], x1 = v[b], c = cos_t[static_cast<std::size_t>(i)],
+                      s = sin_t[static_cast<std::size_t>(i)];
+          v[a] = x0 * c - x1 * s;
+          v[b] = x0 * s + x1 * c;
+        }
       }
     }
-  }
+  });
   return Status::ok();
 }
 
@@ -362,34 +383,42 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
   return Status::ok();
 }
 
+// fn(a_row, b_row, out_row, d) per row; b is one row broadcast over a's rows, or one per row.
 template <typename Fn>
-void binary(const HostTensor& a, const HostTensor& b, const HostTensor& out, Fn fn) {
+void binary_rows(CpuContext& ctx, const HostTensor& a, const HostTensor& b, const HostTensor& out, Fn fn) {
   const std::int64_t d = a.desc.ne[0], rows = a.desc.rows();
   const bool broadcast = b.desc.rows() == 1 && rows != 1;
-  for (std::int64_t t = 0; t < rows; ++t) {
-    const float* av = f32(a) + t * d;
-    const float* bv = f32(b) + (broadcast ? 0 : t * d);
-    float* o = f32_out(out) + t * d;
-    for (std::int64_t i = 0; i < d; ++i)
-      o[i] = fn(av[i], bv[i]);
-  }
+  for_rows(ctx, rows, d, [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t)
+      fn(f32(a) + t * d, f32(b) + (broadcast ? 0 : t * d), f32_out(out) + t * d, d);
+  });
 }
 
-void softmax(const HostTensor& x, const HostTensor& out) {
-  const std::int64_t d = x.desc.ne[0];
-  for (std::int64_t t = 0; t < x.desc.rows(); ++t) {
-    const float* r = f32(x) + t * d;
-    float* o = f32_out(out) + t * d;
-    const float m = *std::max_element(r, r + d);
-    double sum = 0;
-    for (std::int64_t i = 0; i < d; ++i) {
-      o[i] = std::exp(r[i] - m);
-      sum += o[i];
-    }
-    const float inv = static_cast<float>(1.0 / sum);
+template <typename Fn>
+void binary(CpuContext& ctx, const HostTensor& a, const HostTensor& b, const HostTensor& out, Fn fn) {
+  binary_rows(ctx, a, b, out, [&](const float* av, const float* bv, float* o, std::int64_t d) {
     for (std::int64_t i = 0; i < d; ++i)
-      o[i] *= inv;
-  }
+      o[i] = fn(av[i], bv[i]);
+  });
+}
+
+void softmax(CpuContext& ctx, const HostTensor& x, const HostTensor& out) {
+  const std::int64_t d = x.desc.ne[0];
+  for_rows(ctx, x.desc.rows(), d, [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const float* r = f32(x) + t * d;
+      float* o = f32_out(out) + t * d;
+      const float m = *std::max_element(r, r + d);
+      double sum = 0;
+      for (std::int64_t i = 0; i < d; ++i) {
+        o[i] = std::exp(r[i] - m);
+        sum += o[i];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (std::int64_t i = 0; i < d; ++i)
+        o[i] *= inv;
+    }
+  });
 }
 
 void argmax(const HostTensor& x, const HostTensor& out) {
@@ -449,24 +478,26 @@ Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTe
     case OpKind::kEmbed:
       return embed(in[0], in[1], out);
     case OpKind::kRmsNorm:
-      return rms_norm(in[0], in[1], out, node.params.eps);
+      return rms_norm(ctx, in[0], in[1], out, node.params.eps);
     case OpKind::kMatmul:
       return matmul(ctx, in[0], in[1], out);
     case OpKind::kRope:
-      return rope(in[0], in[1], out, node.params);
+      return rope(ctx, in[0], in[1], out, node.params);
     case OpKind::kAttention:
       return attention(ctx, in, out, node.params);
     case OpKind::kSwiglu:
-      binary(in[0], in[1], out, [](float g, float u) { return g / (1.f + std::exp(-g)) * u; });
+      binary_rows(ctx, in[0], in[1], out, [&](const float* g, const float* u, float* o, std::int64_t d) {
+        ctx.kernels.swiglu(g, u, o, static_cast<int>(d));
+      });
       return Status::ok();
     case OpKind::kAdd:
-      binary(in[0], in[1], out, [](float a, float b) { return a + b; });
+      binary(ctx, in[0], in[1], out, [](float a, float b) { return a + b; });
       return Status::ok();
     case OpKind::kMul:
-      binary(in[0], in[1], out, [](float a, float b) { return a * b; });
+      binary(ctx, in[0], in[1], out, [](float a, float b) { return a * b; });
       return Status::ok();
     case OpKind::kSoftmax:
-      softmax(in[0], out);
+      softmax(ctx, in[0], out);
       return Status::ok();
     case OpKind::kArgmax:
       argmax(in[0], out);

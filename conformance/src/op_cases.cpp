@@ -115,7 +115,7 @@ void add_matmul_groups(std::vector<OpCase>& out) {
 void add_rope(std::vector<OpCase>& out) {
   for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
     for (const auto& [hd, heads, n, dims] :
-         {std::tuple<int, int, int, int>{64, 3, 1, 64}, {128, 2, 17, 128}, {64, 4, 5, 32}}) {
+         {std::tuple<int, int, int, int>{64, 3, 1, 64}, {128, 2, 17, 128}, {64, 4, 5, 32}, {64, 4, 100, 64}}) {
       OpParams p;
       p.head_dim = hd;
       p.rope_dims = dims;

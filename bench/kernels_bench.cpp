@@ -1,0 +1,136 @@
+// Google Benchmark of the cpu backend's kernels, per kernel table this CPU runs: how many bytes
+// of weights per second one core's decode dot products take in from cache and from memory, and
+// the elementwise kernels of the kernel table. Decode is memory-bound only where a kernel reads
+// faster than memory delivers; this says where that is.
+//   build/release/bin/halyard-kernel-bench [--benchmark_filter=dot_q8_0]
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace halyard::cpu {
+namespace {
+
+constexpr int kK = 2048;  // the 1B shape's hidden size: 64 blocks per row
+constexpr int kBlocks = kK / kQuantBlock;
+
+std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v)
+    x = normal(rng);
+  return v;
+}
+
+// Rows of `Block` weights quantized from random floats, and one token's activations.
+template <typename Block>
+struct DotSetup {
+  std::vector<std::uint8_t> weights;
+  std::vector<ActBlock> act;
+  DotSetup(const KernelTable& kt, DType dt, std::int64_t rows) {
+    const std::size_t row_size = sizeof(Block) * kBlocks;
+    weights.resize(row_size * static_cast<std::size_t>(rows));
+    const auto row = random_floats(kK, 1);
+    for (std::int64_t r = 0; r < rows; ++r)
+      quantize_row(dt, row.data(), weights.data() + row_size * static_cast<std::size_t>(r), kK);
+    act.resize(kBlocks);
+    const auto x = random_floats(kK, 2);
+    kt.quantize_activations(x.data(), act.data(), kBlocks);
+  }
+};
+
+// One core computes every row's dot product with one token, as decode does for its band.
+template <typename Block>
+void dot_rows(benchmark::State& state, const KernelTable* kt, DType dt,
+              float (*KernelTable::*dot)(const Block*, const ActBlock*, int)) {
+  const std::int64_t rows = state.range(0);
+  DotSetup<Block> s(*kt, dt, rows);
+  const auto* w = reinterpret_cast<const Block*>(s.weights.data());
+  for (auto _ : state) {
+    float sum = 0.f;
+    for (std::int64_t r = 0; r < rows; ++r)
+      sum += (kt->*dot)(w + r * kBlocks, s.act.data(), kBlocks);
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(s.weights.size()));
+}
+
+void quantize(benchmark::State& state, const KernelTable* kt) {
+  const auto x = random_floats(kK, 3);
+  std::vector<ActBlock> out(kBlocks);
+  for (auto _ : state) {
+    kt->quantize_activations(x.data(), out.data(), kBlocks);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kK);
+}
+
+void swiglu(benchmark::State& state, const KernelTable* kt) {
+  const int n = 8192;  // the 1B shape's feed-forward width
+  const auto g = random_floats(n, 4), u = random_floats(n, 5);
+  std::vector<float> out(n);
+  for (auto _ : state) {
+    kt->swiglu(g.data(), u.data(), out.data(), n);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void exp_sum(benchmark::State& state, const KernelTable* kt) {
+  const int n = 1024;  // one head's scores over a 1024-position cache
+  const auto s = random_floats(n, 6);
+  std::vector<float> work(n);
+  for (auto _ : state) {
+    work = s;
+    benchmark::DoNotOptimize(kt->exp_sum(work.data(), n, 4.f));
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void register_table(const KernelTable* kt) {
+  if (!kt)
+    return;
+  const std::string name = kt->name;
+  // 256 rows (557 KB of Q8_0) stay in L2; 131072 rows (285 MB) stream from memory.
+  for (const char* dt : {"q8_0", "q4_0", "q4_1"}) {
+    const std::string id = "dot_" + std::string(dt) + "/" + name;
+    benchmark::internal::Benchmark* b = nullptr;
+    if (std::string(dt) == "q8_0")
+      b = benchmark::RegisterBenchmark(id.c_str(), dot_rows<BlockQ8_0>, kt, DType::kQ8_0, &KernelTable::dot_q8_0);
+    else if (std::string(dt) == "q4_0")
+      b = benchmark::RegisterBenchmark(id.c_str(), dot_rows<BlockQ4_0>, kt, DType::kQ4_0, &KernelTable::dot_q4_0);
+    else
+      b = benchmark::RegisterBenchmark(id.c_str(), dot_rows<BlockQ4_1>, kt, DType::kQ4_1, &KernelTable::dot_q4_1);
+    b->Arg(256)->Arg(131072)->Unit(benchmark::kMicrosecond);
+  }
+  benchmark::RegisterBenchmark(("quantize_activations/" + name).c_str(), quantize, kt);
+  benchmark::RegisterBenchmark(("swiglu/" + name).c_str(), swiglu, kt);
+  benchmark::RegisterBenchmark(("exp_sum/" + name).c_str(), exp_sum, kt);
+}
+
+}  // namespace
+}  // namespace halyard::cpu
+
+int main(int argc, char** argv) {
+  using namespace halyard::cpu;
+  // Only tables this CPU can run: select_kernels says which is best; the others below it.
+  const KernelTable& best = select_kernels(nullptr);
+  register_table(&generic_kernels());
+  for (const KernelTable* kt : {avx2_kernels(), avx512vnni_kernels(), neon_kernels()}) {
+    if (kt && &select_kernels(kt->name) == kt)
+      register_table(kt);
+    if (kt == &best)
+      break;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv))
+    return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

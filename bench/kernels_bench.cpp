@@ -97,20 +97,17 @@ void register_table(const KernelTable* kt) {
     return;
   const std::string name = kt->name;
   // 256 rows (557 KB of Q8_0) stay in L2; 131072 rows (285 MB) stream from memory.
-  for (const char* dt : {"q8_0", "q4_0", "q4_1"}) {
-    const std::string id = "dot_" + std::string(dt) + "/" + name;
-    benchmark::internal::Benchmark* b = nullptr;
-    if (std::string(dt) == "q8_0")
-      b = benchmark::RegisterBenchmark(id.c_str(), dot_rows<BlockQ8_0>, kt, DType::kQ8_0, &KernelTable::dot_q8_0);
-    else if (std::string(dt) == "q4_0")
-      b = benchmark::RegisterBenchmark(id.c_str(), dot_rows<BlockQ4_0>, kt, DType::kQ4_0, &KernelTable::dot_q4_0);
-    else
-      b = benchmark::RegisterBenchmark(id.c_str(), dot_rows<BlockQ4_1>, kt, DType::kQ4_1, &KernelTable::dot_q4_1);
+  const auto id = [&](const char* what) { return std::string(what) + "/" + name; };
+  for (benchmark::internal::Benchmark* b : {benchmark::RegisterBenchmark(id("dot_q8_0").c_str(), dot_rows<BlockQ8_0>,
+                                                                         kt, DType::kQ8_0, &KernelTable::dot_q8_0),
+                                            benchmark::RegisterBenchmark(id("dot_q4_0").c_str(), dot_rows<BlockQ4_0>,
+                                                                         kt, DType::kQ4_0, &KernelTable::dot_q4_0),
+                                            benchmark::RegisterBenchmark(id("dot_q4_1").c_str(), dot_rows<BlockQ4_1>,
+                                                                         kt, DType::kQ4_1, &KernelTable::dot_q4_1)})
     b->Arg(256)->Arg(131072)->Unit(benchmark::kMicrosecond);
-  }
-  benchmark::RegisterBenchmark(("quantize_activations/" + name).c_str(), quantize, kt);
-  benchmark::RegisterBenchmark(("swiglu/" + name).c_str(), swiglu, kt);
-  benchmark::RegisterBenchmark(("exp_sum/" + name).c_str(), exp_sum, kt);
+  benchmark::RegisterBenchmark(id("quantize_activations").c_str(), quantize, kt);
+  benchmark::RegisterBenchmark(id("swiglu").c_str(), swiglu, kt);
+  benchmark::RegisterBenchmark(id("exp_sum").c_str(), exp_sum, kt);
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ class HostExecutable final : public Executable {
       if (len > nodes.size() - i)
         return internal_error("host executable: a node group runs past the end of the graph");
       const std::size_t last = i + len - 1;
-      for (std::size_t a = i; a < last && len > 1; ++a) {
+      for (std::size_t a = i; a < last; ++a) {
         for (std::size_t b = a + 1; b <= last; ++b) {
           const auto& in = nodes[b].inputs;
           if (std::find(in.begin(), in.end(), nodes[a].output) != in.end())

@@ -236,7 +236,9 @@ Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, c
   for_rows(ctx, x.desc.ne[1], row, [&](std::int64_t t0, std::int64_t t1) {
     if (x.data != out.data)
       std::memcpy(f32_out(out) + t0 * row, f32(x) + t0 * row, static_cast<std::size_t>((t1 - t0) * row) * 4);
-    std::vector<float> cos_t(static_cast<std::size_t>(dims / 2)), sin_t(cos_t.size());
+    thread_local std::vector<float> cos_t, sin_t;  // no allocation per decode step
+    cos_t.resize(static_cast<std::size_t>(dims / 2));
+    sin_t.resize(cos_t.size());
     for (std::int64_t t = t0; t < t1; ++t) {
       const double pos = i32(positions)[t];
       // Angles in double: at position 4096 a float angle would be off by ~2e-4 rad.

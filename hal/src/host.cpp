@@ -14,20 +14,12 @@ namespace halyard {
 
 Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes) {
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  // Buffers of a huge page or more (weights, KV caches) start on a huge-page boundary and ask for
-  // transparent huge pages over their whole huge pages (the tail keeps small pages, so nothing
-  // is wasted): decode streams every weight once per token, and with 4 KiB pages each 4 KiB
-  // costs a TLB miss. A 2-thread read of 1 GiB measured 34.7 GB/s on huge pages against 33.3 on
-  // small ones here (medians of 15 alternating runs). A hint only: where the kernel says no, the
-  // buffer works the same.
+  // Buffers of a huge page or more start on a huge-page boundary, so that upload() can ask for
+  // transparent huge pages over their whole huge pages.
   const bool huge = rounded >= kHugePage;
   void* p = nullptr;
   if (posix_memalign(&p, huge ? kHugePage : kAlignment, rounded ? rounded : kAlignment) != 0 || !p)
     return resource_exhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
-#if defined(__linux__)
-  if (huge)
-    madvise(p, rounded / kHugePage * kHugePage, MADV_HUGEPAGE);
-#endif
   return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes));
 }
 
@@ -38,6 +30,17 @@ HostBuffer::~HostBuffer() {
 Status HostBuffer::upload(std::size_t offset, const void* src, std::size_t size) {
   if (offset > size_ || size > size_ - offset)
     return out_of_range("upload past the end of a buffer");
+#if defined(__linux__)
+  // A buffer written whole (weights) asks for transparent huge pages over its whole huge pages
+  // before the copy first touches it; the tail keeps small pages. Decode streams every weight once
+  // per token, and with 4 KiB pages each 4 KiB costs a TLB miss: a 2-thread read of 1 GiB measured
+  // 34.7 GB/s on huge pages against 33.3 on small ones here (medians of 15 alternating runs).
+  // Buffers filled piece by piece (KV caches, intermediates) keep small pages: their first
+  // prefill touches a few rows of each, and a 2 MiB page per touch made the first prompt after
+  // other processes freed memory 5x slower. A hint only: where the kernel says no, nothing changes.
+  if (offset == 0 && size == size_ && size_ >= kHugePage)
+    madvise(data_, size_ / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
   std::memcpy(data_ + offset, src, size);
   return Status::ok();
 }

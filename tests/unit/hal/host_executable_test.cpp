@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "halyard/hal/host.h"
@@ -50,6 +54,39 @@ TEST(HostBuffer, LargeBuffersStartOnAHugePage) {
     EXPECT_EQ(in, out);
   }
 }
+
+#if defined(__linux__)
+// The VmFlags of the mapping that holds `p` (from /proc/self/smaps), or "" if none does.
+std::string vm_flags(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 && line.find(':') > line.find(' '))
+      inside = lo <= address && address < hi;
+    else if (inside && line.rfind("VmFlags:", 0) == 0)
+      return line;
+  }
+  return "";
+}
+
+// Only a buffer written whole (weights) asks for transparent huge pages; one filled piece by
+// piece (a KV cache, an intermediate) keeps small pages, so its first touches stay cheap.
+TEST(HostBuffer, OnlyBuffersWrittenWholeAskForHugePages) {
+  const std::size_t bytes = 2 * HostBuffer::kHugePage;
+  std::vector<std::uint8_t> data(bytes, 1);
+  auto cache = HostBuffer::create(bytes).value();
+  ASSERT_TRUE(cache->upload(0, data.data(), 4096).is_ok());
+  const std::string cache_flags = vm_flags(static_cast<HostBuffer*>(cache.get())->data());
+  ASSERT_NE(cache_flags, "");
+  EXPECT_EQ(cache_flags.find(" hg"), std::string::npos) << cache_flags;
+  auto weights = HostBuffer::create(bytes).value();
+  ASSERT_TRUE(weights->upload(0, data.data(), bytes).is_ok());
+  const std::string weight_flags = vm_flags(static_cast<HostBuffer*>(weights.get())->data());
+  EXPECT_NE(weight_flags.find(" hg"), std::string::npos) << weight_flags;
+}
+#endif
 
 // Intermediates share buffers once dead; a value read late must survive the nodes between.
 TEST(HostExecutable, ReusedBuffersKeepLiveValues) {

@@ -23,26 +23,33 @@ extern "C" {
 
 #define HALYARD_API __attribute__((visibility("default")))
 
+/* Every status code has exactly one meaning, the same from every call. */
 typedef enum halyard_status {
   HALYARD_OK = 0,
-  HALYARD_ERROR_INVALID_ARGUMENT = 1,
-  HALYARD_ERROR_NOT_FOUND = 2,
-  HALYARD_ERROR_UNAVAILABLE = 3,   /* backend or device not usable here */
-  HALYARD_ERROR_UNIMPLEMENTED = 4, /* op, dtype or architecture not supported */
-  HALYARD_ERROR_OUT_OF_RANGE = 5,  /* e.g. prompt longer than the context */
-  HALYARD_ERROR_OUT_OF_MEMORY = 6,
-  HALYARD_ERROR_CORRUPT_FILE = 7,
-  HALYARD_ERROR_CANCELLED = 8,
-  HALYARD_ERROR_KV_CACHE_FULL = 9,
-  HALYARD_ERROR_INTERNAL = 10,
+  HALYARD_ERROR_INVALID_ARGUMENT = 1, /* a malformed argument or option value (NULL, NaN, out of its range) */
+  HALYARD_ERROR_NOT_FOUND = 2,        /* a file, plugin, backend or device that does not exist */
+  HALYARD_ERROR_UNAVAILABLE = 3,      /* a backend or device that exists but cannot be used here */
+  HALYARD_ERROR_UNIMPLEMENTED = 4,    /* an op, dtype or architecture Halyard does not support */
+  HALYARD_ERROR_OUT_OF_RANGE = 5,     /* a request no state could satisfy: a prompt longer than the whole context */
+  HALYARD_ERROR_OUT_OF_MEMORY = 6,    /* host or device memory could not be allocated */
+  HALYARD_ERROR_CORRUPT_FILE = 7,     /* a model file that is truncated or malformed */
+  HALYARD_ERROR_CANCELLED = 8,        /* the caller stopped the work (callback returned non-zero) */
+  HALYARD_ERROR_KV_CACHE_FULL = 9,    /* the KV cache has no room for these tokens now; nothing changed */
+  HALYARD_ERROR_INTERNAL = 10,        /* a bug or a device failure; the message says which */
   HALYARD_ERROR_BUFFER_TOO_SMALL = 11 /* the *_out size tells how much is needed */
 } halyard_status;
 
 HALYARD_API const char* halyard_last_error(void);
 HALYARD_API const char* halyard_status_name(halyard_status status);
 HALYARD_API const char* halyard_version(void);
-/* Log verbosity of the library: 0 errors only, 1 warnings (default), 2 info, 3 debug. */
+/* Log verbosity of the library: 0 errors only, 1 warnings (default), 2 info, 3 debug.
+ * The library never writes to stdout: messages go to stderr, or to the sink set below. */
 HALYARD_API void halyard_set_log_level(int level);
+/* Receives every log message at or above the level (0 error, 1 warning, 2 info, 3 debug) instead
+ * of stderr; NULL restores stderr. Called from any thread that logs; message is valid during the
+ * call only. Set it before loading models. */
+typedef void (*halyard_log_callback)(int level, const char* message, void* user_data);
+HALYARD_API void halyard_set_log_callback(halyard_log_callback callback, void* user_data);
 
 /* ---- Devices ---------------------------------------------------------------------------- */
 
@@ -66,7 +73,7 @@ typedef struct halyard_model halyard_model;
 
 typedef struct halyard_model_options {
   size_t struct_size;
-  const char* device;     /* "auto" (default), "ref", "cpu", "vulkan:0", ...; HALYARD_DEVICE if NULL */
+  const char* device;     /* "auto", "ref", "cpu", "vulkan:0", ...; NULL (default): HALYARD_DEVICE, else "auto" */
   int32_t context_length; /* 0: min(training context, 4096) */
   int32_t threads;        /* CPU threads (cpu device); 0: physical cores; HALYARD_THREADS if 0 */
 } halyard_model_options;
@@ -78,6 +85,8 @@ HALYARD_API void halyard_model_free(halyard_model* model);
 /* Strings live as long as the model. */
 HALYARD_API const char* halyard_model_name(const halyard_model* model);
 HALYARD_API const char* halyard_model_device(const halyard_model* model);
+/* What the opened device runs: e.g. for cpu its threads, kernel set and prefill path. */
+HALYARD_API const char* halyard_model_device_details(const halyard_model* model);
 HALYARD_API int32_t halyard_model_context_length(const halyard_model* model);
 HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
 /* Bytes of weights on the device (what every decode step reads) and their element count. */
@@ -109,12 +118,13 @@ HALYARD_API halyard_status halyard_apply_chat_template(const halyard_model* mode
 
 /* ---- Generation ------------------------------------------------------------------------- */
 
+/* Values outside these ranges (and NaN) are HALYARD_ERROR_INVALID_ARGUMENT. */
 typedef struct halyard_generate_options {
   size_t struct_size;
-  int32_t max_tokens; /* default 128 */
-  float temperature;  /* <= 0: greedy (default 0) */
-  int32_t top_k;      /* default 40; <= 0 disables */
-  float top_p;        /* default 0.95; >= 1 disables */
+  int32_t max_tokens; /* >= 0, default 128 */
+  float temperature;  /* >= 0; 0: greedy (default 0) */
+  int32_t top_k;      /* >= 0, default 40; 0 disables */
+  float top_p;        /* in (0, 1], default 0.95; 1 disables */
   uint64_t seed;      /* default 0 */
   int parse_special;  /* treat special-token texts in the prompt as tokens (default 1) */
 } halyard_generate_options;
@@ -125,15 +135,31 @@ typedef struct halyard_timings {
   int32_t generated_tokens;
   double time_to_first_token_ms;
   double prefill_tokens_per_s;
-  double decode_tokens_per_s;
+  double decode_tokens_per_s;   /* 0 when fewer than 2 tokens were generated */
+  int32_t finish_reason;        /* a halyard_finish_reason */
 } halyard_timings;
 
+/* Why generation stopped. */
+typedef enum halyard_finish_reason {
+  HALYARD_FINISH_NONE = 0,           /* it did not run (an error before the first token) */
+  HALYARD_FINISH_MAX_TOKENS = 1,     /* max_tokens were generated */
+  HALYARD_FINISH_END_OF_SEQUENCE = 2, /* the model produced an end-of-generation token */
+  HALYARD_FINISH_CONTEXT_FULL = 3,   /* the context length was reached */
+  HALYARD_FINISH_CANCELLED = 4       /* the callback returned non-zero */
+} halyard_finish_reason;
+/* "max tokens", "end of sequence", "context full", "cancelled" or "none". */
+HALYARD_API const char* halyard_finish_reason_name(int32_t reason);
+
 /* Called for each generated token with the text it completes (may be empty mid-character).
+ * If the last token leaves an incomplete UTF-8 character, one more call follows it with token
+ * id -1 and those bytes, so the texts of all calls concatenate to exactly the generated text.
  * Return non-zero to stop generation (the call then returns HALYARD_ERROR_CANCELLED). */
 typedef int (*halyard_token_callback)(int32_t token, const char* text, size_t text_len, void* user_data);
 
 HALYARD_API void halyard_generate_options_default(halyard_generate_options* options);
-/* Generates a continuation of prompt (a fresh sequence each call). timings may be NULL. */
+/* Generates a continuation of prompt (a fresh sequence each call). timings may be NULL; when
+ * given, it is filled on success and on cancellation. A prompt longer than the context is
+ * HALYARD_ERROR_OUT_OF_RANGE, refused before anything is printed or computed. */
 HALYARD_API halyard_status halyard_generate(halyard_model* model, const char* prompt,
                                             const halyard_generate_options* options, halyard_token_callback callback,
                                             void* user_data, halyard_timings* timings);
@@ -148,7 +174,9 @@ HALYARD_API halyard_status halyard_session_create(halyard_model* model, halyard_
 HALYARD_API void halyard_session_free(halyard_session* session);
 /* Appends tokens (one runs the decode graph, more a prefill graph) and writes the logits after
  * the last one into logits (room for vocab_size floats) unless it is NULL.
- * HALYARD_ERROR_KV_CACHE_FULL when they do not fit the context; the session is then unchanged. */
+ * HALYARD_ERROR_OUT_OF_RANGE when more tokens are given than the whole context holds;
+ * HALYARD_ERROR_KV_CACHE_FULL when they do not fit after the tokens already held. The session is
+ * then unchanged. */
 HALYARD_API halyard_status halyard_session_eval(halyard_session* session, const int32_t* tokens, size_t n_tokens,
                                                 float* logits);
 /* Tokens held so far. */

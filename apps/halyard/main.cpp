@@ -1,6 +1,9 @@
 // The halyard command line. It uses only the public C API (include/halyard.h), except
 // `conform`, which tests backends through the HAL itself (conform.h).
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,7 +18,11 @@ namespace {
 
 constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
+// HALYARD_MODEL_DIR, else ${XDG_CACHE_HOME:-~/.cache}/halyard/models: where
+// scripts/fetch-model.sh stores the default model.
 std::string default_model_path() {
+  if (const char* dir = std::getenv("HALYARD_MODEL_DIR"); dir && *dir)
+    return std::string(dir) + "/" + kDefaultModelFile;
   std::string cache;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
     cache = x;
@@ -51,6 +58,7 @@ struct GenerateArgs {
   std::string model;
   std::string prompt = "Write a haiku about the sea.";
   bool chat = false;
+  bool verbose = false;
   std::string device = "auto";
   int n = 128;
   int ctx = 0;
@@ -61,10 +69,31 @@ struct GenerateArgs {
   unsigned long long seed = 0;
 };
 
-int on_token(int32_t /*token*/, const char* text, size_t len, void* /*user*/) {
+// SIGINT asks the generation to stop at the next token; a second one kills as usual.
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) {
+  g_interrupted.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+struct Stream {
+  const std::string* echo = nullptr;  // the prompt, printed before the first generated text
+  bool echoed = false;
+  void print_echo() {
+    if (echoed)
+      return;
+    echoed = true;
+    if (echo)
+      std::fputs(echo->c_str(), stdout);
+  }
+};
+
+int on_token(int32_t /*token*/, const char* text, size_t len, void* user) {
+  auto* stream = static_cast<Stream*>(user);
+  stream->print_echo();
   std::fwrite(text, 1, len, stdout);
   std::fflush(stdout);
-  return 0;
+  return g_interrupted.load() ? 1 : 0;
 }
 
 int cmd_generate(const GenerateArgs& a) {
@@ -82,7 +111,12 @@ int cmd_generate(const GenerateArgs& a) {
   halyard_model* model = nullptr;
   if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK)
     return report(s, "loading the model");
-  std::fprintf(stderr, "halyard: %s on %s\n", halyard_model_name(model), halyard_model_device(model));
+  if (a.verbose) {
+    std::fprintf(stderr, "halyard: %s on %s (%s)\n", halyard_model_name(model), halyard_model_device(model),
+                 halyard_model_device_details(model));
+  } else {
+    std::fprintf(stderr, "halyard: %s on %s\n", halyard_model_name(model), halyard_model_device(model));
+  }
 
   std::string prompt = a.prompt;
   if (a.chat) {
@@ -105,26 +139,52 @@ int cmd_generate(const GenerateArgs& a) {
   go.seed = a.seed;
   halyard_timings t{};
   t.struct_size = sizeof t;
+  // The prompt is echoed only once generation has started, so a refused prompt prints nothing.
+  Stream stream;
   if (!a.chat)
-    std::fputs(a.prompt.c_str(), stdout);
-  const halyard_status s = halyard_generate(model, prompt.c_str(), &go, on_token, nullptr, &t);
-  std::printf("\n");
+    stream.echo = &a.prompt;
+  std::signal(SIGINT, on_sigint);
+  const halyard_status s = halyard_generate(model, prompt.c_str(), &go, on_token, &stream, &t);
+  std::signal(SIGINT, SIG_DFL);
   halyard_model_free(model);
-  if (s != HALYARD_OK)
+  if (s != HALYARD_OK && s != HALYARD_ERROR_CANCELLED)
     return report(s, "generating");
-  std::fprintf(stderr, "\nprompt %d tokens, generated %d | TTFT %.1f ms | prefill %.2f tok/s | decode %.2f tok/s\n",
-               t.prompt_tokens, t.generated_tokens, t.time_to_first_token_ms, t.prefill_tokens_per_s,
-               t.decode_tokens_per_s);
-  return 0;
+  stream.print_echo();
+  std::printf("\n");
+  std::fflush(stdout);
+  const bool interrupted = s == HALYARD_ERROR_CANCELLED;
+  std::string decode = "n/a (fewer than 2 tokens)";
+  if (t.generated_tokens > 1) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f tok/s", t.decode_tokens_per_s);
+    decode = buf;
+  }
+  std::fprintf(stderr, "\nprompt %d tokens, generated %d | stopped: %s | TTFT %.1f ms | prefill %.2f tok/s | decode %s\n",
+               t.prompt_tokens, t.generated_tokens,
+               interrupted ? "cancelled (interrupted)" : halyard_finish_reason_name(t.finish_reason),
+               t.time_to_first_token_ms, t.prefill_tokens_per_s, decode.c_str());
+  return interrupted ? 130 : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Halyard: portable LLM inference (CUDA, HIP, Vulkan, CPU) from GGUF files"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
+  app.set_version_flag("--version", std::string("halyard ") + halyard_version());
+  app.option_defaults()->always_capture_default();
+  // Options of the top level (-v) are accepted after the subcommand too.
+  app.fallthrough();
   int verbosity = 0;
-  app.add_flag("-v,--verbose", verbosity, "More logging (-v info, -vv debug)");
+  app.add_flag("-v,--verbose", verbosity, "More logging (-v info and the device's kernels, -vv debug)");
+  app.footer(
+      "Environment:\n"
+      "  HALYARD_DEVICE       device when -d is not given (generate, bench)\n"
+      "  HALYARD_THREADS      CPU threads when -t is not given\n"
+      "  HALYARD_MODEL_DIR    where the default model is (default ${XDG_CACHE_HOME:-~/.cache}/halyard/models)\n"
+      "  HALYARD_PLUGIN_PATH  extra directories searched for backend plugins (colon-separated)\n"
+      "  HALYARD_CONFORMANCE_SEED  seed of conform's random inputs when --seed is not given\n"
+      "Run `halyard <command> --help` for a command's options.");
 
   auto* devices = app.add_subcommand("devices", "List backends and their devices, or why they are unavailable");
 
@@ -133,24 +193,30 @@ int main(int argc, char** argv) {
   gen->add_option("-m,--model", g.model, "GGUF model file (default: SmolLM2-135M-Instruct from the model cache)");
   gen->add_option("-p,--prompt", g.prompt, "Prompt text");
   gen->add_flag("--chat", g.chat, "Wrap the prompt as a user turn with the model's chat template");
-  gen->add_option("-d,--device", g.device, "Device URI: auto, ref, cpu, vulkan:N, cuda:N, hip:N");
-  gen->add_option("-n,--n-predict", g.n, "Tokens to generate")->check(CLI::NonNegativeNumber);
-  gen->add_option("-c,--ctx", g.ctx, "Context length (default: min(model's, 4096))")->check(CLI::NonNegativeNumber);
-  gen->add_option("-t,--threads", g.threads, "CPU threads (default: physical cores)")->check(CLI::NonNegativeNumber);
-  gen->add_option("--temp", g.temp, "Temperature; 0 is greedy");
-  gen->add_option("--top-k", g.top_k, "Top-k (0 disables)");
-  gen->add_option("--top-p", g.top_p, "Top-p (1 disables)");
+  gen->add_option("-d,--device", g.device, "Device URI: auto, ref, cpu, vulkan:N, cuda:N, hip:N")
+      ->envname("HALYARD_DEVICE");
+  const auto int_range = CLI::Range(0, INT_MAX);
+  gen->add_option("-n,--n-predict", g.n, "Tokens to generate")->check(int_range);
+  gen->add_option("-c,--ctx", g.ctx, "Context length (0: min(model's, 4096))")->check(int_range);
+  gen->add_option("-t,--threads", g.threads, "CPU threads (0: physical cores)")
+      ->check(CLI::Range(0, 1024))
+      ->envname("HALYARD_THREADS");
+  gen->add_option("--temp", g.temp, "Temperature >= 0; 0 is greedy");
+  gen->add_option("--top-k", g.top_k, "Top-k >= 0 (0 disables)");
+  gen->add_option("--top-p", g.top_p, "Top-p in (0, 1] (1 disables)");
   gen->add_option("--seed", g.seed, "Random seed");
 
   BenchArgs b;
   auto* bench =
       app.add_subcommand("bench", "Prompt-processing and token-generation speed per device (median of repeats)");
   bench->add_option("-m,--model", b.model, "GGUF model file (default: the default model)");
-  bench->add_option("-d,--device", b.devices, "Device URIs to measure (repeatable)");
-  bench->add_option("-p,--n-prompt", b.prompt_tokens, "Prompt tokens (pp test)");
-  bench->add_option("-n,--n-gen", b.gen_tokens, "Generated tokens (tg test)");
-  bench->add_option("-r,--repetitions", b.repeats, "Repeats; the median is reported");
-  bench->add_option("-t,--threads", b.threads, "CPU threads (default: physical cores)");
+  bench->add_option("-d,--device", b.devices, "Device URIs to measure (repeatable)")->envname("HALYARD_DEVICE");
+  bench->add_option("-p,--n-prompt", b.prompt_tokens, "Prompt tokens (pp test)")->check(CLI::Range(1, INT_MAX));
+  bench->add_option("-n,--n-gen", b.gen_tokens, "Generated tokens (tg test)")->check(CLI::Range(1, INT_MAX));
+  bench->add_option("-r,--repetitions", b.repeats, "Repeats; the median is reported")->check(CLI::Range(1, INT_MAX));
+  bench->add_option("-t,--threads", b.threads, "CPU threads (0: physical cores)")
+      ->check(CLI::Range(0, 1024))
+      ->envname("HALYARD_THREADS");
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
 
   ConformArgs c;
@@ -159,11 +225,14 @@ int main(int argc, char** argv) {
   conform->add_option("-d,--device", c.devices, "Device URIs (repeatable; default: every available device)");
   conform->add_option("--op", c.op, "Only this op (e.g. MATMUL)");
   conform->add_option("--json", c.json_path, "Also write the results as JSON");
-  conform->add_option("-t,--threads", c.threads, "CPU threads");
-  conform->add_option("--seed", c.seed, "Seed of the random inputs");
+  conform->add_option("-t,--threads", c.threads, "CPU threads (0: physical cores)")
+      ->check(CLI::Range(0, 1024))
+      ->envname("HALYARD_THREADS");
+  conform->add_option("--seed", c.seed, "Seed of the random inputs")->envname("HALYARD_CONFORMANCE_SEED");
 
   CLI11_PARSE(app, argc, argv);
   halyard_set_log_level(1 + verbosity);
+  g.verbose = verbosity > 0;
   if (devices->parsed())
     return cmd_devices();
   if (gen->parsed())
@@ -175,5 +244,6 @@ int main(int argc, char** argv) {
       b.model = default_model_path();
     return run_bench(b);
   }
-  return 1;
+  std::fputs(app.help().c_str(), stdout);
+  return 0;
 }

@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "halyard.h"
@@ -14,6 +16,7 @@
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
 #include "halyard/runtime/session.h"
+#include "logging.h"
 
 using halyard::Status;
 using halyard::StatusCode;
@@ -31,6 +34,7 @@ struct halyard_device_list {
 struct halyard_model {
   std::unique_ptr<rt::Model> model;
   std::mutex generate_mutex;
+  std::once_flag chat_template_warned;
 };
 
 struct halyard_session {
@@ -64,6 +68,8 @@ halyard_status to_c(const Status& s) {
       return HALYARD_ERROR_CORRUPT_FILE;
     case StatusCode::kCancelled:
       return HALYARD_ERROR_CANCELLED;
+    case StatusCode::kCacheFull:
+      return HALYARD_ERROR_KV_CACHE_FULL;
     case StatusCode::kFailedPrecondition:
     case StatusCode::kInternal:
       return HALYARD_ERROR_INTERNAL;
@@ -96,6 +102,7 @@ halyard::Result<halyard::BackendRegistry*> registry() {
 
 template <typename Fn>
 halyard_status guarded(Fn&& fn) {
+  rt::init_logging();
   try {
     return fn();
   } catch (const std::bad_alloc&) {
@@ -105,6 +112,20 @@ halyard_status guarded(Fn&& fn) {
   } catch (...) {
     return fail(HALYARD_ERROR_INTERNAL, "unknown internal error");
   }
+}
+
+int32_t finish_reason(rt::StopReason stop) {
+  switch (stop) {
+    case rt::StopReason::kMaxTokens:
+      return HALYARD_FINISH_MAX_TOKENS;
+    case rt::StopReason::kEndOfGeneration:
+      return HALYARD_FINISH_END_OF_SEQUENCE;
+    case rt::StopReason::kContextFull:
+      return HALYARD_FINISH_CONTEXT_FULL;
+    case rt::StopReason::kCancelled:
+      return HALYARD_FINISH_CANCELLED;
+  }
+  return HALYARD_FINISH_NONE;
 }
 
 halyard_status copy_out(const std::string& s, char* text, std::size_t capacity, std::size_t* n_out) {
@@ -160,9 +181,26 @@ const char* halyard_version(void) {
 }
 
 void halyard_set_log_level(int level) {
-  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::err, spdlog::level::warn, spdlog::level::info,
-                                                          spdlog::level::debug};
-  spdlog::set_level(kLevels[std::clamp(level, 0, 3)]);
+  rt::set_log_level(level);
+}
+
+void halyard_set_log_callback(halyard_log_callback callback, void* user_data) {
+  rt::set_log_callback(callback, user_data);
+}
+
+const char* halyard_finish_reason_name(int32_t reason) {
+  switch (reason) {
+    case HALYARD_FINISH_MAX_TOKENS:
+      return "max tokens";
+    case HALYARD_FINISH_END_OF_SEQUENCE:
+      return "end of sequence";
+    case HALYARD_FINISH_CONTEXT_FULL:
+      return "context full";
+    case HALYARD_FINISH_CANCELLED:
+      return "cancelled";
+    default:
+      return "none";
+  }
 }
 
 halyard_status halyard_list_devices(halyard_device_list** out) {
@@ -246,11 +284,23 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
       return to_c(reg.status());
     rt::ModelOptions mo;
     const char* env_device = std::getenv("HALYARD_DEVICE");
-    mo.device = o.device ? o.device : (env_device && *env_device ? env_device : "auto");
+    mo.device = o.device && *o.device ? o.device : (env_device && *env_device ? env_device : "auto");
+    if (o.context_length < 0)
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context_length must be >= 0 (0: the model's, at most 4096)");
     mo.context_length = o.context_length;
     mo.threads = o.threads;
-    if (const char* env_threads = std::getenv("HALYARD_THREADS"); mo.threads == 0 && env_threads)
-      mo.threads = std::atoi(env_threads);
+    if (const char* env = std::getenv("HALYARD_THREADS"); mo.threads == 0 && env && *env) {
+      const char* end = env + std::strlen(env);
+      const auto [ptr, ec] = std::from_chars(env, end, mo.threads);
+      if (ec != std::errc() || ptr != end || mo.threads < 0)
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, std::string("HALYARD_THREADS='") + env + "' is not a number >= 0");
+    }
+    if (mo.threads < 0)
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "threads must be >= 0 (0: the physical cores)");
+    if (const unsigned hw = std::thread::hardware_concurrency(); hw > 0 && mo.threads > static_cast<int>(hw)) {
+      spdlog::warn("{} threads exceed the {} hardware threads of this machine: expect a much slower run", mo.threads,
+                   hw);
+    }
     if (const char* env_kernels = std::getenv("HALYARD_CPU_KERNELS"))
       mo.cpu_kernels = env_kernels;
     if (const char* env_prefill = std::getenv("HALYARD_CPU_PREFILL"))
@@ -273,6 +323,9 @@ const char* halyard_model_name(const halyard_model* m) {
 }
 const char* halyard_model_device(const halyard_model* m) {
   return m ? m->model->device_uri().c_str() : "";
+}
+const char* halyard_model_device_details(const halyard_model* m) {
+  return m ? m->model->device_info().details.c_str() : "";
 }
 int32_t halyard_model_context_length(const halyard_model* m) {
   return m ? m->model->context_length() : 0;
@@ -316,10 +369,8 @@ halyard_status halyard_session_eval(halyard_session* session, const int32_t* tok
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "session and tokens must not be NULL or empty");
   return guarded([&] {
     auto r = session->session->eval(std::span<const int32_t>(tokens, n_tokens));
-    if (!r.is_ok()) {
-      const halyard_status s = to_c(r.status());
-      return s == HALYARD_ERROR_OUT_OF_RANGE ? HALYARD_ERROR_KV_CACHE_FULL : s;
-    }
+    if (!r.is_ok())
+      return to_c(r.status());
     if (logits)
       std::memcpy(logits, r.value().data(), r.value().size() * sizeof(float));
     return HALYARD_OK;
@@ -378,6 +429,8 @@ halyard_status halyard_apply_chat_template(const halyard_model* model, const hal
         return fail(HALYARD_ERROR_INVALID_ARGUMENT, "message role/content is NULL");
       msgs.push_back({messages[i].role, messages[i].content});
     }
+    if (const std::string& w = model->model->chat_template_warning(); !w.empty())
+      std::call_once(const_cast<halyard_model*>(model)->chat_template_warned, [&] { spdlog::warn("{}", w); });
     return copy_out(model->model->chat_template().apply(msgs, true), text, capacity, n_out);
   });
 }
@@ -403,6 +456,11 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
   halyard_generate_options_default(&o);
   if (options)
     std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+  if (o.max_tokens < 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_tokens must be >= 0, not " + std::to_string(o.max_tokens));
+  const rt::SamplerOptions sampler{o.temperature, o.top_k, o.top_p, o.seed};
+  if (Status v = rt::validate(sampler); !v.is_ok())
+    return to_c(v);
   return guarded([&] {
     std::lock_guard lock(model->generate_mutex);
     auto session = rt::Session::create(*model->model);
@@ -411,7 +469,7 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
     const auto ids = model->model->tokenizer().encode(prompt, true, o.parse_special != 0);
     rt::GenerateOptions go;
     go.max_tokens = o.max_tokens;
-    go.sampler = {o.temperature, o.top_k, o.top_p, o.seed};
+    go.sampler = sampler;
     auto result = rt::generate(*session.value(), ids, go, [&](rt::TokenId id, std::string_view text) {
       return callback ? callback(id, text.data(), text.size(), user_data) == 0 : true;
     });
@@ -425,6 +483,7 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
       t.time_to_first_token_ms = result->timings.time_to_first_token_ms;
       t.prefill_tokens_per_s = result->timings.prefill_tokens_per_s();
       t.decode_tokens_per_s = result->timings.decode_tokens_per_s();
+      t.finish_reason = finish_reason(result->stop);
       std::memcpy(timings, &t, std::min(timings->struct_size, sizeof t));
     }
     if (result->stop == rt::StopReason::kCancelled)

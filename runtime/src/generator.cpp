@@ -19,10 +19,15 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
   if (options.max_tokens < 0)
     return invalid_argument("max_tokens must be >= 0");
   const int ctx = session.model().context_length();
-  if (session.n_past() + static_cast<int>(prompt.size()) > ctx) {
+  if (static_cast<int>(prompt.size()) > ctx) {
     return out_of_range("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
-                        std::to_string(ctx - session.n_past()) + " more; shorten it or raise --ctx");
+                        std::to_string(ctx) + "; shorten it or raise --ctx");
   }
+  if (session.n_past() + static_cast<int>(prompt.size()) > ctx) {
+    return cache_full("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
+                      std::to_string(ctx - session.n_past()) + " more");
+  }
+  HALYARD_RETURN_IF_ERROR(validate(options.sampler));
   const Tokenizer& tok = session.model().tokenizer();
   GenerateResult result;
   result.timings.prompt_tokens = static_cast<int>(prompt.size());

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace halyard::runtime {
@@ -70,8 +71,21 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) +
                      " tokens but token_embd.weight has " + std::to_string(c.vocab_size) + " rows");
   }
-  auto tmpl = ChatTemplate::from_jinja(f.get_string("tokenizer.chat_template").value_or(""));
-  model->chat_template_ = tmpl.is_ok() ? tmpl.value() : ChatTemplate::make(ChatFormat::kChatML);
+  const std::string_view jinja = f.get_string("tokenizer.chat_template").value_or("");
+  auto tmpl = ChatTemplate::from_jinja(jinja);
+  if (tmpl.is_ok()) {
+    model->chat_template_ = tmpl.value();
+  } else {
+    // Not one of the formats Halyard renders: ChatML is a guess, so say so (with the template's
+    // start, which usually identifies it) instead of silently wrapping prompts in it.
+    constexpr std::size_t kShown = 60;
+    std::string start(jinja.substr(0, kShown));
+    std::replace(start.begin(), start.end(), '\n', ' ');
+    model->chat_template_warning_ = "the model's chat template is not one Halyard knows (ChatML, Llama-3), so ChatML "
+                                    "is used instead; the template begins: \"" +
+                                    start + (jinja.size() > kShown ? "...\"" : "\"");
+    model->chat_template_ = ChatTemplate::make(ChatFormat::kChatML);
+  }
   model->name_ = std::string(f.get_string("general.name").value_or(path));
 
   if (options.context_length < 0 || options.max_sequences < 1 || options.max_sequences > 256) {

@@ -7,6 +7,18 @@
 
 namespace halyard::runtime {
 
+Status validate(const SamplerOptions& o) {
+  if (!std::isfinite(o.temperature) || o.temperature < 0.f) {
+    return invalid_argument("temperature must be a finite number >= 0 (0 is greedy), not " +
+                            std::to_string(o.temperature));
+  }
+  if (o.top_k < 0)
+    return invalid_argument("top-k must be >= 0 (0 disables it), not " + std::to_string(o.top_k));
+  if (!(o.top_p > 0.f && o.top_p <= 1.f))
+    return invalid_argument("top-p must be in (0, 1] (1 disables it), not " + std::to_string(o.top_p));
+  return Status::ok();
+}
+
 TokenId Sampler::argmax(std::span<const float> logits) {
   std::size_t best = 0;
   for (std::size_t i = 1; i < logits.size(); ++i) {

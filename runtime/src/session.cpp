@@ -77,9 +77,14 @@ Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
   if (tokens.empty())
     return invalid_argument("eval: no tokens");
   const int n = static_cast<int>(tokens.size());
-  if (n_past_ + n > model_.context_length()) {
-    return out_of_range(std::to_string(n_past_ + n) + " tokens do not fit the context of " +
-                        std::to_string(model_.context_length()) + " tokens; shorten the prompt or raise --ctx");
+  const int ctx = model_.context_length();
+  if (n > ctx) {
+    return out_of_range(std::to_string(n) + " tokens can never fit the context of " + std::to_string(ctx) +
+                        " tokens; shorten the prompt or raise --ctx");
+  }
+  if (n_past_ + n > ctx) {
+    return cache_full(std::to_string(n) + " more tokens do not fit: the sequence holds " + std::to_string(n_past_) +
+                      " of the context's " + std::to_string(ctx) + " positions; nothing was changed");
   }
   const int vocab = model_.config().vocab_size;
   for (TokenId t : tokens) {

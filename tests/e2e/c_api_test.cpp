@@ -1,8 +1,15 @@
 // The public C API, end to end on the reference device, including its error paths.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -94,14 +101,136 @@ TEST(CApi, GeneratesGreedyTextWithTimings) {
   EXPECT_GT(t.time_to_first_token_ms, 0);
   EXPECT_GT(t.prefill_tokens_per_s, 0);
   EXPECT_GT(t.decode_tokens_per_s, 0);
+  EXPECT_EQ(t.finish_reason, HALYARD_FINISH_MAX_TOKENS);
+  EXPECT_STREQ(halyard_finish_reason_name(t.finish_reason), "max tokens");
 
   Collected stop;
   stop.stop_after = 1;
-  EXPECT_EQ(halyard_generate(m, "The capital of France is", &go, collect, &stop, nullptr), HALYARD_ERROR_CANCELLED);
+  halyard_timings cancelled{};
+  cancelled.struct_size = sizeof cancelled;
+  EXPECT_EQ(halyard_generate(m, "The capital of France is", &go, collect, &stop, &cancelled), HALYARD_ERROR_CANCELLED);
   EXPECT_EQ(stop.calls, 1);
+  EXPECT_EQ(cancelled.finish_reason, HALYARD_FINISH_CANCELLED);
+  EXPECT_EQ(cancelled.generated_tokens, 1);
   halyard_model_free(m);
 }
 
+TEST(CApi, FinishReasonContextFull) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 8);
+  ASSERT_NE(m, nullptr);
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 20;
+  halyard_timings t{};
+  t.struct_size = sizeof t;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, nullptr, nullptr, &t), HALYARD_OK)
+      << halyard_last_error();
+  EXPECT_EQ(t.finish_reason, HALYARD_FINISH_CONTEXT_FULL);
+  EXPECT_EQ(t.prompt_tokens + t.generated_tokens, 8 + 1);  // the last sampled token needs no position
+  halyard_model_free(m);
+}
+
+TEST(CApi, InvalidSamplingValuesAreRefused) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 16);
+  ASSERT_NE(m, nullptr);
+  auto generate_with = [&](auto change) {
+    halyard_generate_options go;
+    halyard_generate_options_default(&go);
+    go.max_tokens = 1;
+    change(go);
+    return halyard_generate(m, "Hi", &go, nullptr, nullptr, nullptr);
+  };
+  using O = halyard_generate_options;
+  EXPECT_EQ(generate_with([](O& o) { o.temperature = NAN; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.temperature = -1.f; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.temperature = INFINITY; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.top_p = 2.f; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.top_p = NAN; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.top_p = 0.f; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.top_k = -5; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.top_k = INT_MIN; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("top-k"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(generate_with([](O& o) { o.max_tokens = -1; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) {
+              o.temperature = 0.8f;
+              o.top_k = 0;
+              o.top_p = 1.f;
+            }),
+            HALYARD_OK)
+      << halyard_last_error();
+  halyard_model_free(m);
+}
+
+// Runs fn with file descriptors 1 and 2 redirected to files; returns what each received.
+template <typename Fn>
+std::pair<std::string, std::string> capture_output(Fn fn) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const std::string out_path = ::testing::TempDir() + "/capture_stdout", err_path = ::testing::TempDir() + "/capture_stderr";
+  const int saved_out = ::dup(1), saved_err = ::dup(2);
+  const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ::dup2(out, 1);
+  ::dup2(err, 2);
+  fn();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::dup2(saved_out, 1);
+  ::dup2(saved_err, 2);
+  for (int fd : {out, err, saved_out, saved_err})
+    ::close(fd);
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return {slurp(out_path), slurp(err_path)};
+}
+
+TEST(CApi, TheLibraryNeverWritesToStdout) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_set_log_level(3);  // debug: the model load and the graph compiles log something
+  const auto [out, err] = capture_output([] {
+    halyard_model* m = load("ref", 16);
+    halyard_generate_options go;
+    halyard_generate_options_default(&go);
+    go.max_tokens = 2;
+    EXPECT_EQ(halyard_generate(m, "Hi", &go, nullptr, nullptr, nullptr), HALYARD_OK);
+    halyard_model_free(m);
+  });
+  halyard_set_log_level(1);
+  EXPECT_EQ(out, "");
+  EXPECT_NE(err.find("halyard: "), std::string::npos) << err;
+}
+
+TEST(CApi, LogMessagesReachTheCallerSink) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  struct Sink {
+    std::vector<std::pair<int, std::string>> messages;
+  } sink;
+  halyard_set_log_callback(
+      [](int level, const char* message, void* user) {
+        static_cast<Sink*>(user)->messages.emplace_back(level, message);
+      },
+      &sink);
+  halyard_set_log_level(3);
+  const auto [out, err] = capture_output([] { halyard_model_free(load("ref", 16)); });
+  halyard_set_log_level(1);
+  halyard_set_log_callback(nullptr, nullptr);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(err, "");
+  ASSERT_FALSE(sink.messages.empty());
+  for (const auto& [level, message] : sink.messages) {
+    EXPECT_GE(level, 0);
+    EXPECT_LE(level, 3);
+    EXPECT_FALSE(message.empty());
+  }
+}
+
+// One meaning per status code: more tokens than the whole context is OUT_OF_RANGE from every
+// call; KV_CACHE_FULL only when tokens that would fit an empty sequence do not fit after the
+// tokens already held.
 TEST(CApi, PromptLongerThanContextIsOutOfRange) {
   HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
   halyard_model* m = load("ref", 4);
@@ -109,6 +238,12 @@ TEST(CApi, PromptLongerThanContextIsOutOfRange) {
   EXPECT_EQ(halyard_generate(m, "one two three four five six seven", nullptr, nullptr, nullptr, nullptr),
             HALYARD_ERROR_OUT_OF_RANGE);
   EXPECT_NE(std::string(halyard_last_error()).find("context"), std::string::npos);
+  halyard_session* s = nullptr;
+  ASSERT_EQ(halyard_session_create(m, &s), HALYARD_OK) << halyard_last_error();
+  const int32_t five[5] = {504, 3575, 282, 4649, 314};
+  EXPECT_EQ(halyard_session_eval(s, five, 5, nullptr), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(halyard_session_position(s), 0);
+  halyard_session_free(s);
   halyard_model_free(m);
 }
 

@@ -16,12 +16,13 @@ enum class StatusCode : std::uint8_t {
   kNotFound,          // a file, plugin, device or tensor does not exist
   kUnavailable,       // a backend or device exists but cannot be used here
   kUnimplemented,     // an op or dtype a device does not support
-  kOutOfRange,        // e.g. a prompt longer than the context
-  kResourceExhausted, // out of memory, KV cache full
+  kOutOfRange,        // a request no state could satisfy: a prompt longer than the whole context
+  kResourceExhausted, // out of host or device memory
   kDataLoss,          // corrupt or truncated file
   kFailedPrecondition,
   kCancelled,
   kInternal,
+  kCacheFull,         // the KV cache has no room for these tokens now (a shorter or empty sequence would)
 };
 
 const char* status_code_name(StatusCode code);
@@ -50,6 +51,7 @@ inline Status unimplemented(std::string m) { return {StatusCode::kUnimplemented,
 inline Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
 inline Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status data_loss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
+inline Status cache_full(std::string m) { return {StatusCode::kCacheFull, std::move(m)}; }
 inline Status failed_precondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 

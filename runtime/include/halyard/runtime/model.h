@@ -57,8 +57,11 @@ class Model {
   const LlamaConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ChatTemplate& chat_template() const { return chat_template_; }
+  // Non-empty when the file's template is not one Halyard renders and ChatML stands in for it.
+  const std::string& chat_template_warning() const { return chat_template_warning_; }
   Device& device() { return *device_; }
   const std::string& device_uri() const { return device_uri_; }
+  const DeviceInfo& device_info() const { return device_->info(); }
   int context_length() const { return context_length_; }
   int max_sequences() const { return max_sequences_; }
   const std::string& name() const { return name_; }
@@ -73,6 +76,7 @@ class Model {
   std::unique_ptr<GgufFile> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   ChatTemplate chat_template_;
+  std::string chat_template_warning_;
   std::unique_ptr<Device> device_;
   std::string device_uri_;
   std::map<std::string, Weight, std::less<>> weights_;

@@ -12,11 +12,15 @@
 namespace halyard::runtime {
 
 struct SamplerOptions {
-  float temperature = 0.f;  // <= 0: greedy
-  int top_k = 40;           // <= 0: off
-  float top_p = 0.95f;      // >= 1: off
+  float temperature = 0.f;  // 0: greedy; must be finite and >= 0
+  int top_k = 40;           // 0: off; must be >= 0
+  float top_p = 0.95f;      // 1: off; must be in (0, 1]
   std::uint64_t seed = 0;
 };
+
+// invalid_argument naming the first bad field (NaN, a negative temperature or top-k, top-p
+// outside (0, 1]); ok otherwise.
+Status validate(const SamplerOptions& options);
 
 class Sampler {
  public:

@@ -10,4 +10,17 @@ cmake --build --preset ci -j "$(nproc)"
 # Compile-only: the backends and their NEON kernels for AArch64 (nothing here runs ARM code).
 cmake --preset cross-aarch64 >/dev/null
 cmake --build --preset cross-aarch64 -j "$(nproc)"
-ctest --preset ci -j "$(nproc)" "$@"
+# Full output of every entry goes into a JUnit report, which check-test-report.py reads: an entry
+# that ctest counted as passed but that printed a gtest skip or ran no test fails the suite.
+report="$PWD/build/ci/test-report.xml"
+rm -f "$report"
+status=0
+ctest --preset ci -j "$(nproc)" --output-junit "$report" \
+  --test-output-size-passed 4000000 --test-output-size-failed 4000000 "$@" || status=$?
+if [[ -f "$report" ]]; then
+  python3 scripts/check-test-report.py "$report" || status=1
+else
+  echo "test.sh: ctest wrote no report" >&2
+  status=1
+fi
+exit "$status"

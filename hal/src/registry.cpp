@@ -12,10 +12,6 @@
 
 #include "halyard/hal/plugin_abi.h"
 
-#ifndef HALYARD_INSTALL_LIBDIR
-#define HALYARD_INSTALL_LIBDIR "/usr/local/lib"
-#endif
-
 namespace halyard {
 namespace fs = std::filesystem;
 
@@ -49,26 +45,57 @@ struct BackendRegistry::LoadedPlugin {
   }
 };
 
+namespace {
+
+// The directory of the library this code is in (libhalyard-hal.so), found from the address of
+// one of its functions: the build tree's bin/ or an install's lib/, wherever that tree has been
+// copied to. libhalyard.so sits in the same directory, so a program linked against either finds
+// the plugins beside it (build tree) or in its halyard/ subdirectory (install).
+std::string own_library_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&own_library_dir), &info) == 0 || !info.dli_fname || !*info.dli_fname)
+    return {};
+  std::error_code ec;
+  const fs::path lib = fs::absolute(info.dli_fname, ec);
+  return ec ? std::string() : lib.parent_path().string();
+}
+
+std::string executable_dir() {
+  std::array<char, 4096> exe{};
+  const ssize_t n = ::readlink("/proc/self/exe", exe.data(), exe.size() - 1);
+  if (n <= 0)
+    return {};
+  return fs::path(std::string(exe.data(), static_cast<std::size_t>(n))).parent_path().string();
+}
+
+}  // namespace
+
 RegistryOptions RegistryOptions::from_environment() {
   RegistryOptions options;
+  // A directory listed twice (the build tree's library and executable directory are one) is
+  // searched once.
+  auto add = [&options](std::string dir) {
+    if (dir.empty() ||
+        std::find(options.search_paths.begin(), options.search_paths.end(), dir) != options.search_paths.end())
+      return;
+    options.search_paths.push_back(std::move(dir));
+  };
   if (const char* env = std::getenv("HALYARD_PLUGIN_PATH"); env && *env) {
     std::string_view rest(env);
     while (!rest.empty()) {
       const auto colon = rest.find(':');
-      const auto part = rest.substr(0, colon);
-      if (!part.empty())
-        options.search_paths.emplace_back(part);
+      add(std::string(rest.substr(0, colon)));
       if (colon == std::string_view::npos)
         break;
       rest.remove_prefix(colon + 1);
     }
   }
-  std::array<char, 4096> exe{};
-  const ssize_t n = ::readlink("/proc/self/exe", exe.data(), exe.size() - 1);
-  if (n > 0)
-    options.search_paths.push_back(
-        fs::path(std::string(exe.data(), static_cast<std::size_t>(n))).parent_path().string());
-  options.search_paths.emplace_back(HALYARD_INSTALL_LIBDIR "/halyard");
+  // No directory fixed at configure time: an installed tree stays usable wherever it is moved.
+  if (const std::string lib = own_library_dir(); !lib.empty()) {
+    add(lib);
+    add((fs::path(lib) / "halyard").string());
+  }
+  add(executable_dir());
   return options;
 }
 

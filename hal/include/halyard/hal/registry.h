@@ -15,8 +15,10 @@ namespace halyard {
 struct RegistryOptions {
   // Directories searched in order; the first plugin of a given name wins.
   std::vector<std::string> search_paths;
-  // Default: HALYARD_PLUGIN_PATH (colon-separated), the executable's directory, the install
-  // library directory. The one place the registry reads the environment.
+  // Default: HALYARD_PLUGIN_PATH (colon-separated), the directory of libhalyard-hal.so (where
+  // libhalyard.so is too) and its halyard/ subdirectory (an install's plugins), then the
+  // executable's directory; each directory once. The one place the registry reads the
+  // environment.
   static RegistryOptions from_environment();
 };
 

@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
     auto d = registry.value()->open_device(uri, device_options);
     if (d.is_ok()) {
       device = std::move(d).value();
+    } else if (d.status().code() == StatusCode::kInvalidArgument) {
+      // A bad option or URI is the caller's mistake: fail, never count it as a skipped device.
+      std::fprintf(stderr, "conformance_tests: %s\n", d.status().to_string().c_str());
+      return 2;
     } else {
       why = d.status().to_string();
     }

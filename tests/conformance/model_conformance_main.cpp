@@ -166,6 +166,10 @@ int main(int argc, char** argv) {
   auto dev = Model::load(path, device_options, *g_registry);
   if (dev.is_ok()) {
     g_device = dev.value().get();
+  } else if (dev.status().code() == StatusCode::kInvalidArgument) {
+    // A bad option or URI is the caller's mistake: fail, never count it as a skipped device.
+    std::fprintf(stderr, "model_conformance_tests: %s\n", dev.status().to_string().c_str());
+    return 2;
   } else {
     // Only the skipped placeholder runs. (Not uri + ".unavailable": ':' separates filter patterns,
     // so "cuda:0.unavailable" matched nothing and the run passed with zero tests.)

@@ -245,6 +245,10 @@ Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& 
   // every caller (CLI, C API, conformance drivers) gets the environment from.
   DeviceOptions effective = options;
   effective.backend_options = with_environment(backend->options(), options.backend_options);
+  // Checked against the table here too, so a backend with no options (ref) refuses a setting
+  // meant for it rather than ignoring it; the backend reads (and checks) them again itself.
+  HALYARD_RETURN_IF_ERROR(
+      BackendOptionValues::resolve(backend->name(), backend->options(), effective.backend_options).status());
   return backend->open_device(parsed.index, effective);
 }
 

@@ -154,6 +154,13 @@ TEST(BackendOptions, AnOptionOfNoLoadedBackendIsRefused) {
   ASSERT_FALSE(dev.is_ok());
   EXPECT_EQ(dev.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(dev.status().message().find("no backend named 'nosuch'"), std::string::npos) << dev.status().message();
+  // ref has no options: one meant for it is refused too, not ignored.
+  o.backend_options = {{"ref.fast", "1"}};
+  dev = reg->open_device("ref", o);
+  ASSERT_FALSE(dev.is_ok());
+  EXPECT_NE(dev.status().message().find("unknown option 'ref.fast' for backend ref; its options are: (none)"),
+            std::string::npos)
+      << dev.status().message();
 }
 
 // The cpu plugin's table, through the registry: HALYARD_CPU_KERNELS reaches open_device for

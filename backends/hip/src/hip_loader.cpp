@@ -55,6 +55,8 @@ class HipLoaderBackend final : public Backend {
   }
   std::span<const BackendOption> options() const override { return gpu_options::kHip; }
   Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) override {
+    // Checked here as well, so a bad option is reported as such even where HIP is missing.
+    HALYARD_RETURN_IF_ERROR(BackendOptionValues::resolve(name(), gpu_options::kHip, options.backend_options).status());
     start();
     if (!impl_)
       return reason_;

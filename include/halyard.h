@@ -67,6 +67,31 @@ HALYARD_API int halyard_device_list_available(const halyard_device_list* list, s
 HALYARD_API const char* halyard_device_list_auto(const halyard_device_list* list);
 HALYARD_API void halyard_device_list_free(halyard_device_list* list);
 
+/* ---- Backend options -------------------------------------------------------------------- */
+
+typedef struct halyard_option_list halyard_option_list;
+
+/* Every option of every backend plugin that loaded, available or not (listing starts no vendor
+ * runtime). The list is a snapshot: "current" is the option's environment variable as it was
+ * when the list was made. Owned by the caller; free with halyard_option_list_free. */
+HALYARD_API halyard_status halyard_list_options(halyard_option_list** out);
+HALYARD_API size_t halyard_option_list_size(const halyard_option_list* list);
+/* Fields of option i; strings live as long as the list, "" where a field does not apply (and
+ * for i out of range). */
+HALYARD_API const char* halyard_option_list_backend(const halyard_option_list* list, size_t i); /* "cpu" */
+HALYARD_API const char* halyard_option_list_key(const halyard_option_list* list, size_t i);     /* "cpu.kernels" */
+/* "bool", "int", "string" or "enum". */
+HALYARD_API const char* halyard_option_list_type(const halyard_option_list* list, size_t i);
+/* The allowed values: "auto, generic, avx2" for an enum, "[0, 1099511627776]" for an int. */
+HALYARD_API const char* halyard_option_list_values(const halyard_option_list* list, size_t i);
+HALYARD_API const char* halyard_option_list_default(const halyard_option_list* list, size_t i);
+/* The HALYARD_* environment variable that sets the option. */
+HALYARD_API const char* halyard_option_list_env(const halyard_option_list* list, size_t i);
+/* The value of that variable, or NULL when it is unset or empty (the default then applies). */
+HALYARD_API const char* halyard_option_list_current(const halyard_option_list* list, size_t i);
+HALYARD_API const char* halyard_option_list_doc(const halyard_option_list* list, size_t i);
+HALYARD_API void halyard_option_list_free(halyard_option_list* list);
+
 /* ---- Models ----------------------------------------------------------------------------- */
 
 typedef struct halyard_model halyard_model;
@@ -76,6 +101,13 @@ typedef struct halyard_model_options {
   const char* device;     /* "auto", "ref", "cpu", "vulkan:0", ...; NULL (default): HALYARD_DEVICE, else "auto" */
   int32_t context_length; /* 0: min(training context, 4096) */
   int32_t threads;        /* CPU threads (cpu device); 0: physical cores; HALYARD_THREADS if 0 */
+  /* Backend options as a NULL-terminated array of "key=value" strings ("cpu.kernels=avx2",
+   * "vulkan.validation=1", ...; halyard_list_options lists them), or NULL. They override the
+   * options' HALYARD_* environment variables, which override the defaults. Options of other
+   * backends than the chosen device's are ignored; an unknown key of its backend, a backend that
+   * is not loaded or a bad value fails the load with HALYARD_ERROR_INVALID_ARGUMENT. Only read
+   * during halyard_model_load. */
+  const char* const* backend_options;
 } halyard_model_options;
 
 HALYARD_API void halyard_model_options_default(halyard_model_options* options);

@@ -64,6 +64,11 @@ int run_bench(const BenchArgs& a) {
     mo.device = device.c_str();
     mo.context_length = std::max(a.prompt_tokens, a.gen_tokens) + 8;
     mo.threads = a.threads;
+    std::vector<const char*> options;
+    for (const auto& o : a.options)
+      options.push_back(o.c_str());
+    options.push_back(nullptr);
+    mo.backend_options = options.data();
     halyard_model* model = nullptr;
     if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
       return fail(s, "loading on " + device);

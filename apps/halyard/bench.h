@@ -14,6 +14,7 @@ struct BenchArgs {
   int repeats = 5;
   int threads = 0;
   std::string json_path;
+  std::vector<std::string> options;  // backend options, "key=value"
 };
 
 int run_bench(const BenchArgs& args);

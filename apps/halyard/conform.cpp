@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "halyard/conformance/op_cases.h"
+#include "halyard/hal/backend_options.h"
 #include "halyard/hal/registry.h"
 
 namespace {
@@ -31,6 +32,18 @@ int run_conform(const ConformArgs& a) {
   if (!registry.is_ok()) {
     std::fprintf(stderr, "halyard conform: %s\n", registry.status().to_string().c_str());
     return 1;
+  }
+  // The same options as generate and bench: -o flags here, the HALYARD_* variables added by the
+  // registry when it opens each device.
+  DeviceOptions options;
+  options.threads = a.threads;
+  for (const auto& text : a.options) {
+    auto setting = parse_option_setting(text);
+    if (!setting.is_ok()) {
+      std::fprintf(stderr, "halyard conform: %s\n", setting.status().message().c_str());
+      return 1;
+    }
+    options.backend_options.push_back(std::move(setting).value());
   }
   std::vector<std::string> uris = a.devices;
   nlohmann::json json = {{"seed", a.seed}, {"devices", nlohmann::json::array()}, {"results", nlohmann::json::array()}};
@@ -58,9 +71,12 @@ int run_conform(const ConformArgs& a) {
   std::vector<std::string> columns;
   bool any_failure = false;
   for (const auto& uri : uris) {
-    DeviceOptions options;
-    options.threads = a.threads;
     auto device = registry.value()->open_device(uri, options);
+    if (!device.is_ok() && device.status().code() == StatusCode::kInvalidArgument) {
+      // A bad option is the caller's mistake, not a device that is missing here.
+      std::fprintf(stderr, "halyard conform: %s: %s\n", uri.c_str(), device.status().message().c_str());
+      return 1;
+    }
     if (!device.is_ok()) {
       std::printf("%-8s unavailable: %s\n", uri.c_str(), device.status().message().c_str());
       json["devices"].push_back({{"device", uri}, {"available", false}, {"reason", device.status().message()}});

@@ -12,6 +12,7 @@ struct ConformArgs {
   std::string json_path;
   int threads = 0;
   unsigned long long seed = 20261128;
+  std::vector<std::string> options;  // backend options, "key=value"
 };
 
 int run_conform(const ConformArgs& args);

@@ -39,6 +39,28 @@ int report(halyard_status s, const char* what) {
   return 1;
 }
 
+// `halyard devices --options`: every option of every backend, through the C API.
+int cmd_options() {
+  halyard_option_list* list = nullptr;
+  if (halyard_status s = halyard_list_options(&list); s != HALYARD_OK)
+    return report(s, "listing backend options");
+  std::string backend;
+  for (size_t i = 0; i < halyard_option_list_size(list); ++i) {
+    if (backend != halyard_option_list_backend(list, i)) {
+      backend = halyard_option_list_backend(list, i);
+      std::printf("%s%s\n", i ? "\n" : "", backend.c_str());
+    }
+    const char* current = halyard_option_list_current(list, i);
+    std::printf("  %-26s %-6s default %-6s %s=%s\n      values: %s\n      %s\n", halyard_option_list_key(list, i),
+                halyard_option_list_type(list, i), halyard_option_list_default(list, i),
+                halyard_option_list_env(list, i), current ? current : "(unset)", halyard_option_list_values(list, i),
+                halyard_option_list_doc(list, i));
+  }
+  std::printf("\nSet with -o KEY=VALUE on generate, bench and conform, or the environment variable; -o wins.\n");
+  halyard_option_list_free(list);
+  return 0;
+}
+
 int cmd_devices() {
   halyard_device_list* list = nullptr;
   if (halyard_status s = halyard_list_devices(&list); s != HALYARD_OK)
@@ -67,7 +89,19 @@ struct GenerateArgs {
   int top_k = 40;
   float top_p = 0.95f;
   unsigned long long seed = 0;
+  std::vector<std::string> options;  // backend options, "key=value"
 };
+
+// A NULL-terminated view of "key=value" strings for halyard_model_options.backend_options; the
+// strings must outlive it.
+std::vector<const char*> option_pointers(const std::vector<std::string>& options) {
+  std::vector<const char*> out;
+  for (const auto& o : options)
+    out.push_back(o.c_str());
+  out.push_back(nullptr);
+  return out;
+}
+
 
 // SIGINT asks the generation to stop at the next token; a second one kills as usual.
 std::atomic<bool> g_interrupted{false};
@@ -108,6 +142,8 @@ int cmd_generate(const GenerateArgs& a) {
   mo.device = a.device.c_str();
   mo.context_length = a.ctx;
   mo.threads = a.threads;
+  const std::vector<const char*> options = option_pointers(a.options);
+  mo.backend_options = options.data();
   halyard_model* model = nullptr;
   if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK)
     return report(s, "loading the model");
@@ -187,6 +223,11 @@ int main(int argc, char** argv) {
       "Run `halyard <command> --help` for a command's options.");
 
   auto* devices = app.add_subcommand("devices", "List backends and their devices, or why they are unavailable");
+  bool list_options = false;
+  devices->add_flag("--options", list_options,
+                    "List every backend option (type, default, environment variable, current value)");
+  const std::string option_help =
+      "Backend option KEY=VALUE, e.g. cpu.kernels=avx2 (repeatable; `halyard devices --options` lists them)";
 
   GenerateArgs g;
   auto* gen = app.add_subcommand("generate", "Generate text from a prompt");
@@ -205,6 +246,7 @@ int main(int argc, char** argv) {
   gen->add_option("--top-k", g.top_k, "Top-k >= 0 (0 disables)");
   gen->add_option("--top-p", g.top_p, "Top-p in (0, 1] (1 disables)");
   gen->add_option("--seed", g.seed, "Random seed");
+  gen->add_option("-o,--option", g.options, option_help);
 
   BenchArgs b;
   auto* bench =
@@ -218,6 +260,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024))
       ->envname("HALYARD_THREADS");
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
+  bench->add_option("-o,--option", b.options, option_help);
 
   ConformArgs c;
   auto* conform = app.add_subcommand(
@@ -229,12 +272,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024))
       ->envname("HALYARD_THREADS");
   conform->add_option("--seed", c.seed, "Seed of the random inputs")->envname("HALYARD_CONFORMANCE_SEED");
+  conform->add_option("-o,--option", c.options, option_help);
 
   CLI11_PARSE(app, argc, argv);
   halyard_set_log_level(1 + verbosity);
   g.verbose = verbosity > 0;
   if (devices->parsed())
-    return cmd_devices();
+    return list_options ? cmd_options() : cmd_devices();
   if (gen->parsed())
     return cmd_generate(g);
   if (conform->parsed())

@@ -248,6 +248,18 @@ Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& 
       known += (known.empty() ? "" : ", ") + std::string(b->name());
     return not_found("unknown device '" + uri + "': no backend named '" + parsed.backend + "' (loaded: " + known + ")");
   }
+  // A setting for a backend that is not loaded is a typo or a missing plugin: say so rather than
+  // ignore it. Settings for other loaded backends are ignored by this one.
+  for (const auto& setting : options.backend_options) {
+    if (!find(option_backend(setting.key))) {
+      std::string known;
+      for (Backend* b : backend_views_)
+        known += (known.empty() ? "" : ", ") + std::string(b->name());
+      return invalid_argument("backend option '" + setting.key + "': no backend named '" +
+                              std::string(option_backend(setting.key)) + "' (loaded: " + known +
+                              "); `halyard devices --options` lists the options");
+    }
+  }
   if (Status s = backend->availability(); !s.is_ok()) {
     return unavailable("device '" + uri + "': backend " + parsed.backend + " is unavailable: " + s.message());
   }
@@ -256,7 +268,15 @@ Result<std::unique_ptr<Device>> BackendRegistry::open_device(const std::string& 
     return not_found("device '" + uri + "' does not exist: backend " + parsed.backend + " has " +
                      std::to_string(devices.size()) + " device(s)");
   }
-  return backend->open_device(parsed.index, options);
+  // Explicit settings over the options' HALYARD_* variables over the defaults: the one place
+  // every caller (CLI, C API, conformance drivers) gets the environment from.
+  DeviceOptions effective = options;
+  effective.backend_options = with_environment(backend->options(), options.backend_options);
+  // Checked against the table here too, so a backend with no options (ref) refuses a setting
+  // meant for it rather than ignoring it; the backend reads (and checks) them again itself.
+  HALYARD_RETURN_IF_ERROR(
+      BackendOptionValues::resolve(backend->name(), backend->options(), effective.backend_options).status());
+  return backend->open_device(parsed.index, effective);
 }
 
 }  // namespace halyard

@@ -7,11 +7,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "halyard.h"
+#include "halyard/hal/backend_options.h"
 #include "halyard/hal/registry.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
@@ -29,6 +31,14 @@ struct halyard_device_list {
   };
   std::vector<Entry> entries;
   std::string auto_uri;
+};
+
+struct halyard_option_list {
+  struct Entry {
+    std::string backend, key, type, values, default_value, env, doc;
+    std::optional<std::string> current;
+  };
+  std::vector<Entry> entries;
 };
 
 struct halyard_model {
@@ -136,6 +146,10 @@ halyard_status copy_out(const std::string& s, char* text, std::size_t capacity, 
   if (text && !s.empty())
     std::memcpy(text, s.data(), s.size());
   return HALYARD_OK;
+}
+
+const halyard_option_list::Entry* option_entry(const halyard_option_list* l, size_t i) {
+  return l && i < l->entries.size() ? &l->entries[i] : nullptr;
 }
 
 }  // namespace
@@ -259,6 +273,80 @@ void halyard_device_list_free(halyard_device_list* l) {
   delete l;
 }
 
+halyard_status halyard_list_options(halyard_option_list** out) {
+  if (!out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "out is NULL");
+  return guarded([&] {
+    auto reg = registry();
+    if (!reg.is_ok())
+      return to_c(reg.status());
+    auto list = std::make_unique<halyard_option_list>();
+    for (const halyard::Backend* b : reg.value()->backends()) {
+      for (const halyard::BackendOption& o : b->options()) {
+        halyard_option_list::Entry e;
+        e.backend = std::string(b->name());
+        e.key = std::string(o.key);
+        e.type = std::string(halyard::option_type_name(o.type));
+        if (o.type == halyard::OptionType::kEnum) {
+          for (std::string_view v : o.values)
+            e.values += (e.values.empty() ? "" : ", ") + std::string(v);
+        } else if (o.type == halyard::OptionType::kInt) {
+          e.values = "[" + std::to_string(o.min) + ", " + std::to_string(o.max) + "]";
+        } else if (o.type == halyard::OptionType::kBool) {
+          e.values = "0, 1";
+        }
+        e.default_value = std::string(o.default_value);
+        e.env = std::string(o.env);
+        e.doc = std::string(o.doc);
+        e.current = halyard::option_environment_value(o);
+        list->entries.push_back(std::move(e));
+      }
+    }
+    *out = list.release();
+    return HALYARD_OK;
+  });
+}
+
+size_t halyard_option_list_size(const halyard_option_list* l) {
+  return l ? l->entries.size() : 0;
+}
+
+const char* halyard_option_list_backend(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->backend.c_str() : "";
+}
+const char* halyard_option_list_key(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->key.c_str() : "";
+}
+const char* halyard_option_list_type(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->type.c_str() : "";
+}
+const char* halyard_option_list_values(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->values.c_str() : "";
+}
+const char* halyard_option_list_default(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->default_value.c_str() : "";
+}
+const char* halyard_option_list_env(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->env.c_str() : "";
+}
+const char* halyard_option_list_current(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e && e->current ? e->current->c_str() : nullptr;
+}
+const char* halyard_option_list_doc(const halyard_option_list* l, size_t i) {
+  const auto* e = option_entry(l, i);
+  return e ? e->doc.c_str() : "";
+}
+void halyard_option_list_free(halyard_option_list* l) {
+  delete l;
+}
+
 void halyard_model_options_default(halyard_model_options* o) {
   if (!o)
     return;
@@ -301,10 +389,17 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
       spdlog::warn("{} threads exceed the {} hardware threads of this machine: expect a much slower run", mo.threads,
                    hw);
     }
-    if (const char* env_kernels = std::getenv("HALYARD_CPU_KERNELS"))
-      mo.cpu_kernels = env_kernels;
-    if (const char* env_prefill = std::getenv("HALYARD_CPU_PREFILL"))
-      mo.cpu_prefill = env_prefill;
+    // The options' environment variables are added by the registry when it opens the device,
+    // for every caller alike (backend_options.h).
+    if (o.struct_size >= offsetof(halyard_model_options, backend_options) + sizeof(o.backend_options) &&
+        o.backend_options) {
+      for (const char* const* p = o.backend_options; *p; ++p) {
+        auto setting = halyard::parse_option_setting(*p);
+        if (!setting.is_ok())
+          return to_c(setting.status());
+        mo.backend_options.push_back(std::move(setting).value());
+      }
+    }
     auto model = rt::Model::load(path, mo, *reg.value());
     if (!model.is_ok())
       return to_c(model.status());

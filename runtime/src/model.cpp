@@ -97,8 +97,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   HALYARD_ASSIGN_OR_RETURN(model->device_uri_, registry.resolve(options.device));
   DeviceOptions device_options;
   device_options.threads = options.threads;
-  device_options.cpu_kernels = options.cpu_kernels;
-  device_options.cpu_prefill = options.cpu_prefill;
+  device_options.backend_options = options.backend_options;
   HALYARD_ASSIGN_OR_RETURN(model->device_, registry.open_device(model->device_uri_, device_options));
   Device& dev = *model->device_;
 

@@ -1,5 +1,6 @@
 // Runs the op-level conformance suite on one device:
-//   conformance_tests --device URI [--cpu-kernels generic|avx2|avx512vnni] [--cpu-prefill gemm|blas|tiles]
+//   conformance_tests --device URI [-o KEY=VALUE]... [--cpu-kernels generic|avx2|avx512vnni]
+//                     [--cpu-prefill gemm|bf16|blas|tiles]
 // Every case becomes one GoogleTest test "<uri>/<op>/<dtype>/<shape>". A device that is not
 // available registers a single test that is skipped with the reason.
 #include <gtest/gtest.h>
@@ -41,15 +42,17 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   const conformance::DriverArgs args = conformance::parse_driver_args(argc, argv, "ref");
   const std::string& uri = args.uri;
+  if (!args.error.empty()) {
+    std::fprintf(stderr, "conformance_tests: %s\n", args.error.c_str());
+    return 2;
+  }
   DeviceOptions device_options;
-  device_options.cpu_kernels = args.cpu_kernels;
-  device_options.cpu_prefill = args.cpu_prefill;
+  device_options.backend_options = args.options;
   g_seed = 20261128;
   if (const char* s = std::getenv("HALYARD_CONFORMANCE_SEED"))
     g_seed = std::strtoull(s, nullptr, 10);
   std::printf("conformance on %s%s%s, seed %llu (set HALYARD_CONFORMANCE_SEED to change)\n", uri.c_str(),
-              device_options.cpu_kernels.empty() ? "" : " with kernels ", device_options.cpu_kernels.c_str(),
-              static_cast<unsigned long long>(g_seed));
+              args.options.empty() ? "" : " with", args.describe().c_str(), static_cast<unsigned long long>(g_seed));
 
   RegistryOptions options;
   options.search_paths = {HALYARD_PLUGIN_DIR};
@@ -62,6 +65,10 @@ int main(int argc, char** argv) {
     auto d = registry.value()->open_device(uri, device_options);
     if (d.is_ok()) {
       device = std::move(d).value();
+    } else if (d.status().code() == StatusCode::kInvalidArgument) {
+      // A bad option or URI is the caller's mistake: fail, never count it as a skipped device.
+      std::fprintf(stderr, "conformance_tests: %s\n", d.status().to_string().c_str());
+      return 2;
     } else {
       why = d.status().to_string();
     }

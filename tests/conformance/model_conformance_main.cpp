@@ -133,9 +133,12 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   const conformance::DriverArgs args = conformance::parse_driver_args(argc, argv, "cpu");
   const std::string& uri = args.uri;
+  if (!args.error.empty()) {
+    std::fprintf(stderr, "model_conformance_tests: %s\n", args.error.c_str());
+    return 2;
+  }
   ModelOptions device_options;
-  device_options.cpu_kernels = args.cpu_kernels;
-  device_options.cpu_prefill = args.cpu_prefill;
+  device_options.backend_options = args.options;
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) {
     std::fprintf(stderr, "model not found at %s: run scripts/fetch-model.sh or set HALYARD_TEST_MODEL\n", path.c_str());
@@ -163,6 +166,10 @@ int main(int argc, char** argv) {
   auto dev = Model::load(path, device_options, *g_registry);
   if (dev.is_ok()) {
     g_device = dev.value().get();
+  } else if (dev.status().code() == StatusCode::kInvalidArgument) {
+    // A bad option or URI is the caller's mistake: fail, never count it as a skipped device.
+    std::fprintf(stderr, "model_conformance_tests: %s\n", dev.status().to_string().c_str());
+    return 2;
   } else {
     // Only the skipped placeholder runs. (Not uri + ".unavailable": ':' separates filter patterns,
     // so "cuda:0.unavailable" matched nothing and the run passed with zero tests.)

@@ -7,26 +7,49 @@
 
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "halyard/hal/backend_options.h"
 
 namespace halyard::conformance {
 
-// --device URI [--cpu-kernels SET] [--cpu-prefill PATH]
+// --device URI [-o KEY=VALUE]... [--cpu-kernels SET] [--cpu-prefill PATH]
+// --cpu-kernels X and --cpu-prefill X are shorthands for -o cpu.kernels=X and -o cpu.prefill=X.
+// The HALYARD_* variables of the options are added by the registry when it opens the device, as
+// for every other command.
 struct DriverArgs {
   std::string uri;
-  std::string cpu_kernels;
-  std::string cpu_prefill;
+  std::vector<OptionSetting> options;
+  std::string error;  // a malformed -o; the driver reports it and fails
+  std::string describe() const {
+    std::string out;
+    for (const auto& o : options)
+      out += " " + o.key + "=" + o.value;
+    return out;
+  }
 };
 
 inline DriverArgs parse_driver_args(int argc, char** argv, std::string default_uri) {
   DriverArgs a{std::move(default_uri), {}, {}};
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--device")
-      a.uri = argv[i + 1];
-    else if (flag == "--cpu-kernels")
-      a.cpu_kernels = argv[i + 1];
-    else if (flag == "--cpu-prefill")
-      a.cpu_prefill = argv[i + 1];
+    const std::string value = argv[i + 1];
+    if (flag == "--device") {
+      a.uri = value;
+    } else if (flag == "--cpu-kernels") {
+      a.options.push_back({"cpu.kernels", value});
+    } else if (flag == "--cpu-prefill") {
+      a.options.push_back({"cpu.prefill", value});
+    } else if (flag == "-o" || flag == "--option") {
+      auto s = parse_option_setting(value);
+      if (s.is_ok())
+        a.options.push_back(std::move(s).value());
+      else
+        a.error = s.status().message();
+    } else {
+      continue;
+    }
+    ++i;
   }
   return a;
 }

@@ -1,5 +1,6 @@
 // The public C API, end to end on the reference device, including its error paths.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -289,6 +290,73 @@ TEST(CApi, LoadErrorsAreClear) {
   EXPECT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_ERROR_NOT_FOUND);
   EXPECT_NE(std::string(halyard_last_error()).find("nosuch"), std::string::npos);
   EXPECT_EQ(halyard_model_load(nullptr, &o, &m), HALYARD_ERROR_INVALID_ARGUMENT);
+}
+
+// Every backend's options through the C API, with the environment's current value; listing
+// starts no backend (so it also works for unavailable ones).
+TEST(CApi, ListsBackendOptions) {
+  ::setenv("HALYARD_CPU_PREFILL", "tiles", 1);
+  halyard_option_list* list = nullptr;
+  ASSERT_EQ(halyard_list_options(&list), HALYARD_OK) << halyard_last_error();
+  ::unsetenv("HALYARD_CPU_PREFILL");
+  bool kernels = false, prefill = false;
+  for (size_t i = 0; i < halyard_option_list_size(list); ++i) {
+    const std::string key = halyard_option_list_key(list, i);
+    EXPECT_EQ(key.rfind(std::string(halyard_option_list_backend(list, i)) + ".", 0), 0u) << key;
+    EXPECT_NE(std::string(halyard_option_list_doc(list, i)), "") << key;
+    if (key == "cpu.kernels") {
+      kernels = true;
+      EXPECT_STREQ(halyard_option_list_type(list, i), "enum");
+      EXPECT_STREQ(halyard_option_list_default(list, i), "auto");
+      EXPECT_STREQ(halyard_option_list_env(list, i), "HALYARD_CPU_KERNELS");
+      EXPECT_NE(std::string(halyard_option_list_values(list, i)).find("avx2"), std::string::npos);
+    }
+    if (key == "cpu.prefill") {
+      prefill = true;
+      ASSERT_NE(halyard_option_list_current(list, i), nullptr);
+      EXPECT_STREQ(halyard_option_list_current(list, i), "tiles");
+    }
+  }
+  EXPECT_STREQ(halyard_option_list_key(list, 100000), "");
+  EXPECT_EQ(halyard_option_list_current(list, 100000), nullptr);
+  halyard_option_list_free(list);
+  if (!kernels)
+    GTEST_SKIP() << "the cpu plugin is not built";
+  EXPECT_TRUE(prefill);
+}
+
+// halyard_model_options.backend_options: checked by the device's backend, and stronger than the
+// environment.
+TEST(CApi, BackendOptionsReachTheDevice) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model_options o;
+  halyard_model_options_default(&o);
+  o.device = "cpu";
+  o.context_length = 64;
+  halyard_model* m = nullptr;
+  const char* bogus[] = {"cpu.kernels=bogus", nullptr};
+  o.backend_options = bogus;
+  const halyard_status s = halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m);
+  if (s == HALYARD_ERROR_NOT_FOUND)
+    GTEST_SKIP() << "no cpu backend: " << halyard_last_error();
+  EXPECT_EQ(s, HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("generic, avx2"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(m, nullptr);
+
+  const char* malformed[] = {"kernels", nullptr};
+  o.backend_options = malformed;
+  EXPECT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_ERROR_INVALID_ARGUMENT);
+
+  ::setenv("HALYARD_CPU_KERNELS", "bogus", 1);
+  o.backend_options = nullptr;  // the environment alone: the same check
+  EXPECT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("HALYARD_CPU_KERNELS"), std::string::npos) << halyard_last_error();
+  const char* generic[] = {"cpu.kernels=generic", nullptr};
+  o.backend_options = generic;  // explicit beats the environment
+  const halyard_status loaded = halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m);
+  ::unsetenv("HALYARD_CPU_KERNELS");
+  ASSERT_EQ(loaded, HALYARD_OK) << halyard_last_error();
+  halyard_model_free(m);
 }
 
 }  // namespace

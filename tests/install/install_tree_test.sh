@@ -44,6 +44,7 @@ while IFS= read -r path; do
   case $rel in
     "$bindir/halyard" | include/halyard.h | "$libdir"/libhalyard.so | "$libdir"/libhalyard.so.* | \
       "$libdir"/libhalyard-hal.so.* | "$libdir"/halyard/libhalyard-backend-*.so | \
+      "$libdir"/halyard/libhalyard-hip-impl.so | \
       "$libdir"/cmake/halyard/halyard*.cmake | "$libdir"/pkgconfig/halyard.pc) ;;
     *) unexpected+=" $rel" ;;
   esac
@@ -71,7 +72,9 @@ check_runpath() { # file expected
 }
 check_runpath "$prefix/$bindir/halyard" "$lib_to_bin_rpath"
 check_runpath "$lib/libhalyard.so.0" "\$ORIGIN"
-for plugin in "$lib"/halyard/libhalyard-backend-*.so; do
+# The hip plugin's implementation (loaded by the plugin itself) needs the HAL as plugins do.
+for plugin in "$lib"/halyard/libhalyard-backend-*.so "$lib"/halyard/libhalyard-hip-impl.so; do
+  [[ -e $plugin ]] || continue
   check_runpath "$plugin" "\$ORIGIN/.."
 done
 

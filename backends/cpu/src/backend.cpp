@@ -80,6 +80,15 @@ class CpuDevice final : public Device {
   DeviceInfo info_;
 };
 
+constexpr std::string_view kKernelSets[] = {"auto", "generic", "avx2", "avx512vnni", "neon-dotprod"};
+constexpr std::string_view kPrefillPaths[] = {"auto", "gemm", "bf16", "blas", "tiles"};
+constexpr BackendOption kOptions[] = {
+    {"cpu.kernels", OptionType::kEnum, "auto", "HALYARD_CPU_KERNELS",
+     "SIMD kernel set; auto: the best this CPU runs (a set it cannot run makes the device unavailable)", kKernelSets},
+    {"cpu.prefill", OptionType::kEnum, "auto", "HALYARD_CPU_PREFILL",
+     "prompt matmuls: own f32 or bf16 AVX-512 GEMM, OpenBLAS or integer tiles; auto: the fastest here", kPrefillPaths},
+};
+
 class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return "cpu"; }
@@ -87,10 +96,12 @@ class CpuBackend final : public Backend {
   std::vector<DeviceInfo> devices() const override {
     return {cpu_device_info(physical_cores(), select_kernels(nullptr))};
   }
+  std::span<const BackendOption> options() const override { return kOptions; }
   Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) override {
     if (index != 0)
       return not_found("cpu has a single device, cpu:0");
-    const std::string& forced = options.cpu_kernels;
+    HALYARD_ASSIGN_OR_RETURN(auto values, BackendOptionValues::resolve(name(), kOptions, options.backend_options));
+    const std::string forced = values.text("cpu.kernels") == "auto" ? "" : values.text("cpu.kernels");
     const KernelTable& kernels = select_kernels(forced.c_str());
     if (!forced.empty() && forced != kernels.name) {
       return unavailable("cpu kernels '" + forced +
@@ -105,7 +116,7 @@ class CpuBackend final : public Backend {
                           : kernels.gemm_f32_block                        ? PrefillPath::kGemm
                           : blas_available()                              ? PrefillPath::kBlas
                                                                           : PrefillPath::kTiles;
-    const std::string& want = options.cpu_prefill;
+    const std::string& want = values.text("cpu.prefill");
     if (want == "gemm" && kernels.gemm_f32_block) {
       prefill = PrefillPath::kGemm;
     } else if (want == "bf16" && kernels.gemm_f32_block && cpu_has_avx512_bf16()) {
@@ -114,7 +125,7 @@ class CpuBackend final : public Backend {
       prefill = PrefillPath::kBlas;
     } else if (want == "tiles") {
       prefill = PrefillPath::kTiles;
-    } else if (!want.empty()) {
+    } else if (want != "auto") {
       return unavailable(
           "cpu prefill path '" + want +
           "' is not available here (gemm needs AVX-512 kernels, bf16 also AVX512_BF16, blas needs OpenBLAS; tiles "

@@ -6,11 +6,11 @@
 // stream and are complete when upload/download return. An executable lowers nothing ahead of
 // time: at its first run (and whenever its bindings change) it captures the launches of every node
 // into a CUDA/HIP graph on the queue's stream, then replays that graph each run; per-step values
-// come from the bound input buffers. HALYARD_GPU_GRAPHS=0 launches the kernels directly instead.
+// come from the bound input buffers. The option <backend>.graphs=0 (HALYARD_GPU_GRAPHS=0) launches
+// the kernels directly instead. Options are read once, when a device is opened; the vendor
+// runtime starts on the backend's first availability()/devices()/open_device() call.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gpu.h"
+#include "gpu_options.h"
 #include "halyard/hal/device.h"
 #include "halyard/hal/host.h"
 #include "halyard/hal/plugin_entry.h"
@@ -113,15 +114,17 @@ class GpuQueue final : public Queue {
   gpuStream_t stream_;
 };
 
-bool graphs_enabled() {
-  const char* v = std::getenv("HALYARD_GPU_GRAPHS");
-  return !v || std::strcmp(v, "0") != 0;
-}
+// The backend options a device reads when it is opened (kOptions below) and hands to its
+// executables: run() reads these members, never the environment.
+struct GpuSettings {
+  bool graphs = true;  // capture and replay CUDA/HIP graphs
+  bool fusion = true;  // fuse a residual ADD with the RMS_NORM after it
+};
 
 class GpuExecutable final : public Executable {
  public:
-  GpuExecutable(Transfer* transfer, const Graph& graph)
-      : transfer_(transfer), device_(transfer->device), graph_(graph) {}
+  GpuExecutable(Transfer* transfer, const Graph& graph, GpuSettings settings)
+      : transfer_(transfer), device_(transfer->device), graph_(graph), settings_(settings) {}
   ~GpuExecutable() override { drop_graph(); }
 
   Status build() {
@@ -172,7 +175,7 @@ class GpuExecutable final : public Executable {
     }
     HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(device_), "set device"));
     const gpuStream_t stream = gq->stream();
-    if (!graphs_enabled()) {
+    if (!settings_.graphs) {
       HALYARD_RETURN_IF_ERROR(enqueue(ptrs, stream));
     } else {
       if (!exec_ || ptrs != recorded_) {
@@ -312,14 +315,11 @@ class GpuExecutable final : public Executable {
   }
 
   // The RMS_NORM right after node `i` when node i is a plain (not broadcast) ADD and the norm
-  // reads its result: the pair a Llama layer has twice. HALYARD_GPU_FUSION=0 turns fusion off.
+  // reads its result: the pair a Llama layer has twice. <backend>.fusion=0 turns fusion off.
   const GraphNode* fusable_norm(std::size_t i) const {
-    static const bool enabled = [] {
-      const char* v = std::getenv("HALYARD_GPU_FUSION");
-      return !v || std::strcmp(v, "0") != 0;
-    }();
     const auto& nodes = graph_.nodes();
-    if (!enabled || i + 1 >= nodes.size() || nodes[i].op != OpKind::kAdd || nodes[i + 1].op != OpKind::kRmsNorm)
+    if (!settings_.fusion || i + 1 >= nodes.size() || nodes[i].op != OpKind::kAdd ||
+        nodes[i + 1].op != OpKind::kRmsNorm)
       return nullptr;
     const GraphNode& add = nodes[i];
     const GraphNode& norm = nodes[i + 1];
@@ -343,6 +343,7 @@ class GpuExecutable final : public Executable {
   int device_;
   gpuStream_t last_stream_ = nullptr;
   Graph graph_;
+  GpuSettings settings_;
   IntermediatePlan plan_;
   std::vector<std::unique_ptr<GpuBuffer>> slots_;
   gpuGraph_t graph_handle_ = nullptr;
@@ -373,8 +374,8 @@ DeviceInfo describe(int index, const gpuDeviceProp& p) {
 
 class GpuDevice final : public Device {
  public:
-  static Result<std::unique_ptr<Device>> open(int ordinal, const DeviceInfo& info) {
-    auto dev = std::unique_ptr<GpuDevice>(new GpuDevice(ordinal, info));
+  static Result<std::unique_ptr<Device>> open(int ordinal, const DeviceInfo& info, GpuSettings settings) {
+    auto dev = std::unique_ptr<GpuDevice>(new GpuDevice(ordinal, info, settings));
     HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(ordinal), "set device " + info.uri));
     HALYARD_RETURN_IF_ERROR(
         check(gpuStreamCreateWithFlags(&dev->transfer_.stream, gpuStreamNonBlocking), "create stream"));
@@ -413,31 +414,60 @@ class GpuDevice final : public Device {
   }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
     HALYARD_RETURN_IF_ERROR(check(gpuSetDevice(transfer_.device), "set device"));
-    auto exe = std::make_unique<GpuExecutable>(&transfer_, graph);
+    auto exe = std::make_unique<GpuExecutable>(&transfer_, graph, settings_);
     HALYARD_RETURN_IF_ERROR(exe->build());
     return std::unique_ptr<Executable>(std::move(exe));
   }
 
  private:
-  GpuDevice(int ordinal, DeviceInfo info) : info_(std::move(info)) { transfer_.device = ordinal; }
+  GpuDevice(int ordinal, DeviceInfo info, GpuSettings settings) : info_(std::move(info)), settings_(settings) {
+    transfer_.device = ordinal;
+    info_.details += std::string("; this device: graphs ") + (settings.graphs ? "on" : "off") + ", fusion " +
+                     (settings.fusion ? "on" : "off");
+  }
   DeviceInfo info_;
+  GpuSettings settings_;
   Transfer transfer_;  // the runtime's device ordinal and the copy stream
 };
 
+#if defined(HALYARD_HIP)
+constexpr auto& kOptions = gpu_options::kHip;
+#else
+constexpr auto& kOptions = gpu_options::kCuda;
+#endif
+
 class GpuBackend final : public Backend {
  public:
-  GpuBackend() : availability_(probe(devices_, ordinals_)) {}
   std::string_view name() const override { return kBackend; }
-  Status availability() const override { return availability_; }
-  std::vector<DeviceInfo> devices() const override { return devices_; }
-  Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& /*options*/) override {
+  Status availability() const override {
+    start();
+    return availability_;
+  }
+  std::vector<DeviceInfo> devices() const override {
+    start();
+    return devices_;
+  }
+  std::span<const BackendOption> options() const override { return kOptions; }
+  Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) override {
+    HALYARD_ASSIGN_OR_RETURN(auto values, BackendOptionValues::resolve(name(), kOptions, options.backend_options));
+    GpuSettings settings;
+    settings.graphs = values.flag(kOptions[0].key);
+    settings.fusion = values.flag(kOptions[1].key);
+    start();
     HALYARD_RETURN_IF_ERROR(availability_);
     if (index < 0 || static_cast<std::size_t>(index) >= devices_.size())
       return not_found(std::string("no device ") + kBackend + ":" + std::to_string(index));
-    return GpuDevice::open(ordinals_[static_cast<std::size_t>(index)], devices_[static_cast<std::size_t>(index)]);
+    return GpuDevice::open(ordinals_[static_cast<std::size_t>(index)], devices_[static_cast<std::size_t>(index)],
+                           settings);
   }
 
  private:
+  // The runtime starts (and finds its devices) once, on first use: loading the plugin costs nothing.
+  void start() const {
+    // (void): nvcc warns on a discarded Status& from the assignment.
+    std::call_once(started_, [this] { (void)(availability_ = probe(devices_, ordinals_)); });
+  }
+
   // Asks the runtime for devices; without a driver or a device, says why.
   // devices[k] is runtime device ordinals[k]: one whose properties cannot be read is left out.
   static Status probe(std::vector<DeviceInfo>& devices, std::vector<int>& ordinals) {
@@ -466,9 +496,10 @@ class GpuBackend final : public Backend {
     return Status::ok();
   }
 
-  std::vector<DeviceInfo> devices_;  // before availability_: probe() fills them
-  std::vector<int> ordinals_;
-  Status availability_;
+  mutable std::once_flag started_;
+  mutable std::vector<DeviceInfo> devices_;
+  mutable std::vector<int> ordinals_;
+  mutable Status availability_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 
 #include "halyard/hal/plugin_entry.h"
 #include "shaders.h"
@@ -11,11 +12,6 @@
 
 namespace halyard::vulkan {
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
 
 std::string mib(std::uint64_t bytes) {
   char buf[32];
@@ -51,14 +47,13 @@ Status ValidationLog::status() const {
                         " message(s); the first: " + messages_.front());
 }
 
-Result<std::shared_ptr<VulkanInstance>> VulkanInstance::create() {
+Result<std::shared_ptr<VulkanInstance>> VulkanInstance::create(bool validation, bool sync) {
   auto inst = std::shared_ptr<VulkanInstance>(new VulkanInstance());
   HALYARD_ASSIGN_OR_RETURN(inst->lib_, VulkanLibrary::open());
   HALYARD_RETURN_IF_ERROR(load_global(*inst->lib_, inst->api_));
   const VulkanApi& api = inst->api_;
 
-  const std::string validation = env("HALYARD_VULKAN_VALIDATION");
-  inst->validation_ = !validation.empty() && validation != "0";
+  inst->validation_ = validation;
   const char* layer = "VK_LAYER_KHRONOS_validation";
   if (inst->validation_) {
     std::uint32_t count = 0;
@@ -69,7 +64,7 @@ Result<std::shared_ptr<VulkanInstance>> VulkanInstance::create() {
                                    [&](const VkLayerProperties& l) { return std::strcmp(l.layerName, layer) == 0; });
     if (!found) {
       return unavailable(
-          "HALYARD_VULKAN_VALIDATION is set but VK_LAYER_KHRONOS_validation is not installed "
+          "vulkan.validation (HALYARD_VULKAN_VALIDATION) is set but VK_LAYER_KHRONOS_validation is not installed "
           "(Debian: vulkan-validationlayers)");
     }
   }
@@ -98,7 +93,7 @@ Result<std::shared_ptr<VulkanInstance>> VulkanInstance::create() {
     ci.enabledExtensionCount = 1;
     ci.ppEnabledExtensionNames = &debug_ext;
     ci.pNext = &messenger;  // also reports problems of vkCreateInstance itself
-    if (validation == "sync")
+    if (sync)
       messenger.pNext = &features;
   }
   if (VkResult r = api.vkCreateInstance(&ci, nullptr, &inst->instance_); r != VK_SUCCESS) {
@@ -284,10 +279,11 @@ Status VulkanBuffer::download(std::size_t offset, void* dst, std::size_t size) c
 // ---- device ----------------------------------------------------------------------------------
 
 Result<std::unique_ptr<VulkanDevice>> VulkanDevice::create(std::shared_ptr<VulkanInstance> instance,
-                                                           const PhysicalDevice& physical) {
+                                                           const PhysicalDevice& physical,
+                                                           const VulkanDeviceOptions& options) {
   if (!physical.has_compute_queue)
     return unavailable(physical.info.uri + " has no compute queue");
-  auto dev = std::unique_ptr<VulkanDevice>(new VulkanDevice(std::move(instance), physical));
+  auto dev = std::unique_ptr<VulkanDevice>(new VulkanDevice(std::move(instance), physical, options));
   HALYARD_RETURN_IF_ERROR(dev->init());
   return dev;
 }
@@ -305,7 +301,7 @@ Status VulkanDevice::init() {
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;
   dci.pEnabledFeatures = &features;
-  use_fp16_ = physical_.float16 && env("HALYARD_VULKAN_NO_FP16") != "1";
+  use_fp16_ = physical_.float16 && !options_.no_fp16;
   VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
   const char* f16_ext = "VK_KHR_shader_float16_int8";
   if (use_fp16_) {
@@ -322,14 +318,20 @@ Status VulkanDevice::init() {
   max_range_ = lim.maxStorageBufferRange;
   alignment_ = std::max<std::size_t>(4, lim.minStorageBufferOffsetAlignment);
   weight_chunk_ = max_range_;
-  if (const std::string chunk = env("HALYARD_VULKAN_WEIGHT_CHUNK_BYTES"); !chunk.empty()) {
-    const auto v = std::strtoull(chunk.c_str(), nullptr, 10);
-    if (v < 4 * alignment_)
-      return invalid_argument("HALYARD_VULKAN_WEIGHT_CHUNK_BYTES must be at least " + std::to_string(4 * alignment_));
-    weight_chunk_ = std::min<std::size_t>(weight_chunk_, v);
+  if (const std::size_t chunk = options_.weight_chunk; chunk != 0) {
+    if (chunk < 4 * alignment_) {
+      return invalid_argument("vulkan.weight_chunk_bytes (HALYARD_VULKAN_WEIGHT_CHUNK_BYTES) must be 0 or at least " +
+                              std::to_string(4 * alignment_) + " on " + physical_.info.uri);
+    }
+    weight_chunk_ = std::min<std::size_t>(weight_chunk_, chunk);
   }
-  use_subgroups_ = physical_.subgroup_arithmetic && env("HALYARD_VULKAN_NO_SUBGROUPS") != "1";
-  force_staging_ = env("HALYARD_VULKAN_FORCE_STAGING") == "1";
+  use_subgroups_ = physical_.subgroup_arithmetic && !options_.no_subgroups;
+  force_staging_ = options_.force_staging;
+  info_ = physical_.info;
+  info_.details += std::string("; this device: ") + (use_subgroups_ ? "subgroup" : "shared-memory") + " reductions, " +
+                   (use_fp16_ ? "fp16" : "f32") + " prefill tiles, weight ranges up to " +
+                   std::to_string(weight_chunk_) + " bytes" + (force_staging_ ? ", staging copies" : "") +
+                   (instance_->validation() ? ", validation on" : "");
 
   std::vector<VkDescriptorSetLayoutBinding> bindings(kMaxBindings);
   for (std::uint32_t i = 0; i < kMaxBindings; ++i) {
@@ -367,15 +369,6 @@ Status VulkanDevice::init() {
   if (VkResult r = vk.vkCreateFence(device_, &fci, nullptr, &transfer_fence_); r != VK_SUCCESS)
     return internal_error("vkCreateFence: " + vk_result_name(r));
   HALYARD_ASSIGN_OR_RETURN(dummy_, create_buffer(16, false));
-  if (env("HALYARD_VULKAN_SELFTEST_INVALID_USAGE") == "1") {
-    // For the test that proves a validation message fails the run: a zero-sized buffer is invalid
-    // usage (VUID-VkBufferCreateInfo-size-00912), which the layer reports.
-    VkBufferCreateInfo bad{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
-    bad.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
-    VkBuffer b = VK_NULL_HANDLE;
-    if (vk.vkCreateBuffer(device_, &bad, nullptr, &b) == VK_SUCCESS && b)
-      vk.vkDestroyBuffer(device_, b, nullptr);
-  }
   return Status::ok();
 }
 
@@ -608,40 +601,93 @@ class VulkanQueue final : public Queue {
   VulkanDevice& device_;
 };
 
+constexpr std::string_view kValidationModes[] = {"0", "1", "sync"};
+constexpr BackendOption kOptions[] = {
+    {"vulkan.validation", OptionType::kEnum, "0", "HALYARD_VULKAN_VALIDATION",
+     "run under VK_LAYER_KHRONOS_validation (1), also with synchronization validation (sync); any message fails "
+     "the run",
+     kValidationModes},
+    {"vulkan.no_subgroups", OptionType::kBool, "0", "HALYARD_VULKAN_NO_SUBGROUPS",
+     "reduce through shared memory even where the device has subgroup arithmetic"},
+    {"vulkan.no_fp16", OptionType::kBool, "0", "HALYARD_VULKAN_NO_FP16",
+     "f32 prefill tiles even where the device has shaderFloat16"},
+    {"vulkan.weight_chunk_bytes",
+     OptionType::kInt,
+     "0",
+     "HALYARD_VULKAN_WEIGHT_CHUNK_BYTES",
+     "bind weights in row ranges of at most this many bytes; 0: the device's maxStorageBufferRange",
+     {},
+     0,
+     std::int64_t{1} << 40},
+    {"vulkan.force_staging", OptionType::kBool, "0", "HALYARD_VULKAN_FORCE_STAGING",
+     "copy through a staging buffer even where device memory is host-visible (as on discrete GPUs)"},
+};
+
 class VulkanBackend final : public Backend {
  public:
-  VulkanBackend() {
-    auto inst = VulkanInstance::create();
-    if (!inst.is_ok()) {
-      availability_ = inst.status();
-      return;
-    }
-    instance_ = std::move(inst).value();
-    devices_ = enumerate_devices(*instance_);
-    if (devices_.empty())
-      availability_ = unavailable("the Vulkan loader found no device (install a driver, e.g. mesa-vulkan-drivers)");
-  }
   std::string_view name() const override { return "vulkan"; }
-  Status availability() const override { return availability_; }
+  Status availability() const override {
+    start();
+    return availability_;
+  }
   std::vector<DeviceInfo> devices() const override {
+    start();
     std::vector<DeviceInfo> out;
     for (const auto& d : devices_)
       out.push_back(d.info);
     return out;
   }
-  Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& /*options*/) override {
+  std::span<const BackendOption> options() const override { return kOptions; }
+  Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) override {
+    HALYARD_ASSIGN_OR_RETURN(auto values, BackendOptionValues::resolve(name(), kOptions, options.backend_options));
+    start();
     HALYARD_RETURN_IF_ERROR(availability_);
     if (index < 0 || static_cast<std::size_t>(index) >= devices_.size()) {
       return not_found("no device vulkan:" + std::to_string(index) + "; there are " + std::to_string(devices_.size()));
     }
-    HALYARD_ASSIGN_OR_RETURN(auto dev, VulkanDevice::create(instance_, devices_[static_cast<std::size_t>(index)]));
+    VulkanDeviceOptions device_options;
+    device_options.no_fp16 = values.flag("vulkan.no_fp16");
+    device_options.no_subgroups = values.flag("vulkan.no_subgroups");
+    device_options.weight_chunk = static_cast<std::size_t>(values.integer("vulkan.weight_chunk_bytes"));
+    device_options.force_staging = values.flag("vulkan.force_staging");
+    std::shared_ptr<VulkanInstance> instance = instance_;
+    PhysicalDevice physical = devices_[static_cast<std::size_t>(index)];
+    if (const std::string& validation = values.text("vulkan.validation"); validation != "0") {
+      // The layer is enabled per instance: a validated device gets an instance of its own, so
+      // enumeration (and devices opened without validation) never load the layer.
+      HALYARD_ASSIGN_OR_RETURN(instance, VulkanInstance::create(true, validation == "sync"));
+      auto validated = enumerate_devices(*instance);
+      if (static_cast<std::size_t>(index) >= validated.size() ||
+          validated[static_cast<std::size_t>(index)].info.name != physical.info.name) {
+        return internal_error("vulkan:" + std::to_string(index) +
+                              " is not the same device in the validating instance; the device list changed");
+      }
+      physical = validated[static_cast<std::size_t>(index)];
+    }
+    HALYARD_ASSIGN_OR_RETURN(auto dev, VulkanDevice::create(std::move(instance), physical, device_options));
     return std::unique_ptr<Device>(std::move(dev));
   }
 
  private:
-  Status availability_ = Status::ok();
-  std::shared_ptr<VulkanInstance> instance_;
-  std::vector<PhysicalDevice> devices_;
+  // Opens the loader and lists the devices once, on first use: loading the plugin costs nothing.
+  void start() const {
+    std::call_once(started_, [this] {
+      auto inst = VulkanInstance::create(false, false);
+      if (!inst.is_ok()) {
+        availability_ = inst.status();
+        return;
+      }
+      instance_ = std::move(inst).value();
+      devices_ = enumerate_devices(*instance_);
+      if (devices_.empty())
+        availability_ = unavailable("the Vulkan loader found no device (install a driver, e.g. mesa-vulkan-drivers)");
+    });
+  }
+
+  mutable std::once_flag started_;
+  mutable Status availability_ = Status::ok();
+  mutable std::shared_ptr<VulkanInstance> instance_;
+  mutable std::vector<PhysicalDevice> devices_;
 };
 
 }  // namespace

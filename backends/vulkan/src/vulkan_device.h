@@ -33,9 +33,9 @@ class ValidationLog {
 
 class VulkanInstance {
  public:
-  // HALYARD_VULKAN_VALIDATION=1 enables the validation layer; =sync adds synchronization
-  // validation. A requested layer that is not installed is an error, not a silent skip.
-  static Result<std::shared_ptr<VulkanInstance>> create();
+  // validation enables the validation layer; sync adds synchronization validation. A requested
+  // layer that is not installed is an error, not a silent skip.
+  static Result<std::shared_ptr<VulkanInstance>> create(bool validation, bool sync);
   ~VulkanInstance();
   const VulkanApi& api() const { return api_; }
   VkInstance handle() const { return instance_; }
@@ -92,13 +92,23 @@ class VulkanBuffer final : public Buffer {
   void* mapped_ = nullptr;  // host-visible, coherent memory: copies are memcpy
 };
 
+// The vulkan.* backend options a device reads once, when it is created (backend.cpp's table).
+struct VulkanDeviceOptions {
+  bool no_fp16 = false;          // f32 prefill tiles even where the device has shaderFloat16
+  bool no_subgroups = false;     // shared-memory reductions even with subgroup arithmetic
+  std::size_t weight_chunk = 0;  // weight binding ranges at most this; 0: maxStorageBufferRange
+  bool force_staging = false;    // copy through staging even where memory is host-visible
+};
+
 class VulkanDevice final : public Device {
  public:
   static Result<std::unique_ptr<VulkanDevice>> create(std::shared_ptr<VulkanInstance> instance,
-                                                      const PhysicalDevice& physical);
+                                                      const PhysicalDevice& physical,
+                                                      const VulkanDeviceOptions& options);
   ~VulkanDevice() override;
 
-  const DeviceInfo& info() const override { return physical_.info; }
+  // The physical device's description plus the choices this device made from its options.
+  const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind op, std::span<const DType> input_dtypes) const override;
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override;
   // Device-local memory for an executable's own tensors, however small.
@@ -114,8 +124,8 @@ class VulkanDevice final : public Device {
   // The largest range one storage-buffer descriptor may cover, and the alignment of its offset.
   std::size_t max_binding_range() const { return max_range_; }
   std::size_t binding_alignment() const { return alignment_; }
-  // Weight row ranges per dispatch are kept under this (HALYARD_VULKAN_WEIGHT_CHUNK_BYTES lowers
-  // it, to test splitting on small models).
+  // Weight row ranges per dispatch are kept under this (vulkan.weight_chunk_bytes lowers it, to
+  // test splitting on small models).
   std::size_t weight_chunk_limit() const { return weight_chunk_; }
   bool use_subgroups() const { return use_subgroups_; }
   bool use_fp16() const { return use_fp16_; }
@@ -139,14 +149,17 @@ class VulkanDevice final : public Device {
   static constexpr std::uint32_t kPushConstantBytes = 128;
 
  private:
-  VulkanDevice(std::shared_ptr<VulkanInstance> instance, const PhysicalDevice& physical)
-      : instance_(std::move(instance)), physical_(physical) {}
+  VulkanDevice(std::shared_ptr<VulkanInstance> instance, const PhysicalDevice& physical,
+               const VulkanDeviceOptions& options)
+      : instance_(std::move(instance)), physical_(physical), options_(options) {}
   Status init();
   Result<std::unique_ptr<VulkanBuffer>> create_buffer(std::size_t bytes, bool host_access);
   Status staged_copy(const VulkanBuffer& buffer, std::size_t offset, void* host, std::size_t size, bool to_device);
 
   std::shared_ptr<VulkanInstance> instance_;
   PhysicalDevice physical_;
+  VulkanDeviceOptions options_;
+  DeviceInfo info_;
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
   std::mutex submit_mu_;

@@ -94,6 +94,34 @@ TEST_P(DeviceContract, ReplaysReadNewInputsAndNewBindingsTakeEffect) {
   ASSERT_TRUE(q->finish().is_ok());
 }
 
+// The CUDA/HIP options are members of the device, set when it is opened: a device opened with
+// graphs and fusion off says so and still replays right.
+TEST_P(DeviceContract, GraphsAndFusionOffStillReplay) {
+  const std::string backend = GetParam().substr(0, GetParam().find(':'));
+  if (backend == "vulkan")
+    GTEST_SKIP() << "vulkan has no graph or fusion options";
+  DeviceOptions o;
+  o.backend_options = {{backend + ".graphs", "0"}, {backend + ".fusion", "0"}};
+  auto dev = reg_->open_device(GetParam(), o);
+  ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
+  EXPECT_NE(dev.value()->info().details.find("graphs off, fusion off"), std::string::npos)
+      << dev.value()->info().details;
+  EmbedGraph eg;
+  auto exe = dev.value()->compile(eg.g);
+  ASSERT_TRUE(exe.is_ok()) << exe.status().to_string();
+  auto q = dev.value()->create_queue().value();
+  auto table = dev.value()->allocate(48).value();
+  auto ids = dev.value()->allocate(8).value();
+  auto out = dev.value()->allocate(32).value();
+  std::vector<float> t(12);
+  for (int i = 0; i < 12; ++i)
+    t[static_cast<std::size_t>(i)] = static_cast<float>(i);
+  ASSERT_TRUE(table->upload(0, t.data(), 48).is_ok());
+  EXPECT_EQ(run_embed(*exe.value(), *q, *table, *ids, *out, eg, {2, 0}),
+            (std::vector<float>{8, 9, 10, 11, 0, 1, 2, 3}));
+  EXPECT_EQ(run_embed(*exe.value(), *q, *table, *ids, *out, eg, {1, 1}), (std::vector<float>{4, 5, 6, 7, 4, 5, 6, 7}));
+}
+
 TEST_P(DeviceContract, BufferBoundsAndForeignBuffersAreErrors) {
   auto b = dev_->allocate(16).value();
   std::vector<std::uint8_t> bytes(32);
@@ -143,6 +171,37 @@ TEST(GpuPlugins, CudaAndHipLoadSideBySide) {
       EXPECT_NE(dev.status().message().find(a.message()), std::string::npos) << dev.status().to_string();
     }
   }
+}
+
+// Their options are listed and checked without a GPU: the backend checks them before it starts
+// its runtime.
+TEST(GpuPlugins, OptionsAreListedAndCheckedWithoutADevice) {
+  auto reg = load_registry();
+  ASSERT_NE(reg, nullptr);
+  int checked = 0;
+  for (const char* name : {"cuda", "hip"}) {
+    Backend* b = reg->find(name);
+    if (!b)
+      continue;
+    ++checked;
+    const std::string graphs = std::string(name) + ".graphs";
+    bool listed = false;
+    for (const auto& o : b->options())
+      listed |= o.key == graphs && o.env == "HALYARD_GPU_GRAPHS" && o.default_value == "1";
+    EXPECT_TRUE(listed) << name;
+    DeviceOptions o;
+    o.backend_options = {{graphs, "sometimes"}};
+    auto dev = b->open_device(0, o);
+    ASSERT_FALSE(dev.is_ok()) << name;
+    EXPECT_EQ(dev.status().code(), StatusCode::kInvalidArgument) << dev.status().to_string();
+    EXPECT_NE(dev.status().message().find("HALYARD_GPU_GRAPHS"), std::string::npos) << dev.status().to_string();
+    o.backend_options = {{std::string(name) + ".streams", "2"}};
+    dev = b->open_device(0, o);
+    ASSERT_FALSE(dev.is_ok()) << name;
+    EXPECT_NE(dev.status().message().find(graphs), std::string::npos) << dev.status().to_string();
+  }
+  if (checked == 0)
+    GTEST_SKIP() << "this tree was built without the cuda and hip backends";
 }
 
 }  // namespace

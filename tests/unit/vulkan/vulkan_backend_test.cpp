@@ -78,13 +78,73 @@ TEST(VulkanBackend, DevicesReportTheirCapabilities) {
   EXPECT_FALSE(reg->open_device("vulkan:99").is_ok());
 }
 
+// A validation message, whatever provoked it, fails every later call. The test provokes messages
+// itself, with no hook in the backend: the layer's own setting VK_LAYER_ENABLES turns on its
+// best-practices checks, which report the backend's ordinary calls (the debug-utils extension at
+// vkCreateInstance, its 16-byte dummy buffer's allocation). The HAL gives no Vulkan handle to
+// misuse, and every invalid HAL call is refused before it reaches Vulkan.
 TEST(VulkanBackend, AValidationMessageFailsTheRun) {
-  ScopedEnv validation("HALYARD_VULKAN_VALIDATION", "1");
-  ScopedEnv invalid("HALYARD_VULKAN_SELFTEST_INVALID_USAGE", "1");
-  OPEN_VULKAN_OR_SKIP(reg, dev);
-  auto buffer = dev->allocate(64);
-  ASSERT_FALSE(buffer.is_ok()) << "the invalid usage was not reported";
+  ScopedEnv best_practices("VK_LAYER_ENABLES", "VK_VALIDATION_FEATURE_ENABLE_BEST_PRACTICES_EXT");
+  auto reg = load_registry();
+  ASSERT_NE(reg, nullptr);
+  ASSERT_NE(reg->find("vulkan"), nullptr) << "the vulkan plugin was not built";
+  if (Status a = reg->find("vulkan")->availability(); !a.is_ok())
+    GTEST_SKIP() << "vulkan unavailable: " << a.message();
+  DeviceOptions validated;
+  validated.backend_options = {{"vulkan.validation", "1"}};
+  auto dev = reg->open_device("vulkan:0", validated);
+  ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
+  auto buffer = dev.value()->allocate(64);
+  ASSERT_FALSE(buffer.is_ok()) << "the layer's messages were not reported";
   EXPECT_NE(buffer.status().message().find("Vulkan validation"), std::string::npos) << buffer.status().to_string();
+  // Without validation the same calls pass: the messages, not the setting, failed the run.
+  DeviceOptions plain;
+  plain.backend_options = {{"vulkan.validation", "0"}};
+  auto quiet = reg->open_device("vulkan:0", plain);
+  ASSERT_TRUE(quiet.is_ok()) << quiet.status().to_string();
+  EXPECT_TRUE(quiet.value()->allocate(64).is_ok());
+}
+
+// The documented variables reach the device through the registry, an explicit setting beats its
+// variable, and the device reports what it chose (read once, when it was created).
+TEST(VulkanBackend, OptionsAndTheirVariablesReachTheDevice) {
+  ScopedEnv no_subgroups("HALYARD_VULKAN_NO_SUBGROUPS", "1");
+  ScopedEnv chunk("HALYARD_VULKAN_WEIGHT_CHUNK_BYTES", "2048");
+  ScopedEnv staging("HALYARD_VULKAN_FORCE_STAGING", "1");
+  OPEN_VULKAN_OR_SKIP(reg, dev);
+  const std::string& details = dev->info().details;
+  EXPECT_NE(details.find("shared-memory reductions"), std::string::npos) << details;
+  EXPECT_NE(details.find("weight ranges up to 2048 bytes"), std::string::npos) << details;
+  EXPECT_NE(details.find("staging copies"), std::string::npos) << details;
+  if (details.find("(arithmetic)") == std::string::npos)
+    GTEST_SKIP() << "this device has no subgroup arithmetic to turn back on";
+  DeviceOptions o;
+  o.backend_options = {{"vulkan.no_subgroups", "0"}};
+  auto explicit_dev = reg->open_device("vulkan:0", o);
+  ASSERT_TRUE(explicit_dev.is_ok()) << explicit_dev.status().to_string();
+  EXPECT_NE(explicit_dev.value()->info().details.find("; this device: subgroup reductions"), std::string::npos)
+      << explicit_dev.value()->info().details;
+}
+
+TEST(VulkanBackend, UnknownOptionNamesTheValidOnes) {
+  OPEN_VULKAN_OR_SKIP(reg, dev);
+  DeviceOptions o;
+  o.backend_options = {{"vulkan.no_fp32", "1"}};
+  auto bad = reg->open_device("vulkan:0", o);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  for (const char* key : {"vulkan.validation", "vulkan.no_subgroups", "vulkan.no_fp16", "vulkan.weight_chunk_bytes",
+                          "vulkan.force_staging"}) {
+    EXPECT_NE(bad.status().message().find(key), std::string::npos) << key << " missing: " << bad.status().message();
+  }
+  o.backend_options = {{"vulkan.validation", "full"}};
+  bad = reg->open_device("vulkan:0", o);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("0, 1, sync"), std::string::npos) << bad.status().message();
+  o.backend_options = {{"vulkan.weight_chunk_bytes", "8"}};  // under 4 binding alignments
+  bad = reg->open_device("vulkan:0", o);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status().to_string();
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "halyard/hal/backend_options.h"
 #include "halyard/hal/graph.h"
 #include "halyard/hal/ops.h"
 #include "halyard/hal/status.h"
@@ -86,12 +87,17 @@ class Device {
 
 // Settings a caller may give when opening a device; every field has a working default.
 struct DeviceOptions {
-  int threads = 0;          // CPU worker threads; 0: the backend's default (the physical cores)
-  std::string cpu_kernels;  // cpu backend: force a kernel set (generic, avx2, avx512vnni); empty: best
-  std::string cpu_prefill;  // cpu backend: prompt matmuls by gemm, blas or tiles; empty: the fastest here
+  int threads = 0;  // CPU worker threads; 0: the backend's default (the physical cores)
+  // Backend options ("cpu.kernels" = "avx2", "vulkan.validation" = "sync", ...; see
+  // backend_options.h). BackendRegistry::open_device adds the HALYARD_* environment variables
+  // of the options not given here; the backend checks them against its options() table.
+  std::vector<OptionSetting> backend_options;
 };
 
-// A backend is one vendor API. It is available or reports why not.
+// A backend is one vendor API. It is available or reports why not. Creating one is cheap: a
+// backend starts its vendor runtime (loader, driver) only on the first availability(),
+// devices() or open_device() call, so a process that opens `cpu` never starts Vulkan, CUDA or
+// HIP. Those calls may come from several threads.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -99,7 +105,11 @@ class Backend {
   // ok, or unavailable with the reason (no driver, no device, ...).
   virtual Status availability() const = 0;
   virtual std::vector<DeviceInfo> devices() const = 0;
+  // Fails with invalid_argument on a backend option this backend does not have or a bad value.
   virtual Result<std::unique_ptr<Device>> open_device(int index, const DeviceOptions& options) = 0;
+  // The options this backend takes (static data of the plugin). Listing them starts nothing:
+  // it works when the backend is unavailable.
+  virtual std::span<const BackendOption> options() const { return {}; }
 };
 
 }  // namespace halyard

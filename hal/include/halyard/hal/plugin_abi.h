@@ -11,7 +11,8 @@
 
 #include <stdint.h>
 
-#define HALYARD_BACKEND_ABI_VERSION 1u
+/* 2: Backend::options(), DeviceOptions::backend_options (backend_options.h). */
+#define HALYARD_BACKEND_ABI_VERSION 2u
 #define HALYARD_BACKEND_ENTRY_SYMBOL "halyard_backend_plugin_v1"
 
 #ifdef __cplusplus

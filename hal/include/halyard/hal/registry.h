@@ -53,6 +53,9 @@ class BackendRegistry {
 
   // Resolves "auto" to a concrete URI: discrete GPU > integrated GPU > CPU > reference.
   Result<std::string> resolve(const std::string& uri) const;
+  // Only the backend of `uri` is started (all of them for "auto"). Backend options of
+  // `options` must name loaded backends; the chosen backend's options that are not given are
+  // taken from their HALYARD_* environment variables (backend_options.h).
   Result<std::unique_ptr<Device>> open_device(const std::string& uri, const DeviceOptions& options = {});
 
  private:

@@ -7,7 +7,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "halyard/hal/backend_options.h"
 #include "halyard/hal/device.h"
 #include "halyard/hal/registry.h"
 #include "halyard/runtime/chat_template.h"
@@ -37,11 +39,12 @@ struct LlamaConfig {
 
 struct ModelOptions {
   std::string device = "auto";
-  int context_length = 0;   // 0: min(the model's training context, 4096)
-  int max_sequences = 1;    // KV-cache slots
-  int threads = 0;          // CPU threads for host backends; 0: the backend's default
-  std::string cpu_kernels;  // force a cpu kernel set (see DeviceOptions); empty: the best
-  std::string cpu_prefill;  // force a cpu prefill path (see DeviceOptions); empty: the fastest
+  int context_length = 0;  // 0: min(the model's training context, 4096)
+  int max_sequences = 1;   // KV-cache slots
+  int threads = 0;         // CPU threads for host backends; 0: the backend's default
+  // Backend options ("cpu.kernels" = "avx2", ...): passed to the device as DeviceOptions'
+  // backend_options; the registry adds their HALYARD_* variables and the backend checks them.
+  std::vector<OptionSetting> backend_options;
 };
 
 struct Weight {

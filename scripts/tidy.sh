@@ -9,7 +9,10 @@ build=${1:-build/ci}
 mapfile -t files < <(python3 -c '
 import json, sys
 cc = json.load(open(sys.argv[1]))
-print("\n".join(sorted({c["file"] for c in cc if c["file"].endswith(".cpp") and "/build/" not in c["file"]})))
+def cmd(c):
+    return c.get("command") or " ".join(c.get("arguments", []))
+print("\n".join(sorted({c["file"] for c in cc
+                        if c["file"].endswith(".cpp") and "/build/" not in c["file"] and "nvcc" not in cmd(c)})))
 ' "$build/compile_commands.json")
 run-clang-tidy-14 -p "$build" -quiet "${files[@]}" 2>&1 | tee "$build/tidy.log" | grep -E "(warning|error):" && {
   echo "tidy: findings above (full log in $build/tidy.log)" >&2

@@ -20,15 +20,26 @@
 namespace halyard::runtime {
 
 enum class GgufType : std::uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 struct GgufArray {
   GgufType type = GgufType::kU8;
   std::uint64_t count = 0;
-  const std::uint8_t* data = nullptr;      // fixed-size element types: count elements, packed
-  std::vector<std::string_view> strings;   // string arrays
+  const std::uint8_t* data = nullptr;     // fixed-size element types: count elements, packed
+  std::vector<std::string_view> strings;  // string arrays
 };
 
 struct GgufValue {
@@ -44,8 +55,8 @@ struct GgufValue {
 struct GgufTensor {
   std::string name;
   TensorDesc desc;
-  std::uint64_t offset = 0;   // relative to the data section
-  const void* data = nullptr; // inside the mapping
+  std::uint64_t offset = 0;    // relative to the data section
+  const void* data = nullptr;  // inside the mapping
 };
 
 class GgufFile {

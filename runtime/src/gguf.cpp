@@ -228,14 +228,29 @@ GgufFile::~GgufFile() {
 }
 
 Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // The file type is checked before open(): opening a FIFO for reading blocks until a writer
+  // comes, and opening a device may have side effects. O_NONBLOCK covers the race where the path
+  // is replaced by a FIFO between stat() and open(); fstat() then checks what was opened.
+  const std::string not_regular =
+      "'" + path +
+      "' is not a regular file (a FIFO, socket or device cannot be a model): give the path of a .gguf file";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return not_found("cannot open model file '" + path + "': " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return invalid_argument("'" + path + "' is a directory, not a model file: give the path of a .gguf file");
+  if (!S_ISREG(st.st_mode))
+    return invalid_argument(not_regular);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return not_found("cannot open model file '" + path + "': " + std::strerror(errno));
-  struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return invalid_argument("'" + path + "' is not a regular file");
+    return invalid_argument(not_regular);
   }
+  // Reads of regular files ignore O_NONBLOCK; cleared all the same so the descriptor is ordinary.
+  if (const int flags = ::fcntl(fd, F_GETFL); flags >= 0)
+    (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   auto file = std::unique_ptr<GgufFile>(new GgufFile());
   file->path_ = path;
   file->size_ = static_cast<std::size_t>(st.st_size);
@@ -318,15 +333,18 @@ Status GgufFile::parse() {
       t.desc.ne[d] = static_cast<std::int64_t>(ne);
     }
     HALYARD_ASSIGN_OR_RETURN(auto type, c.read<std::uint32_t>("a tensor type"));
+    // A dtype Halyard cannot run is recorded, not refused here: the model loader checks the
+    // architecture first and then names every unsupported dtype in one message. Its block size
+    // may be unknown, so its data size cannot be validated and its data pointer stays null.
+    t.type_id = type;
     const auto info = dtype_info(type);
-    if (!info || info->dtype == DType::kI32) {
-      return unimplemented("GGUF: tensor '" + t.name + "' has dtype id " + std::to_string(type) +
-                           ", which Halyard does not support (supported: f32, f16, bf16, q8_0, q4_0, q4_1)");
-    }
-    t.desc.dtype = info->dtype;
-    if (t.desc.ne[0] % info->block_elements != 0) {
-      return data_loss("GGUF: tensor '" + t.name + "' row length is not a multiple of its " + std::string(info->name) +
-                       " block");
+    t.supported = info && info->dtype != DType::kI32;
+    if (t.supported) {
+      t.desc.dtype = info->dtype;
+      if (t.desc.ne[0] % info->block_elements != 0) {
+        return data_loss("GGUF: tensor '" + t.name + "' row length is not a multiple of its " +
+                         std::string(info->name) + " block");
+      }
     }
     HALYARD_ASSIGN_OR_RETURN(t.offset, c.read<std::uint64_t>("a tensor offset"));
     if (t.offset % alignment != 0)
@@ -342,6 +360,13 @@ Status GgufFile::parse() {
     return data_loss("GGUF: file ends before its tensor data");
   const std::uint64_t data_size = size_ > data_start ? size_ - data_start : 0;
   for (auto& t : tensors_) {
+    if (!t.supported) {
+      if (t.offset > data_size) {
+        return data_loss("GGUF: tensor '" + t.name + "' starts at data offset " + std::to_string(t.offset) +
+                         ", past the end of the file; the file is truncated or corrupt");
+      }
+      continue;
+    }
     const std::uint64_t bytes = t.desc.bytes();
     if (t.offset > data_size || bytes > data_size - t.offset) {
       return data_loss("GGUF: tensor '" + t.name + "' (" + std::to_string(bytes) + " bytes at data offset " +
@@ -350,6 +375,23 @@ Status GgufFile::parse() {
     t.data = base_ + data_start + t.offset;
   }
   return Status::ok();
+}
+
+std::string gguf_dtype_label(std::uint32_t id) {
+  // ggml's type ids (ggml.h, enum ggml_type); the gaps are ids ggml has retired.
+  static constexpr std::pair<std::uint32_t, std::string_view> kNames[] = {
+      {0, "f32"},      {1, "f16"},     {2, "q4_0"},     {3, "q4_1"},   {6, "q5_0"},    {7, "q5_1"},   {8, "q8_0"},
+      {9, "q8_1"},     {10, "q2_k"},   {11, "q3_k"},    {12, "q4_k"},  {13, "q5_k"},   {14, "q6_k"},  {15, "q8_k"},
+      {16, "iq2_xxs"}, {17, "iq2_xs"}, {18, "iq3_xxs"}, {19, "iq1_s"}, {20, "iq4_nl"}, {21, "iq3_s"}, {22, "iq2_s"},
+      {23, "iq4_xs"},  {24, "i8"},     {25, "i16"},     {26, "i32"},   {27, "i64"},    {28, "f64"},   {29, "iq1_m"},
+      {30, "bf16"},    {34, "tq1_0"},  {35, "tq2_0"},   {39, "mxfp4"}, {40, "nvfp4"},  {41, "q1_0"},
+  };
+  std::string_view name = "unknown";
+  for (const auto& [known, n] : kNames) {
+    if (known == id)
+      name = n;
+  }
+  return std::string(name) + " (id " + std::to_string(id) + ")";
 }
 
 const GgufValue* GgufFile::find(std::string_view key) const {

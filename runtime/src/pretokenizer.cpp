@@ -50,42 +50,58 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pr
   return from_expressions({kGpt2});
 }
 
+namespace {
+
+// Splits `piece` by patterns[level] (matches and the text between them) and each part further by
+// the following patterns; parts past the last pattern go to `on_piece`. False: stop everything.
+bool split_from(const std::vector<std::unique_ptr<icu::RegexPattern>>& patterns, std::size_t level,
+                const icu::UnicodeString& piece, const std::function<bool(std::string_view)>& on_piece,
+                std::string& utf8) {
+  if (level == patterns.size()) {
+    utf8.clear();
+    piece.toUTF8String(utf8);
+    return on_piece(utf8);
+  }
+  auto next = [&](int32_t start, int32_t length) {
+    // A copy, not a tempSubString alias: the matcher below keeps reading `piece`.
+    return split_from(patterns, level + 1, icu::UnicodeString(piece, start, length), on_piece, utf8);
+  };
+  UErrorCode status = U_ZERO_ERROR;
+  std::unique_ptr<icu::RegexMatcher> m(patterns[level]->matcher(piece, status));
+  if (U_FAILURE(status))
+    return split_from(patterns, level + 1, piece, on_piece, utf8);
+  int32_t last = 0;
+  while (m->find()) {
+    const int32_t start = m->start(status);
+    const int32_t end = m->end(status);
+    if (U_FAILURE(status) || end == start)
+      break;
+    if (start > last && !next(last, start - last))
+      return false;
+    if (!next(start, end - start))
+      return false;
+    last = end;
+  }
+  if (last < piece.length())
+    return next(last, piece.length() - last);
+  return true;
+}
+
+}  // namespace
+
+void PreTokenizer::split(std::string_view text, const std::function<bool(std::string_view)>& on_piece) const {
+  const icu::UnicodeString whole =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  std::string utf8;
+  split_from(impl_->patterns, 0, whole, on_piece, utf8);
+}
+
 std::vector<std::string> PreTokenizer::split(std::string_view text) const {
-  std::vector<icu::UnicodeString> pieces;
-  pieces.push_back(icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size()))));
-  for (const auto& pattern : impl_->patterns) {
-    std::vector<icu::UnicodeString> next;
-    for (const auto& piece : pieces) {
-      UErrorCode status = U_ZERO_ERROR;
-      std::unique_ptr<icu::RegexMatcher> m(pattern->matcher(piece, status));
-      if (U_FAILURE(status)) {
-        next.push_back(piece);
-        continue;
-      }
-      int32_t last = 0;
-      while (m->find()) {
-        const int32_t start = m->start(status);
-        const int32_t end = m->end(status);
-        if (U_FAILURE(status) || end == start)
-          break;
-        // Copies, not tempSubString aliases: `piece` dies when `pieces` is replaced below.
-        if (start > last)
-          next.emplace_back(piece, last, start - last);
-        next.emplace_back(piece, start, end - start);
-        last = end;
-      }
-      if (last < piece.length())
-        next.emplace_back(piece, last);
-    }
-    pieces = std::move(next);
-  }
   std::vector<std::string> out;
-  out.reserve(pieces.size());
-  for (const auto& p : pieces) {
-    std::string s;
-    p.toUTF8String(s);
-    out.push_back(std::move(s));
-  }
+  split(text, [&](std::string_view piece) {
+    out.emplace_back(piece);
+    return true;
+  });
   return out;
 }
 

@@ -27,8 +27,15 @@ Status check_tensor_dtypes(const GgufFile& f) {
   }
   if (unsupported.empty())
     return Status::ok();
+  // A corrupt file may carry thousands of bogus ids: the message names the first dozen.
+  constexpr std::size_t kMaxNamed = 12;
   std::string list;
+  std::size_t named = 0;
   for (const auto& [id, n] : unsupported) {
+    if (named++ == kMaxNamed) {
+      list += ", and " + std::to_string(unsupported.size() - kMaxNamed) + " more";
+      break;
+    }
     list += (list.empty() ? "" : ", ") + gguf_dtype_label(id) + " x " + std::to_string(n) +
             (n == 1 ? " tensor" : " tensors");
   }

@@ -68,6 +68,21 @@ TEST(ModelConfig, OneUnsupportedTensorIsSingular) {
   EXPECT_NE(c.status().message().find("i32 (id 26) x 1 tensor;"), std::string::npos) << c.status().to_string();
 }
 
+// A corrupt file with a thousand bogus dtype ids gets a message of bounded length.
+TEST(ModelConfig, ManyUnknownDtypesAreSummarised) {
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  for (std::uint32_t i = 0; i < 1000; ++i)
+    w.add_raw_tensor("t" + std::to_string(i), {4}, 1000 + i, {});
+  auto f = parse(w);
+  ASSERT_NE(f, nullptr);
+  auto c = LlamaConfig::from_gguf(*f);
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_NE(c.status().message().find("unknown (id 1000) x 1 tensor, "), std::string::npos) << c.status().to_string();
+  EXPECT_NE(c.status().message().find(", and 988 more; supported:"), std::string::npos) << c.status().to_string();
+  EXPECT_LT(c.status().message().size(), 600u);
+}
+
 // The same through Model::load, as the CLI and the C API reach it: a file on disk.
 TEST(ModelConfig, LoadReportsTheArchitectureOfAQwenFile) {
   GgufWriter w;

@@ -66,7 +66,6 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::size_
     float score;
     std::size_t left;
     std::size_t left_len, right_len;
-    TokenId joined;
     bool operator<(const Candidate& o) const { return score != o.score ? score < o.score : left > o.left; }
   };
   const std::size_t n = escaped.size();
@@ -94,7 +93,7 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::size_
     if (len[l] + r_len > max_token_bytes_)
       return;  // longer than any token: no lookup needed
     if (auto id = find(text_view.substr(l, len[l] + r_len))) {
-      heap.push_back({scores_[static_cast<std::size_t>(*id)], l, len[l], r_len, *id});
+      heap.push_back({scores_[static_cast<std::size_t>(*id)], l, len[l], r_len});
       std::push_heap(heap.begin(), heap.end());
     }
   };

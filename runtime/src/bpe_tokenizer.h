@@ -1,8 +1,12 @@
 // Byte-level BPE ("gpt2" in GGUF): regex pre-tokenizer, GPT-2 byte-to-unicode mapping, merges
-// applied by rank (lowest first, leftmost on ties).
+// applied by rank (lowest first, leftmost on ties). Merging a pre-token of n bytes takes
+// O(n log n): its symbols form a linked list and the candidate pairs a min-heap keyed by
+// (rank, position), with stale entries skipped when they surface; a pair is looked up by its two
+// symbol ids, with no string built.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -16,14 +20,25 @@ namespace halyard::runtime {
 class BpeTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> create(const GgufFile& file);
-  void encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const override;
+  void encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+                       std::vector<TokenId>& out) const override;
   std::string token_to_piece(TokenId id, bool render_special) const override;
 
  private:
-  void encode_word(const std::string& word, std::vector<TokenId>& out) const;
+  struct Merge {
+    int rank;
+    std::int32_t result;  // symbol id of the joined text
+  };
+  struct Scratch;  // per-call working memory, reused across the words of one fragment
+  void encode_word(std::string_view word, Scratch& scratch, std::vector<TokenId>& out) const;
+  void push_symbol(std::int32_t symbol, std::string_view bytes, std::vector<TokenId>& out) const;
+  const Merge* find_merge(std::int32_t left, std::int32_t right) const;
 
   std::unique_ptr<PreTokenizer> pre_;
-  std::unordered_map<std::string, int> merge_rank_;  // "left right" -> rank
+  // Symbol ids: a vocabulary token's text has its token id; other texts that merges name get ids
+  // from vocab_size() up. (left id, right id) -> the merge of that pair.
+  std::unordered_map<std::uint64_t, Merge> merges_;
+  std::int32_t byte_symbol_[256];  // symbol id of each byte's GPT-2 character
   bool ignore_merges_ = false;
   std::string byte_to_char_[256];
   std::unordered_map<std::string, unsigned char> char_to_byte_;

@@ -561,7 +561,15 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
     auto session = rt::Session::create(*model->model);
     if (!session.is_ok())
       return to_c(session.status());
-    const auto ids = model->model->tokenizer().encode(prompt, true, o.parse_special != 0);
+    // Tokenize at most one token past the context: a longer prompt cannot run, and a huge one
+    // is refused after a context's worth of work rather than after tokenizing all of it.
+    const int ctx = model->model->context_length();
+    const auto ids = model->model->tokenizer().encode(prompt, true, o.parse_special != 0, static_cast<size_t>(ctx));
+    if (ids.size() > static_cast<size_t>(ctx)) {
+      return to_c(halyard::out_of_range("the prompt has more than " + std::to_string(ctx) +
+                                        " tokens but the context holds " + std::to_string(ctx) +
+                                        "; shorten it or raise --ctx"));
+    }
     rt::GenerateOptions go;
     go.max_tokens = o.max_tokens;
     go.sampler = sampler;

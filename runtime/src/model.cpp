@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace halyard::runtime {
 namespace {
@@ -17,6 +18,31 @@ Result<int> require_int(const GgufFile& f, const std::string& key, std::int64_t 
   return static_cast<int>(*v);
 }
 
+// One message for every dtype the file uses that Halyard cannot run, with how many tensors use
+// it, so a user learns at once what the file needs rather than one tensor at a time.
+Status check_tensor_dtypes(const GgufFile& f) {
+  std::map<std::uint32_t, int> unsupported;  // type id -> tensors
+  for (const auto& t : f.tensors()) {
+    if (!t.supported)
+      ++unsupported[t.type_id];
+  }
+  if (unsupported.empty())
+    return Status::ok();
+  // A corrupt file may carry thousands of bogus ids: the message names the first dozen.
+  constexpr std::size_t kMaxNamed = 12;
+  std::string list;
+  std::size_t named = 0;
+  for (const auto& [id, n] : unsupported) {
+    if (named++ == kMaxNamed) {
+      list += ", and " + std::to_string(unsupported.size() - kMaxNamed) + " more";
+      break;
+    }
+    list += (list.empty() ? "" : ", ") + gguf_dtype_label(id) + " x " + std::to_string(n) +
+            (n == 1 ? " tensor" : " tensors");
+  }
+  return unimplemented("unsupported tensor dtypes: " + list + "; supported: f32, f16, bf16, q8_0, q4_0, q4_1");
+}
+
 }  // namespace
 
 Result<LlamaConfig> LlamaConfig::from_gguf(const GgufFile& f) {
@@ -25,6 +51,8 @@ Result<LlamaConfig> LlamaConfig::from_gguf(const GgufFile& f) {
   if (c.architecture != "llama") {
     return unimplemented("architecture '" + c.architecture + "' is not supported (supported: llama)");
   }
+  // After the architecture: a qwen2 file with K-quants is refused for its architecture first.
+  HALYARD_RETURN_IF_ERROR(check_tensor_dtypes(f));
   const std::string a = c.architecture + ".";
   HALYARD_ASSIGN_OR_RETURN(c.n_layers, require_int(f, a + "block_count", 1, 4096));
   HALYARD_ASSIGN_OR_RETURN(c.d_model, require_int(f, a + "embedding_length", 1, 1 << 20));

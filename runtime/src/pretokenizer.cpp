@@ -50,42 +50,73 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pr
   return from_expressions({kGpt2});
 }
 
-std::vector<std::string> PreTokenizer::split(std::string_view text) const {
-  std::vector<icu::UnicodeString> pieces;
-  pieces.push_back(icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size()))));
-  for (const auto& pattern : impl_->patterns) {
-    std::vector<icu::UnicodeString> next;
-    for (const auto& piece : pieces) {
-      UErrorCode status = U_ZERO_ERROR;
-      std::unique_ptr<icu::RegexMatcher> m(pattern->matcher(piece, status));
-      if (U_FAILURE(status)) {
-        next.push_back(piece);
-        continue;
-      }
-      int32_t last = 0;
-      while (m->find()) {
-        const int32_t start = m->start(status);
-        const int32_t end = m->end(status);
-        if (U_FAILURE(status) || end == start)
-          break;
-        // Copies, not tempSubString aliases: `piece` dies when `pieces` is replaced below.
-        if (start > last)
-          next.emplace_back(piece, last, start - last);
-        next.emplace_back(piece, start, end - start);
-        last = end;
-      }
-      if (last < piece.length())
-        next.emplace_back(piece, last);
+namespace {
+
+// Splits `piece` by patterns[level] (matches and the text between them) and each part further by
+// the following patterns; parts past the last pattern go to `on_piece`. False: stop everything.
+// One matcher per level is reused (reset to each new part): making one per part cost more than
+// the matching when SmolLM2's digit split cuts a text into a million pieces.
+struct Splitter {
+  const std::vector<std::unique_ptr<icu::RegexPattern>>& patterns;
+  const std::function<bool(std::string_view)>& on_piece;
+  std::vector<std::unique_ptr<icu::RegexMatcher>> matchers;
+  std::string utf8;
+
+  bool split(std::size_t level, const icu::UnicodeString& piece) {
+    if (level == patterns.size()) {
+      utf8.clear();
+      piece.toUTF8String(utf8);
+      return on_piece(utf8);
     }
-    pieces = std::move(next);
+    auto next = [&](int32_t start, int32_t length) {
+      // A read-only alias into `piece`, which outlives the deeper levels' use of it.
+      return split(level + 1, icu::UnicodeString(false, piece.getBuffer() + start, length));
+    };
+    UErrorCode status = U_ZERO_ERROR;
+    if (!matchers[level]) {
+      matchers[level].reset(patterns[level]->matcher(piece, status));
+    } else {
+      matchers[level]->reset(piece);
+    }
+    if (U_FAILURE(status) || !matchers[level]) {
+      matchers[level].reset();
+      return split(level + 1, piece);
+    }
+    icu::RegexMatcher& m = *matchers[level];
+    int32_t last = 0;
+    while (m.find()) {
+      const int32_t start = m.start(status);
+      const int32_t end = m.end(status);
+      if (U_FAILURE(status) || end == start)
+        break;
+      if (start > last && !next(last, start - last))
+        return false;
+      if (!next(start, end - start))
+        return false;
+      last = end;
+    }
+    if (last < piece.length())
+      return next(last, piece.length() - last);
+    return true;
   }
+};
+
+}  // namespace
+
+void PreTokenizer::split(std::string_view text, const std::function<bool(std::string_view)>& on_piece) const {
+  const icu::UnicodeString whole =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  Splitter splitter{impl_->patterns, on_piece, {}, {}};
+  splitter.matchers.resize(impl_->patterns.size());
+  splitter.split(0, whole);
+}
+
+std::vector<std::string> PreTokenizer::split(std::string_view text) const {
   std::vector<std::string> out;
-  out.reserve(pieces.size());
-  for (const auto& p : pieces) {
-    std::string s;
-    p.toUTF8String(s);
-    out.push_back(std::move(s));
-  }
+  split(text, [&](std::string_view piece) {
+    out.emplace_back(piece);
+    return true;
+  });
   return out;
 }
 

@@ -3,6 +3,7 @@
 // Each expression splits every piece further, keeping both the matches and the text between them.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,6 +20,9 @@ class PreTokenizer {
   static Result<std::unique_ptr<PreTokenizer>> for_name(std::string_view pre, bool* known);
   static Result<std::unique_ptr<PreTokenizer>> from_expressions(const std::vector<std::string>& expressions);
   std::vector<std::string> split(std::string_view text) const;
+  // Hands each piece to `on_piece` in order as it is found; stops when it returns false, so a
+  // caller that has seen enough does not pay for splitting the rest of the text.
+  void split(std::string_view text, const std::function<bool(std::string_view piece)>& on_piece) const;
 
  private:
   PreTokenizer();

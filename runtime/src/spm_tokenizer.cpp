@@ -1,7 +1,10 @@
 #include "spm_tokenizer.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "utf8.h"
 
@@ -21,6 +24,13 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(const GgufFile& file) {
     }
     std::memcpy(tok->scores_.data(), arr->data, tok->vocab_size() * 4);
   }
+  // A NaN score would break the merge heap's ordering; it ranks below every real score.
+  for (float& score : tok->scores_) {
+    if (std::isnan(score))
+      score = -std::numeric_limits<float>::infinity();
+  }
+  for (const auto& t : tok->tokens_)
+    tok->max_token_bytes_ = std::max(tok->max_token_bytes_, t.size());
   if (auto v = tok->find("<unk>"))
     tok->unk_ = *v;
   if (auto v = file.get_int("tokenizer.ggml.unknown_token_id"))
@@ -37,7 +47,8 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(const GgufFile& file) {
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 
-void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const {
+void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+                                   std::vector<TokenId>& out) const {
   std::string escaped;
   if (first && add_space_prefix_)
     escaped += kSpace;  // the leading space goes before the first text only
@@ -48,23 +59,64 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vecto
       escaped += c;
     }
   }
-  std::vector<std::string> symbols = utf8_chars(escaped);
-  while (symbols.size() > 1) {
-    float best_score = 0.f;
-    std::ptrdiff_t best = -1;
-    for (std::size_t i = 0; i + 1 < symbols.size(); ++i) {
-      auto id = find(symbols[i] + symbols[i + 1]);
-      if (id && (best < 0 || scores_[static_cast<std::size_t>(*id)] > best_score)) {
-        best_score = scores_[static_cast<std::size_t>(*id)];
-        best = static_cast<std::ptrdiff_t>(i);
-      }
-    }
-    if (best < 0)
-      break;
-    symbols[static_cast<std::size_t>(best)] += symbols[static_cast<std::size_t>(best) + 1];
-    symbols.erase(symbols.begin() + best + 1);
+  // Symbols are indexed by the byte offset where they start; a merged-away one has length 0.
+  // Candidate pairs wait in a heap, best score first and leftmost on ties; an entry whose two
+  // symbols changed since it was pushed (their lengths tell) is skipped when it surfaces.
+  struct Candidate {
+    float score;
+    std::size_t left;
+    std::size_t left_len, right_len;
+    bool operator<(const Candidate& o) const { return score != o.score ? score < o.score : left > o.left; }
+  };
+  const std::size_t n = escaped.size();
+  std::vector<std::size_t> len(n, 0);
+  std::vector<std::ptrdiff_t> prev(n, -1), next(n, -1);
+  std::ptrdiff_t last = -1;
+  for (std::size_t i = 0; i < n;) {
+    len[i] = std::min(utf8_sequence_length(static_cast<unsigned char>(escaped[i])), n - i);
+    prev[i] = last;
+    if (last >= 0)
+      next[static_cast<std::size_t>(last)] = static_cast<std::ptrdiff_t>(i);
+    last = static_cast<std::ptrdiff_t>(i);
+    i += len[i];
   }
-  for (const auto& s : symbols) {
+  const std::string_view text_view(escaped);
+  std::vector<Candidate> heap;
+  auto consider = [&](std::ptrdiff_t left) {
+    if (left < 0)
+      return;
+    const auto l = static_cast<std::size_t>(left);
+    const std::ptrdiff_t right = next[l];
+    if (right < 0)
+      return;
+    const std::size_t r_len = len[static_cast<std::size_t>(right)];
+    if (len[l] + r_len > max_token_bytes_)
+      return;  // longer than any token: no lookup needed
+    if (auto id = find(text_view.substr(l, len[l] + r_len))) {
+      heap.push_back({scores_[static_cast<std::size_t>(*id)], l, len[l], r_len});
+      std::push_heap(heap.begin(), heap.end());
+    }
+  };
+  for (std::size_t i = 0; i < n; i += len[i])
+    consider(static_cast<std::ptrdiff_t>(i));
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end());
+    const Candidate c = heap.back();
+    heap.pop_back();
+    const std::ptrdiff_t right = next[c.left];
+    if (len[c.left] != c.left_len || right < 0 || len[static_cast<std::size_t>(right)] != c.right_len)
+      continue;
+    const auto r = static_cast<std::size_t>(right);
+    len[c.left] += len[r];
+    len[r] = 0;
+    next[c.left] = next[r];
+    if (next[r] >= 0)
+      prev[static_cast<std::size_t>(next[r])] = static_cast<std::ptrdiff_t>(c.left);
+    consider(prev[c.left]);
+    consider(static_cast<std::ptrdiff_t>(c.left));
+  }
+  for (std::ptrdiff_t i = n > 0 ? 0 : -1; i >= 0; i = next[static_cast<std::size_t>(i)]) {
+    const std::string_view s = text_view.substr(static_cast<std::size_t>(i), len[static_cast<std::size_t>(i)]);
     if (auto id = find(s)) {
       out.push_back(*id);
     } else {
@@ -73,6 +125,8 @@ void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::vecto
           out.push_back(byte_tokens_[c]);
       }
     }
+    if (out.size() > max_tokens)
+      return;
   }
 }
 

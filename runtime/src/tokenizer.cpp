@@ -81,7 +81,7 @@ Status Tokenizer::load_common(const GgufFile& file) {
 }
 
 std::optional<TokenId> Tokenizer::find(std::string_view text) const {
-  auto it = index_.find(std::string(text));
+  auto it = index_.find(text);
   if (it == index_.end())
     return std::nullopt;
   return it->second;
@@ -121,7 +121,8 @@ std::vector<std::pair<std::string_view, TokenId>> Tokenizer::split_special(std::
   return pieces;
 }
 
-std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special,
+                                       std::size_t max_tokens) const {
   std::vector<TokenId> out;
   if (add_special && add_bos_ && bos_ >= 0)
     out.push_back(bos_);
@@ -133,13 +134,17 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, 
   }
   bool first = true;
   for (const auto& [piece, id] : pieces) {
+    if (out.size() > max_tokens)
+      break;
     if (id >= 0) {
       out.push_back(id);
       continue;
     }
-    encode_fragment(piece, first, out);
+    encode_fragment(piece, first, max_tokens, out);
     first = false;
   }
+  if (out.size() > max_tokens)
+    out.resize(max_tokens + 1);
   return out;
 }
 

@@ -248,6 +248,21 @@ TEST(CApi, PromptLongerThanContextIsOutOfRange) {
   halyard_model_free(m);
 }
 
+// A prompt far longer than the context is refused once it has more tokens than the context,
+// without tokenizing the whole megabyte first.
+TEST(CApi, HugePromptIsRefusedAfterAContextOfTokens) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  std::string prompt;
+  while (prompt.size() < (1u << 20))
+    prompt += "The quick brown fox jumps over the lazy dog, and then it rests for a while. ";
+  EXPECT_EQ(halyard_generate(m, prompt.c_str(), nullptr, nullptr, nullptr, nullptr), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(std::string(halyard_last_error()),
+            "the prompt has more than 64 tokens but the context holds 64; shorten it or raise --ctx");
+  halyard_model_free(m);
+}
+
 TEST(CApi, SessionEvalAndKvCacheFull) {
   HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
   halyard_model* m = load("ref", 8);

@@ -57,6 +57,21 @@ class GgufWriter {
     ++n_tensors_;
   }
 
+  // Adds a tensor of any GGUF type id (also ones Halyard does not know) with the given raw data.
+  void add_raw_tensor(const std::string& name, const std::vector<std::uint64_t>& ne, std::uint32_t type_id,
+                      const std::vector<std::uint8_t>& raw) {
+    put_string(infos_, name);
+    put<std::uint32_t>(infos_, static_cast<std::uint32_t>(ne.size()));
+    for (std::uint64_t n : ne)
+      put<std::uint64_t>(infos_, n);
+    put<std::uint32_t>(infos_, type_id);
+    put<std::uint64_t>(infos_, data_.size());
+    data_.insert(data_.end(), raw.begin(), raw.end());
+    while (data_.size() % 32)
+      data_.push_back(0);
+    ++n_tensors_;
+  }
+
   std::vector<std::uint8_t> bytes(std::uint32_t version = 3) const {
     std::vector<std::uint8_t> out;
     put<std::uint32_t>(out, 0x46554747);

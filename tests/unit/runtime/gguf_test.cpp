@@ -1,8 +1,16 @@
 #include "halyard/runtime/gguf.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "gguf_writer.h"
 #include "test_paths.h"
@@ -93,7 +101,9 @@ TEST(Gguf, AbsurdStringLength) {
   expect_error(b, StatusCode::kDataLoss, "claims");
 }
 
-TEST(Gguf, UnknownDtype) {
+// A dtype Halyard cannot run parses (the model loader reports it with the architecture known),
+// but the tensor is marked unsupported and has no data pointer: its size cannot be validated.
+TEST(Gguf, UnknownDtypeIsRecordedNotRead) {
   GgufWriter w;
   static const float data[8] = {};
   w.add_tensor("t", TensorDesc::make(DType::kF32, 8), data);
@@ -102,7 +112,46 @@ TEST(Gguf, UnknownDtype) {
   const std::size_t type_at = w.tensor_infos_offset() + 9 + 4 + 8;
   const std::uint32_t bogus = 99;
   std::memcpy(b.data() + type_at, &bogus, 4);
-  expect_error(b, StatusCode::kUnimplemented, "dtype id 99");
+  auto f = GgufFile::from_bytes(b);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  const GgufTensor* t = f.value()->find_tensor("t");
+  ASSERT_NE(t, nullptr);
+  EXPECT_FALSE(t->supported);
+  EXPECT_EQ(t->type_id, 99u);
+  EXPECT_EQ(t->data, nullptr);
+  EXPECT_TRUE(f.value()->find_tensor("t") == &f.value()->tensors()[0]);
+}
+
+TEST(Gguf, SupportedTensorsAreMarkedSo) {
+  auto f = GgufFile::from_bytes(small_file().bytes());
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  for (const auto& t : f.value()->tensors()) {
+    EXPECT_TRUE(t.supported) << t.name;
+    EXPECT_EQ(t.type_id, 0u) << t.name;
+    EXPECT_NE(t.data, nullptr) << t.name;
+  }
+}
+
+// The offset of a tensor of unknown dtype is still checked: a corrupt file stays an error.
+TEST(Gguf, UnsupportedTensorPastEndOfFileIsCorrupt) {
+  GgufWriter w;
+  w.add_raw_tensor("k", {256}, 14, std::vector<std::uint8_t>(210));
+  auto b = w.bytes();
+  const std::size_t offset_at = w.tensor_infos_offset() + 9 + 4 + 8 + 4;
+  const std::uint64_t far = std::uint64_t{1} << 40;
+  std::memcpy(b.data() + offset_at, &far, 8);
+  expect_error(b, StatusCode::kDataLoss, "past the end of the file");
+}
+
+TEST(Gguf, DtypeLabelsUseGgufNames) {
+  EXPECT_EQ(gguf_dtype_label(0), "f32 (id 0)");
+  EXPECT_EQ(gguf_dtype_label(12), "q4_k (id 12)");
+  EXPECT_EQ(gguf_dtype_label(14), "q6_k (id 14)");
+  EXPECT_EQ(gguf_dtype_label(23), "iq4_xs (id 23)");
+  EXPECT_EQ(gguf_dtype_label(30), "bf16 (id 30)");
+  EXPECT_EQ(gguf_dtype_label(39), "mxfp4 (id 39)");
+  EXPECT_EQ(gguf_dtype_label(4), "unknown (id 4)");  // Q4_2, retired
+  EXPECT_EQ(gguf_dtype_label(99), "unknown (id 99)");
 }
 
 TEST(Gguf, TooManyDimensions) {
@@ -128,6 +177,40 @@ TEST(Gguf, MissingFileIsNotFound) {
   auto f = GgufFile::open("/nonexistent/model.gguf");
   ASSERT_FALSE(f.is_ok());
   EXPECT_EQ(f.status().code(), StatusCode::kNotFound);
+}
+
+// A FIFO as the model once blocked forever in open() (waiting for a writer). The load runs on
+// a thread; should it block, the test opens the FIFO's write end so the thread can finish,
+// then fails, rather than hanging the suite.
+TEST(Gguf, FifoIsRefusedWithoutBlocking) {
+  const std::string dir = ::testing::TempDir() + "/gguf_fifo_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/model.gguf";
+  std::filesystem::remove(path);
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  auto load = std::async(std::launch::async, [&] { return GgufFile::open(path); });
+  const bool finished = load.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!finished) {
+    // Unblock the reader: a writer that opens and closes the FIFO lets its open() return.
+    for (int i = 0; i < 100 && load.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready; ++i) {
+      const int w = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0)
+        ::close(w);
+    }
+  }
+  auto f = load.get();
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(finished) << "GgufFile::open blocked on a FIFO";
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kInvalidArgument) << f.status().to_string();
+  EXPECT_NE(f.status().message().find("not a regular file"), std::string::npos) << f.status().to_string();
+}
+
+TEST(Gguf, DirectoryIsAClearError) {
+  auto f = GgufFile::open(::testing::TempDir());
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kInvalidArgument) << f.status().to_string();
+  EXPECT_NE(f.status().message().find("is a directory"), std::string::npos) << f.status().to_string();
 }
 
 TEST(Gguf, ParsesTheRealModel) {

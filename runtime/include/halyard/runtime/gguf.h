@@ -1,6 +1,7 @@
-// A GGUF v2/v3 reader. Maps the file read-only and validates every count, length, offset, size
-// and dtype before anything uses it: a corrupt or truncated file is a DataLoss error, never a
-// crash. Spec: docs/gguf.md of the ggml repository.
+// A GGUF v2/v3 reader. Maps the file read-only and validates every count, length, offset and
+// size before anything uses it: a corrupt or truncated file is a DataLoss error, never a crash.
+// Tensors of dtypes Halyard cannot run are recorded as unsupported (no data pointer) for the
+// model loader to report. Spec: docs/gguf.md of the ggml repository.
 // Ownership: string_views and tensor data pointers point into the mapping and live as long as
 // the GgufFile. Thread safety: immutable after open; read from any thread.
 #pragma once
@@ -20,15 +21,26 @@
 namespace halyard::runtime {
 
 enum class GgufType : std::uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 struct GgufArray {
   GgufType type = GgufType::kU8;
   std::uint64_t count = 0;
-  const std::uint8_t* data = nullptr;      // fixed-size element types: count elements, packed
-  std::vector<std::string_view> strings;   // string arrays
+  const std::uint8_t* data = nullptr;     // fixed-size element types: count elements, packed
+  std::vector<std::string_view> strings;  // string arrays
 };
 
 struct GgufValue {
@@ -43,10 +55,19 @@ struct GgufValue {
 
 struct GgufTensor {
   std::string name;
-  TensorDesc desc;
-  std::uint64_t offset = 0;   // relative to the data section
-  const void* data = nullptr; // inside the mapping
+  TensorDesc desc;             // desc.dtype is meaningful only when `supported`
+  std::uint64_t offset = 0;    // relative to the data section
+  const void* data = nullptr;  // inside the mapping; nullptr when not `supported`
+  std::uint32_t type_id = 0;   // the GGUF (ggml) type id the file gives
+  // False for a dtype Halyard cannot run (a K-quant, i8, ...): the file still parses so the
+  // model loader can say what is unsupported, but such a tensor's data must not be read (its
+  // size is not validated).
+  bool supported = true;
 };
+
+// GGUF's name of a tensor type id with the id, e.g. "q6_k (id 14)"; "unknown (id 99)" for an
+// id ggml does not define.
+std::string gguf_dtype_label(std::uint32_t id);
 
 class GgufFile {
  public:

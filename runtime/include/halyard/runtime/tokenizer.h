@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,9 +38,16 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
   static Result<std::unique_ptr<Tokenizer>> from_gguf(const GgufFile& file);
 
+  static constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();
+
   // add_special: prepend BOS where the model asks for it. parse_special: treat control-token
   // texts in `text` (e.g. "<|im_start|>") as those tokens rather than as plain text.
-  std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const;
+  // max_tokens: once more than max_tokens tokens are produced, stop without tokenizing the rest
+  // of the text and return the first max_tokens + 1 tokens; a result longer than max_tokens
+  // thus says the limit was exceeded. (The byte-level BPE stops after the pre-token that passes
+  // the limit; SentencePiece merges a whole fragment at once, so it stops after that fragment.)
+  std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special,
+                              std::size_t max_tokens = kNoLimit) const;
   // The bytes of one token; control tokens render as their text only when render_special.
   virtual std::string token_to_piece(TokenId id, bool render_special) const = 0;
   virtual std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const;
@@ -56,14 +65,20 @@ class Tokenizer {
  protected:
   Status load_common(const GgufFile& file);
   // Appends the tokens of plain text (no special tokens in it); `first` marks the first text
-  // fragment of the input.
-  virtual void encode_fragment(std::string_view text, bool first, std::vector<TokenId>& out) const = 0;
+  // fragment of the input. May stop early once `out` holds more than max_tokens tokens.
+  virtual void encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+                               std::vector<TokenId>& out) const = 0;
   // Splits text around special tokens; pieces with id >= 0 are special tokens.
   std::vector<std::pair<std::string_view, TokenId>> split_special(std::string_view text) const;
 
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;
-  std::unordered_map<std::string, TokenId> index_;
+  // Looked up by string_view without building a string (the tokenizers look up substrings).
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> index_;
   std::vector<TokenId> special_by_length_;
   std::vector<TokenId> end_of_generation_;
   TokenId bos_ = -1;

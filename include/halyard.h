@@ -167,17 +167,17 @@ typedef struct halyard_timings {
   int32_t generated_tokens;
   double time_to_first_token_ms;
   double prefill_tokens_per_s;
-  double decode_tokens_per_s;   /* 0 when fewer than 2 tokens were generated */
-  int32_t finish_reason;        /* a halyard_finish_reason */
+  double decode_tokens_per_s; /* 0 when fewer than 2 tokens were generated */
+  int32_t finish_reason;      /* a halyard_finish_reason */
 } halyard_timings;
 
 /* Why generation stopped. */
 typedef enum halyard_finish_reason {
-  HALYARD_FINISH_NONE = 0,           /* it did not run (an error before the first token) */
-  HALYARD_FINISH_MAX_TOKENS = 1,     /* max_tokens were generated */
+  HALYARD_FINISH_NONE = 0,            /* it did not run (an error before the first token) */
+  HALYARD_FINISH_MAX_TOKENS = 1,      /* max_tokens were generated */
   HALYARD_FINISH_END_OF_SEQUENCE = 2, /* the model produced an end-of-generation token */
-  HALYARD_FINISH_CONTEXT_FULL = 3,   /* the context length was reached */
-  HALYARD_FINISH_CANCELLED = 4       /* the callback returned non-zero */
+  HALYARD_FINISH_CONTEXT_FULL = 3,    /* the context length was reached */
+  HALYARD_FINISH_CANCELLED = 4        /* the callback returned non-zero */
 } halyard_finish_reason;
 /* "max tokens", "end of sequence", "context full", "cancelled" or "none". */
 HALYARD_API const char* halyard_finish_reason_name(int32_t reason);

@@ -102,7 +102,6 @@ std::vector<const char*> option_pointers(const std::vector<std::string>& options
   return out;
 }
 
-
 // SIGINT asks the generation to stop at the next token; a second one kills as usual.
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) {
@@ -195,7 +194,8 @@ int cmd_generate(const GenerateArgs& a) {
     std::snprintf(buf, sizeof buf, "%.2f tok/s", t.decode_tokens_per_s);
     decode = buf;
   }
-  std::fprintf(stderr, "\nprompt %d tokens, generated %d | stopped: %s | TTFT %.1f ms | prefill %.2f tok/s | decode %s\n",
+  std::fprintf(stderr,
+               "\nprompt %d tokens, generated %d | stopped: %s | TTFT %.1f ms | prefill %.2f tok/s | decode %s\n",
                t.prompt_tokens, t.generated_tokens,
                interrupted ? "cancelled (interrupted)" : halyard_finish_reason_name(t.finish_reason),
                t.time_to_first_token_ms, t.prefill_tokens_per_s, decode.c_str());

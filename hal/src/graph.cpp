@@ -20,8 +20,8 @@ Result<TensorId> Graph::add_op(OpKind op, std::vector<TensorId> inputs, const Op
   if (!out.is_ok()) {
     return Status(out.status().code(), out.status().message() + (name.empty() ? "" : " (building " + name + ")"));
   }
-  const TensorId id = add_tensor(name.empty() ? std::string(op_name(op)) : std::move(name), out.value(),
-                                 TensorRole::kIntermediate);
+  const TensorId id =
+      add_tensor(name.empty() ? std::string(op_name(op)) : std::move(name), out.value(), TensorRole::kIntermediate);
   nodes_.push_back(GraphNode{op, std::move(inputs), id, params});
   return id;
 }
@@ -36,7 +36,8 @@ Status Graph::validate() const {
     std::vector<TensorDesc> descs;
     for (TensorId id : node.inputs) {
       if (id < 0 || static_cast<std::size_t>(id) >= tensors_.size() || !defined[static_cast<std::size_t>(id)]) {
-        return invalid_argument(std::string(op_name(node.op)) + ": input " + std::to_string(id) + " is used before it is defined");
+        return invalid_argument(std::string(op_name(node.op)) + ": input " + std::to_string(id) +
+                                " is used before it is defined");
       }
       descs.push_back(tensors_[static_cast<std::size_t>(id)].desc);
     }

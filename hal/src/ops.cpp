@@ -13,7 +13,9 @@ Status shape_error(OpKind op, const std::string& what) {
   return invalid_argument(std::string(op_name(op)) + ": " + what);
 }
 
-bool is_2d(const TensorDesc& d) { return d.ne[2] == 1 && d.ne[3] == 1; }
+bool is_2d(const TensorDesc& d) {
+  return d.ne[2] == 1 && d.ne[3] == 1;
+}
 
 Status check_arity(OpKind op, std::span<const TensorDesc> in, std::size_t n) {
   if (in.size() != n) {
@@ -37,7 +39,8 @@ Status check_ids(OpKind op, const TensorDesc& d, std::int64_t n, const char* wha
 }
 
 Status check_weight_rows(OpKind op, const TensorDesc& d) {
-  if (!is_weight_dtype(d.dtype) || !is_2d(d)) return shape_error(op, "weight must be 2-D, got " + d.to_string());
+  if (!is_weight_dtype(d.dtype) || !is_2d(d))
+    return shape_error(op, "weight must be 2-D, got " + d.to_string());
   if (d.ne[0] % dtype_info(d.dtype).block_elements != 0) {
     return shape_error(op, "row length of " + d.to_string() + " is not a multiple of its block size");
   }
@@ -46,11 +49,14 @@ Status check_weight_rows(OpKind op, const TensorDesc& d) {
 
 }  // namespace
 
-std::string_view op_name(OpKind op) { return kOpNames[static_cast<std::size_t>(op)]; }
+std::string_view op_name(OpKind op) {
+  return kOpNames[static_cast<std::size_t>(op)];
+}
 
 std::optional<OpKind> op_from_name(std::string_view name) {
   for (std::size_t i = 0; i < kOpNames.size(); ++i) {
-    if (kOpNames[i] == name) return static_cast<OpKind>(i);
+    if (kOpNames[i] == name)
+      return static_cast<OpKind>(i);
   }
   return std::nullopt;
 }
@@ -60,7 +66,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
     case OpKind::kEmbed: {
       HALYARD_RETURN_IF_ERROR(check_arity(op, in, 2));
       HALYARD_RETURN_IF_ERROR(check_weight_rows(op, in[0]));
-      if (in[1].dtype != DType::kI32 || in[1].rows() != 1) return shape_error(op, "ids must be i32[n]");
+      if (in[1].dtype != DType::kI32 || in[1].rows() != 1)
+        return shape_error(op, "ids must be i32[n]");
       return TensorDesc::make(DType::kF32, in[0].ne[0], in[1].ne[0]);
     }
     case OpKind::kRmsNorm: {
@@ -69,7 +76,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       if (in[1].dtype != DType::kF32 || in[1].ne[0] != in[0].ne[0] || in[1].rows() != 1) {
         return shape_error(op, "weight must be f32[" + std::to_string(in[0].ne[0]) + "]");
       }
-      if (!(p.eps > 0.f)) return shape_error(op, "eps must be positive");
+      if (!(p.eps > 0.f))
+        return shape_error(op, "eps must be positive");
       return in[0];
     }
     case OpKind::kMatmul: {
@@ -86,8 +94,10 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[0], "x"));
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[1], in[0].ne[1], "positions"));
       const int dims = p.rope_dims ? p.rope_dims : p.head_dim;
-      if (p.head_dim <= 0 || in[0].ne[0] % p.head_dim != 0) return shape_error(op, "head_dim must divide the row");
-      if (dims <= 0 || dims > p.head_dim || dims % 2 != 0) return shape_error(op, "rope_dims must be even and <= head_dim");
+      if (p.head_dim <= 0 || in[0].ne[0] % p.head_dim != 0)
+        return shape_error(op, "head_dim must divide the row");
+      if (dims <= 0 || dims > p.head_dim || dims % 2 != 0)
+        return shape_error(op, "rope_dims must be even and <= head_dim");
       return in[0];
     }
     case OpKind::kAttention: {
@@ -101,7 +111,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[0], "q"));
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[1], "k"));
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[2], "v"));
-      if (in[0].ne[0] != qdim) return shape_error(op, "q rows must be head_dim * n_heads");
+      if (in[0].ne[0] != qdim)
+        return shape_error(op, "q rows must be head_dim * n_heads");
       if (in[1].ne[0] != kvdim || in[2].ne[0] != kvdim || in[1].ne[1] != n || in[2].ne[1] != n) {
         return shape_error(op, "k and v must be [head_dim * n_kv_heads, n]");
       }
@@ -111,7 +122,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
           return shape_error(op, "caches must be f32[head_dim * n_kv_heads, ctx, slots], got " + cache.to_string());
         }
       }
-      if (in[3] != in[4]) return shape_error(op, "k and v caches differ in shape");
+      if (in[3] != in[4])
+        return shape_error(op, "k and v caches differ in shape");
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[5], n, "positions"));
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[6], n, "slots"));
       return TensorDesc::make(DType::kF32, qdim, n);
@@ -124,7 +136,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[1], "b"));
       const bool same = in[0] == in[1];
       const bool row_broadcast = op != OpKind::kSwiglu && in[1].ne[0] == in[0].ne[0] && in[1].rows() == 1;
-      if (!same && !row_broadcast) return shape_error(op, "shapes differ: " + in[0].to_string() + " vs " + in[1].to_string());
+      if (!same && !row_broadcast)
+        return shape_error(op, "shapes differ: " + in[0].to_string() + " vs " + in[1].to_string());
       return in[0];
     }
     case OpKind::kSoftmax: {

@@ -4,14 +4,16 @@ namespace halyard::runtime {
 
 Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs) {
   const LlamaConfig& c = model.config();
-  if (n_tokens < 1 || n_outputs < 1 || n_outputs > n_tokens) return invalid_argument("graph needs 1 <= outputs <= tokens");
+  if (n_tokens < 1 || n_outputs < 1 || n_outputs > n_tokens)
+    return invalid_argument("graph needs 1 <= outputs <= tokens");
   LlamaGraph lg;
   lg.n_tokens = n_tokens;
   lg.n_outputs = n_outputs;
   Graph& g = lg.graph;
   auto weight = [&](const std::string& name) -> Result<TensorId> {
     const Weight* w = model.weight(name);
-    if (!w) return internal_error("weight '" + name + "' was not loaded");
+    if (!w)
+      return internal_error("weight '" + name + "' was not loaded");
     const TensorId id = g.add_tensor(name, w->desc, TensorRole::kWeight);
     lg.weights.emplace_back(id, name);
     return id;
@@ -54,9 +56,10 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
     HALYARD_ASSIGN_OR_RETURN(TensorId v, g.add_op(OpKind::kMatmul, {wv, h}, {}, p + "v"));
     HALYARD_ASSIGN_OR_RETURN(TensorId q_rot, g.add_op(OpKind::kRope, {q, lg.positions}, rope, p + "q_rope"));
     HALYARD_ASSIGN_OR_RETURN(TensorId k_rot, g.add_op(OpKind::kRope, {k, lg.positions}, rope, p + "k_rope"));
-    HALYARD_ASSIGN_OR_RETURN(TensorId a, g.add_op(OpKind::kAttention,
-                                                  {q_rot, k_rot, v, lg.k_cache.back(), lg.v_cache.back(), lg.positions, lg.slots},
-                                                  attn, p + "attention"));
+    HALYARD_ASSIGN_OR_RETURN(
+        TensorId a,
+        g.add_op(OpKind::kAttention, {q_rot, k_rot, v, lg.k_cache.back(), lg.v_cache.back(), lg.positions, lg.slots},
+                 attn, p + "attention"));
     HALYARD_ASSIGN_OR_RETURN(TensorId wo, w("attn_output.weight"));
     HALYARD_ASSIGN_OR_RETURN(TensorId o, g.add_op(OpKind::kMatmul, {wo, a}, {}, p + "attn_out"));
     HALYARD_ASSIGN_OR_RETURN(x, g.add_op(OpKind::kAdd, {x, o}, {}, p + "attn_residual"));

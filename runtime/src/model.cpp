@@ -109,9 +109,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     constexpr std::size_t kShown = 60;
     std::string start(jinja.substr(0, kShown));
     std::replace(start.begin(), start.end(), '\n', ' ');
-    model->chat_template_warning_ = "the model's chat template is not one Halyard knows (ChatML, Llama-3), so ChatML "
-                                    "is used instead; the template begins: \"" +
-                                    start + (jinja.size() > kShown ? "...\"" : "\"");
+    model->chat_template_warning_ =
+        "the model's chat template is not one Halyard knows (ChatML, Llama-3), so ChatML "
+        "is used instead; the template begins: \"" +
+        start + (jinja.size() > kShown ? "...\"" : "\"");
     model->chat_template_ = ChatTemplate::make(ChatFormat::kChatML);
   }
   model->name_ = std::string(f.get_string("general.name").value_or(path));

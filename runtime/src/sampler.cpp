@@ -22,20 +22,23 @@ Status validate(const SamplerOptions& o) {
 TokenId Sampler::argmax(std::span<const float> logits) {
   std::size_t best = 0;
   for (std::size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[best]) best = i;
+    if (logits[i] > logits[best])
+      best = i;
   }
   return static_cast<TokenId>(best);
 }
 
 TokenId Sampler::sample(std::span<const float> logits) {
-  if (options_.temperature <= 0.f || logits.size() < 2) return argmax(logits);
+  if (options_.temperature <= 0.f || logits.size() < 2)
+    return argmax(logits);
   std::vector<TokenId> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   auto by_logit = [&](TokenId a, TokenId b) {
     return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)];
   };
   std::size_t keep = ids.size();
-  if (options_.top_k > 0 && static_cast<std::size_t>(options_.top_k) < keep) keep = static_cast<std::size_t>(options_.top_k);
+  if (options_.top_k > 0 && static_cast<std::size_t>(options_.top_k) < keep)
+    keep = static_cast<std::size_t>(options_.top_k);
   std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end(), by_logit);
   ids.resize(keep);
   std::vector<double> p(keep);
@@ -45,7 +48,8 @@ TokenId Sampler::sample(std::span<const float> logits) {
     p[i] = std::exp((logits[static_cast<std::size_t>(ids[i])] - max_logit) / options_.temperature);
     sum += p[i];
   }
-  for (auto& v : p) v /= sum;
+  for (auto& v : p)
+    v /= sum;
   if (options_.top_p < 1.f) {
     double cumulative = 0.0;
     std::size_t cut = keep;

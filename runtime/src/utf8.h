@@ -10,10 +10,14 @@ namespace halyard::runtime {
 
 // Length of the UTF-8 sequence a lead byte announces (1 for stray continuation bytes).
 inline std::size_t utf8_sequence_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xe0) == 0xc0) return 2;
-  if ((lead & 0xf0) == 0xe0) return 3;
-  if ((lead & 0xf8) == 0xf0) return 4;
+  if (lead < 0x80)
+    return 1;
+  if ((lead & 0xe0) == 0xc0)
+    return 2;
+  if ((lead & 0xf0) == 0xe0)
+    return 3;
+  if ((lead & 0xf8) == 0xf0)
+    return 4;
   return 1;
 }
 
@@ -54,8 +58,10 @@ inline std::size_t utf8_complete_prefix(std::string_view s) {
   std::size_t i = s.size();
   for (std::size_t back = 1; back <= 4 && back <= s.size(); ++back) {
     const auto c = static_cast<unsigned char>(s[s.size() - back]);
-    if ((c & 0xc0) == 0x80) continue;  // continuation byte
-    if (utf8_sequence_length(c) > back) i = s.size() - back;
+    if ((c & 0xc0) == 0x80)
+      continue;  // continuation byte
+    if (utf8_sequence_length(c) > back)
+      i = s.size() - back;
     break;
   }
   return i;

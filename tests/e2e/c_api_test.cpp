@@ -1,8 +1,7 @@
 // The public C API, end to end on the reference device, including its error paths.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -169,7 +168,8 @@ template <typename Fn>
 std::pair<std::string, std::string> capture_output(Fn fn) {
   std::fflush(stdout);
   std::fflush(stderr);
-  const std::string out_path = ::testing::TempDir() + "/capture_stdout", err_path = ::testing::TempDir() + "/capture_stderr";
+  const std::string out_path = ::testing::TempDir() + "/capture_stdout",
+                    err_path = ::testing::TempDir() + "/capture_stderr";
   const int saved_out = ::dup(1), saved_err = ::dup(2);
   const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -210,11 +210,9 @@ TEST(CApi, LogMessagesReachTheCallerSink) {
   struct Sink {
     std::vector<std::pair<int, std::string>> messages;
   } sink;
-  halyard_set_log_callback(
-      [](int level, const char* message, void* user) {
-        static_cast<Sink*>(user)->messages.emplace_back(level, message);
-      },
-      &sink);
+  halyard_set_log_callback([](int level, const char* message,
+                              void* user) { static_cast<Sink*>(user)->messages.emplace_back(level, message); },
+                           &sink);
   halyard_set_log_level(3);
   const auto [out, err] = capture_output([] { halyard_model_free(load("ref", 16)); });
   halyard_set_log_level(1);

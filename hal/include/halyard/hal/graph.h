@@ -41,8 +41,7 @@ class Graph {
  public:
   TensorId add_tensor(std::string name, const TensorDesc& desc, TensorRole role);
   // Appends a node whose output is a new intermediate tensor shaped by infer_output.
-  Result<TensorId> add_op(OpKind op, std::vector<TensorId> inputs, const OpParams& params = {},
-                          std::string name = {});
+  Result<TensorId> add_op(OpKind op, std::vector<TensorId> inputs, const OpParams& params = {}, std::string name = {});
   // Turns an intermediate into a graph output (the caller binds a buffer for it).
   void mark_output(TensorId id) { tensors_[static_cast<std::size_t>(id)].role = TensorRole::kOutput; }
 

@@ -15,11 +15,11 @@ struct LlamaGraph {
   Graph graph;
   int n_tokens = 0;
   int n_outputs = 0;
-  TensorId token_ids = -1;  // i32 [n_tokens]
-  TensorId positions = -1;  // i32 [n_tokens]
-  TensorId slots = -1;      // i32 [n_tokens]: KV-cache slot (sequence) of each token
-  TensorId out_rows = -1;   // i32 [n_outputs]: which tokens produce logits
-  TensorId logits = -1;     // f32 [vocab, n_outputs]
+  TensorId token_ids = -1;                                // i32 [n_tokens]
+  TensorId positions = -1;                                // i32 [n_tokens]
+  TensorId slots = -1;                                    // i32 [n_tokens]: KV-cache slot (sequence) of each token
+  TensorId out_rows = -1;                                 // i32 [n_outputs]: which tokens produce logits
+  TensorId logits = -1;                                   // f32 [vocab, n_outputs]
   std::vector<std::pair<TensorId, std::string>> weights;  // graph tensor -> model weight name
   std::vector<TensorId> k_cache, v_cache;                 // per layer, f32 [kv_dim, ctx, slots]
 };

@@ -28,7 +28,11 @@ class CaseTest : public ::testing::Test {
     if (r.unsupported)
       GTEST_SKIP() << "unsupported: " << r.message;
     EXPECT_TRUE(r.passed) << case_.name << " (seed " << g_seed << "): " << r.message;
-    RecordProperty("nmse", std::to_string(r.nmse));
+    // Scientific notation: the margin under a tolerance such as 1e-7 must show (std::to_string
+    // would print 0.000000).
+    char nmse[32];
+    std::snprintf(nmse, sizeof nmse, "%.3e", r.nmse);
+    RecordProperty("nmse", nmse);
   }
 
  private:

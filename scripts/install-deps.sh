@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-pip unzip
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libicu-dev libgtest-dev libgmock-dev
-  libbenchmark-dev libopenblas-dev
+  libbenchmark-dev libopenblas-dev clang libclang-rt-14-dev
   g++-aarch64-linux-gnu
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   hipcc libamdhip64-dev rocm-device-libs

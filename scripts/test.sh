@@ -23,4 +23,10 @@ else
   echo "test.sh: ctest wrote no report" >&2
   status=1
 fi
-exit "$status"
+[[ $status -eq 0 ]] || exit "$status"
+
+# Sanitizers and fuzzers (scripts/sanitizers.sh); HALYARD_TEST_SANITIZERS=0 skips them for a
+# quick local run. CI runs them.
+if [[ ${HALYARD_TEST_SANITIZERS:-1} != 0 ]]; then
+  bash scripts/sanitizers.sh
+fi

@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "halyard/hal/blocks.h"
@@ -180,6 +183,40 @@ TEST(DType, QuantizeQ4_1HandComputed) {
   for (int j = 0; j < 16; ++j)
     EXPECT_EQ(b.qs[j], expected[j]) << j;
 }
+
+// Against another implementation: bytes the ggml project's Python writer (the `gguf` package)
+// made of 64 blocks that include ties, an all-zero block, a tiny one and outliers
+// (tests/data/gguf_py_quants/README.md says how they were made).
+std::vector<std::uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+class QuantizeLikeGgufPy : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QuantizeLikeGgufPy, SameBytes) {
+  const DType dtype = GetParam();
+  const std::string dir = std::string(HALYARD_TEST_DATA_DIR) + "/gguf_py_quants/";
+  const std::vector<std::uint8_t> raw = read_file(dir + "input.f32");
+  const std::vector<std::uint8_t> want = read_file(dir + std::string(dtype_name(dtype)) + ".bin");
+  ASSERT_EQ(raw.size(), 64u * 32u * 4u) << dir;
+  const std::int64_t n = static_cast<std::int64_t>(raw.size() / 4);
+  ASSERT_EQ(want.size(), row_bytes(dtype, n));
+  std::vector<float> x(static_cast<std::size_t>(n));
+  std::memcpy(x.data(), raw.data(), raw.size());
+  std::vector<std::uint8_t> got(want.size());
+  quantize_row(dtype, x.data(), got.data(), n);
+  const std::size_t block = dtype_info(dtype).block_bytes;
+  for (std::size_t b = 0; b < got.size() / block; ++b) {
+    EXPECT_TRUE(std::equal(got.begin() + static_cast<std::ptrdiff_t>(b * block),
+                           got.begin() + static_cast<std::ptrdiff_t>((b + 1) * block),
+                           want.begin() + static_cast<std::ptrdiff_t>(b * block)))
+        << dtype_name(dtype) << " block " << b << " differs from gguf-py's";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(BlockTypes, QuantizeLikeGgufPy, ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_1),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // Round trips of random blocks: every value comes back within half a quantization step (what
 // rounding to nearest guarantees), plus the error of storing the scale (and Q4_1's minimum) in

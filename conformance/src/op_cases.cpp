@@ -173,7 +173,7 @@ void add_rope(std::vector<OpCase>& out) {
 
 void add_attention(std::vector<OpCase>& out) {
   struct Shape {
-    int hd, heads, kv_heads, n, ctx, slots, start;
+    int hd, heads, kv_heads, n, ctx, slots, start, slot = 0;
   };
   const Shape shapes[] = {
       {64, 8, 8, 1, 64, 1, 10},       // decode, GQA ratio 1
@@ -182,6 +182,7 @@ void add_attention(std::vector<OpCase>& out) {
       {64, 16, 2, 3, 32, 3, 0},       // a decode batch of 3 sequences, ratio 8
       {64, 4, 1, 33, 64, 1, 5},       // prefill after history, ratio 4
       {128, 2, 2, 128, 160, 2, 0},    // prefill from scratch
+      {64, 4, 2, 40, 96, 3, 20, 2},   // prefill after history into the last of 3 sequence slots
   };
   for (const auto& s : shapes) {
     OpParams p;
@@ -190,13 +191,15 @@ void add_attention(std::vector<OpCase>& out) {
     p.n_kv_heads = s.kv_heads;
     const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
     const auto cache = TensorDesc::make(DType::kF32, kvd, s.ctx, s.slots);
-    OpCase c{"ATTENTION/f32/" + shape_name({{"hd", s.hd},
-                                            {"h", s.heads},
-                                            {"kvh", s.kv_heads},
-                                            {"n", s.n},
-                                            {"ctx", s.ctx},
-                                            {"slots", s.slots},
-                                            {"start", s.start}}),
+    OpCase c{"ATTENTION/f32/" +
+                 shape_name({{"hd", s.hd},
+                             {"h", s.heads},
+                             {"kvh", s.kv_heads},
+                             {"n", s.n},
+                             {"ctx", s.ctx},
+                             {"slots", s.slots},
+                             {"start", s.start}}) +
+                 (s.slot ? "_slot" + std::to_string(s.slot) : ""),
              OpKind::kAttention,
              {TensorDesc::make(DType::kF32, qd, s.n), TensorDesc::make(DType::kF32, kvd, s.n),
               TensorDesc::make(DType::kF32, kvd, s.n), cache, cache, TensorDesc::make(DType::kI32, s.n),
@@ -207,6 +210,7 @@ void add_attention(std::vector<OpCase>& out) {
              s.start,
              kReduction};
     c.one_slot_per_token = s.slots > 1 && s.slots == s.n;
+    c.prefill_slot = s.slot;
     out.push_back(std::move(c));
   }
 }
@@ -260,7 +264,7 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
         break;
       case Fill::kSlots:
         for (std::int64_t k = 0; k < n; ++k)
-          ints[k] = decode_batch ? static_cast<std::int32_t>(k) : 0;
+          ints[k] = decode_batch ? static_cast<std::int32_t>(k) : c.prefill_slot;
         break;
     }
     data.push_back(std::move(bytes));

@@ -27,6 +27,7 @@ struct OpCase {
   int prefill_start = 0;            // ATTENTION: first position of a prefill (history before it)
   double tolerance = 0;             // normalized MSE; 0 means exact
   bool one_slot_per_token = false;  // ATTENTION: a decode batch, each token its own sequence
+  int prefill_slot = 0;             // ATTENTION: the sequence slot a prefill's tokens go to
 };
 
 // Every op x every weight dtype x edge-case shapes.

@@ -43,6 +43,21 @@ void add_elementwise(std::vector<OpCase>& out) {
     out.push_back({"SOFTMAX/f32/" + sh, OpKind::kSoftmax, {x}, {Fill::kRandom}, {}, 0, 0, kElementwise});
     out.push_back({"ARGMAX/f32/" + sh, OpKind::kArgmax, {x}, {Fill::kRandom}, {}, 0, 0, 0});
   }
+  // Rows whose mean square is below or near epsilon (1e-8 to 1e-4 against 1e-5 or 1e-6) and all
+  // zero rows (0, not NaN): random N(0, 1) inputs would pass a kernel that ignores epsilon.
+  for (const auto& [d, n, eps] : {std::tuple<std::int64_t, std::int64_t, float>{576, 8, 1e-5f}, {100, 12, 1e-6f}}) {
+    OpParams norm;
+    norm.eps = eps;
+    out.push_back(
+        {"RMS_NORM/f32/tiny_rows_" + shape_name({{"d", d}, {"n", n}}) + (eps < 5e-6f ? "_eps1e-6" : "_eps1e-5"),
+         OpKind::kRmsNorm,
+         {TensorDesc::make(DType::kF32, d, n), TensorDesc::make(DType::kF32, d)},
+         {Fill::kTinyRows, Fill::kRandom},
+         norm,
+         0,
+         0,
+         kElementwise});
+  }
 }
 
 void add_weight_ops(std::vector<OpCase>& out) {
@@ -94,6 +109,28 @@ void add_weight_ops(std::vector<OpCase>& out) {
   }
 }
 
+// Products large enough to be split into several bands of rows (the cpu backend's bands are at
+// least 16 KiB of weights, so most smaller cases are one band): 300 rows of k = 512 are 84 KiB
+// (q4_0) to 300 KiB (f16, bf16; f32 at k = 256), with a row count that is no multiple of any tile; decode, a small
+// batch and a prompt (n >= 32 takes the prefill paths). Small enough for lavapipe.
+void add_banded_matmuls(std::vector<OpCase>& out) {
+  for (DType dt : kWeightDtypes) {
+    for (std::int64_t n : {1, 5, 40}) {
+      // f32 rows of k = 512 (2 KiB) would not fit the 2 KiB weight ranges of the Vulkan chunked
+      // variant, which refuses such a graph with a clear error: k = 256 there.
+      const std::int64_t k = dt == DType::kF32 ? 256 : 512, m = 300;
+      out.push_back({"MATMUL/" + std::string(dtype_name(dt)) + "/banded_" + shape_name({{"k", k}, {"m", m}, {"n", n}}),
+                     OpKind::kMatmul,
+                     {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)},
+                     {Fill::kRandom, Fill::kRandom},
+                     {},
+                     0,
+                     0,
+                     kReduction});
+    }
+  }
+}
+
 // Matrix products that share their activations, as a model's Q, K and V or gate and up: one
 // graph of several MATMUL nodes (backends may run them together), mixed weight dtypes and row
 // counts that are not multiples of any tile; decode, a small batch, and a prompt.
@@ -136,7 +173,7 @@ void add_rope(std::vector<OpCase>& out) {
 
 void add_attention(std::vector<OpCase>& out) {
   struct Shape {
-    int hd, heads, kv_heads, n, ctx, slots, start;
+    int hd, heads, kv_heads, n, ctx, slots, start, slot = 0;
   };
   const Shape shapes[] = {
       {64, 8, 8, 1, 64, 1, 10},       // decode, GQA ratio 1
@@ -145,6 +182,7 @@ void add_attention(std::vector<OpCase>& out) {
       {64, 16, 2, 3, 32, 3, 0},       // a decode batch of 3 sequences, ratio 8
       {64, 4, 1, 33, 64, 1, 5},       // prefill after history, ratio 4
       {128, 2, 2, 128, 160, 2, 0},    // prefill from scratch
+      {64, 4, 2, 40, 96, 3, 20, 2},   // prefill after history into the last of 3 sequence slots
   };
   for (const auto& s : shapes) {
     OpParams p;
@@ -153,13 +191,15 @@ void add_attention(std::vector<OpCase>& out) {
     p.n_kv_heads = s.kv_heads;
     const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
     const auto cache = TensorDesc::make(DType::kF32, kvd, s.ctx, s.slots);
-    OpCase c{"ATTENTION/f32/" + shape_name({{"hd", s.hd},
-                                            {"h", s.heads},
-                                            {"kvh", s.kv_heads},
-                                            {"n", s.n},
-                                            {"ctx", s.ctx},
-                                            {"slots", s.slots},
-                                            {"start", s.start}}),
+    OpCase c{"ATTENTION/f32/" +
+                 shape_name({{"hd", s.hd},
+                             {"h", s.heads},
+                             {"kvh", s.kv_heads},
+                             {"n", s.n},
+                             {"ctx", s.ctx},
+                             {"slots", s.slots},
+                             {"start", s.start}}) +
+                 (s.slot ? "_slot" + std::to_string(s.slot) : ""),
              OpKind::kAttention,
              {TensorDesc::make(DType::kF32, qd, s.n), TensorDesc::make(DType::kF32, kvd, s.n),
               TensorDesc::make(DType::kF32, kvd, s.n), cache, cache, TensorDesc::make(DType::kI32, s.n),
@@ -170,6 +210,7 @@ void add_attention(std::vector<OpCase>& out) {
              s.start,
              kReduction};
     c.one_slot_per_token = s.slots > 1 && s.slots == s.n;
+    c.prefill_slot = s.slot;
     out.push_back(std::move(c));
   }
 }
@@ -197,6 +238,15 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
         }
         break;
       }
+      case Fill::kTinyRows: {
+        const float scales[] = {0.f, 1e-4f, 1e-3f, 1e-2f};
+        auto* f = reinterpret_cast<float*>(bytes.data());
+        for (std::int64_t r = 0; r < d.rows(); ++r) {
+          for (std::int64_t j = 0; j < d.ne[0]; ++j)
+            f[r * d.ne[0] + j] = normal(rng) * scales[r % 4];
+        }
+        break;
+      }
       case Fill::kIds:
         for (std::int64_t k = 0; k < n; ++k)
           ints[k] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.id_limit));
@@ -214,7 +264,7 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
         break;
       case Fill::kSlots:
         for (std::int64_t k = 0; k < n; ++k)
-          ints[k] = decode_batch ? static_cast<std::int32_t>(k) : 0;
+          ints[k] = decode_batch ? static_cast<std::int32_t>(k) : c.prefill_slot;
         break;
     }
     data.push_back(std::move(bytes));
@@ -234,6 +284,55 @@ double nmse(const std::vector<float>& out, const std::vector<float>& ref, bool* 
   return norm > 0 ? err / norm : err;
 }
 
+// Compares state input `i` (a K/V cache, [row, ctx, slots]) as the device left it with the
+// reference's: the rows the case's tokens write (slot and position of each) within the
+// elementwise tolerance (a cache stores what it is given), every other row byte for byte as it
+// was before the run. Returns why they differ, or "" when they agree.
+std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std::vector<std::uint8_t>>& before,
+                          const std::vector<std::uint8_t>& ref, const std::vector<std::uint8_t>& got) {
+  const TensorDesc& d = c.inputs[i];
+  const std::string what = "state input " + std::to_string(i) + (i == 3 ? " (K cache)" : i == 4 ? " (V cache)" : "");
+  const std::int32_t* pos = nullptr;
+  const std::int32_t* slot = nullptr;
+  std::int64_t n_tokens = 0;
+  for (std::size_t j = 0; j < c.inputs.size(); ++j) {
+    if (c.fills[j] == Fill::kPositions) {
+      pos = reinterpret_cast<const std::int32_t*>(before[j].data());
+      n_tokens = c.inputs[j].elements();
+    }
+    if (c.fills[j] == Fill::kSlots)
+      slot = reinterpret_cast<const std::int32_t*>(before[j].data());
+  }
+  if (!pos || !slot || d.dtype != DType::kF32)
+    return "bad case: " + what + " needs positions, slots and an f32 cache";
+  const std::int64_t ctx = d.ne[1];
+  const std::size_t row_bytes = d.row_size();
+  std::vector<bool> written(static_cast<std::size_t>(d.rows()), false);
+  for (std::int64_t t = 0; t < n_tokens; ++t)
+    written[static_cast<std::size_t>(std::int64_t{slot[t]} * ctx + pos[t])] = true;
+  std::vector<float> got_rows, want_rows;
+  for (std::int64_t r = 0; r < d.rows(); ++r) {
+    const std::size_t at = static_cast<std::size_t>(r) * row_bytes;
+    if (!written[static_cast<std::size_t>(r)]) {
+      if (std::memcmp(got.data() + at, before[i].data() + at, row_bytes) != 0)
+        return what + ": row of slot " + std::to_string(r / ctx) + ", position " + std::to_string(r % ctx) +
+               " was not written by any token but changed";
+      continue;
+    }
+    const std::size_t floats = row_bytes / 4, base = got_rows.size();
+    got_rows.resize(base + floats);
+    want_rows.resize(base + floats);
+    std::memcpy(got_rows.data() + base, got.data() + at, row_bytes);
+    std::memcpy(want_rows.data() + base, ref.data() + at, row_bytes);
+  }
+  bool has_nan = false;
+  const double e = nmse(got_rows, want_rows, &has_nan);
+  if (has_nan || e > kElementwise)
+    return what + ": the rows written differ from the reference's (NMSE " + std::to_string(e) +
+           (has_nan ? ", NaN" : "") + ")";
+  return "";
+}
+
 }  // namespace
 
 std::vector<OpCase> all_op_cases() {
@@ -241,6 +340,7 @@ std::vector<OpCase> all_op_cases() {
   add_elementwise(cases);
   add_weight_ops(cases);
   add_matmul_groups(cases);
+  add_banded_matmuls(cases);
   add_rope(cases);
   add_attention(cases);
   return cases;
@@ -356,6 +456,19 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
     if (Status s = buffers[first_output + n]->download(0, o.data(), o.size()); !s.is_ok())
       return fail(s);
     out.insert(out.end(), o.begin(), o.end());
+  }
+
+  // The state the op writes (ATTENTION's K/V caches): downloaded and compared like an output.
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    if (c.fills[i] != Fill::kCache)
+      continue;
+    std::vector<std::uint8_t> state(inputs[i].size());
+    if (Status s = buffers[i]->download(0, state.data(), state.size()); !s.is_ok())
+      return fail(s);
+    if (std::string why = compare_state(c, i, inputs, ref_inputs[i], state); !why.empty()) {
+      result.message = why;
+      return result;
+    }
   }
 
   if (c.tolerance == 0) {  // exact ops compare bytes (ARGMAX ids, COPY encodings)

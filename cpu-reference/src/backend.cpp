@@ -23,15 +23,24 @@ DeviceInfo reference_device_info() {
   return info;
 }
 
+// Tags this backend's host buffers, so that its executables refuse another device's (cpu's).
+constexpr char kBufferOwner = 0;
+
 class ReferenceDevice final : public Device {
  public:
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override { return true; }
-  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override { return HostBuffer::create(bytes); }
+  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
+    return HostBuffer::create(bytes, &kBufferOwner);
+  }
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
-    return create_host_executable(graph, [](const GraphNode& node, std::span<const HostTensor> in,
-                                            const HostTensor& out) { return run_op(node.op, in, out, node.params); });
+    return create_host_executable(
+        graph,
+        [](const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
+          return run_op(node.op, in, out, node.params);
+        },
+        {}, &kBufferOwner);
   }
 
  private:

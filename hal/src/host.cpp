@@ -12,7 +12,7 @@
 
 namespace halyard {
 
-Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes) {
+Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes, const void* owner) {
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   // Buffers of a huge page or more start on a huge-page boundary, so that upload() can ask for
   // transparent huge pages over their whole huge pages.
@@ -20,7 +20,7 @@ Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes) {
   void* p = nullptr;
   if (posix_memalign(&p, huge ? kHugePage : kAlignment, rounded ? rounded : kAlignment) != 0 || !p)
     return resource_exhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
-  return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes));
+  return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes, owner));
 }
 
 HostBuffer::~HostBuffer() {
@@ -103,8 +103,8 @@ namespace {
 
 class HostExecutable final : public Executable {
  public:
-  HostExecutable(const Graph& graph, HostNodeFn fn, HostGrouping grouping)
-      : graph_(graph), fn_(std::move(fn)), grouping_(std::move(grouping)) {}
+  HostExecutable(const Graph& graph, HostNodeFn fn, HostGrouping grouping, const void* owner)
+      : graph_(graph), fn_(std::move(fn)), grouping_(std::move(grouping)), owner_(owner) {}
 
   // Asks the backend for its groups once. The intermediate plan assumes nodes run one after
   // another, so a group is refused (not trusted) where running its nodes together could differ:
@@ -152,7 +152,7 @@ class HostExecutable final : public Executable {
   Status allocate() {
     const IntermediatePlan plan = plan_intermediates(graph_);
     for (std::size_t bytes : plan.slot_bytes) {
-      HALYARD_ASSIGN_OR_RETURN(auto buffer, HostBuffer::create(bytes));
+      HALYARD_ASSIGN_OR_RETURN(auto buffer, HostBuffer::create(bytes, owner_));
       owned_.push_back(std::move(buffer));
     }
     buffer_of_.assign(graph_.tensors().size(), nullptr);
@@ -177,10 +177,14 @@ class HostExecutable final : public Executable {
         return invalid_argument("binding names no tensor of this graph");
       }
       const auto& t = tensors[static_cast<std::size_t>(b.tensor)];
+      // A GPU's buffer is no host pointer, and another host backend's is not ours to trust.
+      auto* hb = dynamic_cast<HostBuffer*>(b.buffer);
+      if (!hb || hb->owner() != owner_)
+        return invalid_argument("tensor '" + t.name + "' is bound to a buffer of another device");
       if (b.offset > b.buffer->size() || t.desc.bytes() > b.buffer->size() - b.offset) {
         return invalid_argument("buffer bound to '" + t.name + "' is too small for " + t.desc.to_string());
       }
-      ptrs[static_cast<std::size_t>(b.tensor)] = static_cast<HostBuffer*>(b.buffer)->data() + b.offset;
+      ptrs[static_cast<std::size_t>(b.tensor)] = hb->data() + b.offset;
     }
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       if (!ptrs[i])
@@ -223,6 +227,7 @@ class HostExecutable final : public Executable {
   Graph graph_;
   HostNodeFn fn_;
   HostGrouping grouping_;
+  const void* owner_;
   std::vector<std::size_t> group_len_;  // per node: the length of the group it starts, else 1
   std::vector<void*> ptrs_;
   std::vector<HostTensor> inputs_;
@@ -234,9 +239,9 @@ class HostExecutable final : public Executable {
 }  // namespace
 
 Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node,
-                                                           HostGrouping grouping) {
+                                                           HostGrouping grouping, const void* owner) {
   HALYARD_RETURN_IF_ERROR(graph.validate());
-  auto exe = std::make_unique<HostExecutable>(graph, std::move(run_node), std::move(grouping));
+  auto exe = std::make_unique<HostExecutable>(graph, std::move(run_node), std::move(grouping), owner);
   HALYARD_RETURN_IF_ERROR(exe->plan_groups());
   HALYARD_RETURN_IF_ERROR(exe->allocate());
   return std::unique_ptr<Executable>(std::move(exe));

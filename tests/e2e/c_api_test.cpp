@@ -131,6 +131,89 @@ TEST(CApi, FinishReasonContextFull) {
   halyard_model_free(m);
 }
 
+// The project's version from CMake (project(halyard VERSION ...)), passed to this test.
+TEST(CApi, VersionIsTheProjectVersion) {
+  EXPECT_STREQ(halyard_version(), HALYARD_PROJECT_VERSION);
+}
+
+// Every callback call, with its token id.
+struct Stream {
+  std::vector<int32_t> ids;  // the generated tokens (calls with id >= 0)
+  std::string text;          // all texts concatenated
+  std::vector<int32_t> call_ids;
+};
+
+int record(int32_t id, const char* text, size_t len, void* user) {
+  auto* s = static_cast<Stream*>(user);
+  s->call_ids.push_back(id);
+  if (id >= 0)
+    s->ids.push_back(id);
+  s->text.append(text, len);
+  return 0;
+}
+
+std::string detokenize(const halyard_model* m, const std::vector<int32_t>& ids) {
+  size_t n = 0;
+  std::string out(4096, '\0');
+  EXPECT_EQ(halyard_detokenize(m, ids.data(), ids.size(), out.data(), out.size(), &n), HALYARD_OK);
+  out.resize(n);
+  return out;
+}
+
+TEST(CApi, AModelThatSamplesItsEndTokenStopsThere) {
+  // A short chat answer whose greedy continuation on ref ends with <|im_end|> after 11 tokens,
+  // well before max_tokens: the end token stops generation, is not passed to the callback, and
+  // the reason is end of sequence.
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 128);
+  ASSERT_NE(m, nullptr);
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 40;
+  halyard_timings t{};
+  t.struct_size = sizeof t;
+  Stream s;
+  const char* prompt =
+      "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+      "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
+  ASSERT_EQ(halyard_generate(m, prompt, &go, record, &s, &t), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(t.finish_reason, HALYARD_FINISH_END_OF_SEQUENCE);
+  EXPECT_STREQ(halyard_finish_reason_name(t.finish_reason), "end of sequence");
+  EXPECT_EQ(s.text, "The answer to this classic math problem is 4.");
+  EXPECT_EQ(t.generated_tokens, 11);
+  EXPECT_EQ(s.ids.size(), 11u);
+  EXPECT_EQ(s.text.find("<|im_end|>"), std::string::npos);
+  halyard_model_free(m);
+}
+
+TEST(CApi, AStreamEndingMidCharacterDeliversTheRestWithTokenMinusOne) {
+  // "中国的首都是" continues greedily (on ref) with 一 (one token) and then 位 split over two byte
+  // tokens, then 美 over two: max_tokens 2 ends after the first byte token of 位 (2 bytes held
+  // back), 4 after the first of 美 (1 byte). The texts of all calls must concatenate to exactly
+  // the generated text, the held bytes coming in one last call with token -1.
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  for (int max_tokens : {2, 4}) {
+    halyard_generate_options go;
+    halyard_generate_options_default(&go);
+    go.max_tokens = max_tokens;
+    Stream s;
+    ASSERT_EQ(halyard_generate(m, "中国的首都是", &go, record, &s, nullptr), HALYARD_OK) << halyard_last_error();
+    ASSERT_EQ(s.ids.size(), static_cast<size_t>(max_tokens));
+    const std::string generated = detokenize(m, s.ids);
+    EXPECT_EQ(s.text, generated) << max_tokens << " tokens";
+    ASSERT_FALSE(s.call_ids.empty());
+    EXPECT_EQ(s.call_ids.back(), -1) << "the last token leaves an incomplete character: one more call with -1";
+    EXPECT_EQ(std::count(s.call_ids.begin(), s.call_ids.end(), -1), 1);
+    // The generated text really ends mid-character (a lead byte with too few continuations).
+    const std::size_t lead = generated.find_last_of("\xe4\xe5\xe6\xe7\xe8\xe9");
+    ASSERT_NE(lead, std::string::npos);
+    EXPECT_LT(generated.size() - lead, 3u) << max_tokens << " tokens";
+  }
+  halyard_model_free(m);
+}
+
 TEST(CApi, InvalidSamplingValuesAreRefused) {
   HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
   halyard_model* m = load("ref", 16);

@@ -41,6 +41,9 @@ DeviceInfo cpu_device_info(int threads, const KernelTable& kernels) {
   return info;
 }
 
+// Tags this backend's host buffers, so that its executables refuse another device's (ref's).
+constexpr char kBufferOwner = 0;
+
 class CpuDevice final : public Device {
  public:
   CpuDevice(int threads, const KernelTable& kernels, PrefillPath prefill)
@@ -56,7 +59,9 @@ class CpuDevice final : public Device {
   bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override {
     return true;  // every op of the catalogue, every dtype infer_output accepts
   }
-  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override { return HostBuffer::create(bytes); }
+  Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
+    return HostBuffer::create(bytes, &kBufferOwner);
+  }
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
     auto scratch = std::make_shared<Scratch>();
@@ -70,7 +75,7 @@ class CpuDevice final : public Device {
           CpuContext ctx{pool_, kernels_, *scratch, prefill_};
           return run_cpu_op(ctx, node, in, out);
         },
-        std::move(grouping));
+        std::move(grouping), &kBufferOwner);
   }
 
  private:

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -193,6 +194,99 @@ TEST(HostExecutable, RefusesGroupsThatCannotRunTogether) {
     EXPECT_NE(exe.status().message().find("freed before its group ends"), std::string::npos)
         << exe.status().to_string();
   }
+}
+
+// The buffer plan itself, on random graphs: two intermediates whose lifetimes overlap (from the
+// node that writes one to the last node that reads it, both ends included, so a node's output
+// never shares with its own inputs) never share a slot, every slot is large enough for what it
+// holds, only intermediates get slots, and a chain reuses memory.
+TEST(PlanIntermediates, OverlappingLifetimesNeverShareASlot) {
+  std::mt19937 rng(2026);
+  const std::int64_t sizes[] = {8, 16, 64};
+  for (int trial = 0; trial < 200; ++trial) {
+    Graph g;
+    // Per size class, the tensors a node of that size may read (ADD takes equal shapes).
+    std::vector<std::vector<TensorId>> readable(3);
+    for (int c = 0; c < 3; ++c)
+      readable[static_cast<std::size_t>(c)].push_back(
+          g.add_tensor("in" + std::to_string(c), TensorDesc::make(DType::kF32, sizes[c]), TensorRole::kInput));
+    const int n_nodes = 2 + static_cast<int>(rng() % 30);
+    for (int n = 0; n < n_nodes; ++n) {
+      auto& pool = readable[rng() % 3];
+      const TensorId x = pool[rng() % pool.size()];
+      // Mostly recent tensors, sometimes old ones: long and short lifetimes.
+      const TensorId y = rng() % 2 ? pool.back() : pool[rng() % pool.size()];
+      const TensorId out = g.add_op(OpKind::kAdd, {x, y}).value();
+      pool.push_back(out);
+    }
+    const TensorId last = g.nodes().back().output;
+    g.mark_output(last);
+    ASSERT_TRUE(g.validate().is_ok());
+
+    const IntermediatePlan plan = plan_intermediates(g);
+    const auto& tensors = g.tensors();
+    ASSERT_EQ(plan.slot_of.size(), tensors.size());
+    // Lifetimes: the writing node to the last reading node (an unread output lives at its node).
+    std::vector<int> first(tensors.size(), -1), end(tensors.size(), -1);
+    for (std::size_t n = 0; n < g.nodes().size(); ++n) {
+      const auto out = static_cast<std::size_t>(g.nodes()[n].output);
+      first[out] = end[out] = static_cast<int>(n);
+      for (TensorId in : g.nodes()[n].inputs)
+        end[static_cast<std::size_t>(in)] = static_cast<int>(n);
+    }
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const int slot = plan.slot_of[i];
+      if (tensors[i].role != TensorRole::kIntermediate) {
+        EXPECT_EQ(slot, -1) << "tensor " << i << " is not an intermediate but has a slot";
+        continue;
+      }
+      ASSERT_GE(slot, 0) << "intermediate " << i << " has no slot";
+      ASSERT_LT(static_cast<std::size_t>(slot), plan.slot_bytes.size());
+      EXPECT_GE(plan.slot_bytes[static_cast<std::size_t>(slot)], tensors[i].desc.bytes()) << "tensor " << i;
+      for (std::size_t j = i + 1; j < tensors.size(); ++j) {
+        if (tensors[j].role != TensorRole::kIntermediate || plan.slot_of[j] != slot)
+          continue;
+        const bool overlap = first[i] <= end[j] && first[j] <= end[i];
+        EXPECT_FALSE(overlap) << "trial " << trial << ": tensors " << i << " [" << first[i] << ", " << end[i]
+                              << "] and " << j << " [" << first[j] << ", " << end[j] << "] share slot " << slot;
+      }
+    }
+  }
+}
+
+TEST(PlanIntermediates, TensorsThatDoNotOverlapShareMemory) {
+  // A chain a -> b -> c -> d -> e -> out of equal sizes: each lives from its node to the next,
+  // so two slots suffice (b and d can share, c and e can share).
+  Graph g;
+  const auto desc = TensorDesc::make(DType::kF32, 8);
+  TensorId t = g.add_tensor("a", desc, TensorRole::kInput);
+  std::vector<TensorId> chain;
+  for (int i = 0; i < 5; ++i) {
+    t = g.add_op(OpKind::kAdd, {t, t}).value();
+    chain.push_back(t);
+  }
+  const TensorId out = g.add_op(OpKind::kAdd, {t, t}).value();
+  g.mark_output(out);
+  const IntermediatePlan plan = plan_intermediates(g);
+  EXPECT_EQ(plan.slot_bytes.size(), 2u);
+  EXPECT_EQ(plan.slot_of[static_cast<std::size_t>(chain[0])], plan.slot_of[static_cast<std::size_t>(chain[2])]);
+  EXPECT_EQ(plan.slot_of[static_cast<std::size_t>(chain[1])], plan.slot_of[static_cast<std::size_t>(chain[3])]);
+  EXPECT_NE(plan.slot_of[static_cast<std::size_t>(chain[0])], plan.slot_of[static_cast<std::size_t>(chain[1])]);
+  EXPECT_EQ(plan.slot_of[static_cast<std::size_t>(out)], -1);
+  // A smaller tensor fits a freed larger slot; a larger one needs a new slot.
+  Graph h;
+  const TensorId big_in = h.add_tensor("big", TensorDesc::make(DType::kF32, 64), TensorRole::kInput);
+  const TensorId small_in = h.add_tensor("small", TensorDesc::make(DType::kF32, 8), TensorRole::kInput);
+  const TensorId big = h.add_op(OpKind::kAdd, {big_in, big_in}).value();
+  const TensorId big2 = h.add_op(OpKind::kAdd, {big, big}).value();  // big dies here
+  const TensorId small = h.add_op(OpKind::kAdd, {small_in, small_in}).value();
+  const TensorId small2 = h.add_op(OpKind::kAdd, {small, small}).value();
+  h.mark_output(big2);
+  h.mark_output(small2);
+  const IntermediatePlan p2 = plan_intermediates(h);
+  ASSERT_EQ(p2.slot_bytes.size(), 1u);
+  EXPECT_EQ(p2.slot_of[static_cast<std::size_t>(small)], p2.slot_of[static_cast<std::size_t>(big)]);
+  EXPECT_EQ(p2.slot_bytes[0], 64u * 4u);
 }
 
 }  // namespace

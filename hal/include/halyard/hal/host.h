@@ -34,17 +34,21 @@ class HostBuffer final : public Buffer {
  public:
   static constexpr std::size_t kAlignment = 64;
   static constexpr std::size_t kHugePage = std::size_t{2} << 20;
-  static Result<std::unique_ptr<Buffer>> create(std::size_t bytes);
+  // `owner` tags the buffer with the backend that allocated it (any address unique to that
+  // backend; null for none): an executable of another host backend refuses it.
+  static Result<std::unique_ptr<Buffer>> create(std::size_t bytes, const void* owner = nullptr);
   ~HostBuffer() override;
   std::size_t size() const override { return size_; }
   Status upload(std::size_t offset, const void* src, std::size_t size) override;
   Status download(std::size_t offset, void* dst, std::size_t size) const override;
   std::uint8_t* data() { return data_; }
+  const void* owner() const { return owner_; }
 
  private:
-  HostBuffer(std::uint8_t* p, std::size_t size) : data_(p), size_(size) {}
+  HostBuffer(std::uint8_t* p, std::size_t size, const void* owner) : data_(p), size_(size), owner_(owner) {}
   std::uint8_t* data_;
   std::size_t size_;
+  const void* owner_;
 };
 
 class ReadyEvent final : public Event {
@@ -83,9 +87,11 @@ struct HostGrouping {
 };
 
 // Validates the graph, allocates its intermediates once, and on run() binds every
-// non-intermediate tensor (buffers must be HostBuffers of the same backend family) and calls
-// `run_node` for each node in order (or `grouping.run_group` for each group), synchronously.
+// non-intermediate tensor and calls `run_node` for each node in order (or `grouping.run_group`
+// for each group), synchronously. A bound buffer must be a HostBuffer with the same `owner` as
+// the executable's (see HostBuffer::create); any other (another backend's, a GPU's) is refused
+// with invalid_argument, never read as host memory.
 Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node,
-                                                           HostGrouping grouping = {});
+                                                           HostGrouping grouping = {}, const void* owner = nullptr);
 
 }  // namespace halyard

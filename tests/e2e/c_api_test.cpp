@@ -29,6 +29,7 @@ halyard_model* load(const char* device, int ctx = 256) {
   return m;
 }
 
+// halyard_version() is what `halyard --version` and embedders print: it must be the release.
 TEST(CApi, ListsTheReferenceDevice) {
   halyard_device_list* list = nullptr;
   ASSERT_EQ(halyard_list_devices(&list), HALYARD_OK) << halyard_last_error();

@@ -39,6 +39,13 @@ class GgufWriter {
   }
   void add_f32_array(const std::string& key, const std::vector<float>& v) { array(key, 6, v.data(), v.size(), 4); }
 
+  // Writes general.alignment and lays out the tensor data by it (the default is GGUF's 32, and
+  // then no key is written). Call it before adding tensors: their offsets are fixed as they are added.
+  void set_alignment(std::uint32_t alignment) {
+    add_u32("general.alignment", alignment);
+    alignment_ = alignment;
+  }
+
   // Adds a tensor; `data` must hold desc.bytes() bytes.
   void add_tensor(const std::string& name, const TensorDesc& desc, const void* data) {
     int dims = 4;
@@ -52,8 +59,7 @@ class GgufWriter {
     put<std::uint64_t>(infos_, data_.size());
     const auto* p = static_cast<const std::uint8_t*>(data);
     data_.insert(data_.end(), p, p + desc.bytes());
-    while (data_.size() % 32)
-      data_.push_back(0);
+    pad(data_);
     ++n_tensors_;
   }
 
@@ -67,8 +73,7 @@ class GgufWriter {
     put<std::uint32_t>(infos_, type_id);
     put<std::uint64_t>(infos_, data_.size());
     data_.insert(data_.end(), raw.begin(), raw.end());
-    while (data_.size() % 32)
-      data_.push_back(0);
+    pad(data_);
     ++n_tensors_;
   }
 
@@ -80,13 +85,17 @@ class GgufWriter {
     put<std::uint64_t>(out, n_kv_);
     out.insert(out.end(), meta_.begin(), meta_.end());
     out.insert(out.end(), infos_.begin(), infos_.end());
-    while (out.size() % 32)
-      out.push_back(0);
+    pad(out);
     out.insert(out.end(), data_.begin(), data_.end());
     return out;
   }
   // Offset of the first tensor info in bytes(): where a test can corrupt tensor fields.
   std::size_t tensor_infos_offset() const { return 24 + meta_.size(); }
+  // Where the header (metadata and tensor infos) ends in bytes(), before the padding that
+  // aligns the tensor data.
+  std::size_t header_size() const { return tensor_infos_offset() + infos_.size(); }
+  // Where the tensor data starts in bytes().
+  std::size_t data_offset() const { return (header_size() + alignment_ - 1) / alignment_ * alignment_; }
 
   template <typename T>
   static void put(std::vector<std::uint8_t>& out, T v) {
@@ -98,6 +107,10 @@ class GgufWriter {
   static void put_string(std::vector<std::uint8_t>& out, const std::string& s) {
     put<std::uint64_t>(out, s.size());
     out.insert(out.end(), s.begin(), s.end());
+  }
+  void pad(std::vector<std::uint8_t>& out) const {
+    while (out.size() % alignment_)
+      out.push_back(0);
   }
   void kv(const std::string& key, std::uint32_t type, const void* v, std::size_t n) {
     put_string(meta_, key);
@@ -118,6 +131,7 @@ class GgufWriter {
 
   std::vector<std::uint8_t> meta_, infos_, data_;
   std::uint64_t n_kv_ = 0, n_tensors_ = 0;
+  std::uint32_t alignment_ = 32;
 };
 
 }  // namespace halyard::testing

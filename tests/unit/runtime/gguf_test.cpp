@@ -143,6 +143,97 @@ TEST(Gguf, UnsupportedTensorPastEndOfFileIsCorrupt) {
   expect_error(b, StatusCode::kDataLoss, "past the end of the file");
 }
 
+// A file aligned to `alignment` whose header ends where rounding up to GGUF's default 32 and to
+// `alignment` give different data starts, so a reader that ignored general.alignment would read
+// its tensors from the wrong place. w1 holds 1..8 and w2 holds 101..104.
+GgufWriter aligned_file(std::uint32_t alignment) {
+  for (std::size_t filler = 0; filler < alignment; ++filler) {
+    GgufWriter w;
+    w.set_alignment(alignment);
+    w.add_string("general.name", std::string(filler, 'x'));
+    static const float w1[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    static const float w2[4] = {101, 102, 103, 104};
+    w.add_tensor("w1", TensorDesc::make(DType::kF32, 8), w1);
+    w.add_tensor("w2", TensorDesc::make(DType::kF32, 4), w2);
+    const std::size_t h = w.header_size();
+    if ((h + 31) / 32 * 32 != w.data_offset())
+      return w;
+  }
+  ADD_FAILURE() << "no filler gives a header that tells alignment " << alignment << " from 32";
+  return GgufWriter{};
+}
+
+// Each tensor info in aligned_file(): name (8 + 2), n_dims (4), ne0 (8), type (4), offset (8).
+constexpr std::size_t kAlignedInfoSize = 34;
+constexpr std::size_t kAlignedOffsetField = 26;
+
+TEST(Gguf, HonoursGeneralAlignment) {
+  for (std::uint32_t alignment : {64u, 256u}) {
+    const GgufWriter w = aligned_file(alignment);
+    auto f = GgufFile::from_bytes(w.bytes());
+    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+    const GgufTensor* w1 = f.value()->find_tensor("w1");
+    const GgufTensor* w2 = f.value()->find_tensor("w2");
+    ASSERT_NE(w1, nullptr);
+    ASSERT_NE(w2, nullptr);
+    EXPECT_EQ(w2->offset, alignment);
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(static_cast<const float*>(w1->data)[i], static_cast<float>(i + 1)) << "alignment " << alignment;
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(static_cast<const float*>(w2->data)[i], static_cast<float>(101 + i)) << "alignment " << alignment;
+  }
+}
+
+TEST(Gguf, AlignmentThatIsNotAPowerOfTwoIsRefused) {
+  for (std::uint32_t bad : {0u, 48u, 96u}) {
+    GgufWriter w;
+    w.add_u32("general.alignment", bad);
+    static const float data[8] = {};
+    w.add_tensor("t", TensorDesc::make(DType::kF32, 8), data);
+    expect_error(w.bytes(), StatusCode::kDataLoss, "general.alignment must be a power of two");
+  }
+}
+
+TEST(Gguf, TensorOffsetNotAMultipleOfTheAlignmentIsRefused) {
+  const GgufWriter w = aligned_file(64);
+  auto b = w.bytes();
+  // w2 at data offset 32: a multiple of the default 32, not of the file's 64, and inside the file.
+  const std::uint64_t misaligned = 32;
+  std::memcpy(b.data() + w.tensor_infos_offset() + kAlignedInfoSize + kAlignedOffsetField, &misaligned, 8);
+  expect_error(b, StatusCode::kDataLoss, "tensor 'w2' offset is not aligned");
+}
+
+TEST(Gguf, DuplicateTensorNameIsRefused) {
+  GgufWriter w;
+  static const float data[8] = {};
+  w.add_tensor("w", TensorDesc::make(DType::kF32, 8), data);
+  w.add_tensor("w", TensorDesc::make(DType::kF32, 8), data);
+  expect_error(w.bytes(), StatusCode::kDataLoss, "duplicate tensor name 'w'");
+}
+
+// The header is whole but the padding before the data section is cut off.
+TEST(Gguf, FileThatEndsBeforeItsTensorDataIsRefused) {
+  const GgufWriter w = aligned_file(64);
+  ASSERT_LT(w.header_size(), w.data_offset());
+  auto b = w.bytes();
+  b.resize(w.header_size());
+  expect_error(b, StatusCode::kDataLoss, "file ends before its tensor data");
+}
+
+// The last tensor may end the file (no trailing padding); one byte less is truncation.
+TEST(Gguf, FileMayEndExactlyAtTheEndOfItsLastTensor) {
+  const GgufWriter w = aligned_file(64);
+  auto b = w.bytes();
+  const std::size_t end = w.data_offset() + 64 + 4 * sizeof(float);  // w2: 4 floats at data offset 64
+  ASSERT_LT(end, b.size());
+  b.resize(end);
+  auto f = GgufFile::from_bytes(b);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_EQ(static_cast<const float*>(f.value()->find_tensor("w2")->data)[3], 104.f);
+  b.resize(end - 1);
+  expect_error(b, StatusCode::kDataLoss, "tensor 'w2' (16 bytes at data offset 64) lies past the end of the file");
+}
+
 TEST(Gguf, DtypeLabelsUseGgufNames) {
   EXPECT_EQ(gguf_dtype_label(0), "f32 (id 0)");
   EXPECT_EQ(gguf_dtype_label(12), "q4_k (id 12)");

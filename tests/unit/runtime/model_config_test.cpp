@@ -2,10 +2,14 @@
 // unsupported tensor dtype in one message.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
+#include <map>
+#include <variant>
 
 #include "gguf_writer.h"
 #include "halyard/runtime/model.h"
+#include "halyard/runtime/session.h"
 #include "test_registry.h"
 
 namespace halyard::runtime {
@@ -83,6 +87,171 @@ TEST(ModelConfig, ManyUnknownDtypesAreSummarised) {
   EXPECT_LT(c.status().message().size(), 600u);
 }
 
+// A llama file with only what LlamaConfig::from_gguf reads: the hyper-parameters (editable
+// before writing) and a token_embd.weight of 8 rows, optionally an output.weight.
+struct LlamaFile {
+  std::map<std::string, std::variant<std::int64_t, float>> keys = {
+      {"llama.block_count", std::int64_t{2}},
+      {"llama.embedding_length", std::int64_t{64}},
+      {"llama.feed_forward_length", std::int64_t{96}},
+      {"llama.attention.head_count", std::int64_t{4}},
+      {"llama.attention.head_count_kv", std::int64_t{2}},
+      {"llama.context_length", std::int64_t{512}},
+  };
+  bool separate_output = false;
+
+  std::unique_ptr<GgufFile> gguf() const {
+    GgufWriter w;
+    w.add_string("general.architecture", "llama");
+    for (const auto& [key, value] : keys) {
+      if (const auto* i = std::get_if<std::int64_t>(&value)) {
+        if (*i < 0)
+          w.add_i32(key, static_cast<std::int32_t>(*i));
+        else
+          w.add_u32(key, static_cast<std::uint32_t>(*i));
+      } else {
+        w.add_f32(key, std::get<float>(value));
+      }
+    }
+    static const std::vector<float> embd(64 * 8, 0.5f);
+    w.add_tensor("token_embd.weight", TensorDesc::make(DType::kF32, 64, 8), embd.data());
+    if (separate_output)
+      w.add_tensor("output.weight", TensorDesc::make(DType::kF32, 64, 8), embd.data());
+    return parse(w);
+  }
+  Result<LlamaConfig> config() const {
+    auto f = gguf();
+    if (!f)
+      return internal_error("the test file did not parse");
+    return LlamaConfig::from_gguf(*f);
+  }
+};
+
+TEST(ModelConfig, ReadsTheHyperParameters) {
+  LlamaFile file;
+  file.keys["llama.rope.freq_base"] = 500000.f;
+  file.keys["llama.attention.layer_norm_rms_epsilon"] = 1e-6f;
+  file.keys["llama.rope.dimension_count"] = std::int64_t{8};
+  auto c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->architecture, "llama");
+  EXPECT_EQ(c->n_layers, 2);
+  EXPECT_EQ(c->d_model, 64);
+  EXPECT_EQ(c->d_ff, 96);
+  EXPECT_EQ(c->n_heads, 4);
+  EXPECT_EQ(c->n_kv_heads, 2);
+  EXPECT_EQ(c->head_dim, 16);
+  EXPECT_EQ(c->rope_dims, 8);
+  EXPECT_EQ(c->context_train, 512);
+  EXPECT_EQ(c->vocab_size, 8);
+  EXPECT_EQ(c->rope_base, 500000.f);
+  EXPECT_EQ(c->rms_eps, 1e-6f);
+}
+
+TEST(ModelConfig, DefaultsWhereTheFileIsSilent) {
+  LlamaFile file;
+  file.keys.erase("llama.attention.head_count_kv");
+  auto c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->n_kv_heads, 4);  // no grouped-query attention
+  EXPECT_EQ(c->rope_dims, 16);  // the whole head
+  EXPECT_EQ(c->rope_base, 10000.f);
+  EXPECT_EQ(c->rms_eps, 1e-5f);
+}
+
+// llama rotates adjacent pairs (ggml's "normal" RoPE). Halyard accepts no NeoX-RoPE architecture
+// (qwen2, gpt-neox) yet, so every accepted file must get the normal layout.
+TEST(ModelConfig, LlamaUsesTheNormalRopeLayout) {
+  auto c = LlamaFile{}.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->rope_layout, RopeLayout::kNormal);
+}
+
+TEST(ModelConfig, OutputIsTiedOnlyWithoutOutputWeight) {
+  LlamaFile file;
+  auto tied = file.config();
+  ASSERT_TRUE(tied.is_ok()) << tied.status().to_string();
+  EXPECT_TRUE(tied->tied_output);
+  file.separate_output = true;
+  auto separate = file.config();
+  ASSERT_TRUE(separate.is_ok()) << separate.status().to_string();
+  EXPECT_FALSE(separate->tied_output);
+}
+
+void expect_config_error(const LlamaFile& file, const std::string& message) {
+  auto c = file.config();
+  ASSERT_FALSE(c.is_ok()) << "accepted; expected: " << message;
+  EXPECT_EQ(c.status().code(), StatusCode::kDataLoss) << c.status().to_string();
+  EXPECT_EQ(c.status().message(), message);
+}
+
+TEST(ModelConfig, EachMissingRequiredKeyIsNamed) {
+  for (const char* key : {"llama.block_count", "llama.embedding_length", "llama.feed_forward_length",
+                          "llama.attention.head_count", "llama.context_length"}) {
+    SCOPED_TRACE(key);
+    LlamaFile file;
+    file.keys.erase(key);
+    expect_config_error(file, "model metadata '" + std::string(key) + "' is missing or not an integer");
+  }
+}
+
+TEST(ModelConfig, SizesOutOfRangeAreRefused) {
+  const std::pair<const char*, std::int64_t> cases[] = {
+      {"llama.block_count", 0},
+      {"llama.block_count", -1},
+      {"llama.embedding_length", 0},
+      {"llama.embedding_length", -64},
+      {"llama.feed_forward_length", 0},
+      {"llama.attention.head_count", 0},
+      {"llama.attention.head_count_kv", 0},
+      {"llama.attention.head_count_kv", -2},
+      {"llama.context_length", 0},
+      {"llama.rope.dimension_count", 1},
+      {"llama.rope.dimension_count", 32},  // longer than a 16-wide head
+  };
+  for (const auto& [key, value] : cases) {
+    SCOPED_TRACE(std::string(key) + " = " + std::to_string(value));
+    LlamaFile file;
+    file.keys[key] = value;
+    expect_config_error(file,
+                        "model metadata '" + std::string(key) + "' = " + std::to_string(value) + " is out of range");
+  }
+}
+
+TEST(ModelConfig, HeadsThatDoNotDivideAreRefused) {
+  LlamaFile file;
+  file.keys["llama.attention.head_count"] = std::int64_t{5};  // 64 is not a multiple of 5
+  file.keys["llama.attention.head_count_kv"] = std::int64_t{5};
+  expect_config_error(file, "model heads do not divide: embedding 64, heads 5, kv heads 5");
+  file.keys["llama.attention.head_count"] = std::int64_t{4};
+  file.keys["llama.attention.head_count_kv"] = std::int64_t{3};  // 4 query heads cannot share 3
+  expect_config_error(file, "model heads do not divide: embedding 64, heads 4, kv heads 3");
+}
+
+TEST(ModelConfig, RopeBaseAndEpsilonMustBePositive) {
+  for (const char* key : {"llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon"}) {
+    for (float bad : {0.f, -1.f}) {
+      SCOPED_TRACE(std::string(key) + " = " + std::to_string(bad));
+      LlamaFile file;
+      file.keys[key] = bad;
+      expect_config_error(file, "rope.freq_base and the RMS epsilon must be positive");
+    }
+  }
+}
+
+TEST(ModelConfig, NoTokenEmbeddingIsRefused) {
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  for (const auto& [key, value] : LlamaFile{}.keys)
+    w.add_u32(key, static_cast<std::uint32_t>(std::get<std::int64_t>(value)));
+  auto f = parse(w);
+  ASSERT_NE(f, nullptr);
+  auto c = LlamaConfig::from_gguf(*f);
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(c.status().message(), "model has no token_embd.weight");
+}
+
 // The same through Model::load, as the CLI and the C API reach it: a file on disk.
 TEST(ModelConfig, LoadReportsTheArchitectureOfAQwenFile) {
   GgufWriter w;
@@ -104,6 +273,113 @@ TEST(ModelConfig, LoadReportsTheArchitectureOfAQwenFile) {
   ASSERT_FALSE(m.is_ok());
   EXPECT_NE(m.status().message().find("architecture 'qwen2' is not supported"), std::string::npos)
       << m.status().to_string();
+}
+
+// A one-layer llama of f32 weights whose attention and feed-forward weights are zero, so the
+// logits of a token t are the output projection of rms_norm(embedding row t): they show which
+// matrix the graph projects with and which epsilon it normalises with. Embedding row t holds 0.1 (t + 1) + 0.01 i; a
+// separate output.weight is the identity on the first 8 columns, so its logit j is normed[j]. Its RMS epsilon is large,
+// so a graph that used the default 1e-5 instead would be seen.
+constexpr int kTinyD = 32, kTinyVocab = 8;
+constexpr float kTinyEps = 0.25f;
+
+float tiny_embedding(int token, int i) {
+  return 0.1f * static_cast<float>(token + 1) + 0.01f * static_cast<float>(i);
+}
+
+std::string write_tiny_llama(bool separate_output) {
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  for (const auto& [key, value] : std::map<std::string, std::uint32_t>{{"llama.block_count", 1},
+                                                                       {"llama.embedding_length", kTinyD},
+                                                                       {"llama.feed_forward_length", kTinyD},
+                                                                       {"llama.attention.head_count", 2},
+                                                                       {"llama.context_length", 64}})
+    w.add_u32(key, value);
+  w.add_f32("llama.attention.layer_norm_rms_epsilon", kTinyEps);
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", {"<unk>", "a", "b", "c", "d", "e", "f", "g"});
+  std::vector<float> embd(kTinyD * kTinyVocab), ones(kTinyD, 1.f), zeros(kTinyD * kTinyD, 0.f),
+      identity(kTinyD * kTinyVocab, 0.f);
+  for (int t = 0; t < kTinyVocab; ++t) {
+    for (int i = 0; i < kTinyD; ++i)
+      embd[static_cast<std::size_t>(t * kTinyD + i)] = tiny_embedding(t, i);
+    identity[static_cast<std::size_t>(t * kTinyD + t)] = 1.f;
+  }
+  const auto matrix = TensorDesc::make(DType::kF32, kTinyD, kTinyD);
+  const auto vector = TensorDesc::make(DType::kF32, kTinyD);
+  w.add_tensor("token_embd.weight", TensorDesc::make(DType::kF32, kTinyD, kTinyVocab), embd.data());
+  w.add_tensor("output_norm.weight", vector, ones.data());
+  if (separate_output)
+    w.add_tensor("output.weight", TensorDesc::make(DType::kF32, kTinyD, kTinyVocab), identity.data());
+  w.add_tensor("blk.0.attn_norm.weight", vector, ones.data());
+  for (const char* name : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+    w.add_tensor(std::string("blk.0.") + name + ".weight", matrix, zeros.data());
+  w.add_tensor("blk.0.ffn_norm.weight", vector, ones.data());
+  const std::string path =
+      ::testing::TempDir() + "/tiny_llama_" + (separate_output ? "separate" : "tied") + "_output.gguf";
+  const auto bytes = w.bytes();
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+// The logits of one token through the tiny model on the reference device.
+std::vector<float> tiny_logits(bool separate_output, TokenId token) {
+  const std::string path = write_tiny_llama(separate_output);
+  auto registry = testing::load_registry();
+  if (!registry)
+    return {};
+  ModelOptions o;
+  o.device = "ref";
+  auto m = Model::load(path, o, *registry);
+  std::remove(path.c_str());
+  EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+  if (!m.is_ok())
+    return {};
+  EXPECT_EQ(m.value()->config().tied_output, !separate_output);
+  auto session = Session::create(*m.value());
+  EXPECT_TRUE(session.is_ok()) << session.status().to_string();
+  if (!session.is_ok())
+    return {};
+  const TokenId one[1] = {token};
+  auto logits = session.value()->eval(one);
+  EXPECT_TRUE(logits.is_ok()) << logits.status().to_string();
+  return logits.is_ok() ? std::vector<float>(logits->begin(), logits->end()) : std::vector<float>{};
+}
+
+// rms_norm(embedding row `token`) with the file's epsilon.
+std::vector<float> tiny_normed(TokenId token) {
+  double sum = 0;
+  for (int i = 0; i < kTinyD; ++i)
+    sum += static_cast<double>(tiny_embedding(token, i)) * tiny_embedding(token, i);
+  const double scale = 1.0 / std::sqrt(sum / kTinyD + kTinyEps);
+  std::vector<float> normed(kTinyD);
+  for (int i = 0; i < kTinyD; ++i)
+    normed[static_cast<std::size_t>(i)] = static_cast<float>(tiny_embedding(token, i) * scale);
+  return normed;
+}
+
+TEST(ModelOutput, TiedOutputProjectsWithTheEmbedding) {
+  const TokenId token = 3;
+  const std::vector<float> logits = tiny_logits(false, token);
+  ASSERT_EQ(logits.size(), static_cast<std::size_t>(kTinyVocab));
+  const std::vector<float> normed = tiny_normed(token);
+  for (int j = 0; j < kTinyVocab; ++j) {
+    double expected = 0;
+    for (int i = 0; i < kTinyD; ++i)
+      expected += static_cast<double>(normed[static_cast<std::size_t>(i)]) * tiny_embedding(j, i);
+    EXPECT_NEAR(logits[static_cast<std::size_t>(j)], expected, 1e-3 * std::abs(expected)) << "logit " << j;
+  }
+}
+
+TEST(ModelOutput, SeparateOutputWeightIsUsedInsteadOfTheEmbedding) {
+  const TokenId token = 3;
+  const std::vector<float> logits = tiny_logits(true, token);
+  ASSERT_EQ(logits.size(), static_cast<std::size_t>(kTinyVocab));
+  const std::vector<float> normed = tiny_normed(token);
+  for (int j = 0; j < kTinyVocab; ++j)
+    EXPECT_NEAR(logits[static_cast<std::size_t>(j)], normed[static_cast<std::size_t>(j)], 1e-4) << "logit " << j;
 }
 
 }  // namespace

@@ -26,7 +26,13 @@ _FINISH = {
 
 def _c_string(value: str | bytes, what: str) -> bytes:
     """UTF-8 bytes for a C string argument; a NUL inside would silently cut it, so it is refused."""
-    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    else:
+        # Not bytes(value): a list of token ids would silently become a byte string.
+        raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
     if b"\0" in data:
         raise InvalidArgument(f"{what} contains a NUL character, which the C API cannot take")
     return data
@@ -149,7 +155,12 @@ class Model:
     def tokenize(self, text: bytes | str, add_bos: bool = True, special: bool = True) -> list[int]:
         """Token ids of text. add_bos prepends BOS where the model wants one; special turns
         special-token texts such as "<|im_start|>" into those tokens."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+        elif isinstance(text, (bytes, bytearray, memoryview)):
+            data = bytes(text)
+        else:
+            raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
         lib = _native.lib()
         capacity = len(data) + 8
         while True:

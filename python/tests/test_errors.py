@@ -70,9 +70,13 @@ def test_nul_in_the_prompt_is_refused(ref_model):
         ref_model.create_completion("a\0b", max_tokens=1)
 
 
-def test_bad_stop_type_is_a_type_error(ref_model):
+def test_wrong_types_are_type_errors(ref_model):
     with pytest.raises(TypeError):
         ref_model.create_completion("Hi", max_tokens=1, stop=[1])
+    with pytest.raises(TypeError):
+        ref_model.create_completion([504, 3575], max_tokens=1)  # token ids: not taken
+    with pytest.raises(TypeError):
+        ref_model.tokenize(None)
 
 
 def test_closed_model(model_path):

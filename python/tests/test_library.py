@@ -4,13 +4,15 @@ import importlib.metadata
 import os
 from pathlib import Path
 
+import pytest
+
 import halyard
 from halyard import _native, errors
 
 
 def test_library_and_plugins_come_from_the_package():
     if os.environ.get("HALYARD_LIBRARY"):
-        return  # testing a build tree on purpose: nothing about the wheel to check
+        pytest.skip("HALYARD_LIBRARY names another library: the package's own is not in use")
     path = Path(_native.library_path())
     package = Path(halyard.__file__).resolve().parent
     assert path.is_file()

@@ -155,7 +155,8 @@ def test_a_signal_interrupts_a_blocking_completion(cpu_model):
     _assert_usable(cpu_model)
 
 
-def test_generations_from_two_threads_are_serialised(cpu_model):
+def test_two_threads_generating_on_one_model_both_get_the_greedy_text(cpu_model):
+    """The library serialises generations on a model; from Python both simply complete."""
     results = [None, None]
 
     def run(i):

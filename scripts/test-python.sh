@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package (python/): installs it with pip into a virtual environment under build/
 # (pip builds the C++ library with CMake through scikit-build-core), then runs its pytest suite
-# on the default model. Extra arguments go to pytest (e.g. -k stream).
+# on the default model. Needs the packages of scripts/install-deps.sh (test.sh installs them).
+# Extra arguments go to pytest (e.g. -k stream).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

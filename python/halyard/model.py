@@ -196,6 +196,8 @@ class Model:
         """The conversation in the model's chat template, ending with the assistant header."""
         encoded = []
         for i, m in enumerate(messages):
+            if not isinstance(m, Mapping):
+                raise InvalidArgument(f"messages[{i}] is a {type(m).__name__}, not a mapping with 'role' and 'content'")
             role = m.get("role")
             if not isinstance(role, str):
                 raise InvalidArgument(f"messages[{i}] has no 'role' string")

@@ -75,3 +75,5 @@ def test_nul_in_a_chat_message_is_refused(model):
         model.apply_chat_template([{"role": "user", "content": "a\0b"}])
     with pytest.raises(halyard.InvalidArgument):
         model.apply_chat_template([{"content": "no role"}])
+    with pytest.raises(halyard.InvalidArgument):
+        model.apply_chat_template([("user", "a tuple")])

@@ -1,0 +1,160 @@
+"""The C API of include/halyard.h through ctypes: the library, its structs and its functions.
+
+Nothing else in the package touches ctypes declarations. The library is the one the wheel
+installed beside this file (halyard/_lib/lib/libhalyard.so.0, whose RUNPATH finds
+libhalyard-hal.so and whose registry finds the plugins in lib/halyard/), or the file named by
+HALYARD_LIBRARY (e.g. a build tree's build/ci/bin/libhalyard.so).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from pathlib import Path
+
+_LIB_DIR = Path(__file__).resolve().parent / "_lib" / "lib"
+# The ABI follows the SONAME: any libhalyard.so.0 has these functions and structs.
+_SONAME = "libhalyard.so.0"
+
+
+class ModelOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("device", ctypes.c_char_p),
+        ("context_length", ctypes.c_int32),
+        ("threads", ctypes.c_int32),
+        ("backend_options", ctypes.POINTER(ctypes.c_char_p)),
+    ]
+
+
+class GenerateOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("max_tokens", ctypes.c_int32),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("seed", ctypes.c_uint64),
+        ("parse_special", ctypes.c_int),
+    ]
+
+
+class Timings(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("prompt_tokens", ctypes.c_int32),
+        ("generated_tokens", ctypes.c_int32),
+        ("time_to_first_token_ms", ctypes.c_double),
+        ("prefill_tokens_per_s", ctypes.c_double),
+        ("decode_tokens_per_s", ctypes.c_double),
+        ("finish_reason", ctypes.c_int32),
+    ]
+
+
+class ChatMessage(ctypes.Structure):
+    _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
+
+
+# halyard_finish_reason
+FINISH_NONE = 0
+FINISH_MAX_TOKENS = 1
+FINISH_END_OF_SEQUENCE = 2
+FINISH_CONTEXT_FULL = 3
+FINISH_CANCELLED = 4
+
+# halyard_status values used by the package itself (errors.py maps all of them).
+OK = 0
+ERROR_BUFFER_TOO_SMALL = 11
+
+# int (*)(int32_t token, const char* text, size_t text_len, void* user_data). The text is not
+# NUL-terminated, so it is taken as a raw pointer and read with string_at(text, len).
+TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+
+_P = ctypes.c_void_p
+_STATUS = ctypes.c_int
+_SIGNATURES = {
+    "halyard_last_error": (ctypes.c_char_p, []),
+    "halyard_status_name": (ctypes.c_char_p, [_STATUS]),
+    "halyard_version": (ctypes.c_char_p, []),
+    "halyard_set_log_level": (None, [ctypes.c_int]),
+    "halyard_list_devices": (_STATUS, [ctypes.POINTER(_P)]),
+    "halyard_device_list_size": (ctypes.c_size_t, [_P]),
+    "halyard_device_list_backend": (ctypes.c_char_p, [_P, ctypes.c_size_t]),
+    "halyard_device_list_uri": (ctypes.c_char_p, [_P, ctypes.c_size_t]),
+    "halyard_device_list_description": (ctypes.c_char_p, [_P, ctypes.c_size_t]),
+    "halyard_device_list_available": (ctypes.c_int, [_P, ctypes.c_size_t]),
+    "halyard_device_list_auto": (ctypes.c_char_p, [_P]),
+    "halyard_device_list_free": (None, [_P]),
+    "halyard_model_options_default": (None, [ctypes.POINTER(ModelOptions)]),
+    "halyard_model_load": (_STATUS, [ctypes.c_char_p, ctypes.POINTER(ModelOptions), ctypes.POINTER(_P)]),
+    "halyard_model_free": (None, [_P]),
+    "halyard_model_name": (ctypes.c_char_p, [_P]),
+    "halyard_model_device": (ctypes.c_char_p, [_P]),
+    "halyard_model_device_details": (ctypes.c_char_p, [_P]),
+    "halyard_model_context_length": (ctypes.c_int32, [_P]),
+    "halyard_model_vocab_size": (ctypes.c_int32, [_P]),
+    "halyard_tokenize": (
+        _STATUS,
+        [
+            _P,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int32),
+            ctypes.c_size_t,
+            ctypes.POINTER(ctypes.c_size_t),
+        ],
+    ),
+    "halyard_detokenize": (
+        _STATUS,
+        [_P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "halyard_apply_chat_template": (
+        _STATUS,
+        [_P, ctypes.POINTER(ChatMessage), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "halyard_generate_options_default": (None, [ctypes.POINTER(GenerateOptions)]),
+    "halyard_generate": (
+        _STATUS,
+        [_P, ctypes.c_char_p, ctypes.POINTER(GenerateOptions), TOKEN_CALLBACK, _P, ctypes.POINTER(Timings)],
+    ),
+}
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def library_path() -> str:
+    """The libhalyard.so this process loads: HALYARD_LIBRARY, else the one in the package."""
+    override = os.environ.get("HALYARD_LIBRARY")
+    if override:
+        return override
+    return str(_LIB_DIR / _SONAME)
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded library, opened on first use with every function's signature declared."""
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            path = library_path()
+            if not os.path.exists(path):
+                where = "HALYARD_LIBRARY" if os.environ.get("HALYARD_LIBRARY") else "the package"
+                raise OSError(f"libhalyard not found at {path} (from {where}); reinstall the package "
+                              "with `pip install ./python` or point HALYARD_LIBRARY at a libhalyard.so")
+            loaded = ctypes.CDLL(path)
+            for name, (restype, argtypes) in _SIGNATURES.items():
+                fn = getattr(loaded, name)
+                fn.restype = restype
+                fn.argtypes = argtypes
+            _lib = loaded
+        return _lib
+
+
+def text(value: bytes | None) -> str:
+    """A C string from the library as str (UTF-8; never fails on odd bytes)."""
+    return "" if value is None else value.decode("utf-8", errors="replace")

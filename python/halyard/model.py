@@ -1,0 +1,422 @@
+"""halyard.Model: a loaded model with a llama-cpp-python-like API over the C API."""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import math
+import os
+import threading
+import time
+import uuid
+import weakref
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from . import _native
+from ._generation import Generation
+from ._stop import StopMatcher
+from .errors import Cancelled, InvalidArgument, check
+
+_FINISH = {
+    _native.FINISH_MAX_TOKENS: "length",
+    _native.FINISH_CONTEXT_FULL: "length",
+    _native.FINISH_END_OF_SEQUENCE: "stop",
+}
+
+
+def _c_string(value: str | bytes, what: str) -> bytes:
+    """UTF-8 bytes for a C string argument; a NUL inside would silently cut it, so it is refused."""
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    else:
+        # Not bytes(value): a list of token ids would silently become a byte string.
+        raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+    if b"\0" in data:
+        raise InvalidArgument(f"{what} contains a NUL character, which the C API cannot take")
+    return data
+
+
+class _Outcome:
+    """What a finished generation reports besides its text."""
+
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Model:
+    """A GGUF model loaded on one device.
+
+    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None)
+
+    device: "auto", "ref", "cpu", "vulkan:0", ... (halyard.list_devices() lists them); None
+    takes HALYARD_DEVICE, else "auto".
+    n_ctx: context length; 0 takes min(the model's training context, 4096).
+    n_threads: CPU threads for the cpu device; 0 takes the physical cores (or HALYARD_THREADS).
+    backend_options: {"cpu.kernels": "avx2"} or ["cpu.kernels=avx2"]; halyard.list_options().
+
+    Read-only calls (tokenize, detokenize, chat formatting) may run on several threads at once;
+    generations on one Model are serialised by the library (a second one waits for the first).
+    close() (or leaving a `with` block) must not race other calls on the same Model.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        device: str | None = "auto",
+        n_ctx: int = 0,
+        n_threads: int = 0,
+        backend_options: Mapping[str, Any] | Iterable[str] | None = None,
+    ):
+        self._handle: int | None = None
+        self._generations: "weakref.WeakSet[Generation]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.model_path = os.fspath(model_path)
+        lib = _native.lib()
+        options = _native.ModelOptions()
+        lib.halyard_model_options_default(ctypes.byref(options))
+        # None: the library's default (HALYARD_DEVICE, else "auto").
+        options.device = None if device is None else _c_string(device, "device")
+        options.context_length = int(n_ctx)
+        options.threads = int(n_threads)
+        keep_alive = []
+        if backend_options is not None:
+            if isinstance(backend_options, Mapping):
+                pairs = [f"{k}={_option_value(v)}" for k, v in backend_options.items()]
+            elif isinstance(backend_options, (str, bytes)):
+                raise TypeError("backend_options is a mapping or a list of 'key=value' strings")
+            else:
+                pairs = list(backend_options)
+            encoded = [_c_string(p, "a backend option") for p in pairs]
+            array = (ctypes.c_char_p * (len(encoded) + 1))(*encoded, None)
+            keep_alive.append(array)
+            options.backend_options = ctypes.cast(array, ctypes.POINTER(ctypes.c_char_p))
+        handle = ctypes.c_void_p()
+        check(lib.halyard_model_load(_c_string(self.model_path, "model_path"), ctypes.byref(options),
+                                     ctypes.byref(handle)))
+        self._handle = handle.value
+
+    # ---- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Frees the model; streams still open on it are cancelled and waited for first."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            generations = list(self._generations)
+        if handle is None:
+            return
+        for g in generations:
+            g.close()
+        _native.lib().halyard_model_free(handle)
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - a finalizer must not raise (e.g. at exit)
+            pass
+
+    def _h(self) -> int:
+        handle = self._handle
+        if handle is None:
+            raise InvalidArgument("the model is closed")
+        return handle
+
+    # ---- properties ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return _native.text(_native.lib().halyard_model_name(self._h()))
+
+    @property
+    def device(self) -> str:
+        """The device the model runs on ("cpu", "ref", "vulkan:0", ...): "auto" resolved."""
+        return _native.text(_native.lib().halyard_model_device(self._h()))
+
+    @property
+    def device_details(self) -> str:
+        return _native.text(_native.lib().halyard_model_device_details(self._h()))
+
+    def n_ctx(self) -> int:
+        return int(_native.lib().halyard_model_context_length(self._h()))
+
+    def n_vocab(self) -> int:
+        return int(_native.lib().halyard_model_vocab_size(self._h()))
+
+    # ---- text ---------------------------------------------------------------------------
+
+    def tokenize(self, text: bytes | str, add_bos: bool = True, special: bool = True) -> list[int]:
+        """Token ids of text. add_bos prepends BOS where the model wants one; special turns
+        special-token texts such as "<|im_start|>" into those tokens."""
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+        elif isinstance(text, (bytes, bytearray, memoryview)):
+            data = bytes(text)
+        else:
+            raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+        lib = _native.lib()
+        capacity = len(data) + 8
+        while True:
+            ids = (ctypes.c_int32 * capacity)()
+            n = ctypes.c_size_t()
+            status = lib.halyard_tokenize(self._h(), data, len(data), int(bool(add_bos)), int(bool(special)), ids,
+                                          capacity, ctypes.byref(n))
+            if status == _native.ERROR_BUFFER_TOO_SMALL and n.value > capacity:
+                capacity = n.value
+                continue
+            check(status)
+            return list(ids[: n.value])
+
+    def detokenize(self, tokens: Sequence[int]) -> bytes:
+        """The bytes of tokens (UTF-8, possibly cut mid-character at either end)."""
+        tokens = [int(t) for t in tokens]
+        if any(not -(2**31) <= t < 2**31 for t in tokens):
+            raise InvalidArgument("token ids must fit in 32 bits")
+        ids = (ctypes.c_int32 * len(tokens))(*tokens)
+        lib = _native.lib()
+        capacity = 16 * len(tokens) + 16
+        while True:
+            buf = ctypes.create_string_buffer(capacity)
+            n = ctypes.c_size_t()
+            status = lib.halyard_detokenize(self._h(), ids, len(tokens), buf, capacity, ctypes.byref(n))
+            if status == _native.ERROR_BUFFER_TOO_SMALL and n.value > capacity:
+                capacity = n.value
+                continue
+            check(status)
+            return buf.raw[: n.value]
+
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        """The conversation in the model's chat template, ending with the assistant header."""
+        encoded = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, Mapping):
+                raise InvalidArgument(f"messages[{i}] is a {type(m).__name__}, not a mapping with 'role' and 'content'")
+            role = m.get("role")
+            if not isinstance(role, str):
+                raise InvalidArgument(f"messages[{i}] has no 'role' string")
+            encoded.append((_c_string(role, f"messages[{i}].role"),
+                            _c_string(_content_text(m.get("content"), i), f"messages[{i}].content")))
+        array = (_native.ChatMessage * max(len(encoded), 1))()
+        for i, (role, content) in enumerate(encoded):
+            array[i].role = role
+            array[i].content = content
+        lib = _native.lib()
+        capacity = sum(len(r) + len(c) for r, c in encoded) + 256
+        while True:
+            buf = ctypes.create_string_buffer(capacity)
+            n = ctypes.c_size_t()
+            status = lib.halyard_apply_chat_template(self._h(), array, len(encoded), buf, capacity, ctypes.byref(n))
+            if status == _native.ERROR_BUFFER_TOO_SMALL and n.value > capacity:
+                capacity = n.value
+                continue
+            check(status)
+            return buf.raw[: n.value].decode("utf-8", errors="replace")
+
+    # ---- generation ---------------------------------------------------------------------
+
+    def _pieces(self, prompt: bytes, max_tokens: int | None, temperature: float, top_p: float, top_k: int,
+                seed: int | None, stop: str | Sequence[str] | None, outcome: _Outcome) -> Iterator[str]:
+        """Text deltas of one generation (stop strings applied); fills outcome at the end.
+        Closing this iterator early cancels the generation and waits for it (one token)."""
+        lib = _native.lib()
+        options = _native.GenerateOptions()
+        lib.halyard_generate_options_default(ctypes.byref(options))
+        # None or <= 0: until the end of sequence or the context is full (llama-cpp-python's
+        # meaning); the context length bounds it anyway.
+        options.max_tokens = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)
+        options.temperature = float(temperature)
+        options.top_p = float(top_p)
+        options.top_k = int(top_k)
+        options.seed = int.from_bytes(os.urandom(8), "little") if seed is None else int(seed) & (2**64 - 1)
+        options.parse_special = 1
+        matcher = StopMatcher(stop)  # validates stop before anything runs
+        generation = Generation(self._h(), prompt, options)
+        with self._lock:
+            self._generations.add(generation)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        completion_tokens = 0
+        try:
+            for token, data in generation.pieces():
+                if token >= 0:
+                    completion_tokens += 1
+                delta = matcher.feed(decoder.decode(data))
+                if delta:
+                    yield delta
+                if matcher.stopped:
+                    generation.cancel()
+                    break
+            if not matcher.stopped:
+                delta = matcher.feed(decoder.decode(b"", final=True))
+                delta += matcher.flush()
+                if delta:
+                    yield delta
+            timings = generation.wait()
+            if timings.finish_reason == _native.FINISH_CANCELLED and not matcher.stopped:
+                # Not this reader's doing: Model.close() cancelled the stream under it.
+                raise Cancelled("the generation was cancelled because the model was closed")
+            if matcher.stopped:
+                outcome.finish_reason = "stop"
+            else:
+                outcome.finish_reason = _FINISH.get(timings.finish_reason, "length")
+            outcome.prompt_tokens = int(timings.prompt_tokens)
+            outcome.completion_tokens = completion_tokens
+        finally:
+            generation.close()
+
+    def create_completion(
+        self,
+        prompt: str | bytes,
+        max_tokens: int | None = 16,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        seed: int | None = None,
+        stream: bool = False,
+        stop: str | Sequence[str] | None = None,
+    ) -> dict | Iterator[dict]:
+        """An OpenAI-style text completion of prompt (llama-cpp-python's shape). temperature 0
+        is greedy; seed None draws a random seed; stop: a string or strings that end the text
+        (cut before them). With stream=True, an iterator of chunks; the last one carries
+        finish_reason. Closing it (break, close(), garbage collection) cancels generation."""
+        data = _c_string(prompt, "the prompt")
+        completion_id = f"cmpl-{uuid.uuid4()}"
+        created = int(time.time())
+        outcome = _Outcome()
+        pieces = self._pieces(data, max_tokens, temperature, top_p, top_k, seed, stop, outcome)
+
+        def chunk(text: str, finish_reason: str | None) -> dict:
+            return {
+                "id": completion_id,
+                "object": "text_completion",
+                "created": created,
+                "model": self.model_path,
+                "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}],
+            }
+
+        if stream:
+            return _stream_chunks(pieces, lambda text: chunk(text, None), lambda: chunk("", outcome.finish_reason))
+        text = "".join(_consume(pieces))
+        result = chunk(text, outcome.finish_reason)
+        result["usage"] = _usage(outcome)
+        return result
+
+    __call__ = create_completion
+
+    def create_chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int | None = None,
+        temperature: float = 0.2,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        seed: int | None = None,
+        stream: bool = False,
+        stop: str | Sequence[str] | None = None,
+    ) -> dict | Iterator[dict]:
+        """An OpenAI-style chat completion: messages ([{"role": ..., "content": ...}]) go
+        through the model's chat template; max_tokens None runs to the end of the reply (or of
+        the context). With stream=True, chat.completion.chunk dicts: the first delta carries the
+        role, then content deltas, the last has finish_reason."""
+        prompt = _c_string(self.apply_chat_template(messages), "the formatted conversation")
+        completion_id = f"chatcmpl-{uuid.uuid4()}"
+        created = int(time.time())
+        outcome = _Outcome()
+        pieces = self._pieces(prompt, max_tokens, temperature, top_p, top_k, seed, stop, outcome)
+
+        def chunk(delta: dict, finish_reason: str | None) -> dict:
+            return {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model_path,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
+
+        if stream:
+            return _stream_chunks(pieces, lambda text: chunk({"content": text}, None),
+                                  lambda: chunk({}, outcome.finish_reason),
+                                  first=chunk({"role": "assistant"}, None))
+        text = "".join(_consume(pieces))
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": self.model_path,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": outcome.finish_reason,
+            }],
+            "usage": _usage(outcome),
+        }
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return f"<halyard.Model {self.model_path!r} (closed)>"
+        return f"<halyard.Model {self.name!r} on {self.device!r}>"
+
+
+def _consume(pieces: Iterator[str]) -> list[str]:
+    """All pieces; the generator is closed even when the caller's thread is interrupted."""
+    try:
+        return list(pieces)
+    finally:
+        pieces.close()
+
+
+def _stream_chunks(pieces: Iterator[str], make_chunk, make_last, first: dict | None = None) -> Iterator[dict]:
+    """Chunks of a stream. Nothing runs until the first chunk is asked for; closing the stream
+    closes pieces, which cancels the generation."""
+    try:
+        started = False
+        for text in pieces:
+            if first is not None and not started:
+                yield first
+            started = True
+            yield make_chunk(text)
+        if first is not None and not started:
+            yield first
+        yield make_last()
+    finally:
+        pieces.close()
+
+
+def _usage(outcome: _Outcome) -> dict:
+    return {
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
+    }
+
+
+def _content_text(content: Any, index: int) -> str:
+    """A message's content as text: a string, None (empty) or OpenAI's list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            else:
+                raise InvalidArgument(f"messages[{index}].content has a part that is not text: {part!r}")
+        return "".join(parts)
+    raise InvalidArgument(f"messages[{index}].content must be a string, not {type(content).__name__}")
+
+
+def _option_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and math.isnan(value):
+        raise InvalidArgument("a backend option value is NaN")
+    return str(value)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: configure (ci preset: warnings as errors), build, fetch the default
-# model, run every test with ctest. Extra arguments go to ctest (e.g. -L unit).
+# The whole test suite: a formatting check; configure (ci preset: warnings as errors), build,
+# fetch the default model, run every test with ctest (a JUnit report checked for entries that
+# passed without running); the Python package's tests; the sanitizer and fuzzer runs. Extra
+# arguments go to ctest (e.g. -L unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# Every C, C++ and CUDA source stays clang-format clean.
+bash scripts/check-format.sh
 export HALYARD_TEST_MODEL="${HALYARD_TEST_MODEL:-$(bash scripts/fetch-model.sh)}"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$(nproc)"
@@ -24,6 +28,9 @@ else
   status=1
 fi
 [[ $status -eq 0 ]] || exit "$status"
+
+# The Python package, installed by pip into build/python-venv, and its pytest suite.
+bash scripts/test-python.sh
 
 # Sanitizers and fuzzers (scripts/sanitizers.sh); HALYARD_TEST_SANITIZERS=0 skips them for a
 # quick local run. CI runs them.

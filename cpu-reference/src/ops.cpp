@@ -10,9 +10,15 @@
 namespace halyard::reference {
 namespace {
 
-const float* f32(const HostTensor& t) { return static_cast<const float*>(t.data); }
-float* f32_out(const HostTensor& t) { return static_cast<float*>(t.data); }
-const std::int32_t* i32(const HostTensor& t) { return static_cast<const std::int32_t*>(t.data); }
+const float* f32(const HostTensor& t) {
+  return static_cast<const float*>(t.data);
+}
+float* f32_out(const HostTensor& t) {
+  return static_cast<float*>(t.data);
+}
+const std::int32_t* i32(const HostTensor& t) {
+  return static_cast<const std::int32_t*>(t.data);
+}
 
 // Row r of a (possibly quantized) 2-D tensor, as f32.
 void row_to_f32(const HostTensor& t, std::int64_t r, float* dst) {
@@ -38,7 +44,8 @@ Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out,
   for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
     const float* row = f32(x) + t * d;
     double sum = 0.0;
-    for (std::int64_t i = 0; i < d; ++i) sum += static_cast<double>(row[i]) * row[i];
+    for (std::int64_t i = 0; i < d; ++i)
+      sum += static_cast<double>(row[i]) * row[i];
     const double scale = 1.0 / std::sqrt(sum / static_cast<double>(d) + eps);
     for (std::int64_t i = 0; i < d; ++i) {
       f32_out(out)[t * d + i] = static_cast<float>(row[i] * scale * f32(w)[i]);
@@ -57,7 +64,8 @@ Status matmul(const HostTensor& w, const HostTensor& x, const HostTensor& out) {
     for (std::int64_t t = 0; t < n; ++t) {
       const float* xv = f32(x) + t * k;
       double acc = 0.0;
-      for (std::int64_t i = 0; i < k; ++i) acc += static_cast<double>(row[static_cast<std::size_t>(i)]) * xv[i];
+      for (std::int64_t i = 0; i < k; ++i)
+        acc += static_cast<double>(row[static_cast<std::size_t>(i)]) * xv[i];
       f32_out(out)[t * m + j] = static_cast<float>(acc);
     }
   }
@@ -68,7 +76,8 @@ Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& 
   const std::int64_t row = x.desc.ne[0];
   const int hd = p.head_dim;
   const int dims = p.rope_dims ? p.rope_dims : hd;
-  if (x.data != out.data) std::memcpy(out.data, x.data, x.desc.bytes());
+  if (x.data != out.data)
+    std::memcpy(out.data, x.data, x.desc.bytes());
   for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
     const double pos = i32(positions)[t];
     for (std::int64_t h = 0; h < row / hd; ++h) {
@@ -105,10 +114,12 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
 
   for (std::int64_t t = 0; t < n; ++t) {
     if (pos[t] < 0 || pos[t] >= ctx) {
-      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " + std::to_string(ctx));
+      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " +
+                          std::to_string(ctx));
     }
     if (slot[t] < 0 || slot[t] >= slots) {
-      return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " outside [0, " + std::to_string(slots) + ")");
+      return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " outside [0, " +
+                          std::to_string(slots) + ")");
     }
   }
   auto cache_row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) {
@@ -131,7 +142,8 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
       for (std::int64_t j = 0; j < len; ++j) {
         const float* kj = cache_row(k_cache, slot[t], j) + kvh * hd;
         double dot = 0.0;
-        for (std::int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * kj[i];
+        for (std::int64_t i = 0; i < hd; ++i)
+          dot += static_cast<double>(qh[i]) * kj[i];
         scores[static_cast<std::size_t>(j)] = dot * scale;
         max_score = std::max(max_score, dot * scale);
       }
@@ -144,9 +156,11 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
       for (std::int64_t j = 0; j < len; ++j) {
         const float* vj = cache_row(v_cache, slot[t], j) + kvh * hd;
         const double w = scores[static_cast<std::size_t>(j)] / denom;
-        for (std::int64_t i = 0; i < hd; ++i) acc[static_cast<std::size_t>(i)] += w * vj[i];
+        for (std::int64_t i = 0; i < hd; ++i)
+          acc[static_cast<std::size_t>(i)] += w * vj[i];
       }
-      for (std::int64_t i = 0; i < hd; ++i) f32_out(out)[t * qdim + h * hd + i] = static_cast<float>(acc[static_cast<std::size_t>(i)]);
+      for (std::int64_t i = 0; i < hd; ++i)
+        f32_out(out)[t * qdim + h * hd + i] = static_cast<float>(acc[static_cast<std::size_t>(i)]);
     }
   }
   return Status::ok();
@@ -170,10 +184,13 @@ Status softmax(const HostTensor& x, const HostTensor& out) {
   for (std::int64_t t = 0; t < x.desc.rows(); ++t) {
     const float* row = f32(x) + t * d;
     double max_v = -std::numeric_limits<double>::infinity();
-    for (std::int64_t i = 0; i < d; ++i) max_v = std::max(max_v, static_cast<double>(row[i]));
+    for (std::int64_t i = 0; i < d; ++i)
+      max_v = std::max(max_v, static_cast<double>(row[i]));
     double sum = 0.0;
-    for (std::int64_t i = 0; i < d; ++i) sum += std::exp(row[i] - max_v);
-    for (std::int64_t i = 0; i < d; ++i) f32_out(out)[t * d + i] = static_cast<float>(std::exp(row[i] - max_v) / sum);
+    for (std::int64_t i = 0; i < d; ++i)
+      sum += std::exp(row[i] - max_v);
+    for (std::int64_t i = 0; i < d; ++i)
+      f32_out(out)[t * d + i] = static_cast<float>(std::exp(row[i] - max_v) / sum);
   }
   return Status::ok();
 }
@@ -185,7 +202,8 @@ Status argmax(const HostTensor& x, const HostTensor& out) {
     const float* row = f32(x) + t * d;
     std::int64_t best = 0;
     for (std::int64_t i = 1; i < d; ++i) {
-      if (row[i] > row[best]) best = i;
+      if (row[i] > row[best])
+        best = i;
     }
     o[t] = static_cast<std::int32_t>(best);
   }
@@ -213,24 +231,36 @@ Status copy(const HostTensor& x, const HostTensor& out) {
 
 Status run_op(OpKind op, std::span<const HostTensor> in, const HostTensor& out, const OpParams& p) {
   std::vector<TensorDesc> descs;
-  for (const auto& t : in) descs.push_back(t.desc);
+  for (const auto& t : in)
+    descs.push_back(t.desc);
   HALYARD_ASSIGN_OR_RETURN(TensorDesc expected, infer_output(op, descs, p));
   if (expected != out.desc) {
-    return invalid_argument(std::string(op_name(op)) + ": output is " + out.desc.to_string() + ", expected " + expected.to_string());
+    return invalid_argument(std::string(op_name(op)) + ": output is " + out.desc.to_string() + ", expected " +
+                            expected.to_string());
   }
   switch (op) {
-    case OpKind::kEmbed: return embed(in[0], in[1], out);
-    case OpKind::kRmsNorm: return rms_norm(in[0], in[1], out, p.eps);
-    case OpKind::kMatmul: return matmul(in[0], in[1], out);
-    case OpKind::kRope: return rope(in[0], in[1], out, p);
-    case OpKind::kAttention: return attention(in, out, p);
+    case OpKind::kEmbed:
+      return embed(in[0], in[1], out);
+    case OpKind::kRmsNorm:
+      return rms_norm(in[0], in[1], out, p.eps);
+    case OpKind::kMatmul:
+      return matmul(in[0], in[1], out);
+    case OpKind::kRope:
+      return rope(in[0], in[1], out, p);
+    case OpKind::kAttention:
+      return attention(in, out, p);
     case OpKind::kSwiglu:
       return binary(in[0], in[1], out, [](double g, double u) { return g / (1.0 + std::exp(-g)) * u; });
-    case OpKind::kAdd: return binary(in[0], in[1], out, [](double a, double b) { return a + b; });
-    case OpKind::kMul: return binary(in[0], in[1], out, [](double a, double b) { return a * b; });
-    case OpKind::kSoftmax: return softmax(in[0], out);
-    case OpKind::kArgmax: return argmax(in[0], out);
-    case OpKind::kCopy: return copy(in[0], out);
+    case OpKind::kAdd:
+      return binary(in[0], in[1], out, [](double a, double b) { return a + b; });
+    case OpKind::kMul:
+      return binary(in[0], in[1], out, [](double a, double b) { return a * b; });
+    case OpKind::kSoftmax:
+      return softmax(in[0], out);
+    case OpKind::kArgmax:
+      return argmax(in[0], out);
+    case OpKind::kCopy:
+      return copy(in[0], out);
   }
   return unimplemented("unknown op");
 }

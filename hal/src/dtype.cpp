@@ -34,11 +34,13 @@ float bits_float(std::uint32_t u) {
 void quantize_q8_0(const float* x, BlockQ8_0* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kQuantBlock) {
     float amax = 0.f;
-    for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+    for (int j = 0; j < kQuantBlock; ++j)
+      amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127.f;
     const float id = d != 0.f ? 1.f / d : 0.f;
     out[b].d = f32_to_f16(d);
-    for (int j = 0; j < kQuantBlock; ++j) out[b].qs[j] = static_cast<std::int8_t>(std::lround(x[j] * id));
+    for (int j = 0; j < kQuantBlock; ++j)
+      out[b].qs[j] = static_cast<std::int8_t>(std::lround(x[j] * id));
   }
 }
 
@@ -86,23 +88,28 @@ void quantize_q4_1(const float* x, BlockQ4_1* out, std::int64_t nblocks) {
 
 std::optional<DTypeInfo> dtype_info(std::uint32_t id) {
   for (const auto& info : kDTypes) {
-    if (static_cast<std::uint32_t>(info.dtype) == id) return info;
+    if (static_cast<std::uint32_t>(info.dtype) == id)
+      return info;
   }
   return std::nullopt;
 }
 
 const DTypeInfo& dtype_info(DType dtype) {
   for (const auto& info : kDTypes) {
-    if (info.dtype == dtype) return info;
+    if (info.dtype == dtype)
+      return info;
   }
   return kDTypes[0];  // unreachable for a valid enum value
 }
 
-std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
+std::string_view dtype_name(DType dtype) {
+  return dtype_info(dtype).name;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& info : kDTypes) {
-    if (info.name == name) return info.dtype;
+    if (info.name == name)
+      return info.dtype;
   }
   return std::nullopt;
 }
@@ -112,7 +119,9 @@ std::size_t row_bytes(DType dtype, std::int64_t n) {
   return static_cast<std::size_t>(n / info.block_elements) * info.block_bytes;
 }
 
-bool is_weight_dtype(DType dtype) { return dtype != DType::kI32; }
+bool is_weight_dtype(DType dtype) {
+  return dtype != DType::kI32;
+}
 
 std::uint16_t f32_to_f16(float value) {
   const std::uint32_t x = float_bits(value);
@@ -123,20 +132,24 @@ std::uint16_t f32_to_f16(float value) {
     return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0u));
   }
   const int e = static_cast<int>(exp) - 127 + 15;
-  if (e >= 31) return static_cast<std::uint16_t>(sign | 0x7c00u);
+  if (e >= 31)
+    return static_cast<std::uint16_t>(sign | 0x7c00u);
   if (e <= 0) {  // subnormal half (or zero)
-    if (e < -10) return static_cast<std::uint16_t>(sign);
+    if (e < -10)
+      return static_cast<std::uint16_t>(sign);
     mant |= 0x800000u;
     const int shift = 14 - e;
     std::uint32_t h = mant >> shift;
     const std::uint32_t rem = mant & ((1u << shift) - 1u);
     const std::uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1u))) ++h;
+    if (rem > half || (rem == half && (h & 1u)))
+      ++h;
     return static_cast<std::uint16_t>(sign | h);
   }
   std::uint32_t h = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
   const std::uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry may round up to inf: correct
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+    ++h;  // a carry may round up to inf: correct
   return static_cast<std::uint16_t>(sign | h);
 }
 
@@ -145,7 +158,8 @@ float f16_to_f32(std::uint16_t h) {
   const std::uint32_t exp = (h >> 10) & 0x1fu;
   std::uint32_t mant = h & 0x3ffu;
   if (exp == 0) {
-    if (mant == 0) return bits_float(sign);
+    if (mant == 0)
+      return bits_float(sign);
     int e = 1;
     while (!(mant & 0x400u)) {
       mant <<= 1;
@@ -154,17 +168,21 @@ float f16_to_f32(std::uint16_t h) {
     mant &= 0x3ffu;
     return bits_float(sign | (static_cast<std::uint32_t>(e + 127 - 15) << 23) | (mant << 13));
   }
-  if (exp == 31) return bits_float(sign | 0x7f800000u | (mant << 13));
+  if (exp == 31)
+    return bits_float(sign | 0x7f800000u | (mant << 13));
   return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
 std::uint16_t f32_to_bf16(float value) {
   const std::uint32_t x = float_bits(value);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<std::uint16_t>((x >> 16) | 0x40u);
   return static_cast<std::uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
-float bf16_to_f32(std::uint16_t bits) { return bits_float(static_cast<std::uint32_t>(bits) << 16); }
+float bf16_to_f32(std::uint16_t bits) {
+  return bits_float(static_cast<std::uint32_t>(bits) << 16);
+}
 
 void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
   switch (dtype) {
@@ -173,24 +191,28 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
       return;
     case DType::kI32: {
       const auto* s = static_cast<const std::int32_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        dst[i] = static_cast<float>(s[i]);
       return;
     }
     case DType::kF16: {
       const auto* s = static_cast<const std::uint16_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        dst[i] = f16_to_f32(s[i]);
       return;
     }
     case DType::kBF16: {
       const auto* s = static_cast<const std::uint16_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        dst[i] = bf16_to_f32(s[i]);
       return;
     }
     case DType::kQ8_0: {
       const auto* b = static_cast<const BlockQ8_0*>(src);
       for (std::int64_t i = 0; i < n / kQuantBlock; ++i) {
         const float d = f16_to_f32(b[i].d);
-        for (int j = 0; j < kQuantBlock; ++j) dst[i * kQuantBlock + j] = static_cast<float>(b[i].qs[j]) * d;
+        for (int j = 0; j < kQuantBlock; ++j)
+          dst[i * kQuantBlock + j] = static_cast<float>(b[i].qs[j]) * d;
       }
       return;
     }
@@ -229,22 +251,31 @@ void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n) {
       return;
     case DType::kI32: {
       auto* d = static_cast<std::int32_t*>(dst);
-      for (std::int64_t i = 0; i < n; ++i) d[i] = static_cast<std::int32_t>(src[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        d[i] = static_cast<std::int32_t>(src[i]);
       return;
     }
     case DType::kF16: {
       auto* d = static_cast<std::uint16_t*>(dst);
-      for (std::int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        d[i] = f32_to_f16(src[i]);
       return;
     }
     case DType::kBF16: {
       auto* d = static_cast<std::uint16_t*>(dst);
-      for (std::int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+      for (std::int64_t i = 0; i < n; ++i)
+        d[i] = f32_to_bf16(src[i]);
       return;
     }
-    case DType::kQ8_0: quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n / kQuantBlock); return;
-    case DType::kQ4_0: quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n / kQuantBlock); return;
-    case DType::kQ4_1: quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n / kQuantBlock); return;
+    case DType::kQ8_0:
+      quantize_q8_0(src, static_cast<BlockQ8_0*>(dst), n / kQuantBlock);
+      return;
+    case DType::kQ4_0:
+      quantize_q4_0(src, static_cast<BlockQ4_0*>(dst), n / kQuantBlock);
+      return;
+    case DType::kQ4_1:
+      quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n / kQuantBlock);
+      return;
   }
 }
 

@@ -189,7 +189,9 @@ HALYARD_API const char* halyard_finish_reason_name(int32_t reason);
 typedef int (*halyard_token_callback)(int32_t token, const char* text, size_t text_len, void* user_data);
 
 HALYARD_API void halyard_generate_options_default(halyard_generate_options* options);
-/* Generates a continuation of prompt (a fresh sequence each call). timings may be NULL; when
+/* Generates a continuation of prompt (a fresh sequence each call). The model keeps that
+ * sequence's KV cache and compiled graphs between calls, so only the first call allocates and
+ * compiles them (and a new prompt length, on host devices). timings may be NULL; when
  * given, it is filled on success and on cancellation. A prompt longer than the context is
  * HALYARD_ERROR_OUT_OF_RANGE, refused before anything is printed or computed. */
 HALYARD_API halyard_status halyard_generate(halyard_model* model, const char* prompt,

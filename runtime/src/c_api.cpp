@@ -44,6 +44,10 @@ struct halyard_option_list {
 struct halyard_model {
   std::unique_ptr<rt::Model> model;
   std::mutex generate_mutex;
+  // The sequence halyard_generate runs, kept across calls (under generate_mutex) so that its KV
+  // cache is allocated and its graphs are compiled once, not inside every call's TTFT. Declared
+  // after model: destroyed first.
+  std::unique_ptr<rt::Session> generate_session;
   std::once_flag chat_template_warned;
 };
 
@@ -558,9 +562,6 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
     return to_c(v);
   return guarded([&] {
     std::lock_guard lock(model->generate_mutex);
-    auto session = rt::Session::create(*model->model);
-    if (!session.is_ok())
-      return to_c(session.status());
     // Tokenize at most one token past the context: a longer prompt cannot run, and a huge one
     // is refused after a context's worth of work rather than after tokenizing all of it.
     const int ctx = model->model->context_length();
@@ -570,10 +571,18 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
                                         " tokens but the context holds " + std::to_string(ctx) +
                                         "; shorten it or raise --ctx"));
     }
+    if (!model->generate_session) {
+      auto session = rt::Session::create(*model->model);
+      if (!session.is_ok())
+        return to_c(session.status());
+      model->generate_session = std::move(session).value();
+    }
+    rt::Session& session = *model->generate_session;
+    session.reset();  // a fresh sequence: its cache rows are overwritten before they are read
     rt::GenerateOptions go;
     go.max_tokens = o.max_tokens;
     go.sampler = sampler;
-    auto result = rt::generate(*session.value(), ids, go, [&](rt::TokenId id, std::string_view text) {
+    auto result = rt::generate(session, ids, go, [&](rt::TokenId id, std::string_view text) {
       return callback ? callback(id, text.data(), text.size(), user_data) == 0 : true;
     });
     if (!result.is_ok())

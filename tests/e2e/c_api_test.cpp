@@ -289,6 +289,39 @@ TEST(CApi, TheLibraryNeverWritesToStdout) {
   EXPECT_NE(err.find("halyard: "), std::string::npos) << err;
 }
 
+// halyard_generate keeps its sequence between calls: the second call with the same prompt
+// compiles no graph (the debug log names every compile) and gives the same greedy text.
+TEST(CApi, GenerateCompilesItsGraphsOnce) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  struct Compiles {
+    int count = 0;
+  } compiles;
+  halyard_set_log_callback(
+      [](int, const char* message, void* user) {
+        if (std::string(message).find("compiled a") != std::string::npos)
+          ++static_cast<Compiles*>(user)->count;
+      },
+      &compiles);
+  halyard_set_log_level(3);
+  halyard_model* m = load("cpu", 64);
+  ASSERT_NE(m, nullptr);
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 3;
+  Collected first, second;
+  EXPECT_EQ(halyard_generate(m, "The capital of France is", &go, collect, &first, nullptr), HALYARD_OK);
+  const int after_first = compiles.count;
+  EXPECT_EQ(halyard_generate(m, "The capital of France is", &go, collect, &second, nullptr), HALYARD_OK);
+  const int after_second = compiles.count;
+  halyard_set_log_level(1);
+  halyard_set_log_callback(nullptr, nullptr);
+  halyard_model_free(m);
+  EXPECT_GE(after_first, 2);  // the 5-token prefill and the decode graph
+  EXPECT_EQ(after_second, after_first);
+  EXPECT_EQ(second.text, first.text);
+  EXPECT_EQ(first.text, " Paris.\n");
+}
+
 TEST(CApi, LogMessagesReachTheCallerSink) {
   HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
   struct Sink {

@@ -1,6 +1,7 @@
 #include "halyard/conformance/op_cases.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -486,7 +487,10 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
   if (has_nan) {
     result.message = "output has NaN";
   } else if (!result.passed) {
-    result.message = "NMSE " + std::to_string(result.nmse) + " > " + std::to_string(c.tolerance);
+    // Scientific notation: with tolerances such as 1e-7, fixed notation printed 0.000000 > 0.000000.
+    char text[96];
+    std::snprintf(text, sizeof text, "NMSE %.3e > %.1e", result.nmse, c.tolerance);
+    result.message = text;
   }
   return result;
 }

@@ -114,6 +114,12 @@ TEST(ConformanceHarness, CatchesAWrongValue) {
     const auto r = run_op_case(*dev, find_case(cases, name), 1);
     EXPECT_FALSE(r.passed) << name;
   }
+  // A failing NMSE is printed so that the margin shows: "NMSE 3.1e-05 > 1.0e-07", never
+  // "NMSE 0.000031 > 0.000000".
+  const auto r = run_op_case(*dev, find_case(cases, "RMS_NORM/"), 1);
+  ASSERT_FALSE(r.passed);
+  EXPECT_NE(r.message.find("e-07"), std::string::npos) << r.message;
+  EXPECT_EQ(r.message.find("0.000000"), std::string::npos) << r.message;
 }
 
 }  // namespace

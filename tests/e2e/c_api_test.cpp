@@ -252,8 +252,9 @@ template <typename Fn>
 std::pair<std::string, std::string> capture_output(Fn fn) {
   std::fflush(stdout);
   std::fflush(stderr);
-  const std::string out_path = ::testing::TempDir() + "/capture_stdout",
-                    err_path = ::testing::TempDir() + "/capture_stderr";
+  // Per process: ctest runs each case in its own process, several at a time.
+  const std::string stem = ::testing::TempDir() + "/halyard_capture_" + std::to_string(::getpid());
+  const std::string out_path = stem + ".stdout", err_path = stem + ".stderr";
   const int saved_out = ::dup(1), saved_err = ::dup(2);
   const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -270,7 +271,10 @@ std::pair<std::string, std::string> capture_output(Fn fn) {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
-  return {slurp(out_path), slurp(err_path)};
+  std::pair<std::string, std::string> result{slurp(out_path), slurp(err_path)};
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
+  return result;
 }
 
 TEST(CApi, TheLibraryNeverWritesToStdout) {

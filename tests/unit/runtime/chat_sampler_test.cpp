@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -367,10 +368,15 @@ TEST(Sampler, TheWindowHoldsTheLastNAcceptedTokens) {
   SamplerOptions o;
   o.repeat_last_n = 5;
   Sampler s(o);
-  for (TokenId t = 0; t < 100; ++t)
+  // After every token (the history is trimmed now and then, not at each one): the last five.
+  for (TokenId t = 0; t < 100; ++t) {
     s.accept(t);
-  const auto w = s.window();
-  EXPECT_EQ(std::vector<TokenId>(w.begin(), w.end()), (std::vector<TokenId>{95, 96, 97, 98, 99}));
+    std::vector<TokenId> expected;
+    for (TokenId u = std::max(0, t - 4); u <= t; ++u)
+      expected.push_back(u);
+    const auto w = s.window();
+    ASSERT_EQ(std::vector<TokenId>(w.begin(), w.end()), expected) << "after token " << t;
+  }
   o.repeat_last_n = -1;
   Sampler all(o);
   for (TokenId t = 0; t < 100; ++t)

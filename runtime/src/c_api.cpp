@@ -556,8 +556,8 @@ void halyard_generate_options_default(halyard_generate_options* o) {
   o->frequency_penalty = 0.f;
 }
 
-// The fields added for issue 13 start with a pointer so that they begin exactly where the
-// older struct ended (its size was rounded up to its uint64_t's alignment): an older caller's
+// The fields appended for sampling (issue 13) start with a pointer so that they begin exactly
+// where the older struct ended (its size was rounded up to its uint64_t's alignment): an older caller's
 // struct_size then covers none of them, not even its trailing padding. Checked here for the
 // 64-bit ABIs the library is built for.
 static_assert(sizeof(void*) != 8 || offsetof(halyard_generate_options, logit_bias_tokens) == 40,
@@ -588,12 +588,15 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
       return fail(HALYARD_ERROR_INVALID_ARGUMENT, "n_logit_bias is " + std::to_string(o.n_logit_bias) +
                                                       " but logit_bias_tokens or logit_bias_values is NULL");
     }
-    sampler.logit_bias.reserve(o.n_logit_bias);
-    for (std::size_t i = 0; i < o.n_logit_bias; ++i)
-      sampler.logit_bias.emplace_back(o.logit_bias_tokens[i], o.logit_bias_values[i]);
   }
-  if (Status v = rt::validate(sampler, static_cast<std::size_t>(model->model->config().vocab_size)); !v.is_ok())
-    return to_c(v);
+  // Copying the bias allocates: inside guarded, so running out of memory is an error, not a throw.
+  if (halyard_status s = guarded([&] {
+        for (std::size_t i = 0; i < o.n_logit_bias; ++i)
+          sampler.logit_bias.emplace_back(o.logit_bias_tokens[i], o.logit_bias_values[i]);
+        return to_c(rt::validate(sampler, static_cast<std::size_t>(model->model->config().vocab_size)));
+      });
+      s != HALYARD_OK)
+    return s;
   return guarded([&] {
     std::lock_guard lock(model->generate_mutex);
     // Tokenize at most one token past the context: a longer prompt cannot run, and a huge one

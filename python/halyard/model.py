@@ -94,13 +94,15 @@ class _Sampling:
 class Model:
     """A GGUF model loaded on one device.
 
-    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None)
+    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None, last_n_tokens_size=64)
 
     device: "auto", "ref", "cpu", "vulkan:0", ... (halyard.list_devices() lists them); None
     takes HALYARD_DEVICE, else "auto".
     n_ctx: context length; 0 takes min(the model's training context, 4096).
     n_threads: CPU threads for the cpu device; 0 takes the physical cores (or HALYARD_THREADS).
     backend_options: {"cpu.kernels": "avx2"} or ["cpu.kernels=avx2"]; halyard.list_options().
+    last_n_tokens_size: the window of repeat_penalty, presence_penalty and frequency_penalty
+    (llama-cpp-python's name): the last N tokens, prompt included; 0 none, -1 all.
 
     Read-only calls (tokenize, detokenize, chat formatting) may run on several threads at once;
     generations on one Model are serialised by the library (a second one waits for the first).
@@ -114,8 +116,10 @@ class Model:
         n_ctx: int = 0,
         n_threads: int = 0,
         backend_options: Mapping[str, Any] | Iterable[str] | None = None,
+        last_n_tokens_size: int = 64,
     ):
         self._handle: int | None = None
+        self._last_n_tokens_size = int(last_n_tokens_size)  # range checked by the library
         self._generations: "weakref.WeakSet[Generation]" = weakref.WeakSet()
         self._lock = threading.Lock()
         self.model_path = os.fspath(model_path)
@@ -277,6 +281,7 @@ class Model:
         # meaning); the context length bounds it anyway.
         options.max_tokens = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)
         sampling.fill(options)
+        options.repeat_last_n = max(-(2**31), min(self._last_n_tokens_size, 2**31 - 1))
         options.seed = int.from_bytes(os.urandom(8), "little") if seed is None else int(seed) & (2**64 - 1)
         options.parse_special = 1
         matcher = StopMatcher(stop)  # validates stop before anything runs

@@ -52,3 +52,18 @@ def test_chat_completion_takes_the_same_keywords(cpu_model):
                                            min_p=0.1, repeat_penalty=1.1, presence_penalty=0.5,
                                            frequency_penalty=0.5, logit_bias={PARIS: -math.inf})
     assert out["choices"][0]["finish_reason"] in ("length", "stop")
+
+
+def test_last_n_tokens_size_is_the_window(model_path):
+    # A window size the library refuses shows that the value reaches it.
+    with halyard.Model(model_path, device="cpu", n_ctx=64, n_threads=2, last_n_tokens_size=-2) as bad:
+        with pytest.raises(halyard.InvalidArgument, match="repeat-last-n"):
+            first_text(bad)
+    # With a window of 0 the penalties are off: greedy text is unchanged by them (with the
+    # default window, test_penalties_and_min_p_are_passed_through shows the same penalty
+    # changing it).
+    with halyard.Model(model_path, device="cpu", n_ctx=64, n_threads=2, last_n_tokens_size=0) as none:
+        plain = none.create_completion(PROMPT, max_tokens=8, temperature=0)["choices"][0]["text"]
+        penalised = none.create_completion(PROMPT, max_tokens=8, temperature=0,
+                                           presence_penalty=100.0)["choices"][0]["text"]
+        assert penalised == plain

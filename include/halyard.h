@@ -159,6 +159,32 @@ typedef struct halyard_generate_options {
   float top_p;        /* in (0, 1], default 0.95; 1 disables */
   uint64_t seed;      /* default 0 */
   int parse_special;  /* treat special-token texts in the prompt as tokens (default 1) */
+  /* Fields added later: a caller built against the older header passes the older struct_size,
+   * which ends where logit_bias_tokens begins, and gets the defaults for all of these. The
+   * sampler applies, in order: logit bias, repeat penalty, presence and frequency penalties,
+   * then (unless greedy) top-k, temperature, top-p, min-p, and a seeded draw. */
+  /* Logit bias: n_logit_bias pairs (logit_bias_tokens[i], logit_bias_values[i]), added to the
+   * logits of those tokens (entries for the same token add up). A value of -INFINITY bans the
+   * token; NaN and +INFINITY are refused, and so are ids outside [0, vocab size) and a bias
+   * that bans every token. The arrays are read during the call only. Default: none (NULL, 0). */
+  const int32_t* logit_bias_tokens;
+  const float* logit_bias_values;
+  size_t n_logit_bias;
+  /* Keep the tokens whose probability after temperature is >= min_p times the largest one.
+   * In [0, 1]; default 0 (off). */
+  float min_p;
+  /* CTRL-style repetition penalty on the tokens of the window (the prompt and the generated
+   * tokens, as in llama.cpp): a positive logit is divided by it, a negative one multiplied.
+   * Finite and > 0; default 1 (off). */
+  float repeat_penalty;
+  /* The window of the penalties: the last repeat_last_n tokens. >= -1; default 64; 0: no
+   * penalties; -1: the whole sequence. */
+  int32_t repeat_last_n;
+  /* OpenAI semantics: logit -= presence_penalty * (count > 0) + frequency_penalty * count, count
+   * being the token's occurrences in the window. Finite (negative encourages repeats);
+   * default 0 (off). */
+  float presence_penalty;
+  float frequency_penalty;
 } halyard_generate_options;
 
 typedef struct halyard_timings {

@@ -2,6 +2,7 @@
 // `conform`, which tests backends through the HAL itself (conform.h).
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <charconv>
 #include <climits>
 #include <csignal>
 #include <cstdio>
@@ -89,8 +90,29 @@ struct GenerateArgs {
   int top_k = 40;
   float top_p = 0.95f;
   unsigned long long seed = 0;
-  std::vector<std::string> options;  // backend options, "key=value"
+  float min_p = 0.f;
+  float repeat_penalty = 1.f;
+  int repeat_last_n = 64;
+  float presence_penalty = 0.f;
+  float frequency_penalty = 0.f;
+  std::vector<std::string> logit_bias;  // "TOKEN=BIAS"
+  std::vector<std::string> options;     // backend options, "key=value"
 };
+
+// Parses "TOKEN=BIAS" (BIAS a float, or -inf to ban the token); false if malformed. The ranges
+// are the library's to check, so that the CLI and the C API give the same errors.
+bool parse_logit_bias(const std::string& text, int32_t& token, float& bias) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+    return false;
+  const std::string id = text.substr(0, eq), value = text.substr(eq + 1);
+  const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), token);
+  if (ec != std::errc() || end != id.data() + id.size())
+    return false;
+  char* value_end = nullptr;
+  bias = std::strtof(value.c_str(), &value_end);
+  return value_end == value.c_str() + value.size();
+}
 
 // A NULL-terminated view of "key=value" strings for halyard_model_options.backend_options; the
 // strings must outlive it.
@@ -172,6 +194,18 @@ int cmd_generate(const GenerateArgs& a) {
   go.top_k = a.top_k;
   go.top_p = a.top_p;
   go.seed = a.seed;
+  go.min_p = a.min_p;
+  go.repeat_penalty = a.repeat_penalty;
+  go.repeat_last_n = a.repeat_last_n;
+  go.presence_penalty = a.presence_penalty;
+  go.frequency_penalty = a.frequency_penalty;
+  std::vector<int32_t> bias_tokens(a.logit_bias.size());
+  std::vector<float> bias_values(a.logit_bias.size());
+  for (std::size_t i = 0; i < a.logit_bias.size(); ++i)
+    (void)parse_logit_bias(a.logit_bias[i], bias_tokens[i], bias_values[i]);  // checked when parsed
+  go.logit_bias_tokens = bias_tokens.data();
+  go.logit_bias_values = bias_values.data();
+  go.n_logit_bias = bias_tokens.size();
   halyard_timings t{};
   t.struct_size = sizeof t;
   // The prompt is echoed only once generation has started, so a refused prompt prints nothing.
@@ -246,6 +280,25 @@ int main(int argc, char** argv) {
   gen->add_option("--top-k", g.top_k, "Top-k >= 0 (0 disables)");
   gen->add_option("--top-p", g.top_p, "Top-p in (0, 1] (1 disables)");
   gen->add_option("--seed", g.seed, "Random seed");
+  gen->add_option("--min-p", g.min_p,
+                  "Min-p in [0, 1]: keep tokens at least this fraction as likely as the best (0 disables)");
+  gen->add_option("--repeat-penalty", g.repeat_penalty,
+                  "Repetition penalty > 0 on the last --repeat-last-n tokens, prompt included (1 disables)");
+  gen->add_option("--repeat-last-n", g.repeat_last_n,
+                  "Tokens the penalties look back over (0: none; -1: the whole sequence)");
+  gen->add_option("--presence-penalty", g.presence_penalty,
+                  "Subtracted from the logit of each token in that window (0 disables)");
+  gen->add_option("--frequency-penalty", g.frequency_penalty,
+                  "Subtracted from a token's logit once per occurrence in that window (0 disables)");
+  gen->add_option("--logit-bias", g.logit_bias, "TOKEN=BIAS added to a token's logit; BIAS -inf bans it (repeatable)")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            int32_t token = 0;
+            float bias = 0.f;
+            return parse_logit_bias(text, token, bias) ? std::string()
+                                                       : "expected TOKEN=BIAS (e.g. 7042=-inf), not '" + text + "'";
+          },
+          "TOKEN=BIAS"));
   gen->add_option("-o,--option", g.options, option_help);
 
   BenchArgs b;

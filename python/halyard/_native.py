@@ -37,6 +37,15 @@ class GenerateOptions(ctypes.Structure):
         ("top_p", ctypes.c_float),
         ("seed", ctypes.c_uint64),
         ("parse_special", ctypes.c_int),
+        # Appended later in halyard.h; the same order, so the layouts match.
+        ("logit_bias_tokens", ctypes.POINTER(ctypes.c_int32)),
+        ("logit_bias_values", ctypes.POINTER(ctypes.c_float)),
+        ("n_logit_bias", ctypes.c_size_t),
+        ("min_p", ctypes.c_float),
+        ("repeat_penalty", ctypes.c_float),
+        ("repeat_last_n", ctypes.c_int32),
+        ("presence_penalty", ctypes.c_float),
+        ("frequency_penalty", ctypes.c_float),
     ]
 
 

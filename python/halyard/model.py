@@ -46,16 +46,63 @@ class _Outcome:
     completion_tokens: int = 0
 
 
+class _Sampling:
+    """The sampling keywords of one call, checked for type here and for range by the library."""
+
+    def __init__(self, temperature: float, top_p: float, top_k: int, min_p: float, repeat_penalty: float,
+                 presence_penalty: float, frequency_penalty: float,
+                 logit_bias: Mapping[int | str, float] | None) -> None:
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.top_k = int(top_k)
+        self.min_p = float(min_p)
+        self.repeat_penalty = float(repeat_penalty)
+        self.presence_penalty = float(presence_penalty)
+        self.frequency_penalty = float(frequency_penalty)
+        tokens: list[int] = []
+        values: list[float] = []
+        for key, value in (logit_bias or {}).items():
+            # OpenAI's JSON has string keys ("7042"); llama-cpp-python takes ints. Both are ids.
+            try:
+                token = int(key)
+            except (TypeError, ValueError):
+                raise InvalidArgument(f"logit_bias keys are token ids, not {key!r}") from None
+            if not -(2**31) <= token < 2**31:
+                raise InvalidArgument(f"logit_bias token id {token} does not fit in 32 bits")
+            tokens.append(token)
+            values.append(float(value))
+        self._tokens = (ctypes.c_int32 * len(tokens))(*tokens)
+        self._values = (ctypes.c_float * len(values))(*values)
+
+    def fill(self, options: _native.GenerateOptions) -> None:
+        """Writes these into options; the bias arrays stay alive with options (ctypes keeps a
+        reference to what a pointer field is set from)."""
+        options.temperature = self.temperature
+        options.top_p = self.top_p
+        options.top_k = self.top_k
+        options.min_p = self.min_p
+        options.repeat_penalty = self.repeat_penalty
+        options.presence_penalty = self.presence_penalty
+        options.frequency_penalty = self.frequency_penalty
+        options.n_logit_bias = len(self._tokens)
+        if len(self._tokens):
+            options.logit_bias_tokens = ctypes.cast(self._tokens, ctypes.POINTER(ctypes.c_int32))
+            options.logit_bias_values = ctypes.cast(self._values, ctypes.POINTER(ctypes.c_float))
+            options._bias_arrays = (self._tokens, self._values)  # cast() alone does not keep them
+
+
 class Model:
     """A GGUF model loaded on one device.
 
-    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None)
+    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None, last_n_tokens_size=64)
 
     device: "auto", "ref", "cpu", "vulkan:0", ... (halyard.list_devices() lists them); None
     takes HALYARD_DEVICE, else "auto".
     n_ctx: context length; 0 takes min(the model's training context, 4096).
     n_threads: CPU threads for the cpu device; 0 takes the physical cores (or HALYARD_THREADS).
     backend_options: {"cpu.kernels": "avx2"} or ["cpu.kernels=avx2"]; halyard.list_options().
+    last_n_tokens_size: the window of repeat_penalty, presence_penalty and frequency_penalty
+    (llama-cpp-python's name): the last N tokens, prompt included; 0 none, -1 all.
 
     Read-only calls (tokenize, detokenize, chat formatting) may run on several threads at once;
     generations on one Model are serialised by the library (a second one waits for the first).
@@ -69,8 +116,10 @@ class Model:
         n_ctx: int = 0,
         n_threads: int = 0,
         backend_options: Mapping[str, Any] | Iterable[str] | None = None,
+        last_n_tokens_size: int = 64,
     ):
         self._handle: int | None = None
+        self._last_n_tokens_size = int(last_n_tokens_size)  # range checked by the library
         self._generations: "weakref.WeakSet[Generation]" = weakref.WeakSet()
         self._lock = threading.Lock()
         self.model_path = os.fspath(model_path)
@@ -221,8 +270,8 @@ class Model:
 
     # ---- generation ---------------------------------------------------------------------
 
-    def _pieces(self, prompt: bytes, max_tokens: int | None, temperature: float, top_p: float, top_k: int,
-                seed: int | None, stop: str | Sequence[str] | None, outcome: _Outcome) -> Iterator[str]:
+    def _pieces(self, prompt: bytes, max_tokens: int | None, sampling: _Sampling, seed: int | None,
+                stop: str | Sequence[str] | None, outcome: _Outcome) -> Iterator[str]:
         """Text deltas of one generation (stop strings applied); fills outcome at the end.
         Closing this iterator early cancels the generation and waits for it (one token)."""
         lib = _native.lib()
@@ -231,9 +280,8 @@ class Model:
         # None or <= 0: until the end of sequence or the context is full (llama-cpp-python's
         # meaning); the context length bounds it anyway.
         options.max_tokens = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)
-        options.temperature = float(temperature)
-        options.top_p = float(top_p)
-        options.top_k = int(top_k)
+        sampling.fill(options)
+        options.repeat_last_n = max(-(2**31), min(self._last_n_tokens_size, 2**31 - 1))
         options.seed = int.from_bytes(os.urandom(8), "little") if seed is None else int(seed) & (2**64 - 1)
         options.parse_special = 1
         matcher = StopMatcher(stop)  # validates stop before anything runs
@@ -280,16 +328,25 @@ class Model:
         seed: int | None = None,
         stream: bool = False,
         stop: str | Sequence[str] | None = None,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        logit_bias: Mapping[int | str, float] | None = None,
     ) -> dict | Iterator[dict]:
         """An OpenAI-style text completion of prompt (llama-cpp-python's shape). temperature 0
         is greedy; seed None draws a random seed; stop: a string or strings that end the text
-        (cut before them). With stream=True, an iterator of chunks; the last one carries
+        (cut before them). min_p, repeat_penalty (over the last 64 tokens, prompt included),
+        presence_penalty, frequency_penalty and logit_bias ({token id: bias}, -inf bans) have
+        llama-cpp-python's names and defaults. With stream=True, an iterator of chunks; the last one carries
         finish_reason. Closing it (break, close(), garbage collection) cancels generation."""
         data = _c_string(prompt, "the prompt")
         completion_id = f"cmpl-{uuid.uuid4()}"
         created = int(time.time())
         outcome = _Outcome()
-        pieces = self._pieces(data, max_tokens, temperature, top_p, top_k, seed, stop, outcome)
+        sampling = _Sampling(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty,
+                             logit_bias)
+        pieces = self._pieces(data, max_tokens, sampling, seed, stop, outcome)
 
         def chunk(text: str, finish_reason: str | None) -> dict:
             return {
@@ -319,6 +376,11 @@ class Model:
         seed: int | None = None,
         stream: bool = False,
         stop: str | Sequence[str] | None = None,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        logit_bias: Mapping[int | str, float] | None = None,
     ) -> dict | Iterator[dict]:
         """An OpenAI-style chat completion: messages ([{"role": ..., "content": ...}]) go
         through the model's chat template; max_tokens None runs to the end of the reply (or of
@@ -328,7 +390,9 @@ class Model:
         completion_id = f"chatcmpl-{uuid.uuid4()}"
         created = int(time.time())
         outcome = _Outcome()
-        pieces = self._pieces(prompt, max_tokens, temperature, top_p, top_k, seed, stop, outcome)
+        sampling = _Sampling(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty,
+                             logit_bias)
+        pieces = self._pieces(prompt, max_tokens, sampling, seed, stop, outcome)
 
         def chunk(delta: dict, finish_reason: str | None) -> dict:
             return {

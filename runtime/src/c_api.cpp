@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -545,7 +546,22 @@ void halyard_generate_options_default(halyard_generate_options* o) {
   o->top_p = 0.95f;
   o->seed = 0;
   o->parse_special = 1;
+  o->logit_bias_tokens = nullptr;
+  o->logit_bias_values = nullptr;
+  o->n_logit_bias = 0;
+  o->min_p = 0.f;
+  o->repeat_penalty = 1.f;
+  o->repeat_last_n = 64;
+  o->presence_penalty = 0.f;
+  o->frequency_penalty = 0.f;
 }
+
+// The fields appended for sampling (issue 13) start with a pointer so that they begin exactly
+// where the older struct ended (its size was rounded up to its uint64_t's alignment): an older caller's
+// struct_size then covers none of them, not even its trailing padding. Checked here for the
+// 64-bit ABIs the library is built for.
+static_assert(sizeof(void*) != 8 || offsetof(halyard_generate_options, logit_bias_tokens) == 40,
+              "the first field added to halyard_generate_options must start where the old struct ended");
 
 halyard_status halyard_generate(halyard_model* model, const char* prompt, const halyard_generate_options* options,
                                 halyard_token_callback callback, void* user_data, halyard_timings* timings) {
@@ -557,9 +573,30 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
     std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
   if (o.max_tokens < 0)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_tokens must be >= 0, not " + std::to_string(o.max_tokens));
-  const rt::SamplerOptions sampler{o.temperature, o.top_k, o.top_p, o.seed};
-  if (Status v = rt::validate(sampler); !v.is_ok())
-    return to_c(v);
+  rt::SamplerOptions sampler;
+  sampler.temperature = o.temperature;
+  sampler.top_k = o.top_k;
+  sampler.top_p = o.top_p;
+  sampler.seed = o.seed;
+  sampler.min_p = o.min_p;
+  sampler.repeat_penalty = o.repeat_penalty;
+  sampler.repeat_last_n = o.repeat_last_n;
+  sampler.presence_penalty = o.presence_penalty;
+  sampler.frequency_penalty = o.frequency_penalty;
+  if (o.n_logit_bias > 0) {
+    if (!o.logit_bias_tokens || !o.logit_bias_values) {
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "n_logit_bias is " + std::to_string(o.n_logit_bias) +
+                                                      " but logit_bias_tokens or logit_bias_values is NULL");
+    }
+  }
+  // Copying the bias allocates: inside guarded, so running out of memory is an error, not a throw.
+  if (halyard_status s = guarded([&] {
+        for (std::size_t i = 0; i < o.n_logit_bias; ++i)
+          sampler.logit_bias.emplace_back(o.logit_bias_tokens[i], o.logit_bias_values[i]);
+        return to_c(rt::validate(sampler, static_cast<std::size_t>(model->model->config().vocab_size)));
+      });
+      s != HALYARD_OK)
+    return s;
   return guarded([&] {
     std::lock_guard lock(model->generate_mutex);
     // Tokenize at most one token past the context: a longer prompt cannot run, and a huge one

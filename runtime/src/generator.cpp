@@ -27,11 +27,16 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
     return cache_full("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
                       std::to_string(ctx - session.n_past()) + " more");
   }
-  HALYARD_RETURN_IF_ERROR(validate(options.sampler));
+  // The logits have one entry per token of the output vocabulary: bias ids are checked against
+  // it before any work is done.
+  HALYARD_RETURN_IF_ERROR(validate(options.sampler, static_cast<std::size_t>(session.model().config().vocab_size)));
   const Tokenizer& tok = session.model().tokenizer();
   GenerateResult result;
   result.timings.prompt_tokens = static_cast<int>(prompt.size());
   Sampler sampler(options.sampler);
+  // As in llama.cpp, the prompt is part of the history the penalties look at.
+  for (TokenId id : prompt)
+    sampler.accept(id);
   std::string pending;
   auto emit = [&](TokenId id) {
     pending += tok.token_to_piece(id, /*render_special=*/false);
@@ -56,6 +61,7 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
       result.stop = StopReason::kEndOfGeneration;
       break;
     }
+    sampler.accept(next);
     result.tokens.push_back(next);
     result.timings.generated_tokens = static_cast<int>(result.tokens.size());
     if (!emit(next)) {

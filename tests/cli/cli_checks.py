@@ -47,12 +47,32 @@ def check_env_device():
 def check_invalid_sampling():
     for flag, value, word in [("--temp", "nan", "temperature"), ("--temp", "-1", "temperature"),
                               ("--top-p", "2", "top-p"), ("--top-p", "nan", "top-p"), ("--top-p", "0", "top-p"),
-                              ("--top-k", "-5", "top-k")]:
+                              ("--top-k", "-5", "top-k"), ("--min-p", "1.5", "min-p"), ("--min-p", "nan", "min-p"),
+                              ("--repeat-penalty", "0", "repeat penalty"), ("--repeat-last-n", "-2", "repeat-last-n"),
+                              ("--presence-penalty", "nan", "presence"), ("--frequency-penalty", "inf", "frequency"),
+                              ("--logit-bias", "7042", "TOKEN=BIAS"), ("--logit-bias", "x=1", "TOKEN=BIAS"),
+                              ("--logit-bias", "7042=", "TOKEN=BIAS"), ("--logit-bias", "99999999=1", "vocabulary"),
+                              ("--logit-bias", "7042=nan", "logit bias")]:
         r = gen(flag, value, "-p", "Hi")
         expect(r.returncode != 0 and word in r.stderr, f"{flag} {value} is a clear error", r)
         expect(r.stdout == "", f"{flag} {value} prints nothing on stdout", r)
     r = gen("--temp", "0.7", "--top-k", "0", "--top-p", "1", "-p", "Hi")
     expect(r.returncode == 0, "valid sampling values run", r)
+
+
+def check_sampling_options():
+    # Greedy " Paris" (token 7042); banning it changes the first word, and the penalties and
+    # min-p run.
+    r = gen("-p", "The capital of France is", n=1)
+    expect(r.returncode == 0 and r.stdout.rstrip("\n") == "The capital of France is Paris", "greedy says Paris", r)
+    r = gen("--logit-bias", "7042=-inf", "-p", "The capital of France is", n=1)
+    expect(r.returncode == 0 and r.stdout.startswith("The capital of France is") and "Paris" not in r.stdout,
+           "--logit-bias 7042=-inf bans ' Paris'", r)
+    r = gen("--logit-bias", "7042=-inf", "--logit-bias", "7042=+200", "-p", "The capital of France is", n=1)
+    expect(r.returncode == 0 and "Paris" not in r.stdout, "a repeated --logit-bias adds up (-inf + 200 is -inf)", r)
+    r = gen("--temp", "0.8", "--seed", "3", "--min-p", "0.1", "--repeat-penalty", "1.3", "--repeat-last-n", "-1",
+            "--presence-penalty", "0.5", "--frequency-penalty", "0.5", "-p", "Hi", n=4)
+    expect(r.returncode == 0, "every sampling option in range runs", r)
 
 
 def check_threads_warning():

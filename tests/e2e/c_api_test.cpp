@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -113,6 +114,104 @@ TEST(CApi, GeneratesGreedyTextWithTimings) {
   EXPECT_EQ(stop.calls, 1);
   EXPECT_EQ(cancelled.finish_reason, HALYARD_FINISH_CANCELLED);
   EXPECT_EQ(cancelled.generated_tokens, 1);
+  halyard_model_free(m);
+}
+
+struct Tokens {
+  std::vector<int32_t> ids;
+};
+
+int collect_tokens(int32_t token, const char*, size_t, void* user) {
+  if (token >= 0)
+    static_cast<Tokens*>(user)->ids.push_back(token);
+  return 0;
+}
+
+TEST(CApi, ALogitBiasBanningTheGreedyTokenChangesIt) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 32);
+  ASSERT_NE(m, nullptr);
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 1;
+  Tokens plain;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, collect_tokens, &plain, nullptr), HALYARD_OK)
+      << halyard_last_error();
+  ASSERT_EQ(plain.ids, std::vector<int32_t>{7042});  // " Paris"
+  const int32_t tokens[1] = {7042};
+  const float ban[1] = {-INFINITY};
+  go.logit_bias_tokens = tokens;
+  go.logit_bias_values = ban;
+  go.n_logit_bias = 1;
+  Tokens banned;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, collect_tokens, &banned, nullptr), HALYARD_OK)
+      << halyard_last_error();
+  ASSERT_EQ(banned.ids.size(), 1u);
+  EXPECT_NE(banned.ids[0], 7042);
+  // The entries apply together: +100 on " Paris" and -inf on the runner-up picks " Paris" again.
+  const int32_t two[2] = {7042, banned.ids[0]};
+  const float promote[2] = {100.f, -INFINITY};
+  go.logit_bias_tokens = two;
+  go.logit_bias_values = promote;
+  go.n_logit_bias = 2;
+  Tokens promoted;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, collect_tokens, &promoted, nullptr), HALYARD_OK)
+      << halyard_last_error();
+  EXPECT_EQ(promoted.ids, std::vector<int32_t>{7042});
+  halyard_model_free(m);
+}
+
+TEST(CApi, AStrongPresencePenaltyChangesGreedyText) {
+  // Greedy " Paris.\n" continues with text that repeats its tokens; a presence penalty of
+  // 100 on every token of the prompt and of the text so far makes each token new.
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 12;
+  go.repeat_last_n = -1;
+  Tokens plain, penalised;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, collect_tokens, &plain, nullptr), HALYARD_OK);
+  go.presence_penalty = 100.f;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, collect_tokens, &penalised, nullptr), HALYARD_OK)
+      << halyard_last_error();
+  EXPECT_NE(plain.ids, penalised.ids);
+  const std::vector<int32_t> prompt{504, 3575, 282, 4649, 314};
+  std::vector<int32_t> seen = prompt;
+  for (int32_t id : penalised.ids) {
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), id), 0) << "token " << id << " repeats";
+    seen.push_back(id);
+  }
+  halyard_model_free(m);
+}
+
+// A caller compiled against the header before the sampling fields were appended passes that
+// struct's size: the fields after it must read as their defaults, whatever lies there.
+TEST(CApi, ACallerWithTheOlderOptionsStructGetsTheDefaults) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 32);
+  ASSERT_NE(m, nullptr);
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 3;
+  go.struct_size = offsetof(halyard_generate_options, logit_bias_tokens);
+  // Garbage where the new fields are: each value would be refused if it were read.
+  go.logit_bias_tokens = nullptr;
+  go.logit_bias_values = nullptr;
+  go.n_logit_bias = 12345;
+  go.min_p = 7.f;
+  go.repeat_penalty = -1.f;
+  go.repeat_last_n = -9;
+  go.presence_penalty = NAN;
+  go.frequency_penalty = NAN;
+  Collected c;
+  ASSERT_EQ(halyard_generate(m, "The capital of France is", &go, collect, &c, nullptr), HALYARD_OK)
+      << halyard_last_error();
+  EXPECT_EQ(c.text, " Paris.\n");
+  // The same struct with its full size is read in full, and refused.
+  go.struct_size = sizeof go;
+  EXPECT_EQ(halyard_generate(m, "The capital of France is", &go, collect, &c, nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
   halyard_model_free(m);
 }
 
@@ -237,6 +336,32 @@ TEST(CApi, InvalidSamplingValuesAreRefused) {
   EXPECT_EQ(generate_with([](O& o) { o.top_k = INT_MIN; }), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(halyard_last_error()).find("top-k"), std::string::npos) << halyard_last_error();
   EXPECT_EQ(generate_with([](O& o) { o.max_tokens = -1; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.min_p = NAN; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.min_p = 1.5f; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("min-p"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(generate_with([](O& o) { o.repeat_penalty = 0.f; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.repeat_last_n = -2; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.presence_penalty = NAN; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.frequency_penalty = INFINITY; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(generate_with([](O& o) { o.n_logit_bias = 1; }), HALYARD_ERROR_INVALID_ARGUMENT);  // NULL arrays
+  EXPECT_NE(std::string(halyard_last_error()).find("NULL"), std::string::npos) << halyard_last_error();
+  const int32_t outside[1] = {halyard_model_vocab_size(m)};
+  const float one[1] = {1.f};
+  EXPECT_EQ(generate_with([&](O& o) {
+              o.logit_bias_tokens = outside;
+              o.logit_bias_values = one;
+              o.n_logit_bias = 1;
+            }),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("vocabulary"), std::string::npos) << halyard_last_error();
+  const float plus_inf[1] = {INFINITY};
+  const int32_t paris[1] = {7042};
+  EXPECT_EQ(generate_with([&](O& o) {
+              o.logit_bias_tokens = paris;
+              o.logit_bias_values = plus_inf;
+              o.n_logit_bias = 1;
+            }),
+            HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(generate_with([](O& o) {
               o.temperature = 0.8f;
               o.top_k = 0;

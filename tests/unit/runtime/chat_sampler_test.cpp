@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -184,6 +186,284 @@ TEST(Sampler, TopKThenTopPTogether) {
   const std::vector<double> p{0.02, 0.30, 0.09, 0.40, 0.04, 0.15};
   const auto counts = draw_counts(SamplerOptions{1.f, 4, 0.87f, 13}, log_probs(p));
   expect_frequencies(counts, {0.0, 0.30 / 0.85, 0.0, 0.40 / 0.85, 0.0, 0.15 / 0.85});
+}
+
+SamplerOptions sampling(float temperature, std::uint64_t seed) {
+  SamplerOptions o;
+  o.temperature = temperature;
+  o.top_k = 0;
+  o.top_p = 1.f;
+  o.seed = seed;
+  return o;
+}
+
+TEST(Sampler, MinPRemovesTheTokensBelowAFractionOfTheMostLikely) {
+  // Probabilities 0.40, 0.25, 0.15, 0.10, 0.06, 0.04 (shuffled). min-p 0.3: the threshold is
+  // 0.3 * 0.40 = 0.12, so 0.40, 0.25 and 0.15 stay (over 0.80) and the 0.10 token (~2000 draws
+  // without the filter) never comes. A threshold of 0.3 absolute would keep only the first.
+  SamplerOptions o = sampling(1.f, 21);
+  o.min_p = 0.3f;
+  const auto counts = draw_counts(o, log_probs({0.10, 0.40, 0.04, 0.15, 0.06, 0.25}));
+  expect_frequencies(counts, {0.0, 0.40 / 0.80, 0.0, 0.15 / 0.80, 0.0, 0.25 / 0.80});
+}
+
+TEST(Sampler, MinPIsAppliedAfterTemperature) {
+  // Probabilities 0.40, 0.25, 0.15, 0.10 at temperature 2 become proportional to sqrt(p):
+  // ratios to the largest 1, 0.79, 0.61, 0.5. min-p 0.45 keeps all four; on the untempered
+  // distribution (ratios 1, 0.625, 0.375, 0.25) it would keep two.
+  SamplerOptions o = sampling(2.f, 22);
+  o.min_p = 0.45f;
+  const std::vector<float> logits = log_probs({0.40, 0.25, 0.15, 0.10});
+  expect_frequencies(draw_counts(o, logits), tempered_softmax(logits, 2.0, {true, true, true, true}));
+}
+
+TEST(Sampler, MinPOfOneIsGreedyAndZeroIsOff) {
+  SamplerOptions o = sampling(1.f, 23);
+  o.min_p = 1.f;
+  const std::vector<double> p{0.3, 0.5, 0.2};
+  expect_frequencies(draw_counts(o, log_probs(p)), {0.0, 1.0, 0.0});
+  o.min_p = 0.f;
+  expect_frequencies(draw_counts(o, log_probs(p)), p);
+}
+
+TEST(Sampler, RepeatPenaltyDividesPositiveAndMultipliesNegativeLogits) {
+  // Tokens 0 (logit 2) and 1 (logit -1) are in the history; penalty 2 makes them 1 and -2, token
+  // 2 keeps 0.5: the probabilities are softmax{1, -2, 0.5} = 0.604, 0.030, 0.366 instead of
+  // softmax{2, -1, 0.5} = 0.786, 0.039, 0.175. Dividing the negative logit too (-0.5) would give
+  // token 1 0.152, and multiplying the positive one would give token 0 ~0.96.
+  SamplerOptions o = sampling(1.f, 24);
+  o.repeat_penalty = 2.f;
+  Sampler s(o);
+  s.accept(0);
+  s.accept(1);
+  std::vector<int> counts(3, 0);
+  const std::vector<float> logits{2.f, -1.f, 0.5f};
+  for (int i = 0; i < kDraws; ++i)
+    ++counts[static_cast<std::size_t>(s.sample(logits))];
+  expect_frequencies(counts, tempered_softmax({1.f, -2.f, 0.5f}, 1.0, {true, true, true}));
+}
+
+TEST(Sampler, RepeatedTokensProbabilityDropsByTheExactFactor) {
+  // A token of logit 0 in the history, penalised by presence 0.7: its odds against each other
+  // token fall by exactly e^0.7 (= 2.014). Tokens: logits {0, 0, 0, 0}; token 3 seen, so its
+  // probability is e^-0.7 / (3 + e^-0.7) = 0.142 instead of 0.25.
+  SamplerOptions o = sampling(1.f, 25);
+  o.presence_penalty = 0.7f;
+  Sampler s(o);
+  s.accept(3);
+  std::vector<int> counts(4, 0);
+  const std::vector<float> logits{0.f, 0.f, 0.f, 0.f};
+  for (int i = 0; i < kDraws; ++i)
+    ++counts[static_cast<std::size_t>(s.sample(logits))];
+  const double q = std::exp(-0.7);
+  expect_frequencies(counts, {1 / (3 + q), 1 / (3 + q), 1 / (3 + q), q / (3 + q)});
+}
+
+TEST(Sampler, PresenceAndFrequencyPenaltiesAreExactLogitArithmetic) {
+  // Window: token 1 three times, token 2 once. presence 0.5, frequency 0.25:
+  // token 1: 3 - 0.5 - 3 * 0.25 = 1.75; token 2: -1 - 0.5 - 0.25 = -1.75; 0 and 3 unchanged.
+  SamplerOptions o;
+  o.presence_penalty = 0.5f;
+  o.frequency_penalty = 0.25f;
+  const std::vector<TokenId> window{1, 2, 1, 1};
+  std::vector<float> logits{0.5f, 3.f, -1.f, 2.f};
+  apply_bias_and_penalties(logits, o, window);
+  EXPECT_EQ(logits, (std::vector<float>{0.5f, 1.75f, -1.75f, 2.f}));
+  // With a repeat penalty of 2 as well, it applies first: 3 / 2 - 1.25 = 0.25 and
+  // -1 * 2 - 0.75 = -2.75.
+  o.repeat_penalty = 2.f;
+  logits = {0.5f, 3.f, -1.f, 2.f};
+  apply_bias_and_penalties(logits, o, window);
+  EXPECT_EQ(logits, (std::vector<float>{0.5f, 0.25f, -2.75f, 2.f}));
+  // Negative penalties raise the logits by the same amounts.
+  o.repeat_penalty = 1.f;
+  o.presence_penalty = -0.5f;
+  o.frequency_penalty = -0.25f;
+  logits = {0.5f, 3.f, -1.f, 2.f};
+  apply_bias_and_penalties(logits, o, window);
+  EXPECT_EQ(logits, (std::vector<float>{0.5f, 4.25f, -0.25f, 2.f}));
+}
+
+TEST(Sampler, LogitBiasIsAddedBeforeThePenalties) {
+  // Bias +1 on token 0 (logit 1 -> 2), then repeat penalty 4 (2 / 4 = 0.5); the other order
+  // would give 1 / 4 + 1 = 1.25. Two entries for token 2 add up (-0.5 - 0.25).
+  SamplerOptions o;
+  o.repeat_penalty = 4.f;
+  o.logit_bias = {{0, 1.f}, {2, -0.5f}, {2, -0.25f}};
+  std::vector<float> logits{1.f, 1.f, 1.f};
+  const std::vector<TokenId> window{0};
+  apply_bias_and_penalties(logits, o, window);
+  EXPECT_EQ(logits, (std::vector<float>{0.5f, 1.f, 0.25f}));
+}
+
+TEST(Sampler, GreedyHonoursThePenalties) {
+  // Logits {1, 1.2}: greedy picks 1 until it has been seen; frequency 0.3 takes it to 0.9 < 1.
+  SamplerOptions o;
+  o.frequency_penalty = 0.3f;
+  Sampler s(o);
+  const std::vector<float> logits{1.f, 1.2f};
+  EXPECT_EQ(s.sample(logits), 1);
+  s.accept(1);
+  EXPECT_EQ(s.sample(logits), 0);
+  // Repeat penalty alone: 1.2 / 1.25 = 0.96 < 1.
+  SamplerOptions r;
+  r.repeat_penalty = 1.25f;
+  Sampler t(r);
+  t.accept(1);
+  EXPECT_EQ(t.sample(logits), 0);
+}
+
+TEST(Sampler, GreedyIsThePlainArgmaxWhenEverythingIsOff) {
+  // Defaults (penalties 1 / 0 / 0, no bias) with a history: the first maximum, untouched.
+  Sampler s(SamplerOptions{});
+  for (TokenId t : {1, 1, 3, 3, 3})
+    s.accept(t);
+  const std::vector<float> logits{0.1f, 2.f, -1.f, 2.f};
+  EXPECT_EQ(s.sample(logits), 1);
+}
+
+TEST(Sampler, LogitBiasBansAndPromotesUnderGreedy) {
+  const std::vector<float> logits{0.1f, 2.f, -1.f, 1.5f};
+  SamplerOptions ban;
+  ban.logit_bias = {{1, -std::numeric_limits<float>::infinity()}};
+  EXPECT_EQ(Sampler(ban).sample(logits), 3);
+  SamplerOptions promote;
+  promote.logit_bias = {{2, 3.5f}};  // -1 + 3.5 = 2.5 > 2
+  EXPECT_EQ(Sampler(promote).sample(logits), 2);
+  promote.logit_bias = {{2, 2.5f}};  // 1.5 < 2
+  EXPECT_EQ(Sampler(promote).sample(logits), 1);
+}
+
+TEST(Sampler, ABannedTokenIsNeverDrawnAndTheRestRenormalize) {
+  // Probabilities 0.5, 0.3, 0.2; banning the 0.5 token leaves 0.6 / 0.4.
+  SamplerOptions o = sampling(1.f, 26);
+  o.logit_bias = {{0, -std::numeric_limits<float>::infinity()}};
+  expect_frequencies(draw_counts(o, log_probs({0.5, 0.3, 0.2})), {0.0, 0.6, 0.4});
+  // And with a finite bias: +log 2 on the 0.2 token doubles its odds: 0.5, 0.3, 0.4 over 1.2.
+  o.logit_bias = {{2, static_cast<float>(std::log(2.0))}};
+  expect_frequencies(draw_counts(o, log_probs({0.5, 0.3, 0.2})), {0.5 / 1.2, 0.3 / 1.2, 0.4 / 1.2});
+}
+
+TEST(Sampler, RepeatLastNIsTheWindow) {
+  // Logits {1, 0.9, 0}; history 0, 2, 2; presence 0.5. Only a window that reaches back to the
+  // first token penalises token 0 (to 0.5 < 0.9), so greedy moves to token 1.
+  const std::vector<float> logits{1.f, 0.9f, 0.f};
+  auto greedy_with_window = [&](int n) {
+    SamplerOptions o;
+    o.presence_penalty = 0.5f;
+    o.repeat_last_n = n;
+    Sampler s(o);
+    for (TokenId t : {0, 2, 2})
+      s.accept(t);
+    return s.sample(logits);
+  };
+  EXPECT_EQ(greedy_with_window(2), 0);
+  EXPECT_EQ(greedy_with_window(3), 1);
+  EXPECT_EQ(greedy_with_window(64), 1);
+  EXPECT_EQ(greedy_with_window(-1), 1);
+  EXPECT_EQ(greedy_with_window(0), 0);  // no window: no penalties
+}
+
+TEST(Sampler, TheWindowHoldsTheLastNAcceptedTokens) {
+  SamplerOptions o;
+  o.repeat_last_n = 5;
+  Sampler s(o);
+  // After every token (the history is trimmed now and then, not at each one): the last five.
+  for (TokenId t = 0; t < 100; ++t) {
+    s.accept(t);
+    std::vector<TokenId> expected;
+    for (TokenId u = std::max(0, t - 4); u <= t; ++u)
+      expected.push_back(u);
+    const auto w = s.window();
+    ASSERT_EQ(std::vector<TokenId>(w.begin(), w.end()), expected) << "after token " << t;
+  }
+  o.repeat_last_n = -1;
+  Sampler all(o);
+  for (TokenId t = 0; t < 100; ++t)
+    all.accept(t);
+  EXPECT_EQ(all.window().size(), 100u);
+  o.repeat_last_n = 0;
+  Sampler none(o);
+  none.accept(1);
+  EXPECT_TRUE(none.window().empty());
+}
+
+TEST(Sampler, TheWholeChainIsReproducibleFromTheSeed) {
+  SamplerOptions o = sampling(1.5f, 31);
+  o.top_k = 6;
+  o.top_p = 0.9f;
+  o.min_p = 0.05f;
+  o.repeat_penalty = 1.3f;
+  o.presence_penalty = 0.2f;
+  o.frequency_penalty = 0.1f;
+  o.logit_bias = {{2, -1.f}};
+  const std::vector<float> logits{1.f, 1.1f, 0.9f, 1.05f, 0.95f, -0.5f, 0.3f, 0.7f};
+  Sampler a(o), b(o);
+  std::set<TokenId> seen;
+  for (int i = 0; i < 300; ++i) {
+    const TokenId x = a.sample(logits);
+    ASSERT_EQ(x, b.sample(logits)) << "draw " << i;
+    a.accept(x);
+    b.accept(x);
+    seen.insert(x);
+  }
+  EXPECT_GT(seen.size(), 3u);  // it does sample
+  // Another seed gives another sequence.
+  Sampler c(o);
+  o.seed = 32;
+  Sampler d(o);
+  int differ = 0;
+  for (int i = 0; i < 50; ++i)
+    differ += c.sample(logits) != d.sample(logits);
+  EXPECT_GT(differ, 0);
+}
+
+TEST(Sampler, ValidateRefusesEveryBadNewField) {
+  auto bad = [](auto change) {
+    SamplerOptions o;
+    change(o);
+    return !validate(o).is_ok();
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.min_p = nan; }));
+  EXPECT_TRUE(bad([](SamplerOptions& o) { o.min_p = -0.1f; }));
+  EXPECT_TRUE(bad([](SamplerOptions& o) { o.min_p = 1.5f; }));
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.repeat_penalty = nan; }));
+  EXPECT_TRUE(bad([](SamplerOptions& o) { o.repeat_penalty = 0.f; }));
+  EXPECT_TRUE(bad([](SamplerOptions& o) { o.repeat_penalty = -1.f; }));
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.repeat_penalty = inf; }));
+  EXPECT_TRUE(bad([](SamplerOptions& o) { o.repeat_last_n = -2; }));
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.presence_penalty = nan; }));
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.frequency_penalty = -inf; }));
+  EXPECT_TRUE(bad([](SamplerOptions& o) { o.logit_bias = {{-1, 1.f}}; }));
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.logit_bias = {{3, nan}}; }));
+  EXPECT_TRUE(bad([&](SamplerOptions& o) { o.logit_bias = {{3, inf}}; }));
+  // Allowed: the edges and the meaningful negatives.
+  EXPECT_FALSE(bad([](SamplerOptions& o) {
+    o.min_p = 1.f;
+    o.repeat_penalty = 0.5f;
+    o.repeat_last_n = -1;
+    o.presence_penalty = -2.f;
+    o.frequency_penalty = 2.f;
+  }));
+  EXPECT_FALSE(bad([&](SamplerOptions& o) { o.logit_bias = {{3, -inf}, {4, -100.f}}; }));
+  EXPECT_TRUE(validate(SamplerOptions{}).is_ok());
+}
+
+TEST(Sampler, ValidateWithTheVocabularyChecksBiasIds) {
+  SamplerOptions o;
+  o.logit_bias = {{9, 1.f}};
+  EXPECT_TRUE(validate(o).is_ok());
+  EXPECT_TRUE(validate(o, 10).is_ok());
+  const Status s = validate(o, 9);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("token 9"), std::string::npos) << s.message();
+  // Banning every token leaves nothing to sample.
+  const float inf = std::numeric_limits<float>::infinity();
+  o.logit_bias = {{0, -inf}, {1, -inf}, {2, -inf}};
+  EXPECT_FALSE(validate(o, 3).is_ok());
+  EXPECT_TRUE(validate(o, 4).is_ok());
 }
 
 }  // namespace

@@ -118,7 +118,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       }
       for (int c = 3; c <= 4; ++c) {
         const auto& cache = in[static_cast<std::size_t>(c)];
-        if (cache.dtype != DType::kF32 || cache.ne[0] != kvdim || cache.ne[3] != 1) {
+        if (cache.dtype != DType::kF32 || cache.ne[0] != kvdim || cache.ne[1] < 1 || cache.ne[2] < 1 ||
+            cache.ne[3] != 1) {
           return shape_error(op, "caches must be block pools f32[head_dim * n_kv_heads, block_size, n_blocks], got " +
                                      cache.to_string());
         }
@@ -128,7 +129,7 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[5], n, "positions"));
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[6], n, "slots"));
       const TensorDesc& table = in[7];
-      if (table.dtype != DType::kI32 || !is_2d(table)) {
+      if (table.dtype != DType::kI32 || !is_2d(table) || table.ne[0] < 1 || table.ne[1] < 1) {
         return shape_error(op, "block_table must be i32[max_blocks_per_sequence, n_slots], got " + table.to_string());
       }
       return TensorDesc::make(DType::kF32, qdim, n);

@@ -1,5 +1,6 @@
 #include "halyard/conformance/op_cases.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -172,47 +173,107 @@ void add_rope(std::vector<OpCase>& out) {
   }
 }
 
+struct AttentionShape {
+  int hd, heads, kv_heads, n, block_size, max_blocks, slots, start, slot = 0;
+  KvTable table = KvTable::kIdentity;
+  int spread = 16;       // a decode batch's positions: start + [0, spread)
+  int shared = 0;        // kSharedPrefix: blocks every slot shares
+  int spare_blocks = 0;  // pool blocks no table names (they must stay untouched)
+};
+
+OpCase attention_case(const AttentionShape& s) {
+  OpParams p;
+  p.head_dim = s.hd;
+  p.n_heads = s.heads;
+  p.n_kv_heads = s.kv_heads;
+  const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
+  const std::int64_t owned = s.max_blocks - s.shared;
+  const std::int64_t n_blocks = s.shared + std::int64_t{s.slots} * owned + s.spare_blocks;
+  const auto cache = TensorDesc::make(DType::kF32, kvd, s.block_size, n_blocks);
+  const char* table_names[] = {"identity", "permuted", "shared", "out_of_pool"};
+  OpCase c{"ATTENTION/f32/" +
+               shape_name({{"hd", s.hd},
+                           {"h", s.heads},
+                           {"kvh", s.kv_heads},
+                           {"n", s.n},
+                           {"bs", s.block_size},
+                           {"blocks", s.max_blocks},
+                           {"slots", s.slots},
+                           {"start", s.start}}) +
+               (s.slot ? "_slot" + std::to_string(s.slot) : "") + "_" + table_names[static_cast<int>(s.table)] +
+               (s.shared ? std::to_string(s.shared) : "") +
+               (s.spread != 16 ? "_spread" + std::to_string(s.spread) : ""),
+           OpKind::kAttention,
+           {TensorDesc::make(DType::kF32, qd, s.n), TensorDesc::make(DType::kF32, kvd, s.n),
+            TensorDesc::make(DType::kF32, kvd, s.n), cache, cache, TensorDesc::make(DType::kI32, s.n),
+            TensorDesc::make(DType::kI32, s.n), TensorDesc::make(DType::kI32, s.max_blocks, s.slots)},
+           {Fill::kRandom, Fill::kRandom, Fill::kRandom, Fill::kCache, Fill::kCache, Fill::kPositions, Fill::kSlots,
+            Fill::kBlockTable},
+           p,
+           0,
+           s.start,
+           kReduction};
+  c.one_slot_per_token = s.slots > 1 && s.slots == s.n;
+  c.prefill_slot = s.slot;
+  c.position_spread = s.spread;
+  c.kv_table = s.table;
+  c.shared_blocks = s.shared;
+  return c;
+}
+
 void add_attention(std::vector<OpCase>& out) {
-  struct Shape {
-    int hd, heads, kv_heads, n, ctx, slots, start, slot = 0;
+  using T = KvTable;
+  const AttentionShape shapes[] = {
+      // Identity tables: the unpaged layouts.
+      {64, 8, 8, 1, 16, 4, 1, 10},      // decode, GQA ratio 1
+      {64, 9, 3, 1, 16, 4, 1, 40},      // decode, ratio 3 (SmolLM2)
+      {128, 8, 2, 1, 16, 69, 1, 1050},  // long KV, ratio 4, head 128
+      {64, 16, 2, 3, 16, 2, 3, 0},      // a decode batch of 3 sequences, ratio 8
+      {64, 4, 1, 33, 16, 4, 1, 5},      // prefill after history, ratio 4
+      {128, 2, 2, 128, 32, 5, 2, 0},    // prefill from scratch
+      {64, 4, 2, 40, 16, 6, 3, 20, 2},  // prefill after history into the last of 3 sequence slots
+      // Permuted tables over a pool with spare blocks.
+      {64, 9, 3, 1, 16, 8, 1, 77, 0, T::kPermuted, 16, 0, 3},     // 1-token decode, ratio 3
+      {128, 8, 2, 1, 32, 4, 1, 100, 0, T::kPermuted, 16, 0, 2},   // 1-token decode, head 128, ratio 4
+      {64, 8, 2, 4, 16, 8, 4, 0, 0, T::kPermuted, 128, 0, 5},     // ragged decode batch: lengths 1 to 128
+      {128, 4, 4, 3, 16, 4, 3, 0, 0, T::kPermuted, 64, 0, 1},     // ragged decode batch, head 128, ratio 1
+      {64, 4, 1, 100, 16, 8, 2, 0, 1, T::kPermuted, 16, 0, 4},    // a 100-token prompt over 7 blocks
+      {128, 4, 2, 100, 16, 9, 1, 30, 0, T::kPermuted, 16, 0, 2},  // 100 tokens after history, head 128
+      // Sequences sharing their first blocks (a common prefix); tokens write past it.
+      {64, 9, 3, 3, 16, 6, 3, 32, 0, T::kSharedPrefix, 60, 2, 1},   // decode batch reading a shared prefix
+      {128, 8, 2, 2, 32, 3, 2, 64, 0, T::kSharedPrefix, 32, 2, 0},  // the same, head 128, ratio 4
+      {64, 4, 2, 40, 16, 6, 2, 48, 1, T::kSharedPrefix, 16, 3, 1},  // a prompt after a shared prefix
   };
-  const Shape shapes[] = {
-      {64, 8, 8, 1, 64, 1, 10},       // decode, GQA ratio 1
-      {64, 9, 3, 1, 64, 1, 40},       // decode, ratio 3 (SmolLM2)
-      {128, 8, 2, 1, 1100, 1, 1050},  // long KV, ratio 4, head 128
-      {64, 16, 2, 3, 32, 3, 0},       // a decode batch of 3 sequences, ratio 8
-      {64, 4, 1, 33, 64, 1, 5},       // prefill after history, ratio 4
-      {128, 2, 2, 128, 160, 2, 0},    // prefill from scratch
-      {64, 4, 2, 40, 96, 3, 20, 2},   // prefill after history into the last of 3 sequence slots
-  };
-  for (const auto& s : shapes) {
-    OpParams p;
-    p.head_dim = s.hd;
-    p.n_heads = s.heads;
-    p.n_kv_heads = s.kv_heads;
-    const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
-    const auto cache = TensorDesc::make(DType::kF32, kvd, s.ctx, s.slots);
-    OpCase c{"ATTENTION/f32/" +
-                 shape_name({{"hd", s.hd},
-                             {"h", s.heads},
-                             {"kvh", s.kv_heads},
-                             {"n", s.n},
-                             {"ctx", s.ctx},
-                             {"slots", s.slots},
-                             {"start", s.start}}) +
-                 (s.slot ? "_slot" + std::to_string(s.slot) : ""),
-             OpKind::kAttention,
-             {TensorDesc::make(DType::kF32, qd, s.n), TensorDesc::make(DType::kF32, kvd, s.n),
-              TensorDesc::make(DType::kF32, kvd, s.n), cache, cache, TensorDesc::make(DType::kI32, s.n),
-              TensorDesc::make(DType::kI32, s.n)},
-             {Fill::kRandom, Fill::kRandom, Fill::kRandom, Fill::kCache, Fill::kCache, Fill::kPositions, Fill::kSlots},
-             p,
-             0,
-             s.start,
-             kReduction};
-    c.one_slot_per_token = s.slots > 1 && s.slots == s.n;
-    c.prefill_slot = s.slot;
-    out.push_back(std::move(c));
+  for (const auto& s : shapes)
+    out.push_back(attention_case(s));
+}
+
+// The pool's size: an ATTENTION case's K cache (input 3), [row, block_size, n_blocks].
+std::int64_t pool_blocks(const OpCase& c) {
+  return c.inputs[3].ne[2];
+}
+
+// ATTENTION's block table [max_blocks, slots] as c.kv_table says; `so_far` holds the inputs made
+// before it (positions and slots, which kOutOfPool needs).
+void fill_block_table(const OpCase& c, const TensorDesc& d, const std::vector<std::vector<std::uint8_t>>& so_far,
+                      std::mt19937_64& rng, std::int32_t* table) {
+  const std::int64_t max_blocks = d.ne[0], slots = d.ne[1], n_blocks = pool_blocks(c);
+  std::vector<std::int32_t> perm(static_cast<std::size_t>(n_blocks));
+  for (std::size_t i = 0; i < perm.size(); ++i)
+    perm[i] = static_cast<std::int32_t>(i);
+  if (c.kv_table == KvTable::kPermuted || c.kv_table == KvTable::kSharedPrefix)
+    std::shuffle(perm.begin(), perm.end(), rng);
+  const std::int64_t shared = c.kv_table == KvTable::kSharedPrefix ? c.shared_blocks : 0;
+  for (std::int64_t s = 0; s < slots; ++s) {
+    for (std::int64_t b = 0; b < max_blocks; ++b) {
+      const std::int64_t i = b < shared ? b : shared + s * (max_blocks - shared) + (b - shared);
+      table[s * max_blocks + b] = perm[static_cast<std::size_t>(i)];
+    }
+  }
+  if (c.kv_table == KvTable::kOutOfPool) {
+    const auto* pos = reinterpret_cast<const std::int32_t*>(so_far[5].data());
+    const auto* slot = reinterpret_cast<const std::int32_t*>(so_far[6].data());
+    table[std::int64_t{slot[0]} * max_blocks + pos[0] / c.inputs[3].ne[1]] = static_cast<std::int32_t>(n_blocks);
   }
 }
 
@@ -257,7 +318,8 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
           if (c.op == OpKind::kRope) {
             ints[k] = static_cast<std::int32_t>(rng() % 4096);
           } else if (decode_batch) {  // each sequence at its own position
-            ints[k] = static_cast<std::int32_t>(c.prefill_start + (rng() % 16));
+            ints[k] =
+                static_cast<std::int32_t>(c.prefill_start + (rng() % static_cast<std::uint64_t>(c.position_spread)));
           } else {
             ints[k] = static_cast<std::int32_t>(c.prefill_start + k);
           }
@@ -266,6 +328,9 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
       case Fill::kSlots:
         for (std::int64_t k = 0; k < n; ++k)
           ints[k] = decode_batch ? static_cast<std::int32_t>(k) : c.prefill_slot;
+        break;
+      case Fill::kBlockTable:
+        fill_block_table(c, d, data, rng, ints);
         break;
     }
     data.push_back(std::move(bytes));
@@ -285,17 +350,18 @@ double nmse(const std::vector<float>& out, const std::vector<float>& ref, bool* 
   return norm > 0 ? err / norm : err;
 }
 
-// Compares state input `i` (a K/V cache, [row, ctx, slots]) as the device left it with the
-// reference's: the rows the case's tokens write (slot and position of each) within the
-// elementwise tolerance (a cache stores what it is given), every other row byte for byte as it
-// was before the run. Returns why they differ, or "" when they agree.
+// Compares state input `i` (a K/V cache, a pool [row, block_size, n_blocks]) as the device left
+// it with the reference's: the rows the case's tokens write (each token's physical row through
+// the block table) within the elementwise tolerance (a cache stores what it is given), every
+// other row byte for byte as it was before the run. Returns why they differ, or "" when they agree.
 std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std::vector<std::uint8_t>>& before,
                           const std::vector<std::uint8_t>& ref, const std::vector<std::uint8_t>& got) {
   const TensorDesc& d = c.inputs[i];
   const std::string what = "state input " + std::to_string(i) + (i == 3 ? " (K cache)" : i == 4 ? " (V cache)" : "");
   const std::int32_t* pos = nullptr;
   const std::int32_t* slot = nullptr;
-  std::int64_t n_tokens = 0;
+  const std::int32_t* table = nullptr;
+  std::int64_t n_tokens = 0, max_blocks = 0;
   for (std::size_t j = 0; j < c.inputs.size(); ++j) {
     if (c.fills[j] == Fill::kPositions) {
       pos = reinterpret_cast<const std::int32_t*>(before[j].data());
@@ -303,20 +369,26 @@ std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std:
     }
     if (c.fills[j] == Fill::kSlots)
       slot = reinterpret_cast<const std::int32_t*>(before[j].data());
+    if (c.fills[j] == Fill::kBlockTable) {
+      table = reinterpret_cast<const std::int32_t*>(before[j].data());
+      max_blocks = c.inputs[j].ne[0];
+    }
   }
-  if (!pos || !slot || d.dtype != DType::kF32)
-    return "bad case: " + what + " needs positions, slots and an f32 cache";
-  const std::int64_t ctx = d.ne[1];
+  if (!pos || !slot || !table || d.dtype != DType::kF32)
+    return "bad case: " + what + " needs positions, slots, a block table and an f32 cache";
+  const std::int64_t block_size = d.ne[1];
   const std::size_t row_bytes = d.row_size();
   std::vector<bool> written(static_cast<std::size_t>(d.rows()), false);
-  for (std::int64_t t = 0; t < n_tokens; ++t)
-    written[static_cast<std::size_t>(std::int64_t{slot[t]} * ctx + pos[t])] = true;
+  for (std::int64_t t = 0; t < n_tokens; ++t) {
+    const std::int64_t block = table[std::int64_t{slot[t]} * max_blocks + pos[t] / block_size];
+    written[static_cast<std::size_t>(block * block_size + pos[t] % block_size)] = true;
+  }
   std::vector<float> got_rows, want_rows;
   for (std::int64_t r = 0; r < d.rows(); ++r) {
     const std::size_t at = static_cast<std::size_t>(r) * row_bytes;
     if (!written[static_cast<std::size_t>(r)]) {
       if (std::memcmp(got.data() + at, before[i].data() + at, row_bytes) != 0)
-        return what + ": row of slot " + std::to_string(r / ctx) + ", position " + std::to_string(r % ctx) +
+        return what + ": row " + std::to_string(r % block_size) + " of block " + std::to_string(r / block_size) +
                " was not written by any token but changed";
       continue;
     }
@@ -344,6 +416,19 @@ std::vector<OpCase> all_op_cases() {
   add_banded_matmuls(cases);
   add_rope(cases);
   add_attention(cases);
+  return cases;
+}
+
+std::vector<OpCase> out_of_range_op_cases() {
+  std::vector<OpCase> cases;
+  // A decode batch and a prompt (the cpu backend's blocked path), each with one table entry a
+  // token reads set past the pool.
+  for (AttentionShape s : {AttentionShape{64, 8, 2, 3, 16, 4, 3, 10}, AttentionShape{64, 4, 1, 40, 16, 4, 1, 5}}) {
+    s.table = KvTable::kOutOfPool;
+    OpCase c = attention_case(s);
+    c.expect_out_of_range = true;
+    cases.push_back(std::move(c));
+  }
   return cases;
 }
 
@@ -390,7 +475,15 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
     for (std::size_t i : nodes[n])
       host.push_back({c.inputs[i], ref_inputs[i].data()});
     std::vector<std::uint8_t> o(out_descs[n].bytes());
-    if (Status s = reference::run_op(c.op, host, {out_descs[n], o.data()}, c.params); !s.is_ok()) {
+    const Status s = reference::run_op(c.op, host, {out_descs[n], o.data()}, c.params);
+    if (c.expect_out_of_range) {
+      if (s.code() != StatusCode::kOutOfRange) {
+        result.message = "the reference did not reject the case as out_of_range: " + s.to_string();
+        return result;
+      }
+      continue;
+    }
+    if (!s.is_ok()) {
       result.message = "reference failed: " + s.to_string();
       return result;
     }
@@ -417,8 +510,23 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
     g.mark_output(out_id.value());
     out_ids.push_back(out_id.value());
   }
+  std::vector<std::unique_ptr<Buffer>> buffers;
+  // A case that must be rejected passes on an out_of_range error that left every state input
+  // (the caches) as it was.
   auto fail = [&](const Status& s) {
     result.message = s.to_string();
+    if (!c.expect_out_of_range || s.code() != StatusCode::kOutOfRange)
+      return result;
+    for (std::size_t i = 0; i < c.inputs.size() && i < buffers.size(); ++i) {
+      if (c.fills[i] != Fill::kCache)
+        continue;
+      std::vector<std::uint8_t> state(inputs[i].size());
+      if (Status d = buffers[i]->download(0, state.data(), state.size()); !d.is_ok() || state != inputs[i]) {
+        result.message = "rejected (" + s.to_string() + ") but state input " + std::to_string(i) + " changed";
+        return result;
+      }
+    }
+    result.passed = true;
     return result;
   };
   auto exe = device.compile(g);
@@ -427,7 +535,6 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
   auto queue = device.create_queue();
   if (!queue.is_ok())
     return fail(queue.status());
-  std::vector<std::unique_ptr<Buffer>> buffers;
   std::vector<Binding> bindings;
   auto bind = [&](TensorId id, const std::vector<std::uint8_t>& bytes) -> Status {
     HALYARD_ASSIGN_OR_RETURN(auto b, device.allocate(bytes.size()));
@@ -451,6 +558,10 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
     return fail(event.status());
   if (Status s = event.value()->wait(); !s.is_ok())
     return fail(s);
+  if (c.expect_out_of_range) {
+    result.message = device.info().uri + " accepted a case it must reject as out_of_range";
+    return result;
+  }
   std::vector<std::uint8_t> out;
   for (std::size_t n = 0; n < nodes.size(); ++n) {
     std::vector<std::uint8_t> o(out_descs[n].bytes());

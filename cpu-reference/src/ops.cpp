@@ -103,27 +103,42 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
   const HostTensor& v_cache = in[4];
   const std::int32_t* pos = i32(in[5]);
   const std::int32_t* slot = i32(in[6]);
+  const std::int32_t* table = i32(in[7]);
   const std::int64_t n = q.desc.ne[1];
   const std::int64_t hd = p.head_dim;
   const std::int64_t kvdim = hd * p.n_kv_heads;
   const std::int64_t qdim = hd * p.n_heads;
-  const std::int64_t ctx = k_cache.desc.ne[1];
-  const std::int64_t slots = k_cache.desc.ne[2];
+  const std::int64_t block_size = k_cache.desc.ne[1];
+  const std::int64_t n_blocks = k_cache.desc.ne[2];
+  const std::int64_t max_blocks = in[7].desc.ne[0];
+  const std::int64_t slots = in[7].desc.ne[1];
   const std::int64_t group = p.n_heads / p.n_kv_heads;
   const double scale = p.attention_scale != 0.f ? p.attention_scale : 1.0 / std::sqrt(static_cast<double>(hd));
 
+  // Every table entry a token will touch (its sequence's blocks up to its own) is checked before
+  // anything is written: a bad entry is an error, never a write outside the pool.
   for (std::int64_t t = 0; t < n; ++t) {
-    if (pos[t] < 0 || pos[t] >= ctx) {
-      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " +
-                          std::to_string(ctx));
+    if (pos[t] < 0 || pos[t] >= max_blocks * block_size) {
+      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the " +
+                          std::to_string(max_blocks) + " blocks of " + std::to_string(block_size) +
+                          " positions a block table row holds");
     }
     if (slot[t] < 0 || slot[t] >= slots) {
       return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " outside [0, " +
                           std::to_string(slots) + ")");
     }
+    for (std::int64_t b = 0; b <= pos[t] / block_size; ++b) {
+      const std::int32_t id = table[slot[t] * max_blocks + b];
+      if (id < 0 || id >= n_blocks) {
+        return out_of_range("ATTENTION: block_table[" + std::to_string(slot[t]) + "][" + std::to_string(b) + "] = " +
+                            std::to_string(id) + " outside the pool's [0, " + std::to_string(n_blocks) + ") blocks");
+      }
+    }
   }
+  // Logical position j of sequence s, through the block table.
   auto cache_row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) {
-    return f32_out(c) + (s * ctx + j) * kvdim;
+    const std::int64_t block = table[s * max_blocks + j / block_size];
+    return f32_out(c) + (block * block_size + j % block_size) * kvdim;
   };
   // Append first, so every token of this batch sees its own and earlier tokens.
   for (std::int64_t t = 0; t < n; ++t) {

@@ -101,7 +101,7 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       return in[0];
     }
     case OpKind::kAttention: {
-      HALYARD_RETURN_IF_ERROR(check_arity(op, in, 7));
+      HALYARD_RETURN_IF_ERROR(check_arity(op, in, 8));
       if (p.head_dim <= 0 || p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0) {
         return shape_error(op, "needs head_dim > 0 and n_heads a multiple of n_kv_heads");
       }
@@ -118,14 +118,20 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       }
       for (int c = 3; c <= 4; ++c) {
         const auto& cache = in[static_cast<std::size_t>(c)];
-        if (cache.dtype != DType::kF32 || cache.ne[0] != kvdim || cache.ne[3] != 1) {
-          return shape_error(op, "caches must be f32[head_dim * n_kv_heads, ctx, slots], got " + cache.to_string());
+        if (cache.dtype != DType::kF32 || cache.ne[0] != kvdim || cache.ne[1] < 1 || cache.ne[2] < 1 ||
+            cache.ne[3] != 1) {
+          return shape_error(op, "caches must be block pools f32[head_dim * n_kv_heads, block_size, n_blocks], got " +
+                                     cache.to_string());
         }
       }
       if (in[3] != in[4])
         return shape_error(op, "k and v caches differ in shape");
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[5], n, "positions"));
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[6], n, "slots"));
+      const TensorDesc& table = in[7];
+      if (table.dtype != DType::kI32 || !is_2d(table) || table.ne[0] < 1 || table.ne[1] < 1) {
+        return shape_error(op, "block_table must be i32[max_blocks_per_sequence, n_slots], got " + table.to_string());
+      }
       return TensorDesc::make(DType::kF32, qdim, n);
     }
     case OpKind::kSwiglu:

@@ -364,36 +364,59 @@ __global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out,
   }
 }
 
+// Logical position j of the sequence whose block table row is `table`: its physical cache row,
+// or -1 when the block id is outside the pool.
+__device__ std::int64_t paged_row(const std::int32_t* table, int j, const PagedKv& kv) {
+  const int block = table[j / kv.block_size];
+  if (block < 0 || block >= kv.n_blocks)
+    return -1;
+  return static_cast<std::int64_t>(block) * kv.block_size + j % kv.block_size;
+}
+
 __global__ void kv_store_kernel(const float* k, const float* v, float* kc, float* vc, const std::int32_t* pos,
-                                const std::int32_t* slot, int kvdim, int ctx, int slots, int n) {
+                                const std::int32_t* slot, const std::int32_t* table, int kvdim, PagedKv kv, int n) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= kvdim)
     return;
   for (int t = blockIdx.y; t < n; t += gridDim.y) {
     const int p = pos[t], s = slot[t];
-    if (p < 0 || p >= ctx || s < 0 || s >= slots)
+    if (p < 0 || p >= kv.max_blocks * kv.block_size || s < 0 || s >= kv.slots)
       continue;
-    const std::int64_t dst = (static_cast<std::int64_t>(s) * ctx + p) * kvdim + e;
+    const std::int64_t row = paged_row(table + static_cast<std::int64_t>(s) * kv.max_blocks, p, kv);
+    if (row < 0)
+      continue;
+    const std::int64_t dst = row * kvdim + e;
     kc[dst] = k[static_cast<std::int64_t>(t) * kvdim + e];
     vc[dst] = v[static_cast<std::int64_t>(t) * kvdim + e];
   }
 }
 
-// One block per (query head, token): chunks of blockDim keys, a running softmax, up to two output
-// dims per thread (head_dim <= 2 * blockDim).
-// One (query head, token) of attention, by the whole block.
+// One block per (query head, token): chunks of blockDim keys, each read through the block table,
+// a running softmax, up to two output dims per thread (head_dim <= 2 * blockDim).
 __device__ void attend(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
-                       const std::int32_t* slot, float* out, int hd, int n_heads, int n_kv, int ctx, int slots,
-                       float scale, int h, int t) {
+                       const std::int32_t* slot, const std::int32_t* table, float* out, int hd, int n_heads, int n_kv,
+                       PagedKv kv, float scale, int h, int t) {
   __shared__ float qs[256];
   __shared__ float ps[kThreads];
+  __shared__ std::int64_t rows[kThreads];
   const int tid = threadIdx.x;
   const int qdim = hd * n_heads, kvdim = hd * n_kv;
   float* o = out + static_cast<std::int64_t>(t) * qdim + static_cast<std::int64_t>(h) * hd;
   const int p = pos[t], s = slot[t];
-  if (p < 0 || p >= ctx || s < 0 || s >= slots) {
+  bool bad = p < 0 || p >= kv.max_blocks * kv.block_size || s < 0 || s >= kv.slots;
+  const std::int32_t* seq = table + static_cast<std::int64_t>(bad ? 0 : s) * kv.max_blocks;
+  if (!bad) {
+    float any = 0.f;
+    for (int b = tid; b <= p / kv.block_size; b += blockDim.x) {
+      if (seq[b] < 0 || seq[b] >= kv.n_blocks)
+        any = 1.f;
+    }
+    bad = block_reduce(any, Max{}) > 0.f;
+  }
+  if (bad) {
     for (int d = tid; d < hd; d += blockDim.x)
       o[d] = nan_value();
+    __syncthreads();
     return;
   }
   for (int d = tid; d < hd; d += blockDim.x)
@@ -401,13 +424,14 @@ __device__ void attend(const float* q, const float* kc, const float* vc, const s
   __syncthreads();
   const int kvh = h / (n_heads / n_kv);
   const int len = p + 1;
-  const std::int64_t base = static_cast<std::int64_t>(s) * ctx * kvdim + static_cast<std::int64_t>(kvh) * hd;
   float mx = -3.0e38f, l = 0.f, acc0 = 0.f, acc1 = 0.f;
   for (int c0 = 0; c0 < len; c0 += blockDim.x) {
     const int j = c0 + tid;
     float sc = -3.0e38f;
     if (j < len) {
-      const float* kj = kc + base + static_cast<std::int64_t>(j) * kvdim;
+      const std::int64_t row = paged_row(seq, j, kv);
+      rows[tid] = row;
+      const float* kj = kc + row * kvdim + static_cast<std::int64_t>(kvh) * hd;
       float dot = 0.f;
       for (int i = 0; i < hd; ++i)
         dot += qs[i] * kj[i];
@@ -420,17 +444,17 @@ __device__ void attend(const float* q, const float* kc, const float* vc, const s
     ps[tid] = pj;
     __syncthreads();
     const int cnt = min(static_cast<int>(blockDim.x), len - c0);
-    const float* vb = vc + base + static_cast<std::int64_t>(c0) * kvdim;
+    const float* vb = vc + static_cast<std::int64_t>(kvh) * hd;
     if (tid < hd) {
       float a = acc0 * alpha;
       for (int jj = 0; jj < cnt; ++jj)
-        a += ps[jj] * vb[static_cast<std::int64_t>(jj) * kvdim + tid];
+        a += ps[jj] * vb[rows[jj] * kvdim + tid];
       acc0 = a;
     }
     if (tid + static_cast<int>(blockDim.x) < hd) {
       float a = acc1 * alpha;
       for (int jj = 0; jj < cnt; ++jj)
-        a += ps[jj] * vb[static_cast<std::int64_t>(jj) * kvdim + tid + blockDim.x];
+        a += ps[jj] * vb[rows[jj] * kvdim + tid + blockDim.x];
       acc1 = a;
     }
     __syncthreads();
@@ -440,14 +464,14 @@ __device__ void attend(const float* q, const float* kc, const float* vc, const s
     o[tid] = acc0 / l;
   if (tid + static_cast<int>(blockDim.x) < hd)
     o[tid + blockDim.x] = acc1 / l;
-  __syncthreads();  // qs and ps are reused by the next token of this block
+  __syncthreads();  // qs, ps and rows are reused by the next token of this block
 }
 
 __global__ void attention_kernel(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
-                                 const std::int32_t* slot, float* out, int hd, int n_heads, int n_kv, int ctx,
-                                 int slots, float scale, int n) {
+                                 const std::int32_t* slot, const std::int32_t* table, float* out, int hd, int n_heads,
+                                 int n_kv, PagedKv kv, float scale, int n) {
   for (int t = blockIdx.y; t < n; t += gridDim.y)  // uniform across the block
-    attend(q, kc, vc, pos, slot, out, hd, n_heads, n_kv, ctx, slots, scale, blockIdx.x, t);
+    attend(q, kc, vc, pos, slot, table, out, hd, n_heads, n_kv, kv, scale, blockIdx.x, t);
 }
 template <DType DT>
 __global__ void to_f32_kernel(const std::uint8_t* in, std::size_t row_bytes, float* out, int d, std::int64_t rows) {
@@ -616,17 +640,17 @@ gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std:
 }
 
 gpuError_t launch_attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
-                            const std::int32_t* pos, const std::int32_t* slot, float* out, std::int64_t n,
-                            std::int64_t ctx, std::int64_t slots, const OpParams& p, gpuStream_t s) {
+                            const std::int32_t* pos, const std::int32_t* slot, const std::int32_t* block_table,
+                            float* out, std::int64_t n, PagedKv kv, const OpParams& p, gpuStream_t s) {
   const int kvdim = p.head_dim * p.n_kv_heads;
-  kv_store_kernel<<<dim3(blocks_for(kvdim, 64), grid_y(n)), 64, 0, s>>>(
-      k, v, k_cache, v_cache, pos, slot, kvdim, static_cast<int>(ctx), static_cast<int>(slots), static_cast<int>(n));
+  kv_store_kernel<<<dim3(blocks_for(kvdim, 64), grid_y(n)), 64, 0, s>>>(k, v, k_cache, v_cache, pos, slot, block_table,
+                                                                        kvdim, kv, static_cast<int>(n));
   if (gpuError_t e = gpuGetLastError(); e != gpuSuccess)
     return e;
   const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
   attention_kernel<<<dim3(static_cast<unsigned>(p.n_heads), grid_y(n)), kThreads, 0, s>>>(
-      q, k_cache, v_cache, pos, slot, out, p.head_dim, p.n_heads, p.n_kv_heads, static_cast<int>(ctx),
-      static_cast<int>(slots), scale, static_cast<int>(n));
+      q, k_cache, v_cache, pos, slot, block_table, out, p.head_dim, p.n_heads, p.n_kv_heads, kv, scale,
+      static_cast<int>(n));
   return gpuGetLastError();
 }
 

@@ -31,9 +31,14 @@ gpuError_t launch_binary(int op, const float* a, const float* b, float* out, std
                          bool broadcast, gpuStream_t s);
 gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std::int64_t row, std::int64_t n,
                        const OpParams& p, gpuStream_t s);
+// The paged KV cache's geometry (ops.h, ATTENTION): the pool's block size and block count, the
+// block table's blocks per sequence and sequence slots.
+struct PagedKv {
+  int block_size, n_blocks, max_blocks, slots;
+};
 gpuError_t launch_attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
-                            const std::int32_t* pos, const std::int32_t* slot, float* out, std::int64_t n,
-                            std::int64_t ctx, std::int64_t slots, const OpParams& p, gpuStream_t s);
+                            const std::int32_t* pos, const std::int32_t* slot, const std::int32_t* block_table,
+                            float* out, std::int64_t n, PagedKv kv, const OpParams& p, gpuStream_t s);
 // COPY between dtypes: weight dtype -> f32, f32 -> weight dtype (bit-exact with the reference).
 gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,
                           gpuStream_t s);

@@ -24,7 +24,11 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
   lg.out_rows = g.add_tensor("out_rows", TensorDesc::make(DType::kI32, n_outputs), TensorRole::kInput);
 
   const std::int64_t kv_dim = std::int64_t{c.head_dim} * c.n_kv_heads;
-  const TensorDesc cache_desc = TensorDesc::make(DType::kF32, kv_dim, model.context_length(), model.max_sequences());
+  const int blocks_per_seq = kv_blocks_per_sequence(model);
+  lg.block_table = g.add_tensor("block_table", TensorDesc::make(DType::kI32, blocks_per_seq, model.max_sequences()),
+                                TensorRole::kInput);
+  const TensorDesc cache_desc =
+      TensorDesc::make(DType::kF32, kv_dim, kKvBlockSize, std::int64_t{blocks_per_seq} * model.max_sequences());
 
   OpParams norm;
   norm.eps = c.rms_eps;
@@ -56,10 +60,10 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
     HALYARD_ASSIGN_OR_RETURN(TensorId v, g.add_op(OpKind::kMatmul, {wv, h}, {}, p + "v"));
     HALYARD_ASSIGN_OR_RETURN(TensorId q_rot, g.add_op(OpKind::kRope, {q, lg.positions}, rope, p + "q_rope"));
     HALYARD_ASSIGN_OR_RETURN(TensorId k_rot, g.add_op(OpKind::kRope, {k, lg.positions}, rope, p + "k_rope"));
-    HALYARD_ASSIGN_OR_RETURN(
-        TensorId a,
-        g.add_op(OpKind::kAttention, {q_rot, k_rot, v, lg.k_cache.back(), lg.v_cache.back(), lg.positions, lg.slots},
-                 attn, p + "attention"));
+    HALYARD_ASSIGN_OR_RETURN(TensorId a, g.add_op(OpKind::kAttention,
+                                                  {q_rot, k_rot, v, lg.k_cache.back(), lg.v_cache.back(), lg.positions,
+                                                   lg.slots, lg.block_table},
+                                                  attn, p + "attention"));
     HALYARD_ASSIGN_OR_RETURN(TensorId wo, w("attn_output.weight"));
     HALYARD_ASSIGN_OR_RETURN(TensorId o, g.add_op(OpKind::kMatmul, {wo, a}, {}, p + "attn_out"));
     HALYARD_ASSIGN_OR_RETURN(x, g.add_op(OpKind::kAdd, {x, o}, {}, p + "attn_residual"));

@@ -10,8 +10,9 @@ Result<std::unique_ptr<Session>> Session::create(Model& model) {
   auto s = std::unique_ptr<Session>(new Session(model));
   const LlamaConfig& c = model.config();
   HALYARD_ASSIGN_OR_RETURN(s->queue_, model.device().create_queue());
-  const std::size_t cache_bytes = static_cast<std::size_t>(c.head_dim) * c.n_kv_heads * model.context_length() *
-                                  model.max_sequences() * sizeof(float);
+  const int blocks_per_seq = kv_blocks_per_sequence(model);
+  const std::size_t cache_bytes = static_cast<std::size_t>(c.head_dim) * c.n_kv_heads * kKvBlockSize *
+                                  static_cast<std::size_t>(blocks_per_seq) * model.max_sequences() * sizeof(float);
   for (int l = 0; l < c.n_layers; ++l) {
     auto k = model.device().allocate(cache_bytes);
     auto v = model.device().allocate(cache_bytes);
@@ -23,6 +24,13 @@ Result<std::unique_ptr<Session>> Session::create(Model& model) {
     s->k_cache_.push_back(std::move(k).value());
     s->v_cache_.push_back(std::move(v).value());
   }
+  // An identity block table: sequence slot q owns blocks q * blocks_per_seq... in order, the
+  // layout of an unpaged [kv_dim, ctx, slots] cache.
+  std::vector<std::int32_t> table(static_cast<std::size_t>(blocks_per_seq) * model.max_sequences());
+  for (std::size_t i = 0; i < table.size(); ++i)
+    table[i] = static_cast<std::int32_t>(i);
+  HALYARD_ASSIGN_OR_RETURN(s->block_table_, model.device().allocate(table.size() * sizeof(std::int32_t)));
+  HALYARD_RETURN_IF_ERROR(s->block_table_->upload(0, table.data(), table.size() * sizeof(std::int32_t)));
   return s;
 }
 
@@ -60,6 +68,7 @@ Result<Session::Compiled*> Session::compiled_for(int n_tokens) {
   b.push_back({c->plan.positions, c->inputs.get(), n * 4});
   b.push_back({c->plan.slots, c->inputs.get(), 2 * n * 4});
   b.push_back({c->plan.out_rows, c->inputs.get(), 3 * n * 4});
+  b.push_back({c->plan.block_table, block_table_.get(), 0});
   b.push_back({c->plan.logits, c->logits.get(), 0});
   for (const auto& [id, name] : c->plan.weights)
     b.push_back({id, model_.weight(name)->buffer.get(), 0});

@@ -107,10 +107,26 @@ TEST(ConformanceHarness, CatchesADeviceThatFails) {
   EXPECT_FALSE(r.message.empty());
 }
 
+TEST(ConformanceHarness, OutOfRangeCasesPassOnlyWhenRejected) {
+  auto dev = damaged_ref(Damage::kNone);
+  const auto bad = out_of_range_op_cases();
+  ASSERT_FALSE(bad.empty());
+  for (const auto& c : bad) {
+    const auto r = run_op_case(*dev, c, 1);
+    EXPECT_TRUE(r.passed) << c.name << ": " << r.message;
+    EXPECT_NE(r.message.find("block_table["), std::string::npos) << r.message;
+  }
+  // The same case with a valid table is not rejected, so expecting a rejection fails it.
+  OpCase valid = bad.front();
+  valid.kv_table = KvTable::kIdentity;
+  EXPECT_FALSE(run_op_case(*dev, valid, 1).passed);
+}
+
 TEST(ConformanceHarness, CatchesAWrongValue) {
   auto dev = damaged_ref(Damage::kPerturb);
   const auto cases = all_op_cases();
-  for (const char* name : {"MATMUL/q8_0", "ATTENTION/", "SOFTMAX/", "ARGMAX/", "COPY/f32_to_q4_0"}) {
+  for (const char* name :
+       {"MATMUL/q8_0", "ATTENTION/", "ATTENTION/f32/hd64_h8_kvh2_n4", "SOFTMAX/", "ARGMAX/", "COPY/f32_to_q4_0"}) {
     const auto r = run_op_case(*dev, find_case(cases, name), 1);
     EXPECT_FALSE(r.passed) << name;
   }

@@ -263,22 +263,38 @@ Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, c
   return Status::ok();
 }
 
+// A sequence's view of the paged KV cache: logical position j lives in physical row
+// table[j / block_size] * block_size + j % block_size of the pool. Runs of logically consecutive
+// positions whose blocks are physically consecutive too (all of them under an identity table) are
+// read as one stretch of rows, so the kernels see as long a contiguous cache as the table allows.
+struct SequenceView {
+  const std::int32_t* table;  // this sequence's row of the block table
+  std::int64_t block_size;
+  std::int64_t row(std::int64_t j) const { return std::int64_t{table[j / block_size]} * block_size + j % block_size; }
+  // The end of the contiguous run of logical positions that starts at j, capped at len.
+  std::int64_t run_end(std::int64_t j, std::int64_t len) const {
+    std::int64_t b = j / block_size;
+    while ((b + 1) * block_size < len && table[b + 1] == table[b] + 1)
+      ++b;
+    return std::min(len, (b + 1) * block_size);
+  }
+};
+
 // Prompt attention of one sequence through the f32 GEMM block: the query rows that share a KV
 // head (its GQA heads times the tokens, token-major) go in blocks of kGemmRows; per block,
 // S = Q K^T over 64-key slices of the transposed keys, a causal softmax per row, then
-// O = P V with V read in place (its rows are the GEMM's contiguous side). The cache already holds
-// this batch's keys and values.
+// O = P V with V read in place (its rows are the GEMM's contiguous side), one product per
+// physically contiguous run of cache blocks, accumulated. The cache already holds this batch's
+// keys and values.
 void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTensor& out,
                                const OpParams& p, float scale) {
   const HostTensor &q = in[0], &kc = in[3], &vc = in[4];
   const std::int32_t* pos = i32(in[5]);
-  const std::int64_t base = static_cast<std::int64_t>(i32(in[6])[0]) * kc.desc.ne[1];  // the slot's first row
+  const SequenceView seq{i32(in[7]) + static_cast<std::int64_t>(i32(in[6])[0]) * in[7].desc.ne[0], kc.desc.ne[1]};
   const int n = static_cast<int>(q.desc.ne[1]), hd = p.head_dim, n_kv = p.n_kv_heads;
   const int group = p.n_heads / n_kv, kvdim = hd * n_kv, qdim = hd * p.n_heads;
   const int keys = *std::max_element(pos, pos + n) + 1;
   const int keys_pad = (keys + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
-  const float* kbase = f32(kc) + base * kvdim;
-  const float* vbase = f32(vc) + base * kvdim;
 
   // K^T per KV head, zero past the last key.
   std::vector<float>& kt = ctx.scratch.keys_t;
@@ -286,7 +302,7 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
   ctx.pool.parallel_for(n_kv, [&](int h) {
     float* dst = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
     for (int j = 0; j < keys; ++j) {
-      const float* src = kbase + static_cast<std::ptrdiff_t>(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
+      const float* src = f32(kc) + seq.row(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
       for (int i = 0; i < hd; ++i)
         dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = src[i];
     }
@@ -324,9 +340,13 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
         row[j] *= inv;
       std::fill(row + len, row + len_max, 0.f);  // causal: later keys get no weight
     }
-    for (int d0 = 0; d0 < hd; d0 += kGemmTokens) {
-      ctx.kernels.gemm_f32_block(s.data(), len_pad, nr, vbase + static_cast<std::ptrdiff_t>(h) * hd + d0, kvdim,
-                                 len_max, o.data() + d0, hd, false);
+    for (int j0 = 0; j0 < len_max;) {
+      const int j1 = static_cast<int>(seq.run_end(j0, len_max));
+      const float* vrun = f32(vc) + seq.row(j0) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
+      for (int d0 = 0; d0 < hd; d0 += kGemmTokens) {
+        ctx.kernels.gemm_f32_block(s.data() + j0, len_pad, nr, vrun + d0, kvdim, j1 - j0, o.data() + d0, hd, j0 > 0);
+      }
+      j0 = j1;
     }
     for (int r = 0; r < nr; ++r) {
       const int t = (r0 + r) / group, head = h * group + (r0 + r) % group;
@@ -340,22 +360,30 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
   const HostTensor &q = in[0], &k = in[1], &v = in[2], &kc = in[3], &vc = in[4];
   const std::int32_t* pos = i32(in[5]);
   const std::int32_t* slot = i32(in[6]);
+  const std::int32_t* table = i32(in[7]);
   const std::int64_t n = q.desc.ne[1], hd = p.head_dim, kvdim = hd * p.n_kv_heads, qdim = hd * p.n_heads;
-  const std::int64_t ctx_len = kc.desc.ne[1], slots = kc.desc.ne[2], group = p.n_heads / p.n_kv_heads;
+  const std::int64_t block_size = kc.desc.ne[1], n_blocks = kc.desc.ne[2], group = p.n_heads / p.n_kv_heads;
+  const std::int64_t max_blocks = in[7].desc.ne[0], slots = in[7].desc.ne[1];
   const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(hd));
+  // Every table entry a token touches is checked before anything is written.
   for (std::int64_t t = 0; t < n; ++t) {
-    if (pos[t] < 0 || pos[t] >= ctx_len)
-      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the context of " +
-                          std::to_string(ctx_len));
+    if (pos[t] < 0 || pos[t] >= max_blocks * block_size)
+      return out_of_range("ATTENTION: position " + std::to_string(pos[t]) + " outside the " +
+                          std::to_string(max_blocks * block_size) + " positions a block table row holds");
     if (slot[t] < 0 || slot[t] >= slots)
       return out_of_range("ATTENTION: sequence slot " + std::to_string(slot[t]) + " out of range");
+    for (std::int64_t b = 0; b <= pos[t] / block_size; ++b) {
+      const std::int32_t id = table[slot[t] * max_blocks + b];
+      if (id < 0 || id >= n_blocks)
+        return out_of_range("ATTENTION: block_table[" + std::to_string(slot[t]) + "][" + std::to_string(b) + "] = " +
+                            std::to_string(id) + " outside the pool's [0, " + std::to_string(n_blocks) + ") blocks");
+    }
   }
-  auto row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) {
-    return f32_out(c) + (s * ctx_len + j) * kvdim;
-  };
+  auto view = [&](std::int64_t s) { return SequenceView{table + s * max_blocks, block_size}; };
   for (std::int64_t t = 0; t < n; ++t) {
-    std::memcpy(row(kc, slot[t], pos[t]), f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
-    std::memcpy(row(vc, slot[t], pos[t]), f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+    const std::int64_t r = view(slot[t]).row(pos[t]);
+    std::memcpy(f32_out(kc) + r * kvdim, f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+    std::memcpy(f32_out(vc) + r * kvdim, f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
   }
   if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 &&
       std::all_of(slot, slot + n, [&](std::int32_t s) { return s == slot[0]; })) {
@@ -366,11 +394,16 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
   ctx.pool.parallel_for(tasks, [&](int task) {
     const std::int64_t t = task / p.n_heads, h = task % p.n_heads, kvh = h / group;
     const std::int64_t len = pos[t] + 1;
-    thread_local std::vector<float> scores;
+    const SequenceView seq = view(slot[t]);
+    thread_local std::vector<float> scores, part;
     scores.resize(static_cast<std::size_t>(len));
     const float* qh = f32(q) + t * qdim + h * hd;
-    ctx.kernels.dot_many_f32(qh, row(kc, slot[t], 0) + kvh * hd, static_cast<int>(kvdim), static_cast<int>(len),
-                             static_cast<int>(hd), scores.data());
+    for (std::int64_t j0 = 0; j0 < len;) {
+      const std::int64_t j1 = seq.run_end(j0, len);
+      ctx.kernels.dot_many_f32(qh, f32(kc) + seq.row(j0) * kvdim + kvh * hd, static_cast<int>(kvdim),
+                               static_cast<int>(j1 - j0), static_cast<int>(hd), scores.data() + j0);
+      j0 = j1;
+    }
     float max_score = -std::numeric_limits<float>::infinity();
     for (auto& s : scores) {
       s *= scale;
@@ -379,8 +412,20 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     const float inv = 1.f / ctx.kernels.exp_sum(scores.data(), static_cast<int>(len), max_score);
     for (auto& s : scores)
       s *= inv;
-    ctx.kernels.weighted_sum_f32(scores.data(), row(vc, slot[t], 0) + kvh * hd, static_cast<int>(kvdim),
-                                 static_cast<int>(len), static_cast<int>(hd), f32_out(out) + t * qdim + h * hd);
+    float* o = f32_out(out) + t * qdim + h * hd;
+    part.resize(static_cast<std::size_t>(hd));
+    for (std::int64_t j0 = 0; j0 < len;) {
+      const std::int64_t j1 = seq.run_end(j0, len);
+      // The first run writes the output; later runs (a table that is not contiguous) add to it.
+      float* dst = j0 == 0 ? o : part.data();
+      ctx.kernels.weighted_sum_f32(scores.data() + j0, f32(vc) + seq.row(j0) * kvdim + kvh * hd,
+                                   static_cast<int>(kvdim), static_cast<int>(j1 - j0), static_cast<int>(hd), dst);
+      if (j0 > 0) {
+        for (std::int64_t i = 0; i < hd; ++i)
+          o[i] += part[static_cast<std::size_t>(i)];
+      }
+      j0 = j1;
+    }
   });
   return Status::ok();
 }

@@ -291,8 +291,11 @@ class GpuExecutable final : public Executable {
           break;
         case OpKind::kAttention: {
           const TensorDesc& cache = desc(in[3]);
-          e = launch_attention(f(in[0]), f(in[1]), f(in[2]), f(in[3]), f(in[4]), i32(in[5]), i32(in[6]), f(out),
-                               desc(in[0]).ne[1], cache.ne[1], cache.ne[2], node.params, stream);
+          const TensorDesc& table = desc(in[7]);
+          const PagedKv kv{static_cast<int>(cache.ne[1]), static_cast<int>(cache.ne[2]), static_cast<int>(table.ne[0]),
+                           static_cast<int>(table.ne[1])};
+          e = launch_attention(f(in[0]), f(in[1]), f(in[2]), f(in[3]), f(in[4]), i32(in[5]), i32(in[6]), i32(in[7]),
+                               f(out), desc(in[0]).ne[1], kv, node.params, stream);
           break;
         }
         case OpKind::kCopy: {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace halyard {
 namespace {
 
@@ -30,6 +33,41 @@ TEST(Graph, RejectsBadShapes) {
   // a quantized row that is not a whole number of blocks
   const TensorId q = g.add_tensor("q", TensorDesc::make(DType::kQ8_0, 48, 2), TensorRole::kWeight);
   EXPECT_FALSE(g.add_op(OpKind::kMatmul, {q, x}).is_ok());
+}
+
+// ATTENTION's inputs: q, k, v, the two block pools, positions, slots and the block table.
+TEST(Ops, AttentionChecksThePagedCacheShapes) {
+  OpParams p;
+  p.head_dim = 4;
+  p.n_heads = 2;
+  p.n_kv_heads = 1;
+  const auto act = [](std::int64_t rows) { return TensorDesc::make(DType::kF32, rows, 3); };
+  const auto pool = TensorDesc::make(DType::kF32, 4, 16, 10);  // blocks of 16 positions, 10 blocks
+  const auto ids = TensorDesc::make(DType::kI32, 3);
+  const auto table = TensorDesc::make(DType::kI32, 5, 2);  // 5 blocks per sequence, 2 sequences
+  std::vector<TensorDesc> in{act(8), act(4), act(4), pool, pool, ids, ids, table};
+  auto out = infer_output(OpKind::kAttention, in, p);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  EXPECT_EQ(out.value(), TensorDesc::make(DType::kF32, 8, 3));
+
+  auto message = [&](std::vector<TensorDesc> bad) {
+    auto r = infer_output(OpKind::kAttention, bad, p);
+    EXPECT_FALSE(r.is_ok());
+    return r.is_ok() ? std::string() : r.status().message();
+  };
+  EXPECT_NE(message({act(8), act(4), act(4), pool, pool, ids, ids}).find("expects 8 inputs"), std::string::npos);
+  auto f32_table = in;
+  f32_table[7] = TensorDesc::make(DType::kF32, 5, 2);
+  EXPECT_NE(message(f32_table).find("block_table"), std::string::npos);
+  auto table_3d = in;
+  table_3d[7] = TensorDesc::make(DType::kI32, 5, 2, 2);
+  EXPECT_NE(message(table_3d).find("block_table"), std::string::npos);
+  auto other_pool = in;
+  other_pool[4] = TensorDesc::make(DType::kF32, 4, 16, 11);
+  EXPECT_NE(message(other_pool).find("differ"), std::string::npos);
+  auto wide_rows = in;
+  wide_rows[3] = wide_rows[4] = TensorDesc::make(DType::kF32, 8, 16, 10);
+  EXPECT_NE(message(wide_rows).find("block pools"), std::string::npos);
 }
 
 TEST(Ops, NamesRoundTrip) {

@@ -17,6 +17,10 @@ HostTensor f32(std::vector<float>& v, std::int64_t ne0, std::int64_t ne1 = 1, st
 HostTensor i32(std::vector<std::int32_t>& v) {
   return {TensorDesc::make(DType::kI32, static_cast<std::int64_t>(v.size())), v.data()};
 }
+// A block table of `slots` rows of `max_blocks` block ids.
+HostTensor table(std::vector<std::int32_t>& v, std::int64_t max_blocks, std::int64_t slots) {
+  return {TensorDesc::make(DType::kI32, max_blocks, slots), v.data()};
+}
 
 TEST(ReferenceOps, EmbedGathersRows) {
   std::vector<float> table{1, 2, 3, 4, 5, 6};  // 3 rows of 2
@@ -121,18 +125,18 @@ TEST(ReferenceOps, AttentionCausalGroupedQuery) {
   std::vector<float> q{0, 0, 5, 5, /*token 1:*/ 1, 0, 0, 1};
   std::vector<float> k{1, 0, 0, 1};
   std::vector<float> v{1, 2, 3, 4};
-  std::vector<float> kc(2 * 4, NAN), vc(2 * 4, NAN);  // ctx 4, 1 slot
-  std::vector<std::int32_t> pos{0, 1}, slot{0, 0};
+  std::vector<float> kc(2 * 4, NAN), vc(2 * 4, NAN);  // one block of 4 positions
+  std::vector<std::int32_t> pos{0, 1}, slot{0, 0}, bt{0};
   std::vector<float> out(8, NAN);
   OpParams p;
   p.head_dim = 2;
   p.n_heads = 2;
   p.n_kv_heads = 1;
-  ASSERT_TRUE(
-      run_op(OpKind::kAttention,
-             {{f32(q, 4, 2), f32(k, 2, 2), f32(v, 2, 2), f32(kc, 2, 4, 1), f32(vc, 2, 4, 1), i32(pos), i32(slot)}},
-             f32(out, 4, 2), p)
-          .is_ok());
+  ASSERT_TRUE(run_op(OpKind::kAttention,
+                     {{f32(q, 4, 2), f32(k, 2, 2), f32(v, 2, 2), f32(kc, 2, 4, 1), f32(vc, 2, 4, 1), i32(pos),
+                       i32(slot), table(bt, 1, 1)}},
+                     f32(out, 4, 2), p)
+                  .is_ok());
   // token 0 sees only itself: both heads return v0
   EXPECT_FLOAT_EQ(out[0], 1);
   EXPECT_FLOAT_EQ(out[1], 2);
@@ -154,15 +158,65 @@ TEST(ReferenceOps, AttentionCausalGroupedQuery) {
 
 TEST(ReferenceOps, AttentionRejectsPositionPastContext) {
   std::vector<float> q{1, 0}, k{1, 0}, v{1, 0}, kc(4), vc(4), out(2);
-  std::vector<std::int32_t> pos{2}, slot{0};
+  std::vector<std::int32_t> pos{2}, slot{0}, bt{0};
   OpParams p;
   p.head_dim = 2;
   p.n_heads = 1;
   p.n_kv_heads = 1;
-  const Status s = run_op(OpKind::kAttention,
-                          {{f32(q, 2), f32(k, 2), f32(v, 2), f32(kc, 2, 2, 1), f32(vc, 2, 2, 1), i32(pos), i32(slot)}},
-                          f32(out, 2), p);
+  const Status s = run_op(
+      OpKind::kAttention,
+      {{f32(q, 2), f32(k, 2), f32(v, 2), f32(kc, 2, 2, 1), f32(vc, 2, 2, 1), i32(pos), i32(slot), table(bt, 1, 1)}},
+      f32(out, 2), p);
   EXPECT_EQ(s.code(), StatusCode::kOutOfRange);
+}
+
+// Paged cache: blocks of 2 positions, a pool of 4. Sequence 0 holds blocks {3, 1}, sequence 1
+// shares its first block (3) and owns block 0. Each token writes through its own table row and
+// reads the shared block.
+TEST(ReferenceOps, AttentionReadsAndWritesThroughTheBlockTable) {
+  OpParams p;
+  p.head_dim = 1;
+  p.n_heads = 1;
+  p.n_kv_heads = 1;
+  // Pool rows: block b holds rows 2b, 2b + 1. Values = row index + 100 for keys, row * 10 for values.
+  std::vector<float> kc(8), vc(8);
+  for (int r = 0; r < 8; ++r) {
+    kc[static_cast<std::size_t>(r)] = 0.f;  // equal scores: the output is the mean of the values read
+    vc[static_cast<std::size_t>(r)] = static_cast<float>(r * 10);
+  }
+  std::vector<std::int32_t> bt{3, 1, 3, 0};
+  // Token 0: sequence 0 at position 2 (block 1, row 2); token 1: sequence 1 at position 3 (block 0, row 1).
+  std::vector<std::int32_t> pos{2, 3}, slot{0, 1};
+  std::vector<float> q{0, 0}, k{0, 0}, v{-1, -2}, out(2, NAN);
+  ASSERT_TRUE(run_op(OpKind::kAttention,
+                     {{f32(q, 1, 2), f32(k, 1, 2), f32(v, 1, 2), f32(kc, 1, 2, 4), f32(vc, 1, 2, 4), i32(pos),
+                       i32(slot), table(bt, 2, 2)}},
+                     f32(out, 1, 2), p)
+                  .is_ok());
+  EXPECT_EQ(vc[2], -1);  // block 1, offset 0
+  EXPECT_EQ(vc[1], -2);  // block 0, offset 1
+  // Sequence 0 reads rows 6, 7 (shared block 3) and 2 (its own): (60 + 70 - 1) / 3.
+  EXPECT_FLOAT_EQ(out[0], (60.f + 70.f - 1.f) / 3.f);
+  // Sequence 1 reads rows 6, 7 (shared) and 0, 1 (its own, row 1 just written): (60 + 70 + 0 - 2) / 4.
+  EXPECT_FLOAT_EQ(out[1], (60.f + 70.f + 0.f - 2.f) / 4.f);
+}
+
+TEST(ReferenceOps, AttentionRejectsABlockIdOutsideThePool) {
+  OpParams p;
+  p.head_dim = 1;
+  p.n_heads = 1;
+  p.n_kv_heads = 1;
+  for (std::int32_t bad : {4, -1}) {
+    std::vector<float> kc(8, 7.f), vc(8, 7.f), q{1}, k{1}, v{1}, out(1);
+    std::vector<std::int32_t> bt{0, bad}, pos{3}, slot{0};  // position 3 is in the second block
+    const Status s = run_op(
+        OpKind::kAttention,
+        {{f32(q, 1), f32(k, 1), f32(v, 1), f32(kc, 1, 2, 4), f32(vc, 1, 2, 4), i32(pos), i32(slot), table(bt, 2, 1)}},
+        f32(out, 1), p);
+    EXPECT_EQ(s.code(), StatusCode::kOutOfRange) << bad;
+    EXPECT_NE(s.message().find("block_table[0][1]"), std::string::npos) << s.message();
+    EXPECT_EQ(kc, std::vector<float>(8, 7.f));  // nothing written
+  }
 }
 
 TEST(ReferenceOps, Swiglu) {

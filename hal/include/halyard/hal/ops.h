@@ -8,10 +8,21 @@
 //   RMS_NORM   in: x F32 [d, n], weight F32 [d]                        out: x / rms(x) * weight
 //   MATMUL     in: W [k, m] (any weight dtype), x F32 [k, n]           out: F32 [m, n] = W^T-rows . x
 //   ROPE       in: x F32 [hd * heads, n], positions I32 [n]            out: rotated, NORMAL or NEOX pairs
-//   ATTENTION  in: q [hd*H, n], k [hd*Hkv, n], v [hd*Hkv, n], k_cache, v_cache F32 [hd*Hkv, ctx, slots],
-//                  positions I32 [n], slots I32 [n]                    out: F32 [hd*H, n]
-//              first stores k/v of every token at cache[slot][position], then each token attends
-//              causally to cache[slot][0..position] (grouped-query: head h reads kv head h / (H/Hkv)).
+//   ATTENTION  in: q [hd*H, n], k [hd*Hkv, n], v [hd*Hkv, n],
+//                  k_cache, v_cache F32 [hd*Hkv, block_size, n_blocks] (a pool of blocks),
+//                  positions I32 [n], slots I32 [n], block_table I32 [max_blocks, n_slots]
+//                                                                      out: F32 [hd*H, n]
+//              paged KV cache: logical position p of sequence s lives in physical row
+//              block_table[s][p / block_size] * block_size + p % block_size of the pool (the
+//              block size is the caches' ne[1]). First stores k/v of every token (slot s,
+//              position p) at that row, then each token attends causally to logical positions
+//              0..p of its sequence through the same table (grouped-query: head h reads kv head
+//              h / (H/Hkv)). Sequences may share blocks (a common prefix) for reading; a batch
+//              that writes into a block another sequence reads, or two tokens writing one row,
+//              is the caller's to avoid (copy-on-write lives in the runtime, not here). A position
+//              past max_blocks * block_size, a slot outside [0, n_slots) or a block id outside
+//              [0, n_blocks) is out_of_range on host backends; device kernels write nothing for
+//              that token and give it NaN output.
 //   SWIGLU     in: gate, up F32 [d, n]                                 out: silu(gate) * up
 //   ADD, MUL   in: a F32 [d, n], b F32 [d, n] or [d] (broadcast)       out: a + b, a * b
 //   SOFTMAX    in: x F32 [d, n]                                        out: softmax over d, per token

@@ -11,6 +11,14 @@
 
 namespace halyard::runtime {
 
+// The paged KV cache (ops.h, ATTENTION): positions per block, and the blocks one sequence's
+// context needs (the context rounded up to whole blocks). The pool holds that many blocks for
+// each of the model's sequences, so a sequence can always grow to the full context.
+inline constexpr int kKvBlockSize = 16;
+inline int kv_blocks_per_sequence(const Model& model) {
+  return (model.context_length() + kKvBlockSize - 1) / kKvBlockSize;
+}
+
 struct LlamaGraph {
   Graph graph;
   int n_tokens = 0;
@@ -19,9 +27,10 @@ struct LlamaGraph {
   TensorId positions = -1;                                // i32 [n_tokens]
   TensorId slots = -1;                                    // i32 [n_tokens]: KV-cache slot (sequence) of each token
   TensorId out_rows = -1;                                 // i32 [n_outputs]: which tokens produce logits
+  TensorId block_table = -1;                              // i32 [blocks per sequence, sequences]
   TensorId logits = -1;                                   // f32 [vocab, n_outputs]
   std::vector<std::pair<TensorId, std::string>> weights;  // graph tensor -> model weight name
-  std::vector<TensorId> k_cache, v_cache;                 // per layer, f32 [kv_dim, ctx, slots]
+  std::vector<TensorId> k_cache, v_cache;                 // per layer, f32 [kv_dim, block size, blocks]
 };
 
 // n_outputs tokens' logits; prefill uses 1 (the last token), decode one per sequence.

@@ -45,7 +45,8 @@ class Session {
 
   Model& model_;
   std::unique_ptr<Queue> queue_;
-  std::vector<std::unique_ptr<Buffer>> k_cache_, v_cache_;
+  std::vector<std::unique_ptr<Buffer>> k_cache_, v_cache_;  // block pools, blocks_per_seq per slot
+  std::unique_ptr<Buffer> block_table_;                     // the identity table (one sequence per slot)
   std::map<int, std::unique_ptr<Compiled>> compiled_;
   std::vector<float> logits_;  // the last eval's logits
   int n_past_ = 0;

@@ -316,8 +316,7 @@ std::string write_tiny_llama(bool separate_output) {
   for (const char* name : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
     w.add_tensor(std::string("blk.0.") + name + ".weight", matrix, zeros.data());
   w.add_tensor("blk.0.ffn_norm.weight", vector, ones.data());
-  const std::string path =
-      ::testing::TempDir() + "/tiny_llama_" + (separate_output ? "separate" : "tied") + "_output.gguf";
+  std::string path = ::testing::TempDir() + "/tiny_llama_" + (separate_output ? "separate" : "tied") + "_output.gguf";
   const auto bytes = w.bytes();
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

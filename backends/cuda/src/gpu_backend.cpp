@@ -395,6 +395,8 @@ class GpuDevice final : public Device {
   bool supports(OpKind op, std::span<const DType> dtypes) const override {
     if (op == OpKind::kEmbed || op == OpKind::kMatmul)
       return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+    if (op == OpKind::kAttention)  // f32 caches only, so far
+      return dtypes.size() < 4 || dtypes[3] == DType::kF32;
     return true;
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {

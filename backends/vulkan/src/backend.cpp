@@ -397,6 +397,8 @@ bool VulkanDevice::supports(OpKind op, std::span<const DType> dtypes) const {
     case OpKind::kEmbed:
     case OpKind::kMatmul:
       return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+    case OpKind::kAttention:  // f32 caches only, so far
+      return dtypes.size() < 4 || dtypes[3] == DType::kF32;
     default:
       return true;
   }

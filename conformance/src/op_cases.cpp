@@ -247,11 +247,8 @@ void add_attention(std::vector<OpCase>& out) {
   };
   for (const auto& s : shapes)
     out.push_back(attention_case(s));
-  // F16 caches on a subset that covers every path (decode, a decode batch, ragged lengths,
-  // permuted and shared tables, prompts through the blocked path, head sizes 64 and 128) while
-  // keeping lavapipe's run short.
-  for (const int i : {1, 3, 5, 8, 9, 11, 13, 15}) {
-    AttentionShape s = shapes[i];
+  // Every shape again with f16 caches (lavapipe runs them all in a few seconds).
+  for (AttentionShape s : shapes) {
     s.kv = DType::kF16;
     out.push_back(attention_case(s));
   }

@@ -108,7 +108,13 @@ typedef struct halyard_model_options {
    * is not loaded or a bad value fails the load with HALYARD_ERROR_INVALID_ARGUMENT. Only read
    * during halyard_model_load. */
   const char* const* backend_options;
+  /* The KV cache's element type: HALYARD_KV_F16 (0, the default: 2 bytes an element, rounded to
+   * nearest even) or HALYARD_KV_F32 (4 bytes, exact). Another value fails the load with
+   * HALYARD_ERROR_INVALID_ARGUMENT; a device without that cache type with HALYARD_ERROR_UNIMPLEMENTED. */
+  int32_t kv_dtype;
 } halyard_model_options;
+
+enum { HALYARD_KV_F16 = 0, HALYARD_KV_F32 = 1 };
 
 HALYARD_API void halyard_model_options_default(halyard_model_options* options);
 HALYARD_API halyard_status halyard_model_load(const char* path, const halyard_model_options* options,
@@ -124,7 +130,8 @@ HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
 /* Bytes of weights on the device (what every decode step reads) and their element count. */
 HALYARD_API uint64_t halyard_model_weight_bytes(const halyard_model* model);
 HALYARD_API uint64_t halyard_model_parameter_count(const halyard_model* model);
-/* Bytes of K and V one token position holds across all layers (f32 cache). */
+/* Bytes of K and V one token position holds across all layers, in the model's KV dtype
+ * (2 bytes an element for f16, 4 for f32). */
 HALYARD_API uint64_t halyard_model_kv_bytes_per_token(const halyard_model* model);
 
 /* ---- Text ------------------------------------------------------------------------------- */

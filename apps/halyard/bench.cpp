@@ -64,6 +64,7 @@ int run_bench(const BenchArgs& a) {
     mo.device = device.c_str();
     mo.context_length = std::max(a.prompt_tokens, a.gen_tokens) + 8;
     mo.threads = a.threads;
+    mo.kv_dtype = a.kv_dtype;
     std::vector<const char*> options;
     for (const auto& o : a.options)
       options.push_back(o.c_str());
@@ -135,6 +136,7 @@ int run_bench(const BenchArgs& a) {
                        {"params", params_m * 1e6},
                        {"device", r.device},
                        {"threads", a.threads},
+                       {"kv_dtype", a.kv_dtype == HALYARD_KV_F32 ? "f32" : "f16"},
                        {"n_prompt", a.prompt_tokens},
                        {"n_gen", a.gen_tokens},
                        {"repeats", a.repeats},

@@ -13,6 +13,7 @@ struct BenchArgs {
   int gen_tokens = 128;
   int repeats = 5;
   int threads = 0;
+  int kv_dtype = 0;  // halyard_model_options.kv_dtype (HALYARD_KV_F16 or HALYARD_KV_F32)
   std::string json_path;
   std::vector<std::string> options;  // backend options, "key=value"
 };

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,7 @@ struct GenerateArgs {
   int n = 128;
   int ctx = 0;
   int threads = 0;
+  int kv_dtype = HALYARD_KV_F16;
   float temp = 0.f;
   int top_k = 40;
   float top_p = 0.95f;
@@ -163,6 +165,7 @@ int cmd_generate(const GenerateArgs& a) {
   mo.device = a.device.c_str();
   mo.context_length = a.ctx;
   mo.threads = a.threads;
+  mo.kv_dtype = a.kv_dtype;
   const std::vector<const char*> options = option_pointers(a.options);
   mo.backend_options = options.data();
   halyard_model* model = nullptr;
@@ -276,6 +279,9 @@ int main(int argc, char** argv) {
   gen->add_option("-t,--threads", g.threads, "CPU threads (0: physical cores)")
       ->check(CLI::Range(0, 1024))
       ->envname("HALYARD_THREADS");
+  const std::map<std::string, int> kv_dtypes{{"f16", HALYARD_KV_F16}, {"f32", HALYARD_KV_F32}};
+  const char* kv_help = "KV cache element type: f16 (default, half the memory) or f32 (exact)";
+  gen->add_option("--kv-dtype", g.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
   gen->add_option("--temp", g.temp, "Temperature >= 0; 0 is greedy");
   gen->add_option("--top-k", g.top_k, "Top-k >= 0 (0 disables)");
   gen->add_option("--top-p", g.top_p, "Top-p in (0, 1] (1 disables)");
@@ -312,6 +318,7 @@ int main(int argc, char** argv) {
   bench->add_option("-t,--threads", b.threads, "CPU threads (0: physical cores)")
       ->check(CLI::Range(0, 1024))
       ->envname("HALYARD_THREADS");
+  bench->add_option("--kv-dtype", b.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
   bench->add_option("-o,--option", b.options, option_help);
 

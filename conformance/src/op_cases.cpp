@@ -176,9 +176,10 @@ void add_rope(std::vector<OpCase>& out) {
 struct AttentionShape {
   int hd, heads, kv_heads, n, block_size, max_blocks, slots, start, slot = 0;
   KvTable table = KvTable::kIdentity;
-  int spread = 16;       // a decode batch's positions: start + [0, spread)
-  int shared = 0;        // kSharedPrefix: blocks every slot shares
-  int spare_blocks = 0;  // pool blocks no table names (they must stay untouched)
+  int spread = 16;         // a decode batch's positions: start + [0, spread)
+  int shared = 0;          // kSharedPrefix: blocks every slot shares
+  int spare_blocks = 0;    // pool blocks no table names (they must stay untouched)
+  DType kv = DType::kF32;  // the caches' dtype (F32 or F16)
 };
 
 OpCase attention_case(const AttentionShape& s) {
@@ -189,9 +190,9 @@ OpCase attention_case(const AttentionShape& s) {
   const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
   const std::int64_t owned = s.max_blocks - s.shared;
   const std::int64_t n_blocks = s.shared + std::int64_t{s.slots} * owned + s.spare_blocks;
-  const auto cache = TensorDesc::make(DType::kF32, kvd, s.block_size, n_blocks);
+  const auto cache = TensorDesc::make(s.kv, kvd, s.block_size, n_blocks);
   const char* table_names[] = {"identity", "permuted", "shared", "out_of_pool"};
-  OpCase c{"ATTENTION/f32/" +
+  OpCase c{std::string("ATTENTION/") + (s.kv == DType::kF16 ? "f16" : "f32") + "/" +
                shape_name({{"hd", s.hd},
                            {"h", s.heads},
                            {"kvh", s.kv_heads},
@@ -246,6 +247,11 @@ void add_attention(std::vector<OpCase>& out) {
   };
   for (const auto& s : shapes)
     out.push_back(attention_case(s));
+  // Every shape again with f16 caches (lavapipe runs them all in a few seconds).
+  for (AttentionShape s : shapes) {
+    s.kv = DType::kF16;
+    out.push_back(attention_case(s));
+  }
 }
 
 // The pool's size: an ATTENTION case's K cache (input 3), [row, block_size, n_blocks].
@@ -352,8 +358,9 @@ double nmse(const std::vector<float>& out, const std::vector<float>& ref, bool* 
 
 // Compares state input `i` (a K/V cache, a pool [row, block_size, n_blocks]) as the device left
 // it with the reference's: the rows the case's tokens write (each token's physical row through
-// the block table) within the elementwise tolerance (a cache stores what it is given), every
-// other row byte for byte as it was before the run. Returns why they differ, or "" when they agree.
+// the block table) within the elementwise tolerance for F32 (a cache stores what it is given) and
+// bit for bit for F16 (every backend rounds to nearest even, as hal's f32_to_f16), every other row
+// byte for byte as it was before the run. Returns why they differ, or "" when they agree.
 std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std::vector<std::uint8_t>>& before,
                           const std::vector<std::uint8_t>& ref, const std::vector<std::uint8_t>& got) {
   const TensorDesc& d = c.inputs[i];
@@ -374,8 +381,8 @@ std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std:
       max_blocks = c.inputs[j].ne[0];
     }
   }
-  if (!pos || !slot || !table || d.dtype != DType::kF32)
-    return "bad case: " + what + " needs positions, slots, a block table and an f32 cache";
+  if (!pos || !slot || !table || (d.dtype != DType::kF32 && d.dtype != DType::kF16))
+    return "bad case: " + what + " needs positions, slots, a block table and an f32 or f16 cache";
   const std::int64_t block_size = d.ne[1];
   const std::size_t row_bytes = d.row_size();
   std::vector<bool> written(static_cast<std::size_t>(d.rows()), false);
@@ -390,6 +397,12 @@ std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std:
       if (std::memcmp(got.data() + at, before[i].data() + at, row_bytes) != 0)
         return what + ": row " + std::to_string(r % block_size) + " of block " + std::to_string(r / block_size) +
                " was not written by any token but changed";
+      continue;
+    }
+    if (d.dtype == DType::kF16) {
+      if (std::memcmp(got.data() + at, ref.data() + at, row_bytes) != 0)
+        return what + ": row " + std::to_string(r % block_size) + " of block " + std::to_string(r / block_size) +
+               " (f16) differs bit-wise from the reference's";
       continue;
     }
     const std::size_t floats = row_bytes / 4, base = got_rows.size();

@@ -135,15 +135,37 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
       }
     }
   }
-  // Logical position j of sequence s, through the block table.
-  auto cache_row = [&](const HostTensor& c, std::int64_t s, std::int64_t j) {
+  // Logical position j of sequence s, through the block table: the element offset of its row.
+  auto cache_off = [&](std::int64_t s, std::int64_t j) {
     const std::int64_t block = table[s * max_blocks + j / block_size];
-    return f32_out(c) + (block * block_size + j % block_size) * kvdim;
+    return (block * block_size + j % block_size) * kvdim;
+  };
+  // An F16 cache stores each element rounded to nearest even (hal's f32_to_f16) and is read
+  // back exactly; an F32 cache stores it as is. Reads go through one f32 row buffer.
+  const bool f16_cache = k_cache.desc.dtype == DType::kF16;
+  auto store_row = [&](const HostTensor& c, std::int64_t off, const float* src) {
+    if (f16_cache) {
+      auto* dst = static_cast<std::uint16_t*>(c.data) + off;
+      for (std::int64_t i = 0; i < kvdim; ++i)
+        dst[i] = f32_to_f16(src[i]);
+    } else {
+      std::memcpy(f32_out(c) + off, src, static_cast<std::size_t>(kvdim) * 4);
+    }
+  };
+  std::vector<float> row_buf(static_cast<std::size_t>(hd));
+  auto read_head = [&](const HostTensor& c, std::int64_t s, std::int64_t j, std::int64_t kvh) -> const float* {
+    const std::int64_t off = cache_off(s, j) + kvh * hd;
+    if (!f16_cache)
+      return f32(c) + off;
+    const auto* src = static_cast<const std::uint16_t*>(c.data) + off;
+    for (std::int64_t i = 0; i < hd; ++i)
+      row_buf[static_cast<std::size_t>(i)] = f16_to_f32(src[i]);
+    return row_buf.data();
   };
   // Append first, so every token of this batch sees its own and earlier tokens.
   for (std::int64_t t = 0; t < n; ++t) {
-    std::memcpy(cache_row(k_cache, slot[t], pos[t]), f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
-    std::memcpy(cache_row(v_cache, slot[t], pos[t]), f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+    store_row(k_cache, cache_off(slot[t], pos[t]), f32(k) + t * kvdim);
+    store_row(v_cache, cache_off(slot[t], pos[t]), f32(v) + t * kvdim);
   }
   std::vector<double> scores;
   std::vector<double> acc(static_cast<std::size_t>(hd));
@@ -155,7 +177,7 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
       const std::int64_t kvh = h / group;
       double max_score = -std::numeric_limits<double>::infinity();
       for (std::int64_t j = 0; j < len; ++j) {
-        const float* kj = cache_row(k_cache, slot[t], j) + kvh * hd;
+        const float* kj = read_head(k_cache, slot[t], j, kvh);
         double dot = 0.0;
         for (std::int64_t i = 0; i < hd; ++i)
           dot += static_cast<double>(qh[i]) * kj[i];
@@ -169,7 +191,7 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
       }
       std::fill(acc.begin(), acc.end(), 0.0);
       for (std::int64_t j = 0; j < len; ++j) {
-        const float* vj = cache_row(v_cache, slot[t], j) + kvh * hd;
+        const float* vj = read_head(v_cache, slot[t], j, kvh);
         const double w = scores[static_cast<std::size_t>(j)] / denom;
         for (std::int64_t i = 0; i < hd; ++i)
           acc[static_cast<std::size_t>(i)] += w * vj[i];

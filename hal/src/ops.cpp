@@ -118,14 +118,17 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       }
       for (int c = 3; c <= 4; ++c) {
         const auto& cache = in[static_cast<std::size_t>(c)];
-        if (cache.dtype != DType::kF32 || cache.ne[0] != kvdim || cache.ne[1] < 1 || cache.ne[2] < 1 ||
-            cache.ne[3] != 1) {
-          return shape_error(op, "caches must be block pools f32[head_dim * n_kv_heads, block_size, n_blocks], got " +
-                                     cache.to_string());
+        if (cache.dtype != DType::kF32 && cache.dtype != DType::kF16) {
+          return shape_error(op, "caches must be f32 or f16, got " + cache.to_string());
+        }
+        if (cache.ne[0] != kvdim || cache.ne[1] < 1 || cache.ne[2] < 1 || cache.ne[3] != 1) {
+          return shape_error(
+              op, "caches must be block pools [head_dim * n_kv_heads, block_size, n_blocks], got " + cache.to_string());
         }
       }
       if (in[3] != in[4])
-        return shape_error(op, "k and v caches differ in shape");
+        return shape_error(
+            op, "k and v caches differ in shape or dtype: " + in[3].to_string() + " vs " + in[4].to_string());
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[5], n, "positions"));
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[6], n, "slots"));
       const TensorDesc& table = in[7];

@@ -373,7 +373,23 @@ __device__ std::int64_t paged_row(const std::int32_t* table, int j, const PagedK
   return static_cast<std::int64_t>(block) * kv.block_size + j % kv.block_size;
 }
 
-__global__ void kv_store_kernel(const float* k, const float* v, float* kc, float* vc, const std::int32_t* pos,
+// A KV cache element: f32 as is, or f16 bits (std::uint16_t) rounded to nearest even as
+// hal/dtype.cpp and widened exactly.
+__device__ inline void kv_put(float* c, std::int64_t i, float x) {
+  c[i] = x;
+}
+__device__ inline void kv_put(std::uint16_t* c, std::int64_t i, float x) {
+  c[i] = static_cast<std::uint16_t>(float_to_half(x));
+}
+__device__ inline float kv_get(const float* c, std::int64_t i) {
+  return c[i];
+}
+__device__ inline float kv_get(const std::uint16_t* c, std::int64_t i) {
+  return half_to_float(c[i]);
+}
+
+template <typename C>
+__global__ void kv_store_kernel(const float* k, const float* v, C* kc, C* vc, const std::int32_t* pos,
                                 const std::int32_t* slot, const std::int32_t* table, int kvdim, PagedKv kv, int n) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= kvdim)
@@ -386,14 +402,15 @@ __global__ void kv_store_kernel(const float* k, const float* v, float* kc, float
     if (row < 0)
       continue;
     const std::int64_t dst = row * kvdim + e;
-    kc[dst] = k[static_cast<std::int64_t>(t) * kvdim + e];
-    vc[dst] = v[static_cast<std::int64_t>(t) * kvdim + e];
+    kv_put(kc, dst, k[static_cast<std::int64_t>(t) * kvdim + e]);
+    kv_put(vc, dst, v[static_cast<std::int64_t>(t) * kvdim + e]);
   }
 }
 
 // One block per (query head, token): chunks of blockDim keys, each read through the block table,
 // a running softmax, up to two output dims per thread (head_dim <= 2 * blockDim).
-__device__ void attend(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
+template <typename C>
+__device__ void attend(const float* q, const C* kc, const C* vc, const std::int32_t* pos,
                        const std::int32_t* slot, const std::int32_t* table, float* out, int hd, int n_heads, int n_kv,
                        PagedKv kv, float scale, int h, int t) {
   __shared__ float qs[256];
@@ -431,10 +448,10 @@ __device__ void attend(const float* q, const float* kc, const float* vc, const s
     if (j < len) {
       const std::int64_t row = paged_row(seq, j, kv);
       rows[tid] = row;
-      const float* kj = kc + row * kvdim + static_cast<std::int64_t>(kvh) * hd;
+      const C* kj = kc + row * kvdim + static_cast<std::int64_t>(kvh) * hd;
       float dot = 0.f;
       for (int i = 0; i < hd; ++i)
-        dot += qs[i] * kj[i];
+        dot += qs[i] * kv_get(kj, i);
       sc = dot * scale;
     }
     const float mnew = fmaxf(mx, block_reduce(sc, Max{}));
@@ -444,17 +461,17 @@ __device__ void attend(const float* q, const float* kc, const float* vc, const s
     ps[tid] = pj;
     __syncthreads();
     const int cnt = min(static_cast<int>(blockDim.x), len - c0);
-    const float* vb = vc + static_cast<std::int64_t>(kvh) * hd;
+    const C* vb = vc + static_cast<std::int64_t>(kvh) * hd;
     if (tid < hd) {
       float a = acc0 * alpha;
       for (int jj = 0; jj < cnt; ++jj)
-        a += ps[jj] * vb[rows[jj] * kvdim + tid];
+        a += ps[jj] * kv_get(vb, rows[jj] * kvdim + tid);
       acc0 = a;
     }
     if (tid + static_cast<int>(blockDim.x) < hd) {
       float a = acc1 * alpha;
       for (int jj = 0; jj < cnt; ++jj)
-        a += ps[jj] * vb[rows[jj] * kvdim + tid + blockDim.x];
+        a += ps[jj] * kv_get(vb, rows[jj] * kvdim + tid + blockDim.x);
       acc1 = a;
     }
     __syncthreads();
@@ -467,7 +484,8 @@ __device__ void attend(const float* q, const float* kc, const float* vc, const s
   __syncthreads();  // qs, ps and rows are reused by the next token of this block
 }
 
-__global__ void attention_kernel(const float* q, const float* kc, const float* vc, const std::int32_t* pos,
+template <typename C>
+__global__ void attention_kernel(const float* q, const C* kc, const C* vc, const std::int32_t* pos,
                                  const std::int32_t* slot, const std::int32_t* table, float* out, int hd, int n_heads,
                                  int n_kv, PagedKv kv, float scale, int n) {
   for (int t = blockIdx.y; t < n; t += gridDim.y)  // uniform across the block
@@ -639,9 +657,11 @@ gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std:
   return gpuGetLastError();
 }
 
-gpuError_t launch_attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
-                            const std::int32_t* pos, const std::int32_t* slot, const std::int32_t* block_table,
-                            float* out, std::int64_t n, PagedKv kv, const OpParams& p, gpuStream_t s) {
+namespace {
+template <typename C>
+gpuError_t launch_attention_as(const float* q, const float* k, const float* v, C* k_cache, C* v_cache,
+                               const std::int32_t* pos, const std::int32_t* slot, const std::int32_t* block_table,
+                               float* out, std::int64_t n, PagedKv kv, const OpParams& p, gpuStream_t s) {
   const int kvdim = p.head_dim * p.n_kv_heads;
   kv_store_kernel<<<dim3(blocks_for(kvdim, 64), grid_y(n)), 64, 0, s>>>(k, v, k_cache, v_cache, pos, slot, block_table,
                                                                         kvdim, kv, static_cast<int>(n));
@@ -652,6 +672,19 @@ gpuError_t launch_attention(const float* q, const float* k, const float* v, floa
       q, k_cache, v_cache, pos, slot, block_table, out, p.head_dim, p.n_heads, p.n_kv_heads, kv, scale,
       static_cast<int>(n));
   return gpuGetLastError();
+}
+}  // namespace
+
+gpuError_t launch_attention(const float* q, const float* k, const float* v, void* k_cache, void* v_cache,
+                            bool f16_cache, const std::int32_t* pos, const std::int32_t* slot,
+                            const std::int32_t* block_table, float* out, std::int64_t n, PagedKv kv,
+                            const OpParams& p, gpuStream_t s) {
+  if (f16_cache) {
+    return launch_attention_as(q, k, v, static_cast<std::uint16_t*>(k_cache), static_cast<std::uint16_t*>(v_cache),
+                               pos, slot, block_table, out, n, kv, p, s);
+  }
+  return launch_attention_as(q, k, v, static_cast<float*>(k_cache), static_cast<float*>(v_cache), pos, slot,
+                             block_table, out, n, kv, p, s);
 }
 
 gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,

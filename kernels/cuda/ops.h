@@ -36,9 +36,11 @@ gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std:
 struct PagedKv {
   int block_size, n_blocks, max_blocks, slots;
 };
-gpuError_t launch_attention(const float* q, const float* k, const float* v, float* k_cache, float* v_cache,
-                            const std::int32_t* pos, const std::int32_t* slot, const std::int32_t* block_table,
-                            float* out, std::int64_t n, PagedKv kv, const OpParams& p, gpuStream_t s);
+// k_cache, v_cache: f32, or f16 bits when f16_cache (stored rounded to nearest even).
+gpuError_t launch_attention(const float* q, const float* k, const float* v, void* k_cache, void* v_cache,
+                            bool f16_cache, const std::int32_t* pos, const std::int32_t* slot,
+                            const std::int32_t* block_table, float* out, std::int64_t n, PagedKv kv, const OpParams& p,
+                            gpuStream_t s);
 // COPY between dtypes: weight dtype -> f32, f32 -> weight dtype (bit-exact with the reference).
 gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,
                           gpuStream_t s);

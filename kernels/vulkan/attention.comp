@@ -5,11 +5,17 @@
 // each invocation scores one key, the chunk's maximum and sum update a running softmax, and each
 // invocation accumulates up to two dims of the output (head_dim <= 2 * WG). The head size is
 // specialization constant 1. A token whose position, slot or any block id it reads is out of
-// range gets NaN.
+// range gets NaN. With KV_F16 the caches are f16, read as uint words (element i is half i & 1 of
+// word i / 2; no 16-bit storage needed) and widened exactly; kc_off, vc_off count words.
 #include "common.glsl"
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
+#ifdef KV_F16
+layout(std430, binding = 1) readonly buffer KC { uint kc[]; };
+layout(std430, binding = 2) readonly buffer VC { uint vc[]; };
+#else
 layout(std430, binding = 1) readonly buffer KC { float kc[]; };
 layout(std430, binding = 2) readonly buffer VC { float vc[]; };
+#endif
 layout(std430, binding = 3) readonly buffer Pos { int pos[]; };
 layout(std430, binding = 4) readonly buffer Slot { int slot[]; };
 layout(std430, binding = 5) readonly buffer Table { int table[]; };
@@ -19,6 +25,14 @@ layout(push_constant) uniform PC {
       max_blocks, slots;
   float scale;
 } pc;
+// Element i of a cache (from the start of its binding's range), as f32.
+#ifdef KV_F16
+float kload(uint i) { return unpackHalf2x16(kc[pc.kc_off + i / 2u])[i & 1u]; }
+float vload(uint i) { return unpackHalf2x16(vc[pc.vc_off + i / 2u])[i & 1u]; }
+#else
+float kload(uint i) { return kc[pc.kc_off + i]; }
+float vload(uint i) { return vc[pc.vc_off + i]; }
+#endif
 layout(constant_id = 1) const uint HEAD_DIM = 256;  // the model's head_dim (at most 2 * WG)
 shared float qs[HEAD_DIM];
 shared float ps[WG];
@@ -55,9 +69,9 @@ void main() {
     if (j < len) {
       const uint row = uint(table[tbase + j / pc.block_size]) * pc.block_size + j % pc.block_size;
       rows[tid] = row;
-      const uint kb = pc.kc_off + row * kvdim + kvh * pc.hd;
+      const uint kb = row * kvdim + kvh * pc.hd;
       float dot = 0.0;
-      for (uint i = 0; i < pc.hd; ++i) dot += qs[i] * kc[kb + i];
+      for (uint i = 0; i < pc.hd; ++i) dot += qs[i] * kload(kb + i);
       sc = dot * pc.scale;
     }
     const float mnew = max(m, wg_max(sc));
@@ -67,15 +81,15 @@ void main() {
     ps[tid] = pj;
     barrier();
     const uint cnt = min(WG, len - c0);
-    const uint vb = pc.vc_off + kvh * pc.hd;
+    const uint vb = kvh * pc.hd;
     if (tid < pc.hd) {
       float a = acc0 * alpha;
-      for (uint jj = 0; jj < cnt; ++jj) a += ps[jj] * vc[vb + rows[jj] * kvdim + tid];
+      for (uint jj = 0; jj < cnt; ++jj) a += ps[jj] * vload(vb + rows[jj] * kvdim + tid);
       acc0 = a;
     }
     if (tid + WG < pc.hd) {
       float a = acc1 * alpha;
-      for (uint jj = 0; jj < cnt; ++jj) a += ps[jj] * vc[vb + rows[jj] * kvdim + tid + WG];
+      for (uint jj = 0; jj < cnt; ++jj) a += ps[jj] * vload(vb + rows[jj] * kvdim + tid + WG);
       acc1 = a;
     }
     barrier();

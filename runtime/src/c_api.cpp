@@ -405,6 +405,13 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
         mo.backend_options.push_back(std::move(setting).value());
       }
     }
+    if (o.struct_size >= offsetof(halyard_model_options, kv_dtype) + sizeof(o.kv_dtype)) {
+      if (o.kv_dtype != HALYARD_KV_F16 && o.kv_dtype != HALYARD_KV_F32) {
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT,
+                    "kv_dtype must be HALYARD_KV_F16 (0) or HALYARD_KV_F32 (1), got " + std::to_string(o.kv_dtype));
+      }
+      mo.kv_dtype = o.kv_dtype == HALYARD_KV_F32 ? halyard::DType::kF32 : halyard::DType::kF16;
+    }
     auto model = rt::Model::load(path, mo, *reg.value());
     if (!model.is_ok())
       return to_c(model.status());
@@ -443,8 +450,9 @@ uint64_t halyard_model_kv_bytes_per_token(const halyard_model* m) {
   if (!m)
     return 0;
   const auto& c = m->model->config();
+  const uint64_t element_bytes = m->model->kv_dtype() == halyard::DType::kF16 ? 2 : 4;
   return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.head_dim) *
-         static_cast<uint64_t>(c.n_kv_heads) * sizeof(float);
+         static_cast<uint64_t>(c.n_kv_heads) * element_bytes;
 }
 
 halyard_status halyard_session_create(halyard_model* model, halyard_session** out) {

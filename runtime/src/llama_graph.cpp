@@ -28,7 +28,7 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
   lg.block_table = g.add_tensor("block_table", TensorDesc::make(DType::kI32, blocks_per_seq, model.max_sequences()),
                                 TensorRole::kInput);
   const TensorDesc cache_desc =
-      TensorDesc::make(DType::kF32, kv_dim, kKvBlockSize, std::int64_t{blocks_per_seq} * model.max_sequences());
+      TensorDesc::make(model.kv_dtype(), kv_dim, kKvBlockSize, std::int64_t{blocks_per_seq} * model.max_sequences());
 
   OpParams norm;
   norm.eps = c.rms_eps;

@@ -122,6 +122,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   }
   model->context_length_ = options.context_length > 0 ? options.context_length : std::min(c.context_train, 4096);
   model->max_sequences_ = options.max_sequences;
+  if (options.kv_dtype != DType::kF16 && options.kv_dtype != DType::kF32) {
+    return invalid_argument("the KV cache dtype must be f16 or f32, got " + std::string(dtype_name(options.kv_dtype)));
+  }
+  model->kv_dtype_ = options.kv_dtype;
 
   HALYARD_ASSIGN_OR_RETURN(model->device_uri_, registry.resolve(options.device));
   DeviceOptions device_options;
@@ -129,6 +133,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   device_options.backend_options = options.backend_options;
   HALYARD_ASSIGN_OR_RETURN(model->device_, registry.open_device(model->device_uri_, device_options));
   Device& dev = *model->device_;
+  {
+    const DType kv = model->kv_dtype_;
+    const DType attention_inputs[] = {DType::kF32, DType::kF32, DType::kF32, kv,
+                                      kv,          DType::kI32, DType::kI32, DType::kI32};
+    if (!dev.supports(OpKind::kAttention, attention_inputs)) {
+      return unimplemented(model->device_uri_ + " has no ATTENTION with " + std::string(dtype_name(kv)) +
+                           " KV caches; choose another KV dtype (--kv-dtype f32)");
+    }
+  }
 
   // Every tensor the graph needs, with its expected shape.
   const std::int64_t d = c.d_model, kv = std::int64_t{c.head_dim} * c.n_kv_heads;

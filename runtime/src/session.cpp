@@ -11,8 +11,10 @@ Result<std::unique_ptr<Session>> Session::create(Model& model) {
   const LlamaConfig& c = model.config();
   HALYARD_ASSIGN_OR_RETURN(s->queue_, model.device().create_queue());
   const int blocks_per_seq = kv_blocks_per_sequence(model);
-  const std::size_t cache_bytes = static_cast<std::size_t>(c.head_dim) * c.n_kv_heads * kKvBlockSize *
-                                  static_cast<std::size_t>(blocks_per_seq) * model.max_sequences() * sizeof(float);
+  // One pool per layer for K and one for V, in the model's KV dtype (2 bytes an element for f16).
+  const std::size_t cache_bytes = TensorDesc::make(model.kv_dtype(), std::int64_t{c.head_dim} * c.n_kv_heads,
+                                                   kKvBlockSize, std::int64_t{blocks_per_seq} * model.max_sequences())
+                                      .bytes();
   for (int l = 0; l < c.n_layers; ++l) {
     auto k = model.device().allocate(cache_bytes);
     auto v = model.device().allocate(cache_bytes);

@@ -1,6 +1,8 @@
 // Model-level conformance: the default model's prefill logits and 32 decode steps on a device
 // against the reference device, both fed the reference's greedy tokens.
-//   model_conformance_tests --device URI [--cpu-kernels SET]
+//   model_conformance_tests --device URI [--cpu-kernels SET] [--kv-dtype f16|f32]
+// The reference keeps f32 KV caches (the exact arithmetic); the device under test runs the
+// runtime's default (f16) unless --kv-dtype says otherwise, so the bounds include what f16 costs.
 // A device that is not available is one skipped test with the reason.
 #include <gtest/gtest.h>
 
@@ -120,9 +122,10 @@ TEST_P(ModelConformance, PrefillAndGreedyDecodeMatchTheReference) {
   std::sort(errors.begin(), errors.end());
   const double median = errors[errors.size() / 2];
   std::printf(
-      "%s: %d of %d greedy tokens equal the reference's before the first difference, %d differ in all; "
-      "logit NMSE median %.3g, worst %.3g\n",
-      g_device->device_uri().c_str(), agreed_before_parting, kSteps, parted, median, worst);
+      "%s (%s KV cache): %d of %d greedy tokens equal the reference's before the first difference, %d differ in "
+      "all; logit NMSE median %.3g, worst %.3g\n",
+      g_device->device_uri().c_str(), std::string(dtype_name(g_device->kv_dtype())).c_str(), agreed_before_parting,
+      kSteps, parted, median, worst);
   EXPECT_LE(median, kMedianLogitNmse);
 }
 
@@ -132,6 +135,22 @@ INSTANTIATE_TEST_SUITE_P(Prompts, ModelConformance, ::testing::Values(0, 1));
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
+  // --kv-dtype is this driver's own flag: taken out before the shared driver arguments are parsed.
+  DType kv_dtype = ModelOptions{}.kv_dtype;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--kv-dtype")
+      continue;
+    const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    if (value != "f16" && value != "f32") {
+      std::fprintf(stderr, "model_conformance_tests: --kv-dtype takes f16 or f32, not '%s'\n", value.c_str());
+      return 2;
+    }
+    kv_dtype = value == "f16" ? DType::kF16 : DType::kF32;
+    for (int j = i; j + 2 <= argc; ++j)
+      argv[j] = argv[j + 2];
+    argc -= 2;
+    break;
+  }
   const conformance::DriverArgs args = conformance::parse_driver_args(argc, argv, "cpu");
   const std::string& uri = args.uri;
   if (!args.error.empty()) {
@@ -140,6 +159,7 @@ int main(int argc, char** argv) {
   }
   ModelOptions device_options;
   device_options.backend_options = args.options;
+  device_options.kv_dtype = kv_dtype;
   const std::string path = model_path();
   if (!std::filesystem::exists(path)) {
     std::fprintf(stderr, "model not found at %s: run scripts/fetch-model.sh or set HALYARD_TEST_MODEL\n", path.c_str());
@@ -156,6 +176,7 @@ int main(int argc, char** argv) {
   ModelOptions ref_options;
   ref_options.device = "ref";
   ref_options.context_length = 128;
+  ref_options.kv_dtype = DType::kF32;
   auto ref = Model::load(path, ref_options, *g_registry);
   if (!ref.is_ok()) {
     std::fprintf(stderr, "%s\n", ref.status().to_string().c_str());

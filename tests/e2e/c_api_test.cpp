@@ -507,13 +507,42 @@ TEST(CApi, HugePromptIsRefusedAfterAContextOfTokens) {
   halyard_model_free(m);
 }
 
+// kv_dtype picks the cache's element type (f32: 4 bytes an element); other values are refused.
+TEST(CApi, KvDtypeOption) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model_options o;
+  halyard_model_options_default(&o);
+  EXPECT_EQ(o.kv_dtype, HALYARD_KV_F16);
+  o.device = "ref";
+  o.context_length = 8;
+  o.kv_dtype = HALYARD_KV_F32;
+  halyard_model* m = nullptr;
+  ASSERT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_OK)
+      << halyard_last_error();
+  EXPECT_EQ(halyard_model_kv_bytes_per_token(m), 2u * 30 * 64 * 3 * 4);
+  halyard_session* s = nullptr;
+  ASSERT_EQ(halyard_session_create(m, &s), HALYARD_OK) << halyard_last_error();
+  const int32_t prompt[5] = {504, 3575, 282, 4649, 314};
+  std::vector<float> logits(static_cast<size_t>(halyard_model_vocab_size(m)));
+  ASSERT_EQ(halyard_session_eval(s, prompt, 5, logits.data()), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(std::max_element(logits.begin(), logits.end()) - logits.begin(), 7042);  // " Paris"
+  halyard_session_free(s);
+  halyard_model_free(m);
+  o.kv_dtype = 7;
+  m = nullptr;
+  EXPECT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(std::string(halyard_last_error()).find("kv_dtype"), std::string::npos) << halyard_last_error();
+}
+
 TEST(CApi, SessionEvalAndKvCacheFull) {
   HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
   halyard_model* m = load("ref", 8);
   ASSERT_NE(m, nullptr);
   EXPECT_GT(halyard_model_weight_bytes(m), 90u << 20);
   EXPECT_GT(halyard_model_parameter_count(m), 130000000u);
-  EXPECT_EQ(halyard_model_kv_bytes_per_token(m), 2u * 30 * 64 * 3 * 4);
+  // K and V, 30 layers, 3 KV heads of 64: f16 by default, 2 bytes an element.
+  EXPECT_EQ(halyard_model_kv_bytes_per_token(m), 2u * 30 * 64 * 3 * 2);
   halyard_session* s = nullptr;
   ASSERT_EQ(halyard_session_create(m, &s), HALYARD_OK) << halyard_last_error();
   const int32_t prompt[5] = {504, 3575, 282, 4649, 314};

@@ -263,6 +263,11 @@ Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, c
   return Status::ok();
 }
 
+// An F32 cache's elements; nullptr for an F16 one (read through widened copies instead).
+const float* f32_cache_or_null(const HostTensor& c) {
+  return c.desc.dtype == DType::kF32 ? f32(c) : nullptr;
+}
+
 // A sequence's view of the paged KV cache: logical position j lives in physical row
 // table[j / block_size] * block_size + j % block_size of the pool. Runs of logically consecutive
 // positions whose blocks are physically consecutive too (all of them under an identity table) are
@@ -296,15 +301,32 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
   const int keys = *std::max_element(pos, pos + n) + 1;
   const int keys_pad = (keys + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
 
-  // K^T per KV head, zero past the last key.
+  // K^T per KV head, zero past the last key. An f16 cache is widened here (exactly), and its V
+  // rows into an f32 copy in logical order, so the GEMM blocks stay f32 and V reads as one run.
+  const bool f16_cache = kc.desc.dtype == DType::kF16;
   std::vector<float>& kt = ctx.scratch.keys_t;
   kt.resize(static_cast<std::size_t>(n_kv) * hd * keys_pad);
+  std::vector<float>& vf = ctx.scratch.values_f32;
+  if (f16_cache) {
+    vf.resize(static_cast<std::size_t>(keys) * kvdim);
+    ctx.pool.parallel_for(keys, [&](int j) {
+      dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(vc.data) + seq.row(j) * kvdim,
+                     vf.data() + static_cast<std::ptrdiff_t>(j) * kvdim, kvdim);
+    });
+  }
   ctx.pool.parallel_for(n_kv, [&](int h) {
     float* dst = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
     for (int j = 0; j < keys; ++j) {
-      const float* src = f32(kc) + seq.row(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
-      for (int i = 0; i < hd; ++i)
-        dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = src[i];
+      const std::ptrdiff_t off = seq.row(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
+      if (f16_cache) {
+        const std::uint16_t* src = static_cast<const std::uint16_t*>(kc.data) + off;
+        for (int i = 0; i < hd; ++i)
+          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = f16_to_f32(src[i]);
+      } else {
+        const float* src = f32(kc) + off;
+        for (int i = 0; i < hd; ++i)
+          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = src[i];
+      }
     }
     for (int i = 0; i < hd; ++i)
       std::fill(dst + static_cast<std::ptrdiff_t>(i) * keys_pad + keys, dst + (i + 1) * keys_pad, 0.f);
@@ -341,8 +363,10 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
       std::fill(row + len, row + len_max, 0.f);  // causal: later keys get no weight
     }
     for (int j0 = 0; j0 < len_max;) {
-      const int j1 = static_cast<int>(seq.run_end(j0, len_max));
-      const float* vrun = f32(vc) + seq.row(j0) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
+      const int j1 = f16_cache ? len_max : static_cast<int>(seq.run_end(j0, len_max));
+      const float* vrun =
+          (f16_cache ? vf.data() + static_cast<std::ptrdiff_t>(j0) * kvdim : f32(vc) + seq.row(j0) * kvdim) +
+          static_cast<std::ptrdiff_t>(h) * hd;
       for (int d0 = 0; d0 < hd; d0 += kGemmTokens) {
         ctx.kernels.gemm_f32_block(s.data() + j0, len_pad, nr, vrun + d0, kvdim, j1 - j0, o.data() + d0, hd, j0 > 0);
       }
@@ -380,10 +404,20 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     }
   }
   auto view = [&](std::int64_t s) { return SequenceView{table + s * max_blocks, block_size}; };
+  const bool f16_cache = kc.desc.dtype == DType::kF16;
   for (std::int64_t t = 0; t < n; ++t) {
     const std::int64_t r = view(slot[t]).row(pos[t]);
-    std::memcpy(f32_out(kc) + r * kvdim, f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
-    std::memcpy(f32_out(vc) + r * kvdim, f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+    if (f16_cache) {  // round to nearest even, as hal's f32_to_f16 (every backend stores the same bits)
+      auto* kd = static_cast<std::uint16_t*>(kc.data) + r * kvdim;
+      auto* vd = static_cast<std::uint16_t*>(vc.data) + r * kvdim;
+      for (std::int64_t i = 0; i < kvdim; ++i) {
+        kd[i] = f32_to_f16(f32(k)[t * kvdim + i]);
+        vd[i] = f32_to_f16(f32(v)[t * kvdim + i]);
+      }
+    } else {
+      std::memcpy(f32_out(kc) + r * kvdim, f32(k) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+      std::memcpy(f32_out(vc) + r * kvdim, f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
+    }
   }
   if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 &&
       std::all_of(slot, slot + n, [&](std::int32_t s) { return s == slot[0]; })) {
@@ -395,13 +429,35 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     const std::int64_t t = task / p.n_heads, h = task % p.n_heads, kvh = h / group;
     const std::int64_t len = pos[t] + 1;
     const SequenceView seq = view(slot[t]);
-    thread_local std::vector<float> scores, part;
+    thread_local std::vector<float> scores, part, kbuf, vbuf;
     scores.resize(static_cast<std::size_t>(len));
     const float* qh = f32(q) + t * qdim + h * hd;
+    // An f16 cache: this head's K and V rows widened (exactly) into f32 copies in logical order,
+    // [len, hd] each, read by the same f32 kernels as one run.
+    const float* kbase = f32_cache_or_null(kc);
+    const float* vbase = f32_cache_or_null(vc);
+    std::int64_t stride = kvdim;
+    if (f16_cache) {
+      kbuf.resize(static_cast<std::size_t>(len * hd));
+      vbuf.resize(static_cast<std::size_t>(len * hd));
+      for (std::int64_t j = 0; j < len; ++j) {
+        const std::int64_t off = seq.row(j) * kvdim + kvh * hd;
+        dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + j * hd, hd);
+        dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + j * hd, hd);
+      }
+      stride = hd;
+    }
+    auto run_end = [&](std::int64_t j0) { return f16_cache ? len : seq.run_end(j0, len); };
+    auto k_at = [&](std::int64_t j) {
+      return f16_cache ? kbuf.data() + j * hd : kbase + seq.row(j) * kvdim + kvh * hd;
+    };
+    auto v_at = [&](std::int64_t j) {
+      return f16_cache ? vbuf.data() + j * hd : vbase + seq.row(j) * kvdim + kvh * hd;
+    };
     for (std::int64_t j0 = 0; j0 < len;) {
-      const std::int64_t j1 = seq.run_end(j0, len);
-      ctx.kernels.dot_many_f32(qh, f32(kc) + seq.row(j0) * kvdim + kvh * hd, static_cast<int>(kvdim),
-                               static_cast<int>(j1 - j0), static_cast<int>(hd), scores.data() + j0);
+      const std::int64_t j1 = run_end(j0);
+      ctx.kernels.dot_many_f32(qh, k_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0), static_cast<int>(hd),
+                               scores.data() + j0);
       j0 = j1;
     }
     float max_score = -std::numeric_limits<float>::infinity();
@@ -415,11 +471,11 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     float* o = f32_out(out) + t * qdim + h * hd;
     part.resize(static_cast<std::size_t>(hd));
     for (std::int64_t j0 = 0; j0 < len;) {
-      const std::int64_t j1 = seq.run_end(j0, len);
+      const std::int64_t j1 = run_end(j0);
       // The first run writes the output; later runs (a table that is not contiguous) add to it.
       float* dst = j0 == 0 ? o : part.data();
-      ctx.kernels.weighted_sum_f32(scores.data() + j0, f32(vc) + seq.row(j0) * kvdim + kvh * hd,
-                                   static_cast<int>(kvdim), static_cast<int>(j1 - j0), static_cast<int>(hd), dst);
+      ctx.kernels.weighted_sum_f32(scores.data() + j0, v_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0),
+                                   static_cast<int>(hd), dst);
       if (j0 > 0) {
         for (std::int64_t i = 0; i < hd; ++i)
           o[i] += part[static_cast<std::size_t>(i)];

@@ -30,6 +30,7 @@ struct Scratch {
   std::vector<float> transposed;               // activations [k, tokens] for the GEMM path
   std::vector<std::uint32_t> transposed_bf16;  // the same as bf16 pairs [k / 2, tokens]
   std::vector<float> keys_t;                   // attention: K^T per KV head, [head_dim, keys] each
+  std::vector<float> values_f32;               // attention, f16 caches: V widened, [keys, kv_dim]
 };
 
 struct CpuContext {

@@ -294,8 +294,8 @@ class GpuExecutable final : public Executable {
           const TensorDesc& table = desc(in[7]);
           const PagedKv kv{static_cast<int>(cache.ne[1]), static_cast<int>(cache.ne[2]), static_cast<int>(table.ne[0]),
                            static_cast<int>(table.ne[1])};
-          e = launch_attention(f(in[0]), f(in[1]), f(in[2]), f(in[3]), f(in[4]), i32(in[5]), i32(in[6]), i32(in[7]),
-                               f(out), desc(in[0]).ne[1], kv, node.params, stream);
+          e = launch_attention(f(in[0]), f(in[1]), f(in[2]), f(in[3]), f(in[4]), cache.dtype == DType::kF16, i32(in[5]),
+                               i32(in[6]), i32(in[7]), f(out), desc(in[0]).ne[1], kv, node.params, stream);
           break;
         }
         case OpKind::kCopy: {
@@ -395,6 +395,8 @@ class GpuDevice final : public Device {
   bool supports(OpKind op, std::span<const DType> dtypes) const override {
     if (op == OpKind::kEmbed || op == OpKind::kMatmul)
       return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+    if (op == OpKind::kAttention)  // f32 or f16 caches (infer_output checks the rest)
+      return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
     return true;
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {

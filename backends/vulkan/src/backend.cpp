@@ -397,6 +397,8 @@ bool VulkanDevice::supports(OpKind op, std::span<const DType> dtypes) const {
     case OpKind::kEmbed:
     case OpKind::kMatmul:
       return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+    case OpKind::kAttention:  // f32 or f16 caches (infer_output checks the rest)
+      return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
     default:
       return true;
   }

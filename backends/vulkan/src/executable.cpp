@@ -274,19 +274,24 @@ Status VulkanExecutable::lower(const GraphNode& node) {
       const std::int64_t n = q.ne[1], hd = p.head_dim, kvdim = hd * p.n_kv_heads;
       if (hd > 256)
         return unimplemented("ATTENTION on vulkan supports head_dim up to 256");
+      // f16 caches are uint words of two elements: an even head size keeps every row (and every
+      // kv_store invocation's pair) on whole words.
+      const bool f16 = cache.dtype == DType::kF16;
+      if (f16 && hd % 2 != 0)
+        return unimplemented("ATTENTION on vulkan with f16 caches needs an even head_dim");
       const TensorDesc& table = desc(in[7]);
       // The paged cache's geometry: block size and pool size from the caches, max blocks per
       // sequence and sequence slots from the block table.
       const std::uint32_t block_size = u32(cache.ne[1]), n_blocks = u32(cache.ne[2]);
       const std::uint32_t max_blocks = u32(table.ne[0]), slots = u32(table.ne[1]);
-      HALYARD_RETURN_IF_ERROR(add_dispatch(node, "kv_store", 64,
+      HALYARD_RETURN_IF_ERROR(add_dispatch(node, f16 ? "kv_store_f16" : "kv_store", 64,
                                            {tensor_arg(in[1]), tensor_arg(in[2]), tensor_arg(in[3]), tensor_arg(in[4]),
                                             tensor_arg(in[5]), tensor_arg(in[6]), tensor_arg(in[7])},
                                            {u32(kvdim), block_size, n_blocks, max_blocks, slots, u32(n)},
-                                           {ceil_div(kvdim, 64), u32(n), 1}));
+                                           {ceil_div(f16 ? kvdim / 2 : kvdim, 64), u32(n), 1}));
       const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(hd));
       return add_dispatch(
-          node, "attention" + sg, 128,
+          node, (f16 ? "attention_f16" : "attention") + sg, 128,
           {tensor_arg(in[0]), tensor_arg(in[3]), tensor_arg(in[4]), tensor_arg(in[5]), tensor_arg(in[6]),
            tensor_arg(in[7]), tensor_arg(out)},
           {u32(hd), u32(p.n_heads), u32(p.n_kv_heads), block_size, n_blocks, max_blocks, slots, float_word(scale)},

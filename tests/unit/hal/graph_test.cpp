@@ -68,6 +68,16 @@ TEST(Ops, AttentionChecksThePagedCacheShapes) {
   auto wide_rows = in;
   wide_rows[3] = wide_rows[4] = TensorDesc::make(DType::kF32, 8, 16, 10);
   EXPECT_NE(message(wide_rows).find("block pools"), std::string::npos);
+  // F16 pools are accepted; K and V must share one dtype; other dtypes are refused by name.
+  auto f16_pools = in;
+  f16_pools[3] = f16_pools[4] = TensorDesc::make(DType::kF16, 4, 16, 10);
+  EXPECT_TRUE(infer_output(OpKind::kAttention, f16_pools, p).is_ok());
+  auto mixed = in;
+  mixed[4] = TensorDesc::make(DType::kF16, 4, 16, 10);
+  EXPECT_NE(message(mixed).find("differ in shape or dtype"), std::string::npos);
+  auto bf16_pools = in;
+  bf16_pools[3] = bf16_pools[4] = TensorDesc::make(DType::kBF16, 4, 16, 10);
+  EXPECT_NE(message(bf16_pools).find("caches must be f32 or f16"), std::string::npos);
 }
 
 TEST(Ops, NamesRoundTrip) {

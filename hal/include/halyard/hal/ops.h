@@ -9,7 +9,8 @@
 //   MATMUL     in: W [k, m] (any weight dtype), x F32 [k, n]           out: F32 [m, n] = W^T-rows . x
 //   ROPE       in: x F32 [hd * heads, n], positions I32 [n]            out: rotated, NORMAL or NEOX pairs
 //   ATTENTION  in: q [hd*H, n], k [hd*Hkv, n], v [hd*Hkv, n],
-//                  k_cache, v_cache F32 [hd*Hkv, block_size, n_blocks] (a pool of blocks),
+//                  k_cache, v_cache F32 or F16 [hd*Hkv, block_size, n_blocks] (a pool of blocks,
+//                  both one dtype; F16 stores round to nearest even, reads widen to f32 exactly),
 //                  positions I32 [n], slots I32 [n], block_table I32 [max_blocks, n_slots]
 //                                                                      out: F32 [hd*H, n]
 //              paged KV cache: logical position p of sequence s lives in physical row

@@ -45,6 +45,9 @@ struct ModelOptions {
   // Backend options ("cpu.kernels" = "avx2", ...): passed to the device as DeviceOptions'
   // backend_options; the registry adds their HALYARD_* variables and the backend checks them.
   std::vector<OptionSetting> backend_options;
+  // The KV cache's element type: F16 (half the memory and bandwidth of F32, rounded to nearest
+  // even) or F32 (the exact reference).
+  DType kv_dtype = DType::kF16;
 };
 
 struct Weight {
@@ -67,6 +70,7 @@ class Model {
   const DeviceInfo& device_info() const { return device_->info(); }
   int context_length() const { return context_length_; }
   int max_sequences() const { return max_sequences_; }
+  DType kv_dtype() const { return kv_dtype_; }
   const std::string& name() const { return name_; }
   std::size_t weight_bytes() const { return weight_bytes_; }
   std::uint64_t parameter_count() const { return parameter_count_; }
@@ -85,6 +89,7 @@ class Model {
   std::map<std::string, Weight, std::less<>> weights_;
   int context_length_ = 0;
   int max_sequences_ = 1;
+  DType kv_dtype_ = DType::kF16;
   std::string name_;
   std::size_t weight_bytes_ = 0;
   std::uint64_t parameter_count_ = 0;

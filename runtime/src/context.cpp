@@ -2,9 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <string>
 
 namespace halyard::runtime {
+namespace {
+constexpr int kMaxPadding = 64;
+}  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOptions& options) {
   if (options.max_sequences < 1)
@@ -15,18 +19,39 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
     return invalid_argument("n_blocks must be >= 0 (0: one full context per sequence)");
   auto ctx = std::unique_ptr<Context>(new Context(model, options));
   const LlamaConfig& c = model.config();
+  const DeviceType type = model.device().info().type;
+  ctx->pad_ = type != DeviceType::kCpu && type != DeviceType::kReference;
   KvCacheOptions ko;
   ko.n_layers = c.n_layers;
   ko.kv_dim = std::int64_t{c.head_dim} * c.n_kv_heads;
-  ko.max_sequences = options.max_sequences;
+  ko.max_sequences = options.max_sequences + (ctx->pad_ ? 1 : 0);
   ko.max_positions = model.context_length();
-  ko.n_blocks = options.n_blocks;
+  const int per_seq = (model.context_length() + kKvBlockSize - 1) / kKvBlockSize;
+  ko.n_blocks = options.n_blocks > 0 ? options.n_blocks : per_seq * options.max_sequences;
+  // Padding never exceeds 63 tokens (see bucket()).
+  const int pad_positions = std::min(kMaxPadding, model.context_length());
+  ctx->pad_positions_ = ctx->pad_ ? pad_positions : 0;
+  ctx->pad_blocks_ = ctx->pad_ ? (pad_positions + kKvBlockSize - 1) / kKvBlockSize : 0;
+  ko.n_blocks += ctx->pad_blocks_;
   ko.block_size = kKvBlockSize;
   ko.dtype = options.kv_dtype;
   HALYARD_ASSIGN_OR_RETURN(ctx->kv_, KvCache::create(model.device(), ko));
+  if (ctx->pad_)
+    HALYARD_RETURN_IF_ERROR(ctx->kv_->prepare_write(options.max_sequences, 0, pad_positions));
   HALYARD_ASSIGN_OR_RETURN(ctx->queue_, model.device().create_queue());
   HALYARD_ASSIGN_OR_RETURN(ctx->block_table_, model.device().allocate(ctx->kv_->table().size() * sizeof(std::int32_t)));
   return ctx;
+}
+
+int Context::bucket(int n) const {
+  if (!pad_ || n == 1)
+    return n;
+  int b = 2;
+  while (b < n && b < kMaxPadding)
+    b *= 2;
+  if (b < n)
+    b = (n + kMaxPadding - 1) / kMaxPadding * kMaxPadding;
+  return std::min(b, n + pad_positions_);  // a short context has fewer padding rows
 }
 
 Result<Context::Compiled*> Context::compiled_for(int n_tokens, int n_outputs) {
@@ -122,24 +147,34 @@ Status Context::step(std::span<const BatchToken> batch) {
     }
   }
   // A graph needs one output at least: a batch that asks for none computes token 0's and drops it.
-  const int graph_out = n_out > 0 ? n_out : 1;
+  const int m = bucket(n);
+  const int graph_out = std::min(m, bucket(std::max(n_out, 1)));
   auto run = [&]() -> Status {
-    HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(n, graph_out));
+    HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(m, graph_out));
     std::vector<std::int32_t>& in = c->staging;
     output_of_.assign(static_cast<std::size_t>(n), -1);
     int o = 0;
-    for (int i = 0; i < n; ++i) {
-      const BatchToken& t = batch[static_cast<std::size_t>(i)];
-      in[static_cast<std::size_t>(i)] = t.token;
-      in[static_cast<std::size_t>(n + i)] = t.pos;
-      in[static_cast<std::size_t>(2 * n + i)] = t.seq;
+    for (int i = 0; i < m; ++i) {
+      const auto u = static_cast<std::size_t>(i);
+      const auto mm = static_cast<std::size_t>(m);
+      if (i >= n) {
+        // Padding: the hidden sequence's rows 0, 1, ...; computed and thrown away.
+        in[u] = batch[0].token;
+        in[mm + u] = i - n;
+        in[2 * mm + u] = options_.max_sequences;
+        continue;
+      }
+      const BatchToken& t = batch[u];
+      in[u] = t.token;
+      in[mm + u] = t.pos;
+      in[2 * mm + u] = t.seq;
       if (t.logits) {
-        in[static_cast<std::size_t>(3 * n + o)] = i;
-        output_of_[static_cast<std::size_t>(i)] = o++;
+        in[3 * mm + static_cast<std::size_t>(o)] = i;
+        output_of_[u] = o++;
       }
     }
-    if (n_out == 0)
-      in[3 * static_cast<std::size_t>(n)] = 0;
+    for (int j = o; j < graph_out; ++j)
+      in[3 * static_cast<std::size_t>(m) + static_cast<std::size_t>(j)] = 0;  // unused outputs
     const auto& table = kv_->table();
     HALYARD_RETURN_IF_ERROR(block_table_->upload(0, table.data(), table.size() * sizeof(std::int32_t)));
     HALYARD_RETURN_IF_ERROR(c->inputs->upload(0, in.data(), in.size() * sizeof(std::int32_t)));

@@ -43,8 +43,13 @@ class Context {
   // not ask for logits (or is not in the last batch).
   std::span<const float> logits(int i) const;
 
+  // The cache's sequence operations (copy, remove, keep, lengths) are the KvCache's; its
+  // capacity figures below leave out the blocks a GPU context keeps for padding tokens.
   KvCache& kv() { return *kv_; }
   const KvCache& kv() const { return *kv_; }
+  int blocks_total() const { return kv_->blocks_total() - pad_blocks_; }
+  int blocks_used() const { return kv_->blocks_used() - pad_blocks_; }
+  int blocks_free() const { return kv_->blocks_free(); }
   Model& model() { return model_; }
   const ContextOptions& options() const { return options_; }
   int context_length() const { return model_.context_length(); }
@@ -60,14 +65,21 @@ class Context {
   };
   Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
   Result<Compiled*> compiled_for(int n_tokens, int n_outputs);
+  // The graph size that runs n tokens: n on host devices (they compile in microseconds); on GPU
+  // devices a bucket (powers of two up to 64, then multiples of 64), so a few recorded command
+  // buffers serve every batch. Padding tokens belong to a hidden sequence (slot max_sequences)
+  // whose own blocks they write, one row each, so they touch no real sequence.
+  int bucket(int n) const;
 
   Model& model_;
   ContextOptions options_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<Buffer> block_table_;
-  // Keyed by (tokens, outputs): exact shapes. Host devices compile in microseconds; padding to
-  // buckets for GPU devices, as Session does for prompts, is not done here yet.
+  bool pad_ = false;
+  int pad_blocks_ = 0;
+  int pad_positions_ = 0;
+  // Keyed by (tokens, outputs) after bucketing.
   std::map<std::pair<int, int>, std::unique_ptr<Compiled>> compiled_;
   std::vector<float> logits_;   // [vocab, outputs of the last step]
   std::vector<int> output_of_;  // per token of the last step: its logits row, or -1

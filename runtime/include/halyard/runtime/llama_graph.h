@@ -20,7 +20,7 @@ inline int kv_blocks_per_sequence(const Model& model) {
 }
 
 // The KV cache a graph reads and writes: the pools' dtype and block count and the block table's
-// shape. The default (kv_layout(model)) is the one a Session binds: one full context per slot.
+// shape. The default, kv_layout(model), is one full context for each of the model's slots.
 struct KvLayout {
   DType dtype = DType::kF32;
   int block_size = kKvBlockSize;

@@ -43,6 +43,35 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   return ctx;
 }
 
+Status Context::check_seq(int seq) const {
+  if (seq < 0 || seq >= options_.max_sequences) {
+    return out_of_range("sequence id " + std::to_string(seq) + " is outside [0, " +
+                        std::to_string(options_.max_sequences) + ")");
+  }
+  return Status::ok();
+}
+
+Status Context::remove(int seq, int p0, int p1) {
+  HALYARD_RETURN_IF_ERROR(check_seq(seq));
+  return kv_->remove(seq, p0, p1);
+}
+
+Status Context::copy(int src, int dst) {
+  HALYARD_RETURN_IF_ERROR(check_seq(src));
+  HALYARD_RETURN_IF_ERROR(check_seq(dst));
+  return kv_->copy(src, dst);
+}
+
+Status Context::keep(int seq) {
+  HALYARD_RETURN_IF_ERROR(check_seq(seq));
+  for (int s = 0; s < options_.max_sequences; ++s) {
+    if (s != seq) {
+      HALYARD_RETURN_IF_ERROR(kv_->release(s));
+    }
+  }
+  return Status::ok();
+}
+
 int Context::bucket(int n) const {
   if (!pad_ || n == 1)
     return n;

@@ -215,7 +215,7 @@ TEST_P(ContextTest, CopiedSequenceContinuesLikeRecomputing) {
     batch.push_back({prefix[i], 0, static_cast<int>(i), false});
   ASSERT_TRUE(ctx->step(batch).is_ok());
   const int used = ctx->blocks_used();
-  ASSERT_TRUE(ctx->kv().copy(0, 1).is_ok());
+  ASSERT_TRUE(ctx->copy(0, 1).is_ok());
   EXPECT_EQ(ctx->blocks_used(), used);  // shared, nothing copied yet
   // Both write into their shared second block in one step: it is copied first.
   const TokenId a = p[18], b = p[19];
@@ -241,7 +241,7 @@ TEST_P(ContextTest, RemovingASuffixThenDecodingEqualsRecomputing) {
   for (std::size_t i = 0; i < p.size(); ++i)
     batch.push_back({p[i], 0, static_cast<int>(i), false});
   ASSERT_TRUE(ctx->step(batch).is_ok());
-  ASSERT_TRUE(ctx->kv().remove(0, 14, -1).is_ok());  // back into the first block
+  ASSERT_TRUE(ctx->remove(0, 14, -1).is_ok());  // back into the first block
   EXPECT_EQ(ctx->kv().pos_max(0).value(), 13);
   EXPECT_EQ(ctx->blocks_used(), 1);
   const BatchToken redo[2] = {{7042, 0, 14, false}, {30, 0, 15, true}};
@@ -264,6 +264,9 @@ TEST_P(ContextTest, BadBatchesAreClearErrorsAndChangeNothing) {
   const BatchToken bad_token{-1, 0, 0, true};
   EXPECT_EQ(ctx->step({&bad_token, 1}).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ctx->step({}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ctx->copy(0, 2).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(ctx->keep(2).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(ctx->remove(-1, 0, -1).code(), StatusCode::kOutOfRange);
   EXPECT_EQ(ctx->kv().length(0).value(), 0);
   EXPECT_EQ(ctx->blocks_used(), 0);
 }

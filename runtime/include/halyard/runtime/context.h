@@ -43,8 +43,13 @@ class Context {
   // not ask for logits (or is not in the last batch).
   std::span<const float> logits(int i) const;
 
-  // The cache's sequence operations (copy, remove, keep, lengths) are the KvCache's; its
-  // capacity figures below leave out the blocks a GPU context keeps for padding tokens.
+  // Sequence operations (KvCache's, limited to the caller's sequence ids: a GPU context's
+  // padding sequence is not one of them).
+  Status remove(int seq, int p0, int p1);
+  Status copy(int src, int dst);
+  Status keep(int seq);
+  // The cache itself, for lengths and block tables. Its capacity figures count the padding
+  // blocks; those below leave them out.
   KvCache& kv() { return *kv_; }
   const KvCache& kv() const { return *kv_; }
   int blocks_total() const { return kv_->blocks_total() - pad_blocks_; }
@@ -65,6 +70,7 @@ class Context {
   };
   Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
   Result<Compiled*> compiled_for(int n_tokens, int n_outputs);
+  Status check_seq(int seq) const;
   // The graph size that runs n tokens: n on host devices (they compile in microseconds); on GPU
   // devices a bucket (powers of two up to 64, then multiples of 64), so a few recorded command
   // buffers serve every batch. Padding tokens belong to a hidden sequence (slot max_sequences)

@@ -15,6 +15,9 @@ struct BenchArgs {
   int threads = 0;
   std::string json_path;
   std::vector<std::string> options;  // backend options, "key=value"
+  // > 0: measure aggregate decode of this many concurrent sequences in one context instead
+  // (each prefilled with its own -p prompt, then -n steps of one token per sequence).
+  int batch = 0;
 };
 
 int run_bench(const BenchArgs& args);

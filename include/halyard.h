@@ -251,6 +251,69 @@ HALYARD_API int32_t halyard_session_position(const halyard_session* session);
 /* Forgets the sequence. */
 HALYARD_API void halyard_session_reset(halyard_session* session);
 
+/* ---- Contexts: many sequences, one batched step at a time ------------------------------- */
+
+typedef struct halyard_context halyard_context;
+
+/* Values outside these ranges are HALYARD_ERROR_INVALID_ARGUMENT. */
+typedef struct halyard_context_options {
+  size_t struct_size;
+  int32_t max_sequences;    /* sequence ids are 0..max_sequences-1; >= 1, default 1 */
+  int32_t kv_blocks;        /* KV capacity in blocks of halyard_context_block_size() positions;
+                               >= 0; 0 (default): every sequence can fill the model's context */
+  int32_t max_batch_tokens; /* the most tokens one step takes; >= 1, default 512 */
+} halyard_context_options;
+
+HALYARD_API void halyard_context_options_default(halyard_context_options* options);
+/* A paged KV cache shared by max_sequences sequences on the model's device, with the compiled
+ * graphs of the batch shapes it has run. Owned by the caller; must be freed before the model.
+ * Thread safety: one thread at a time per context (calls on one context are not synchronised);
+ * drive the contexts and sessions of one model from one thread, as sessions already are. */
+HALYARD_API halyard_status halyard_context_create(halyard_model* model, const halyard_context_options* options,
+                                                  halyard_context** out);
+HALYARD_API void halyard_context_free(halyard_context* context);
+
+/* A batch of n_tokens tokens from any sequences, filled by the caller; the arrays are read
+ * during halyard_context_step only. Each sequence's tokens continue it in order: the first at
+ * its halyard_seq_pos_max() + 1, the next one further. Prefill chunks of some sequences and
+ * decode tokens of others may be mixed: the whole batch is one graph run. */
+typedef struct halyard_batch {
+  size_t struct_size;
+  size_t n_tokens;
+  const int32_t* tokens;    /* token ids */
+  const int32_t* positions; /* each token's position in its sequence */
+  const int32_t* seq_ids;   /* each token's sequence */
+  const int8_t* logits;     /* non-zero: keep this token's logits; NULL: only the last token's */
+} halyard_batch;
+
+/* Runs the batch. HALYARD_ERROR_KV_CACHE_FULL when the cache lacks the blocks it needs (free
+ * some with halyard_seq_remove), HALYARD_ERROR_INVALID_ARGUMENT for a bad token, sequence id or
+ * position, HALYARD_ERROR_OUT_OF_RANGE past the context length: in every error case nothing
+ * changed. */
+HALYARD_API halyard_status halyard_context_step(halyard_context* context, const halyard_batch* batch);
+/* The logits (vocab_size floats) of token i of the last step, valid until the next step; NULL
+ * when token i did not ask for logits or the last step did not have it. */
+HALYARD_API const float* halyard_context_logits(const halyard_context* context, size_t i);
+
+/* Removes positions [p0, p1) of a sequence (p1 < 0: to its end). Only a suffix can be removed
+ * (HALYARD_ERROR_UNIMPLEMENTED for a range that ends before the sequence does); its freed
+ * blocks return to the cache. halyard_seq_remove(ctx, seq, 0, -1) empties the sequence. */
+HALYARD_API halyard_status halyard_seq_remove(halyard_context* context, int32_t seq, int32_t p0, int32_t p1);
+/* dst becomes a copy of src (dst's old contents are released). The two share their blocks until
+ * one of them writes into a shared block, which is copied then (copy-on-write). */
+HALYARD_API halyard_status halyard_seq_copy(halyard_context* context, int32_t src, int32_t dst);
+/* Empties every sequence but seq. */
+HALYARD_API halyard_status halyard_seq_keep(halyard_context* context, int32_t seq);
+/* The last position a sequence holds, -1 when it is empty (or seq is not a sequence id). */
+HALYARD_API int32_t halyard_seq_pos_max(const halyard_context* context, int32_t seq);
+/* The first position it holds (0), -1 when it is empty (or seq is not a sequence id). */
+HALYARD_API int32_t halyard_seq_pos_min(const halyard_context* context, int32_t seq);
+/* Capacity: the cache's blocks, those in use, and positions per block (0 for NULL). */
+HALYARD_API int32_t halyard_context_kv_blocks_total(const halyard_context* context);
+HALYARD_API int32_t halyard_context_kv_blocks_used(const halyard_context* context);
+HALYARD_API int32_t halyard_context_block_size(const halyard_context* context);
+HALYARD_API int32_t halyard_context_max_sequences(const halyard_context* context);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,6 +47,117 @@ struct DeviceResult {
   std::vector<double> pp_runs, tg_runs;
 };
 
+// --batch N: N sequences decode together, one token each per step (one graph run per step),
+// through the public context API. Reports aggregate and per-sequence decode tokens/s.
+int run_batch_bench(const BenchArgs& a) {
+  const int n = a.batch;
+  nlohmann::json results = nlohmann::json::array();
+  std::printf(
+      "| model | device | sequences | test | aggregate t/s | per sequence t/s |\n|---|---|---:|---|---:|---:|\n");
+  for (const auto& device : a.devices) {
+    halyard_model_options mo;
+    halyard_model_options_default(&mo);
+    mo.device = device.c_str();
+    mo.context_length = a.prompt_tokens + a.gen_tokens + 8;
+    mo.threads = a.threads;
+    std::vector<const char*> options;
+    for (const auto& o : a.options)
+      options.push_back(o.c_str());
+    options.push_back(nullptr);
+    mo.backend_options = options.data();
+    halyard_model* model = nullptr;
+    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
+      return fail(s, "loading on " + device);
+    halyard_context_options co;
+    halyard_context_options_default(&co);
+    co.max_sequences = n;
+    co.max_batch_tokens = std::max(n, a.prompt_tokens);
+    halyard_context* ctx = nullptr;
+    if (halyard_status s = halyard_context_create(model, &co, &ctx); s != HALYARD_OK) {
+      halyard_model_free(model);
+      return fail(s, "creating a context of " + std::to_string(n) + " sequences");
+    }
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> token(0, halyard_model_vocab_size(model) - 1);
+    std::vector<int32_t> ids(static_cast<std::size_t>(std::max(n, a.prompt_tokens))), pos(ids.size()), seqs(ids.size());
+    std::vector<int8_t> want(ids.size(), 0);
+    halyard_status s = HALYARD_OK;
+    // Prefills sequence q with a random prompt (not timed).
+    auto prefill = [&](int q) {
+      for (int i = 0; i < a.prompt_tokens; ++i) {
+        ids[static_cast<std::size_t>(i)] = token(rng);
+        pos[static_cast<std::size_t>(i)] = i;
+        seqs[static_cast<std::size_t>(i)] = q;
+      }
+      halyard_batch b{
+          sizeof(halyard_batch), static_cast<size_t>(a.prompt_tokens), ids.data(), pos.data(), seqs.data(), nullptr};
+      return halyard_context_step(ctx, &b);
+    };
+    // Timed: gen_tokens steps of n tokens, one per sequence, every token asking for logits.
+    auto decode = [&]() -> double {
+      std::fill(want.begin(), want.end(), 1);
+      const auto t0 = Clock::now();
+      for (int step = 0; step < a.gen_tokens && s == HALYARD_OK; ++step) {
+        for (int q = 0; q < n; ++q) {
+          const auto u = static_cast<std::size_t>(q);
+          ids[u] = token(rng);
+          pos[u] = halyard_seq_pos_max(ctx, q) + 1;
+          seqs[u] = q;
+        }
+        halyard_batch b{
+            sizeof(halyard_batch), static_cast<size_t>(n), ids.data(), pos.data(), seqs.data(), want.data()};
+        s = halyard_context_step(ctx, &b);
+      }
+      std::fill(want.begin(), want.end(), 0);
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    std::vector<double> runs;
+    const std::string name = halyard_model_name(model), dev = halyard_model_device(model);
+    for (int rep = -1; rep < a.repeats && s == HALYARD_OK; ++rep) {  // rep -1: warm-up
+      std::fprintf(stderr, "\r%s: %d sequences, pp%d then tg%d, run %d of %d ", dev.c_str(), n, a.prompt_tokens,
+                   a.gen_tokens, rep + 1, a.repeats);
+      for (int q = 0; q < n && s == HALYARD_OK; ++q) {
+        s = halyard_seq_remove(ctx, q, 0, -1);
+        if (s == HALYARD_OK)
+          s = prefill(q);
+      }
+      if (s != HALYARD_OK)
+        break;
+      const double secs = decode();
+      if (s == HALYARD_OK && rep >= 0)
+        runs.push_back(static_cast<double>(n) * a.gen_tokens / secs);
+    }
+    std::fprintf(stderr, "\n");
+    halyard_context_free(ctx);
+    halyard_model_free(model);
+    if (s != HALYARD_OK)
+      return fail(s, "running on " + device);
+    const Stats agg = stats(runs);
+    std::printf("| %s | %s | %d | pp%d+tg%d | %.2f ± %.2f | %.2f |\n", name.c_str(), dev.c_str(), n, a.prompt_tokens,
+                a.gen_tokens, agg.median, agg.stddev, agg.median / n);
+    results.push_back({{"model", name},
+                       {"model_path", a.model},
+                       {"device", dev},
+                       {"threads", a.threads},
+                       {"sequences", n},
+                       {"n_prompt", a.prompt_tokens},
+                       {"n_gen", a.gen_tokens},
+                       {"repeats", a.repeats},
+                       {"tg_aggregate_tokens_per_s_median", agg.median},
+                       {"tg_aggregate_tokens_per_s_stddev", agg.stddev},
+                       {"tg_runs", runs}});
+  }
+  if (!a.json_path.empty()) {
+    std::ofstream out(a.json_path);
+    out << results.dump(2) << "\n";
+    if (!out) {
+      std::fprintf(stderr, "halyard bench: cannot write %s\n", a.json_path.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_bench(const BenchArgs& a) {
@@ -54,6 +165,12 @@ int run_bench(const BenchArgs& a) {
     std::fprintf(stderr, "halyard bench: -p, -n and -r must be positive\n");
     return 1;
   }
+  if (a.batch < 0) {
+    std::fprintf(stderr, "halyard bench: --batch must be >= 1 (or 0 for the single-sequence tests)\n");
+    return 1;
+  }
+  if (a.batch > 0)
+    return run_batch_bench(a);
   nlohmann::json results = nlohmann::json::array();
   std::vector<DeviceResult> table;
   std::string model_name;

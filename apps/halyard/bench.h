@@ -16,6 +16,9 @@ struct BenchArgs {
   int kv_dtype = 0;  // halyard_model_options.kv_dtype (HALYARD_KV_F16 or HALYARD_KV_F32)
   std::string json_path;
   std::vector<std::string> options;  // backend options, "key=value"
+  // > 0: measure aggregate decode of this many concurrent sequences in one context instead
+  // (each prefilled with its own -p prompt, then -n steps of one token per sequence).
+  int batch = 0;
 };
 
 int run_bench(const BenchArgs& args);

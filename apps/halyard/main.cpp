@@ -320,6 +320,10 @@ int main(int argc, char** argv) {
       ->envname("HALYARD_THREADS");
   bench->add_option("--kv-dtype", b.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
+  bench
+      ->add_option("--batch", b.batch,
+                   "Measure aggregate decode of N concurrent sequences in one context (0: the pp/tg tests)")
+      ->check(CLI::Range(0, 4096));
   bench->add_option("-o,--option", b.options, option_help);
 
   ConformArgs c;

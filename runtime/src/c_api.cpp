@@ -16,6 +16,7 @@
 #include "halyard.h"
 #include "halyard/hal/backend_options.h"
 #include "halyard/hal/registry.h"
+#include "halyard/runtime/context.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
 #include "halyard/runtime/session.h"
@@ -54,6 +55,11 @@ struct halyard_model {
 
 struct halyard_session {
   std::unique_ptr<rt::Session> session;
+};
+
+struct halyard_context {
+  std::unique_ptr<rt::Context> context;
+  std::vector<rt::BatchToken> batch;  // reused by every step
 };
 
 namespace {
@@ -650,3 +656,111 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
 }
 
 }  // extern "C"
+
+void halyard_context_options_default(halyard_context_options* o) {
+  if (!o)
+    return;
+  *o = halyard_context_options{};
+  o->struct_size = sizeof *o;
+  o->max_sequences = 1;
+  o->kv_blocks = 0;
+  o->max_batch_tokens = 512;
+}
+
+halyard_status halyard_context_create(halyard_model* model, const halyard_context_options* options,
+                                      halyard_context** out) {
+  if (!model || !out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and out must not be NULL");
+  *out = nullptr;
+  halyard_context_options o;
+  halyard_context_options_default(&o);
+  if (options) {
+    if (options->struct_size < offsetof(halyard_context_options, max_sequences) + sizeof(int32_t))
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_context_options.struct_size is too small");
+    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+  }
+  if (o.max_sequences < 1)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_sequences must be >= 1");
+  if (o.kv_blocks < 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "kv_blocks must be >= 0 (0: one full context per sequence)");
+  if (o.max_batch_tokens < 1)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_batch_tokens must be >= 1");
+  return guarded([&] {
+    rt::ContextOptions co;
+    co.max_sequences = o.max_sequences;
+    co.n_blocks = o.kv_blocks;
+    co.max_batch_tokens = o.max_batch_tokens;
+    auto c = rt::Context::create(*model->model, co);
+    if (!c.is_ok())
+      return to_c(c.status());
+    *out = new halyard_context{std::move(c).value(), {}};
+    return HALYARD_OK;
+  });
+}
+
+void halyard_context_free(halyard_context* context) {
+  delete context;
+}
+
+halyard_status halyard_context_step(halyard_context* context, const halyard_batch* batch) {
+  if (!context || !batch)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context and batch must not be NULL");
+  if (batch->struct_size < offsetof(halyard_batch, logits) + sizeof(batch->logits))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_batch.struct_size is too small");
+  if (batch->n_tokens == 0 || !batch->tokens || !batch->positions || !batch->seq_ids)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "a batch needs n_tokens > 0 and tokens, positions and seq_ids");
+  return guarded([&] {
+    auto& b = context->batch;
+    b.resize(batch->n_tokens);
+    for (size_t i = 0; i < batch->n_tokens; ++i) {
+      const bool want = batch->logits ? batch->logits[i] != 0 : i + 1 == batch->n_tokens;
+      b[i] = rt::BatchToken{batch->tokens[i], batch->seq_ids[i], batch->positions[i], want};
+    }
+    return to_c(context->context->step(b));
+  });
+}
+
+const float* halyard_context_logits(const halyard_context* context, size_t i) {
+  if (!context || i > static_cast<size_t>(INT32_MAX))
+    return nullptr;
+  const auto l = context->context->logits(static_cast<int>(i));
+  return l.empty() ? nullptr : l.data();
+}
+
+halyard_status halyard_seq_remove(halyard_context* context, int32_t seq, int32_t p0, int32_t p1) {
+  if (!context)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context must not be NULL");
+  return guarded([&] { return to_c(context->context->remove(seq, p0, p1)); });
+}
+halyard_status halyard_seq_copy(halyard_context* context, int32_t src, int32_t dst) {
+  if (!context)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context must not be NULL");
+  return guarded([&] { return to_c(context->context->copy(src, dst)); });
+}
+halyard_status halyard_seq_keep(halyard_context* context, int32_t seq) {
+  if (!context)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context must not be NULL");
+  return guarded([&] { return to_c(context->context->keep(seq)); });
+}
+int32_t halyard_seq_pos_max(const halyard_context* context, int32_t seq) {
+  if (!context || seq < 0 || seq >= context->context->options().max_sequences)
+    return -1;
+  return context->context->kv().pos_max(seq).value();
+}
+int32_t halyard_seq_pos_min(const halyard_context* context, int32_t seq) {
+  if (!context || seq < 0 || seq >= context->context->options().max_sequences)
+    return -1;
+  return context->context->kv().pos_min(seq).value();
+}
+int32_t halyard_context_kv_blocks_total(const halyard_context* context) {
+  return context ? context->context->blocks_total() : 0;
+}
+int32_t halyard_context_kv_blocks_used(const halyard_context* context) {
+  return context ? context->context->blocks_used() : 0;
+}
+int32_t halyard_context_block_size(const halyard_context* context) {
+  return context ? context->context->kv().block_size() : 0;
+}
+int32_t halyard_context_max_sequences(const halyard_context* context) {
+  return context ? context->context->options().max_sequences : 0;
+}

@@ -2,10 +2,12 @@
 
 namespace halyard::runtime {
 
-Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs) {
+Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs, const KvLayout& kv) {
   const LlamaConfig& c = model.config();
   if (n_tokens < 1 || n_outputs < 1 || n_outputs > n_tokens)
     return invalid_argument("graph needs 1 <= outputs <= tokens");
+  if (kv.n_blocks < 1 || kv.max_blocks_per_sequence < 1 || kv.n_sequences < 1 || kv.block_size < 1)
+    return invalid_argument("graph needs a KV cache of at least one block, sequence and position");
   LlamaGraph lg;
   lg.n_tokens = n_tokens;
   lg.n_outputs = n_outputs;
@@ -24,11 +26,9 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
   lg.out_rows = g.add_tensor("out_rows", TensorDesc::make(DType::kI32, n_outputs), TensorRole::kInput);
 
   const std::int64_t kv_dim = std::int64_t{c.head_dim} * c.n_kv_heads;
-  const int blocks_per_seq = kv_blocks_per_sequence(model);
-  lg.block_table = g.add_tensor("block_table", TensorDesc::make(DType::kI32, blocks_per_seq, model.max_sequences()),
-                                TensorRole::kInput);
-  const TensorDesc cache_desc =
-      TensorDesc::make(model.kv_dtype(), kv_dim, kKvBlockSize, std::int64_t{blocks_per_seq} * model.max_sequences());
+  lg.block_table = g.add_tensor(
+      "block_table", TensorDesc::make(DType::kI32, kv.max_blocks_per_sequence, kv.n_sequences), TensorRole::kInput);
+  const TensorDesc cache_desc = TensorDesc::make(kv.dtype, kv_dim, kv.block_size, kv.n_blocks);
 
   OpParams norm;
   norm.eps = c.rms_eps;

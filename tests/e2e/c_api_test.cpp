@@ -9,8 +9,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -557,6 +559,155 @@ TEST(CApi, SessionEvalAndKvCacheFull) {
   const int32_t bad = -3;
   EXPECT_EQ(halyard_session_eval(s, &bad, 1, nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
   halyard_session_free(s);
+  halyard_model_free(m);
+}
+
+// Four sequences of different prompt lengths through one context: their prompts prefill in one
+// step, then they decode together, one token each per step; each gets the greedy tokens
+// halyard_generate gives it alone (exactly, on ref).
+TEST(CApi, ContextDecodesFourSequencesAtOnceLikeGenerateAlone) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  const char* prompts[4] = {"The capital of France is", "Hi", "One, two, three, four, five,",
+                            "The quick brown fox jumps over the lazy"};
+  constexpr int kTokens = 4;
+  std::vector<std::vector<int32_t>> alone(4);
+  for (int s = 0; s < 4; ++s) {
+    halyard_generate_options go;
+    halyard_generate_options_default(&go);
+    go.max_tokens = kTokens;
+    Tokens t;
+    ASSERT_EQ(halyard_generate(m, prompts[s], &go, collect_tokens, &t, nullptr), HALYARD_OK) << halyard_last_error();
+    ASSERT_EQ(t.ids.size(), static_cast<size_t>(kTokens)) << prompts[s];
+    alone[static_cast<size_t>(s)] = t.ids;
+  }
+
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  co.max_sequences = 4;
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_max_sequences(ctx), 4);
+  EXPECT_EQ(halyard_context_block_size(ctx), 16);
+  EXPECT_EQ(halyard_context_kv_blocks_total(ctx), 4 * 4);  // 64 positions per sequence
+  EXPECT_EQ(halyard_context_kv_blocks_used(ctx), 0);
+
+  std::vector<int32_t> tokens, positions, seqs;
+  std::vector<int8_t> want;
+  std::vector<size_t> last(4);
+  for (int s = 0; s < 4; ++s) {
+    int32_t ids[64];
+    size_t n = 0;
+    ASSERT_EQ(halyard_tokenize(m, prompts[s], std::strlen(prompts[s]), 1, 1, ids, 64, &n), HALYARD_OK);
+    for (size_t i = 0; i < n; ++i) {
+      tokens.push_back(ids[i]);
+      positions.push_back(static_cast<int32_t>(i));
+      seqs.push_back(s);
+      want.push_back(i + 1 == n);
+    }
+    last[static_cast<size_t>(s)] = tokens.size() - 1;
+  }
+  halyard_batch b{sizeof(halyard_batch), tokens.size(), tokens.data(), positions.data(), seqs.data(), want.data()};
+  ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_logits(ctx, 0), nullptr);  // it did not ask
+  const size_t vocab = static_cast<size_t>(halyard_model_vocab_size(m));
+  std::vector<std::vector<int32_t>> together(4);
+  std::vector<int32_t> next(4);
+  for (int step = 0; step < kTokens; ++step) {
+    for (size_t s = 0; s < 4; ++s) {
+      const float* l = halyard_context_logits(ctx, step == 0 ? last[s] : s);
+      ASSERT_NE(l, nullptr);
+      next[s] = static_cast<int32_t>(std::max_element(l, l + vocab) - l);
+      together[s].push_back(next[s]);
+    }
+    if (step + 1 == kTokens)
+      break;
+    std::vector<int32_t> pos(4), ids(4);
+    for (int s = 0; s < 4; ++s)
+      pos[static_cast<size_t>(s)] = halyard_seq_pos_max(ctx, s) + 1;
+    const int32_t seq_ids[4] = {0, 1, 2, 3};
+    const int8_t all[4] = {1, 1, 1, 1};
+    halyard_batch d{sizeof(halyard_batch), 4, next.data(), pos.data(), seq_ids, all};
+    ASSERT_EQ(halyard_context_step(ctx, &d), HALYARD_OK) << halyard_last_error();
+  }
+  for (size_t s = 0; s < 4; ++s)
+    EXPECT_EQ(together[s], alone[s]) << prompts[s];
+  EXPECT_EQ(halyard_seq_pos_min(ctx, 0), 0);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 5 + kTokens - 2);  // 5 prompt tokens, 3 fed back
+  EXPECT_GT(halyard_context_kv_blocks_used(ctx), 3);
+
+  // Sequence operations: copy shares blocks, keep and remove free them.
+  const int used = halyard_context_kv_blocks_used(ctx);
+  ASSERT_EQ(halyard_seq_copy(ctx, 0, 1), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 1), halyard_seq_pos_max(ctx, 0));
+  EXPECT_LT(halyard_context_kv_blocks_used(ctx), used);  // sequence 1's own blocks were freed
+  EXPECT_EQ(halyard_seq_remove(ctx, 0, 1, 2), HALYARD_ERROR_UNIMPLEMENTED);
+  EXPECT_EQ(halyard_seq_remove(ctx, 0, 2, -1), HALYARD_OK);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 1);
+  EXPECT_EQ(halyard_seq_keep(ctx, 1), HALYARD_OK);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), -1);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 2), -1);
+  EXPECT_EQ(halyard_context_kv_blocks_used(ctx), 1);
+  EXPECT_EQ(halyard_seq_copy(ctx, 0, 4), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(halyard_seq_keep(ctx, -1), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 9), -1);
+  halyard_context_free(ctx);
+  halyard_model_free(m);
+}
+
+TEST(CApi, ContextStepKvCacheFullAndBadBatches) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  co.max_sequences = 2;
+  co.kv_blocks = 1;
+  co.max_batch_tokens = 20;
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_kv_blocks_total(ctx), 1);
+  const int32_t tokens[2] = {504, 3575};
+  const int32_t pos[2] = {0, 0};
+  const int32_t seqs[2] = {0, 1};
+  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, nullptr};  // two sequences need two blocks
+  EXPECT_EQ(halyard_context_step(ctx, &b), HALYARD_ERROR_KV_CACHE_FULL);
+  EXPECT_NE(std::string(halyard_last_error()).find("nothing was changed"), std::string::npos);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), -1);
+  EXPECT_EQ(halyard_context_kv_blocks_used(ctx), 0);
+  b.n_tokens = 1;  // sequence 0 alone fits; logits NULL: the last token's are kept
+  ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
+  EXPECT_NE(halyard_context_logits(ctx, 0), nullptr);
+  EXPECT_EQ(halyard_context_logits(ctx, 1), nullptr);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 0);
+  // Bad batches: a position that does not continue the sequence, a bad sequence id, NULL
+  // arrays, an old struct_size, too many tokens.
+  const int32_t gap = 5;
+  halyard_batch bad{sizeof(halyard_batch), 1, tokens, &gap, seqs, nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
+  const int32_t seq9 = 9;
+  bad = halyard_batch{sizeof(halyard_batch), 1, tokens, pos, &seq9, nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
+  bad = halyard_batch{sizeof(halyard_batch), 1, nullptr, pos, seqs, nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
+  bad = halyard_batch{sizeof(size_t), 1, tokens, pos, seqs, nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
+  std::vector<int32_t> many(21, 504), many_pos(21), many_seq(21, 1);
+  std::iota(many_pos.begin(), many_pos.end(), 0);
+  bad = halyard_batch{sizeof(halyard_batch), 21, many.data(), many_pos.data(), many_seq.data(), nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_context_step(ctx, nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 0);
+  halyard_context_free(ctx);
+
+  co.max_sequences = 0;
+  EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(ctx, nullptr);
+  co.max_sequences = 1;
+  co.kv_blocks = -1;
+  EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_INVALID_ARGUMENT);
+  halyard_context_free(nullptr);
   halyard_model_free(m);
 }
 

@@ -19,6 +19,20 @@ inline int kv_blocks_per_sequence(const Model& model) {
   return (model.context_length() + kKvBlockSize - 1) / kKvBlockSize;
 }
 
+// The KV cache a graph reads and writes: the pools' dtype and block count and the block table's
+// shape. The default, kv_layout(model), is one full context for each of the model's slots.
+struct KvLayout {
+  DType dtype = DType::kF32;
+  int block_size = kKvBlockSize;
+  int n_blocks = 0;
+  int max_blocks_per_sequence = 0;
+  int n_sequences = 0;
+};
+inline KvLayout kv_layout(const Model& model) {
+  const int per_seq = kv_blocks_per_sequence(model);
+  return KvLayout{DType::kF32, kKvBlockSize, per_seq * model.max_sequences(), per_seq, model.max_sequences()};
+}
+
 struct LlamaGraph {
   Graph graph;
   int n_tokens = 0;
@@ -34,7 +48,12 @@ struct LlamaGraph {
 };
 
 // n_outputs tokens' logits; prefill uses 1 (the last token), decode one per sequence.
-Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs);
+// Tokens may come from any sequences at any positions (each token's slot and position are
+// inputs), so one graph serves prefill chunks and decode tokens of many sequences mixed.
+Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs, const KvLayout& kv);
+inline Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs) {
+  return build_llama_graph(model, n_tokens, n_outputs, kv_layout(model));
+}
 inline Result<LlamaGraph> build_prefill_graph(const Model& model, int n_tokens) {
   return build_llama_graph(model, n_tokens, 1);
 }

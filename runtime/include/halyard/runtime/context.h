@@ -1,0 +1,97 @@
+// A Context runs many sequences of one Model: it owns a paged KvCache, a queue and the
+// compiled executables (one per batch shape, compiled once and replayed), and runs a Step: one
+// graph run over a batch of tokens from any sequences, prefill chunks and decode tokens mixed,
+// each token with its sequence, position and logits flag.
+// Ownership: borrows the Model, which must outlive it. Thread safety: one thread at a time.
+#pragma once
+
+#include <optional>
+
+#include <map>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "halyard/runtime/kv_cache.h"
+#include "halyard/runtime/llama_graph.h"
+#include "halyard/runtime/model.h"
+
+namespace halyard::runtime {
+
+struct ContextOptions {
+  int max_sequences = 1;       // sequence ids 0..max_sequences-1
+  int n_blocks = 0;            // KV capacity in blocks of kKvBlockSize; 0: every sequence can fill the context
+  int max_batch_tokens = 512;  // the most tokens one step takes
+  // The KV cache's element type; empty: the model's (ModelOptions::kv_dtype, f16 by default).
+  std::optional<DType> kv_dtype;
+};
+
+struct BatchToken {
+  TokenId token = 0;
+  int seq = 0;
+  int pos = 0;  // must continue its sequence: its length, then +1 for each later token of it
+  bool logits = false;
+};
+
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> create(Model& model, const ContextOptions& options);
+
+  // Runs one graph over the batch. Errors change nothing: cache_full when the cache lacks the
+  // blocks the batch needs, invalid_argument for a bad token, sequence or position, out_of_range
+  // past the context length.
+  Status step(std::span<const BatchToken> batch);
+  // The logits of token i of the last step, valid until the next step; empty when token i did
+  // not ask for logits (or is not in the last batch).
+  std::span<const float> logits(int i) const;
+
+  // Sequence operations (KvCache's, limited to the caller's sequence ids: a GPU context's
+  // padding sequence is not one of them).
+  Status remove(int seq, int p0, int p1);
+  Status copy(int src, int dst);
+  Status keep(int seq);
+  // The cache itself, for lengths and block tables. Its capacity figures count the padding
+  // blocks; those below leave them out.
+  KvCache& kv() { return *kv_; }
+  const KvCache& kv() const { return *kv_; }
+  int blocks_total() const { return kv_->blocks_total() - pad_blocks_; }
+  int blocks_used() const { return kv_->blocks_used() - pad_blocks_; }
+  int blocks_free() const { return kv_->blocks_free(); }
+  Model& model() { return model_; }
+  const ContextOptions& options() const { return options_; }
+  int context_length() const { return model_.context_length(); }
+
+ private:
+  struct Compiled {
+    LlamaGraph plan;
+    std::unique_ptr<Executable> exe;
+    std::unique_ptr<Buffer> inputs;     // token ids, positions, slots, out_rows back to back
+    std::vector<std::int32_t> staging;  // host copy of `inputs`
+    std::unique_ptr<Buffer> logits;
+    std::vector<Binding> bindings;
+  };
+  Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
+  Result<Compiled*> compiled_for(int n_tokens, int n_outputs);
+  Status check_seq(int seq) const;
+  // The graph size that runs n tokens: n on host devices (they compile in microseconds); on GPU
+  // devices a bucket (powers of two up to 64, then multiples of 64), so a few recorded command
+  // buffers serve every batch. Padding tokens belong to a hidden sequence (slot max_sequences)
+  // whose own blocks they write, one row each, so they touch no real sequence.
+  int bucket(int n) const;
+
+  Model& model_;
+  ContextOptions options_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Queue> queue_;
+  std::unique_ptr<Buffer> block_table_;
+  bool pad_ = false;
+  int pad_blocks_ = 0;
+  int pad_positions_ = 0;
+  // Keyed by (tokens, outputs) after bucketing.
+  std::map<std::pair<int, int>, std::unique_ptr<Compiled>> compiled_;
+  std::vector<float> logits_;   // [vocab, outputs of the last step]
+  std::vector<int> output_of_;  // per token of the last step: its logits row, or -1
+};
+
+}  // namespace halyard::runtime

@@ -1,0 +1,92 @@
+// The paged KV cache of a context: per layer a K and a V pool of n_blocks blocks of block_size
+// positions on the model's device (the ATTENTION op's layout, ops.h), a free list, per-block
+// reference counts, and one block table per sequence. Sequences share blocks after copy()
+// (a common prefix); a write into a shared block first copies that block (copy-on-write).
+// Sequence ids are the slots of the ATTENTION op's block_table input: 0..max_sequences-1.
+// Ownership: borrows the Device, which must outlive it. Thread safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "halyard/hal/device.h"
+
+namespace halyard::runtime {
+
+struct KvCacheOptions {
+  int n_layers = 0;
+  std::int64_t kv_dim = 0;  // head_dim * n_kv_heads
+  int max_sequences = 1;
+  int max_positions = 0;  // the longest a sequence may grow (the context length)
+  int n_blocks = 0;       // 0: enough for every sequence to reach max_positions
+  int block_size = 16;
+  // The element type of the pools: the one place the cache dtype is chosen (the graph builder
+  // reads it from here, so an f16 cache is a change of this default).
+  DType dtype = DType::kF32;
+};
+
+class KvCache {
+ public:
+  static Result<std::unique_ptr<KvCache>> create(Device& device, const KvCacheOptions& options);
+
+  const KvCacheOptions& options() const { return options_; }
+  int block_size() const { return options_.block_size; }
+  int blocks_total() const { return options_.n_blocks; }
+  int blocks_used() const { return options_.n_blocks - static_cast<int>(free_.size()); }
+  int blocks_free() const { return static_cast<int>(free_.size()); }
+  int max_sequences() const { return options_.max_sequences; }
+  int max_blocks_per_sequence() const { return max_blocks_; }
+  // The number of positions a sequence holds (its positions are 0..length-1).
+  Result<int> length(int seq) const;
+  // -1 for an empty sequence.
+  Result<int> pos_min(int seq) const;
+  Result<int> pos_max(int seq) const;
+  Result<std::span<const std::int32_t>> blocks(int seq) const;
+
+  // New blocks (allocated or copied) that writing positions [p0, p1) of `seq` would take.
+  int blocks_needed(int seq, int p0, int p1) const;
+  // Makes positions [p0, p1) of `seq` writable: allocates the blocks past its end and copies
+  // any shared block in the range (copy-on-write), then sets its length to max(length, p1).
+  // p0 must not be past the sequence's length. cache_full, changing nothing, when there are
+  // fewer free blocks than blocks_needed.
+  Status prepare_write(int seq, int p0, int p1);
+  // dst becomes a copy of src (dst's old blocks are released); the blocks are shared until
+  // either sequence writes into one.
+  Status copy(int src, int dst);
+  // Removes positions [p0, p1) (p1 < 0: to the end). Only a suffix (p1 past the last position)
+  // is supported; a middle range is unimplemented (it would shift the later positions).
+  Status remove(int seq, int p0, int p1);
+  // Releases every sequence but `seq`.
+  Status keep(int seq);
+  Status release(int seq);
+
+  // The ATTENTION op's block_table input, i32 [max_blocks_per_sequence, max_sequences]; unused
+  // entries are 0 (never read: a token reads only positions 0..p of its sequence).
+  const std::vector<std::int32_t>& table() const { return table_; }
+  Buffer& k(int layer) { return *k_[static_cast<std::size_t>(layer)]; }
+  Buffer& v(int layer) { return *v_[static_cast<std::size_t>(layer)]; }
+  TensorDesc pool_desc() const;
+
+ private:
+  explicit KvCache(const KvCacheOptions& o) : options_(o) {}
+  Status check_seq(int seq) const;
+  void drop_block(int block);
+  void sync_table(int seq);
+  // Copies one block's rows in every layer's K and V pool (see kv_cache.cpp for why this way).
+  Status copy_block(int from, int to);
+
+  KvCacheOptions options_;
+  int max_blocks_ = 0;
+  std::size_t block_bytes_ = 0;
+  std::vector<std::unique_ptr<Buffer>> k_, v_;
+  std::vector<int> free_;  // a stack of free block ids
+  std::vector<int> refs_;  // per block: how many sequences' tables hold it
+  std::vector<std::vector<std::int32_t>> seq_blocks_;
+  std::vector<int> seq_len_;
+  std::vector<std::int32_t> table_;
+  std::vector<std::byte> scratch_;  // one block's bytes, for copy_block
+};
+
+}  // namespace halyard::runtime

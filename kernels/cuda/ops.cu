@@ -410,9 +410,9 @@ __global__ void kv_store_kernel(const float* k, const float* v, C* kc, C* vc, co
 // One block per (query head, token): chunks of blockDim keys, each read through the block table,
 // a running softmax, up to two output dims per thread (head_dim <= 2 * blockDim).
 template <typename C>
-__device__ void attend(const float* q, const C* kc, const C* vc, const std::int32_t* pos,
-                       const std::int32_t* slot, const std::int32_t* table, float* out, int hd, int n_heads, int n_kv,
-                       PagedKv kv, float scale, int h, int t) {
+__device__ void attend(const float* q, const C* kc, const C* vc, const std::int32_t* pos, const std::int32_t* slot,
+                       const std::int32_t* table, float* out, int hd, int n_heads, int n_kv, PagedKv kv, float scale,
+                       int h, int t) {
   __shared__ float qs[256];
   __shared__ float ps[kThreads];
   __shared__ std::int64_t rows[kThreads];
@@ -677,11 +677,11 @@ gpuError_t launch_attention_as(const float* q, const float* k, const float* v, C
 
 gpuError_t launch_attention(const float* q, const float* k, const float* v, void* k_cache, void* v_cache,
                             bool f16_cache, const std::int32_t* pos, const std::int32_t* slot,
-                            const std::int32_t* block_table, float* out, std::int64_t n, PagedKv kv,
-                            const OpParams& p, gpuStream_t s) {
+                            const std::int32_t* block_table, float* out, std::int64_t n, PagedKv kv, const OpParams& p,
+                            gpuStream_t s) {
   if (f16_cache) {
-    return launch_attention_as(q, k, v, static_cast<std::uint16_t*>(k_cache), static_cast<std::uint16_t*>(v_cache),
-                               pos, slot, block_table, out, n, kv, p, s);
+    return launch_attention_as(q, k, v, static_cast<std::uint16_t*>(k_cache), static_cast<std::uint16_t*>(v_cache), pos,
+                               slot, block_table, out, n, kv, p, s);
   }
   return launch_attention_as(q, k, v, static_cast<float*>(k_cache), static_cast<float*>(v_cache), pos, slot,
                              block_table, out, n, kv, p, s);

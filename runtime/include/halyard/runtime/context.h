@@ -5,10 +5,9 @@
 // Ownership: borrows the Model, which must outlive it. Thread safety: one thread at a time.
 #pragma once
 
-#include <optional>
-
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>

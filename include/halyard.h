@@ -116,6 +116,8 @@ typedef struct halyard_model_options {
 
 enum { HALYARD_KV_F16 = 0, HALYARD_KV_F32 = 1 };
 
+/* Writes every field of the struct as this header declares it (sizeof(halyard_model_options)
+ * bytes): pass a struct of this header's layout, as every *_default() function requires. */
 HALYARD_API void halyard_model_options_default(halyard_model_options* options);
 HALYARD_API halyard_status halyard_model_load(const char* path, const halyard_model_options* options,
                                               halyard_model** out);

@@ -25,6 +25,9 @@ class ModelOptions(ctypes.Structure):
         ("context_length", ctypes.c_int32),
         ("threads", ctypes.c_int32),
         ("backend_options", ctypes.POINTER(ctypes.c_char_p)),
+        # halyard_model_options_default writes the whole struct of the library's halyard.h, so
+        # this mirror must have every field of it (a shorter one is overwritten past its end).
+        ("kv_dtype", ctypes.c_int32),
     ]
 
 

@@ -47,3 +47,20 @@ def test_status_names_match_the_library():
         assert type(err) is not halyard.HalyardError
         assert err.status == status and err.status_name == errors.STATUS_NAMES[status]
         assert str(err) == f"{errors.STATUS_NAMES[status]}: message"
+
+
+@pytest.mark.parametrize("struct, fill", [("ModelOptions", "halyard_model_options_default"),
+                                          ("GenerateOptions", "halyard_generate_options_default")])
+def test_options_mirrors_hold_everything_the_library_writes(struct, fill):
+    # The *_default() functions write the whole struct as the library's halyard.h declares it.
+    # A ctypes mirror shorter than that is overwritten past its end (the heap corruption that a
+    # ModelOptions without kv_dtype caused): fill a larger buffer with a pattern, let the library
+    # write into it, and check nothing changed beyond the mirror's size.
+    import ctypes
+
+    mirror = getattr(_native, struct)
+    size = ctypes.sizeof(mirror)
+    buf = (ctypes.c_ubyte * (size + 64))(*([0xA5] * (size + 64)))
+    getattr(_native.lib(), fill)(ctypes.cast(buf, ctypes.POINTER(mirror)))
+    assert bytes(buf[size:]) == b"\xa5" * 64, f"{fill} writes past the end of the {size}-byte {struct}"
+    assert ctypes.cast(buf, ctypes.POINTER(mirror)).contents.struct_size == size

@@ -126,7 +126,10 @@ Status Context::step(std::span<const BatchToken> batch) {
   const int vocab = model_.config().vocab_size;
   const int n_seq = options_.max_sequences;
   // Each sequence's tokens must continue it in order: [old length, next) is what they write.
-  std::vector<int> old_len(static_cast<std::size_t>(n_seq)), next(static_cast<std::size_t>(n_seq));
+  std::vector<int>& old_len = old_len_;
+  std::vector<int>& next = next_;
+  old_len.resize(static_cast<std::size_t>(n_seq));
+  next.resize(static_cast<std::size_t>(n_seq));
   for (int s = 0; s < n_seq; ++s) {
     HALYARD_ASSIGN_OR_RETURN(old_len[static_cast<std::size_t>(s)], kv_->length(s));
     next[static_cast<std::size_t>(s)] = old_len[static_cast<std::size_t>(s)];
@@ -204,8 +207,13 @@ Status Context::step(std::span<const BatchToken> batch) {
     }
     for (int j = o; j < graph_out; ++j)
       in[3 * static_cast<std::size_t>(m) + static_cast<std::size_t>(j)] = 0;  // unused outputs
-    const auto& table = kv_->table();
-    HALYARD_RETURN_IF_ERROR(block_table_->upload(0, table.data(), table.size() * sizeof(std::int32_t)));
+    // The table changes only when a sequence gains, shares or drops a block (every 16 tokens of
+    // decode), so most steps upload only the token inputs.
+    if (uploaded_table_version_ != kv_->table_version()) {
+      const auto& table = kv_->table();
+      HALYARD_RETURN_IF_ERROR(block_table_->upload(0, table.data(), table.size() * sizeof(std::int32_t)));
+      uploaded_table_version_ = kv_->table_version();
+    }
     HALYARD_RETURN_IF_ERROR(c->inputs->upload(0, in.data(), in.size() * sizeof(std::int32_t)));
     HALYARD_ASSIGN_OR_RETURN(auto event, c->exe->run(*queue_, c->bindings));
     HALYARD_RETURN_IF_ERROR(event->wait());

@@ -156,6 +156,7 @@ void KvCache::sync_table(int seq) {
   std::int32_t* row = table_.data() + static_cast<std::size_t>(seq) * static_cast<std::size_t>(max_blocks_);
   std::fill(row, row + max_blocks_, 0);
   std::copy(blocks.begin(), blocks.end(), row);
+  ++table_version_;
 }
 
 Status KvCache::copy(int src, int dst) {

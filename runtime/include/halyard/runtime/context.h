@@ -91,6 +91,10 @@ class Context {
   std::map<std::pair<int, int>, std::unique_ptr<Compiled>> compiled_;
   std::vector<float> logits_;   // [vocab, outputs of the last step]
   std::vector<int> output_of_;  // per token of the last step: its logits row, or -1
+  // Per-step scratch, kept so a decode step allocates nothing: each sequence's length before
+  // the step and after it.
+  std::vector<int> old_len_, next_;
+  std::uint64_t uploaded_table_version_ = 0;  // the KvCache table version block_table_ holds
 };
 
 }  // namespace halyard::runtime

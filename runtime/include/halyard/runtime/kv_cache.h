@@ -65,6 +65,8 @@ class KvCache {
   // The ATTENTION op's block_table input, i32 [max_blocks_per_sequence, max_sequences]; unused
   // entries are 0 (never read: a token reads only positions 0..p of its sequence).
   const std::vector<std::int32_t>& table() const { return table_; }
+  // Changes whenever table() does, so a caller uploads the table only after a change.
+  std::uint64_t table_version() const { return table_version_; }
   Buffer& k(int layer) { return *k_[static_cast<std::size_t>(layer)]; }
   Buffer& v(int layer) { return *v_[static_cast<std::size_t>(layer)]; }
   TensorDesc pool_desc() const;
@@ -86,6 +88,7 @@ class KvCache {
   std::vector<std::vector<std::int32_t>> seq_blocks_;
   std::vector<int> seq_len_;
   std::vector<std::int32_t> table_;
+  std::uint64_t table_version_ = 1;
   std::vector<std::byte> scratch_;  // one block's bytes, for copy_block
 };
 

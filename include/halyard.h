@@ -297,9 +297,12 @@ HALYARD_API halyard_status halyard_context_step(halyard_context* context, const 
  * when token i did not ask for logits or the last step did not have it. */
 HALYARD_API const float* halyard_context_logits(const halyard_context* context, size_t i);
 
-/* Removes positions [p0, p1) of a sequence (p1 < 0: to its end). Only a suffix can be removed
- * (HALYARD_ERROR_UNIMPLEMENTED for a range that ends before the sequence does); its freed
- * blocks return to the cache. halyard_seq_remove(ctx, seq, 0, -1) empties the sequence. */
+/* Removes positions [p0, p1) of a sequence (p1 < 0: to its end); freed blocks return to the
+ * cache, and halyard_seq_remove(ctx, seq, 0, -1) empties the sequence. Removing a middle range
+ * is exact: the positions after it are recomputed at their new places from the tokens the
+ * context recorded (a prefill of that tail, in steps of max_batch_tokens), as if the sequence had
+ * been fed without the range; it invalidates the last step's logits. HALYARD_ERROR_KV_CACHE_FULL,
+ * changing nothing, when that recomputation could not get its blocks. */
 HALYARD_API halyard_status halyard_seq_remove(halyard_context* context, int32_t seq, int32_t p0, int32_t p1);
 /* dst becomes a copy of src (dst's old contents are released). The two share their blocks until
  * one of them writes into a shared block, which is copied then (copy-on-write). */

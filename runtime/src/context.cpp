@@ -38,6 +38,7 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   HALYARD_ASSIGN_OR_RETURN(ctx->kv_, KvCache::create(model.device(), ko));
   if (ctx->pad_)
     HALYARD_RETURN_IF_ERROR(ctx->kv_->prepare_write(options.max_sequences, 0, pad_positions));
+  ctx->tokens_.resize(static_cast<std::size_t>(options.max_sequences));
   HALYARD_ASSIGN_OR_RETURN(ctx->queue_, model.device().create_queue());
   HALYARD_ASSIGN_OR_RETURN(ctx->block_table_, model.device().allocate(ctx->kv_->table().size() * sizeof(std::int32_t)));
   return ctx;
@@ -53,23 +54,85 @@ Status Context::check_seq(int seq) const {
 
 Status Context::remove(int seq, int p0, int p1) {
   HALYARD_RETURN_IF_ERROR(check_seq(seq));
-  return kv_->remove(seq, p0, p1);
+  auto& toks = tokens_[static_cast<std::size_t>(seq)];
+  const int len = static_cast<int>(toks.size());
+  if (p0 < 0)
+    return invalid_argument("remove: the first position must be >= 0");
+  if (p1 < 0 || p1 > len)
+    p1 = len;
+  if (p0 >= p1)
+    return Status::ok();  // nothing in range
+  if (p1 == len) {
+    HALYARD_RETURN_IF_ERROR(kv_->remove(seq, p0, -1));
+    toks.resize(static_cast<std::size_t>(p0));
+    return Status::ok();
+  }
+  // A middle range. The later positions' K/V depend on the removed tokens (attention) and on
+  // their old positions (RoPE), so they are recomputed rather than moved. First check that the
+  // recomputation gets its blocks once the suffix from p0 is dropped, so a refusal changes nothing.
+  const int bs = kv_->block_size();
+  HALYARD_ASSIGN_OR_RETURN(auto blocks, kv_->blocks(seq));
+  const auto kept_blocks = static_cast<std::size_t>((p0 + bs - 1) / bs);
+  int freed = 0;
+  for (std::size_t b = kept_blocks; b < blocks.size(); ++b)
+    freed += kv_->refs(blocks[b]) == 1 ? 1 : 0;
+  const int new_len = p0 + (len - p1);
+  int needed = (new_len + bs - 1) / bs - static_cast<int>(kept_blocks);
+  if (p0 % bs != 0 && kv_->refs(blocks[kept_blocks - 1]) > 1)
+    ++needed;  // the shared, partly kept block is copied before the first rewrite
+  if (needed > kv_->blocks_free() + freed) {
+    return cache_full("remove: recomputing the " + std::to_string(len - p1) + " positions after [" +
+                      std::to_string(p0) + ", " + std::to_string(p1) + ") needs " + std::to_string(needed) +
+                      " blocks and " + std::to_string(kv_->blocks_free() + freed) +
+                      " would be free; nothing was changed");
+  }
+  std::vector<TokenId> tail(toks.begin() + p1, toks.end());
+  HALYARD_RETURN_IF_ERROR(kv_->remove(seq, p0, -1));
+  toks.resize(static_cast<std::size_t>(p0));
+  if (Status st = replay(seq, tail); !st.is_ok()) {
+    return Status(st.code(),
+                  "remove: recomputing the positions after the removed range failed; the sequence now "
+                  "ends at position " +
+                      std::to_string(static_cast<int>(toks.size()) - 1) + ": " + st.message());
+  }
+  return Status::ok();
+}
+
+Status Context::replay(int seq, std::span<const TokenId> tokens) {
+  const auto chunk = static_cast<std::size_t>(options_.max_batch_tokens);
+  for (std::size_t i = 0; i < tokens.size(); i += chunk) {
+    const std::size_t n = std::min(chunk, tokens.size() - i);
+    const int start = static_cast<int>(tokens_[static_cast<std::size_t>(seq)].size());
+    replay_batch_.resize(n);
+    for (std::size_t j = 0; j < n; ++j)
+      replay_batch_[j] = BatchToken{tokens[i + j], seq, start + static_cast<int>(j), false};
+    HALYARD_RETURN_IF_ERROR(step(replay_batch_));
+  }
+  return Status::ok();
 }
 
 Status Context::copy(int src, int dst) {
   HALYARD_RETURN_IF_ERROR(check_seq(src));
   HALYARD_RETURN_IF_ERROR(check_seq(dst));
-  return kv_->copy(src, dst);
+  HALYARD_RETURN_IF_ERROR(kv_->copy(src, dst));
+  tokens_[static_cast<std::size_t>(dst)] = tokens_[static_cast<std::size_t>(src)];
+  return Status::ok();
 }
 
 Status Context::keep(int seq) {
   HALYARD_RETURN_IF_ERROR(check_seq(seq));
   for (int s = 0; s < options_.max_sequences; ++s) {
     if (s != seq) {
-      HALYARD_RETURN_IF_ERROR(kv_->release(s));
+      HALYARD_RETURN_IF_ERROR(release(s));
     }
   }
   return Status::ok();
+}
+
+std::span<const TokenId> Context::tokens(int seq) const {
+  if (seq < 0 || seq >= options_.max_sequences)
+    return {};
+  return tokens_[static_cast<std::size_t>(seq)];
 }
 
 int Context::bucket(int n) const {
@@ -227,6 +290,8 @@ Status Context::step(std::span<const BatchToken> batch) {
     output_of_.clear();
     return st;
   }
+  for (const BatchToken& t : batch)
+    tokens_[static_cast<std::size_t>(t.seq)].push_back(t.token);
   return Status::ok();
 }
 

@@ -14,7 +14,7 @@ Result<std::unique_ptr<Session>> Session::create(Model& model) {
 }
 
 void Session::reset() {
-  (void)context_->kv().release(0);  // sequence 0 always exists: this cannot fail
+  (void)context_->release(0);  // sequence 0 always exists: this cannot fail
   n_past_ = 0;
 }
 

@@ -93,10 +93,11 @@ std::vector<SeqRun> run_batched(Context& ctx, const std::vector<std::vector<Toke
   return runs;
 }
 
-std::unique_ptr<Context> make_context(Model& m, int max_sequences, int n_blocks = 0) {
+std::unique_ptr<Context> make_context(Model& m, int max_sequences, int n_blocks = 0, int max_batch_tokens = 512) {
   ContextOptions o;
   o.max_sequences = max_sequences;
   o.n_blocks = n_blocks;
+  o.max_batch_tokens = max_batch_tokens;
   auto c = Context::create(m, o);
   EXPECT_TRUE(c.is_ok()) << c.status().to_string();
   return c.is_ok() ? std::move(c).value() : nullptr;
@@ -255,6 +256,62 @@ TEST_P(ContextTest, RemovingASuffixThenDecodingEqualsRecomputing) {
   const auto l = ctx->logits(1);
   expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, expect), "after removing a suffix");
   EXPECT_TRUE(ctx->logits(0).empty());  // it did not ask
+}
+
+TEST_P(ContextTest, RemovingAMiddleRangeEqualsRecomputing) {
+  // Chunks of 5 tokens, so the recomputed tail takes several steps.
+  auto ctx = make_context(*model_, 1, 0, 5);
+  ASSERT_NE(ctx, nullptr);
+  const auto p = prompts()[5];  // 21 tokens
+  for (std::size_t i = 0; i < p.size(); i += 5) {
+    std::vector<BatchToken> chunk;
+    for (std::size_t j = i; j < std::min(p.size(), i + 5); ++j)
+      chunk.push_back({p[j], 0, static_cast<int>(j), false});
+    ASSERT_TRUE(ctx->step(chunk).is_ok());
+  }
+  // Out of the first block and into the second: [6, 19).
+  ASSERT_TRUE(ctx->remove(0, 6, 19).is_ok());
+  std::vector<TokenId> expect(p.begin(), p.begin() + 6);
+  expect.insert(expect.end(), p.begin() + 19, p.end());
+  EXPECT_EQ(ctx->kv().length(0).value(), static_cast<int>(expect.size()));
+  const auto held = ctx->tokens(0);
+  EXPECT_EQ(std::vector<TokenId>(held.begin(), held.end()), expect);
+  EXPECT_EQ(ctx->blocks_used(), 1);
+  const BatchToken next{30, 0, static_cast<int>(expect.size()), true};
+  ASSERT_TRUE(ctx->step({&next, 1}).is_ok());
+  expect.push_back(30);
+  const auto l = ctx->logits(0);
+  expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, expect), "after removing a middle range");
+}
+
+TEST_P(ContextTest, AMiddleRemoveThatCannotGetItsBlocksChangesNothing) {
+  // 3 blocks; sequences 0 and 1 share 20 positions (2 blocks). Removing [2, 4) from sequence 0
+  // rewrites its shared first block (a copy) and needs a second block of its own: 2 blocks, and
+  // 1 is free.
+  auto ctx = make_context(*model_, 2, 3);
+  ASSERT_NE(ctx, nullptr);
+  const auto p = prompts()[5];
+  std::vector<BatchToken> first;
+  for (int i = 0; i < 20; ++i)
+    first.push_back({p[static_cast<std::size_t>(i)], 0, i, false});
+  ASSERT_TRUE(ctx->step(first).is_ok());
+  ASSERT_TRUE(ctx->copy(0, 1).is_ok());
+  const int used = ctx->blocks_used();
+  const Status st = ctx->remove(0, 2, 4);
+  EXPECT_EQ(st.code(), StatusCode::kCacheFull) << st.to_string();
+  EXPECT_EQ(ctx->blocks_used(), used);
+  EXPECT_EQ(ctx->kv().length(0).value(), 20);
+  EXPECT_EQ(ctx->tokens(0).size(), 20U);
+  // With sequence 1 gone the same remove fits, and equals recomputing.
+  ASSERT_TRUE(ctx->release(1).is_ok());
+  ASSERT_TRUE(ctx->remove(0, 2, 4).is_ok());
+  std::vector<TokenId> expect(p.begin(), p.begin() + 2);
+  expect.insert(expect.end(), p.begin() + 4, p.begin() + 20);
+  const BatchToken next{p[20], 0, 18, true};
+  ASSERT_TRUE(ctx->step({&next, 1}).is_ok());
+  expect.push_back(p[20]);
+  const auto l = ctx->logits(0);
+  expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, expect), "after the retried remove");
 }
 
 TEST_P(ContextTest, BadBatchesAreClearErrorsAndChangeNothing) {

@@ -45,14 +45,23 @@ class Context {
   // not ask for logits (or is not in the last batch).
   std::span<const float> logits(int i) const;
 
-  // Sequence operations (KvCache's, limited to the caller's sequence ids: a GPU context's
-  // padding sequence is not one of them).
+  // Sequence operations, limited to the caller's sequence ids (a GPU context's padding
+  // sequence is not one of them).
+  // Removes positions [p0, p1) (p1 < 0: to the end). A suffix only frees blocks. A middle range
+  // is exact: the positions after it are recomputed at their new places (steps of up to
+  // max_batch_tokens over the tokens the context recorded), as if the sequence had been fed
+  // without the range, so its cost is a prefill of the kept tail. It invalidates the last
+  // step's logits. cache_full, changing nothing, when the recomputation could not get its blocks.
   Status remove(int seq, int p0, int p1);
   Status copy(int src, int dst);
   Status keep(int seq);
-  // The cache itself, for lengths and block tables. Its capacity figures count the padding
-  // blocks; those below leave them out.
-  KvCache& kv() { return *kv_; }
+  // Empties a sequence.
+  Status release(int seq) { return remove(seq, 0, -1); }
+  // The tokens a sequence holds, in position order (what the steps fed it).
+  std::span<const TokenId> tokens(int seq) const;
+  // The cache itself, for lengths and block tables (read-only: sequences change through the
+  // context, which keeps their tokens). Its capacity figures count the padding blocks; those
+  // below leave them out.
   const KvCache& kv() const { return *kv_; }
   int blocks_total() const { return kv_->blocks_total() - pad_blocks_; }
   int blocks_used() const { return kv_->blocks_used() - pad_blocks_; }
@@ -73,6 +82,8 @@ class Context {
   Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
   Result<Compiled*> compiled_for(int n_tokens, int n_outputs);
   Status check_seq(int seq) const;
+  // Feeds `tokens` to `seq` from its current end, in steps of max_batch_tokens, keeping no logits.
+  Status replay(int seq, std::span<const TokenId> tokens);
   // The graph size that runs n tokens: n on host devices (they compile in microseconds); on GPU
   // devices a bucket (powers of two up to 64, then multiples of 64), so a few recorded command
   // buffers serve every batch. Padding tokens belong to a hidden sequence (slot max_sequences)
@@ -95,6 +106,10 @@ class Context {
   // the step and after it.
   std::vector<int> old_len_, next_;
   std::uint64_t uploaded_table_version_ = 0;  // the KvCache table version block_table_ holds
+  // Per sequence: the tokens at its positions 0..length-1, so a middle-range remove can
+  // recompute what follows the range.
+  std::vector<std::vector<TokenId>> tokens_;
+  std::vector<BatchToken> replay_batch_;
 };
 
 }  // namespace halyard::runtime

@@ -44,6 +44,8 @@ class KvCache {
   Result<int> pos_min(int seq) const;
   Result<int> pos_max(int seq) const;
   Result<std::span<const std::int32_t>> blocks(int seq) const;
+  // How many sequences' tables hold a block.
+  int refs(int block) const { return refs_[static_cast<std::size_t>(block)]; }
 
   // New blocks (allocated or copied) that writing positions [p0, p1) of `seq` would take.
   int blocks_needed(int seq, int p0, int p1) const;
@@ -55,8 +57,9 @@ class KvCache {
   // dst becomes a copy of src (dst's old blocks are released); the blocks are shared until
   // either sequence writes into one.
   Status copy(int src, int dst);
-  // Removes positions [p0, p1) (p1 < 0: to the end). Only a suffix (p1 past the last position)
-  // is supported; a middle range is unimplemented (it would shift the later positions).
+  // Removes positions [p0, p1) (p1 < 0: to the end). Only a suffix (p1 past the last position):
+  // a middle range is unimplemented here, since the later positions would need recomputing;
+  // Context::remove does that, having the tokens.
   Status remove(int seq, int p0, int p1);
   // Releases every sequence but `seq`.
   Status keep(int seq);

@@ -202,8 +202,9 @@ typedef struct halyard_timings {
   int32_t generated_tokens;
   double time_to_first_token_ms;
   double prefill_tokens_per_s;
-  double decode_tokens_per_s; /* 0 when fewer than 2 tokens were generated */
-  int32_t finish_reason;      /* a halyard_finish_reason */
+  double decode_tokens_per_s;   /* 0 when fewer than 2 tokens were generated */
+  int32_t finish_reason;        /* a halyard_finish_reason */
+  int32_t prompt_cached_tokens; /* prompt tokens taken from the prefix cache, not computed */
 } halyard_timings;
 
 /* Why generation stopped. */
@@ -318,6 +319,22 @@ HALYARD_API int32_t halyard_context_kv_blocks_total(const halyard_context* conte
 HALYARD_API int32_t halyard_context_kv_blocks_used(const halyard_context* context);
 HALYARD_API int32_t halyard_context_block_size(const halyard_context* context);
 HALYARD_API int32_t halyard_context_max_sequences(const halyard_context* context);
+
+/* Prefix cache. Every full block of halyard_context_block_size() positions a step completes is
+ * identified by the hash chain of the tokens up to its end; when its sequence is emptied the
+ * block stays cached (it counts as free: a new block evicts the least recently used of them).
+ * For an empty sequence about to be fed a prompt, halyard_seq_attach_prefix shares the cached
+ * blocks the prompt starts with (whole blocks, never its last token, so a step that feeds
+ * prompt[*n_cached..] follows and yields the last token's logits) and sets *n_cached to the
+ * positions the sequence now holds (0 when nothing matched). Logits after a hit equal those of
+ * recomputing the prompt. HALYARD_ERROR_INVALID_ARGUMENT when the sequence is not empty. */
+HALYARD_API halyard_status halyard_seq_attach_prefix(halyard_context* context, int32_t seq, const int32_t* tokens,
+                                                     size_t n_tokens, int32_t* n_cached);
+/* Blocks halyard_seq_attach_prefix reused, full prompt blocks it found no match for, and blocks
+ * held by no sequence that the cache keeps (part of the free blocks); 0 for NULL. */
+HALYARD_API int64_t halyard_context_prefix_hits(const halyard_context* context);
+HALYARD_API int64_t halyard_context_prefix_misses(const halyard_context* context);
+HALYARD_API int32_t halyard_context_kv_blocks_cached(const halyard_context* context);
 
 #ifdef __cplusplus
 }

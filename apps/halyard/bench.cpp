@@ -217,6 +217,10 @@ int run_bench(const BenchArgs& a) {
       std::fprintf(stderr, "\r%s: pp%d/tg%d run %d of %d ", r.device.c_str(), a.prompt_tokens, a.gen_tokens, rep + 1,
                    a.repeats);
       halyard_session_reset(session);
+      // A new prompt every run: the prefix cache would serve a repeated one from the last
+      // run's blocks, and pp measures computing a prompt.
+      for (auto& t : prompt)
+        t = token(rng);
       auto t0 = Clock::now();
       s = halyard_session_eval(session, prompt.data(), prompt.size(), nullptr);
       const double pp_s = std::chrono::duration<double>(Clock::now() - t0).count();

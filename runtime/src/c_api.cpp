@@ -646,6 +646,7 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
       t.time_to_first_token_ms = result->timings.time_to_first_token_ms;
       t.prefill_tokens_per_s = result->timings.prefill_tokens_per_s();
       t.decode_tokens_per_s = result->timings.decode_tokens_per_s();
+      t.prompt_cached_tokens = result->timings.cached_prompt_tokens;
       t.finish_reason = finish_reason(result->stop);
       std::memcpy(timings, &t, std::min(timings->struct_size, sizeof t));
     }
@@ -763,4 +764,27 @@ int32_t halyard_context_block_size(const halyard_context* context) {
 }
 int32_t halyard_context_max_sequences(const halyard_context* context) {
   return context ? context->context->options().max_sequences : 0;
+}
+
+halyard_status halyard_seq_attach_prefix(halyard_context* context, int32_t seq, const int32_t* tokens, size_t n_tokens,
+                                         int32_t* n_cached) {
+  if (!context || !n_cached || (!tokens && n_tokens > 0))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context, tokens and n_cached must not be NULL");
+  *n_cached = 0;
+  return guarded([&] {
+    auto r = context->context->attach_prefix(seq, std::span<const int32_t>(tokens, n_tokens));
+    if (!r.is_ok())
+      return to_c(r.status());
+    *n_cached = r.value();
+    return HALYARD_OK;
+  });
+}
+int64_t halyard_context_prefix_hits(const halyard_context* context) {
+  return context ? context->context->prefix_hits() : 0;
+}
+int64_t halyard_context_prefix_misses(const halyard_context* context) {
+  return context ? context->context->prefix_misses() : 0;
+}
+int32_t halyard_context_kv_blocks_cached(const halyard_context* context) {
+  return context ? context->context->kv().blocks_cached() : 0;
 }

@@ -129,6 +129,15 @@ Status Context::keep(int seq) {
   return Status::ok();
 }
 
+Result<int> Context::attach_prefix(int seq, std::span<const TokenId> prompt) {
+  HALYARD_RETURN_IF_ERROR(check_seq(seq));
+  if (!options_.prefix_cache || prompt.empty())
+    return 0;
+  HALYARD_ASSIGN_OR_RETURN(int got, kv_->attach_prefix(seq, prompt, static_cast<int>(prompt.size()) - 1));
+  tokens_[static_cast<std::size_t>(seq)].assign(prompt.begin(), prompt.begin() + got);
+  return got;
+}
+
 std::span<const TokenId> Context::tokens(int seq) const {
   if (seq < 0 || seq >= options_.max_sequences)
     return {};
@@ -292,6 +301,12 @@ Status Context::step(std::span<const BatchToken> batch) {
   }
   for (const BatchToken& t : batch)
     tokens_[static_cast<std::size_t>(t.seq)].push_back(t.token);
+  if (options_.prefix_cache) {
+    for (int s = 0; s < n_seq; ++s) {
+      if (next[static_cast<std::size_t>(s)] > old_len[static_cast<std::size_t>(s)])
+        kv_->commit(s, tokens_[static_cast<std::size_t>(s)]);
+    }
+  }
   return Status::ok();
 }
 

@@ -47,7 +47,10 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
   };
 
   const auto start = Clock::now();
+  const bool fresh = session.n_past() == 0;
   HALYARD_ASSIGN_OR_RETURN(std::span<const float> logits, session.eval(prompt));
+  if (fresh)
+    result.timings.cached_prompt_tokens = session.cached_tokens();
   result.timings.prefill_ms = ms_since(start);
   if (options.max_tokens == 0)
     return result;

@@ -39,6 +39,11 @@ Result<std::unique_ptr<KvCache>> KvCache::create(Device& device, const KvCacheOp
   c->seq_len_.assign(static_cast<std::size_t>(o.max_sequences), 0);
   c->table_.assign(static_cast<std::size_t>(max_blocks) * static_cast<std::size_t>(o.max_sequences), 0);
   c->scratch_.resize(c->block_bytes_);
+  c->block_hash_.assign(static_cast<std::size_t>(o.n_blocks), 0);
+  c->block_parent_.assign(static_cast<std::size_t>(o.n_blocks), 0);
+  c->block_tokens_.assign(static_cast<std::size_t>(o.n_blocks) * static_cast<std::size_t>(o.block_size), 0);
+  c->lru_pos_.resize(static_cast<std::size_t>(o.n_blocks));
+  c->seq_hashes_.resize(static_cast<std::size_t>(o.max_sequences));
   return c;
 }
 
@@ -107,14 +112,12 @@ Status KvCache::prepare_write(int seq, int p0, int p1) {
   const int bs = options_.block_size;
   for (int b = p0 / bs; p1 > p0 && b <= (p1 - 1) / bs; ++b) {
     if (b >= static_cast<int>(blocks.size())) {
-      const int fresh = free_.back();
-      free_.pop_back();
+      const int fresh = take_block();
       refs_[static_cast<std::size_t>(fresh)] = 1;
       blocks.push_back(fresh);
     } else if (const int old = blocks[static_cast<std::size_t>(b)]; refs_[static_cast<std::size_t>(old)] > 1) {
-      const int fresh = free_.back();
+      const int fresh = take_block();
       // The copy may fail on the device; the block goes back to the free list then.
-      free_.pop_back();
       if (Status st = copy_block(old, fresh); !st.is_ok()) {
         free_.push_back(fresh);
         return st;
@@ -122,6 +125,13 @@ Status KvCache::prepare_write(int seq, int p0, int p1) {
       refs_[static_cast<std::size_t>(fresh)] = 1;
       --refs_[static_cast<std::size_t>(old)];
       blocks[static_cast<std::size_t>(b)] = fresh;
+    } else if (block_hash_[static_cast<std::size_t>(old)] != 0) {
+      // This sequence alone holds it and its rows are about to change: it no longer has the
+      // identity it was registered under.
+      unregister(old);
+      auto& hashes = seq_hashes_[s];
+      if (hashes.size() > static_cast<std::size_t>(b))
+        hashes.resize(static_cast<std::size_t>(b));
     }
   }
   seq_len_[s] = std::max(seq_len_[s], p1);
@@ -147,8 +157,113 @@ Status KvCache::copy_block(int from, int to) {
 }
 
 void KvCache::drop_block(int block) {
-  if (--refs_[static_cast<std::size_t>(block)] == 0)
+  const auto b = static_cast<std::size_t>(block);
+  if (--refs_[b] > 0)
+    return;
+  if (block_hash_[b] != 0)
+    lru_pos_[b] = lru_.insert(lru_.end(), block);  // kept for the prefix cache, most recent last
+  else
     free_.push_back(block);
+}
+
+int KvCache::take_block() {
+  if (free_.empty())
+    unregister(lru_.front());  // callers checked blocks_free(); this moves it to the free list
+  const int b = free_.back();
+  free_.pop_back();
+  return b;
+}
+
+void KvCache::unregister(int block) {
+  const auto b = static_cast<std::size_t>(block);
+  if (block_hash_[b] == 0)
+    return;
+  if (auto it = registered_.find(block_hash_[b]); it != registered_.end() && it->second == block)
+    registered_.erase(it);
+  block_hash_[b] = 0;
+  if (refs_[b] == 0) {
+    lru_.erase(lru_pos_[b]);
+    free_.push_back(block);
+  }
+}
+
+// FNV-1a would do for speed, but tokens are small integers: a multiply-xorshift mix of each
+// token into the state spreads them over all 64 bits. 0 is reserved for "unregistered".
+std::uint64_t KvCache::chain_hash(std::uint64_t parent, std::span<const std::int32_t> tokens) {
+  std::uint64_t h = parent ^ 0x9e3779b97f4a7c15ULL;
+  for (std::int32_t t : tokens) {
+    h ^= static_cast<std::uint32_t>(t);
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 31;
+  }
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 29;
+  return h == 0 ? 1 : h;
+}
+
+void KvCache::commit(int seq, std::span<const std::int32_t> tokens) {
+  if (seq < 0 || seq >= options_.max_sequences)
+    return;
+  const auto s = static_cast<std::size_t>(seq);
+  const auto bs = static_cast<std::size_t>(options_.block_size);
+  const auto& blocks = seq_blocks_[s];
+  auto& hashes = seq_hashes_[s];
+  const std::size_t full = std::min(tokens.size(), static_cast<std::size_t>(seq_len_[s])) / bs;
+  for (std::size_t i = hashes.size(); i < full; ++i) {
+    const std::uint64_t parent = i == 0 ? 0 : hashes[i - 1];
+    const auto block_tokens = tokens.subspan(i * bs, bs);
+    const std::uint64_t h = chain_hash(parent, block_tokens);
+    hashes.push_back(h);
+    const auto b = static_cast<std::size_t>(blocks[i]);
+    if (block_hash_[b] != 0 || registered_.contains(h))
+      continue;  // shared from the cache already, or another block has this identity
+    block_hash_[b] = h;
+    block_parent_[b] = parent;
+    std::copy(block_tokens.begin(), block_tokens.end(), block_tokens_.begin() + static_cast<std::ptrdiff_t>(b * bs));
+    registered_.emplace(h, blocks[i]);
+  }
+}
+
+Result<int> KvCache::attach_prefix(int seq, std::span<const std::int32_t> tokens, int max_positions) {
+  HALYARD_RETURN_IF_ERROR(check_seq(seq));
+  const auto s = static_cast<std::size_t>(seq);
+  if (seq_len_[s] != 0)
+    return invalid_argument("attach_prefix: sequence " + std::to_string(seq) + " is not empty");
+  const auto bs = static_cast<std::size_t>(options_.block_size);
+  const std::size_t limit = std::min(tokens.size(), static_cast<std::size_t>(std::max(max_positions, 0)));
+  const std::size_t full = std::min(limit, static_cast<std::size_t>(options_.max_positions)) / bs;
+  auto& blocks = seq_blocks_[s];
+  auto& hashes = seq_hashes_[s];
+  hashes.clear();
+  std::uint64_t parent = 0;
+  std::size_t i = 0;
+  for (; i < full; ++i) {
+    const auto block_tokens = tokens.subspan(i * bs, bs);
+    const std::uint64_t h = chain_hash(parent, block_tokens);
+    auto it = registered_.find(h);
+    if (it == registered_.end())
+      break;
+    const auto b = static_cast<std::size_t>(it->second);
+    if (block_parent_[b] != parent || !std::equal(block_tokens.begin(), block_tokens.end(),
+                                                  block_tokens_.begin() + static_cast<std::ptrdiff_t>(b * bs)))
+      break;  // a hash collision: never share rows of other tokens
+    if (refs_[b]++ == 0)
+      lru_.erase(lru_pos_[b]);
+    blocks.push_back(it->second);
+    hashes.push_back(h);
+    parent = h;
+  }
+  prefix_hits_ += static_cast<std::int64_t>(i);
+  prefix_misses_ += static_cast<std::int64_t>(full - i);
+  seq_len_[s] = static_cast<int>(i * bs);
+  if (i > 0)
+    sync_table(seq);
+  return seq_len_[s];
+}
+
+void KvCache::clear_prefix_cache() {
+  for (int b = 0; b < options_.n_blocks; ++b)
+    unregister(b);
 }
 
 void KvCache::sync_table(int seq) {
@@ -169,6 +284,7 @@ Status KvCache::copy(int src, int dst) {
   for (std::int32_t b : blocks)
     ++refs_[static_cast<std::size_t>(b)];
   seq_blocks_[static_cast<std::size_t>(dst)] = blocks;
+  seq_hashes_[static_cast<std::size_t>(dst)] = seq_hashes_[static_cast<std::size_t>(src)];
   seq_len_[static_cast<std::size_t>(dst)] = seq_len_[static_cast<std::size_t>(src)];
   sync_table(dst);
   return Status::ok();
@@ -195,6 +311,9 @@ Status KvCache::remove(int seq, int p0, int p1) {
     drop_block(blocks.back());
     blocks.pop_back();
   }
+  // Only whole blocks below p0 keep their identity in this sequence.
+  auto& hashes = seq_hashes_[s];
+  hashes.resize(std::min(hashes.size(), static_cast<std::size_t>(p0 / options_.block_size)));
   // The rows of a kept, partly removed block stay: later writes overwrite them, and no token
   // reads past its own position.
   seq_len_[s] = p0;

@@ -16,6 +16,7 @@ Result<std::unique_ptr<Session>> Session::create(Model& model) {
 void Session::reset() {
   (void)context_->release(0);  // sequence 0 always exists: this cannot fail
   n_past_ = 0;
+  cached_tokens_ = 0;
 }
 
 Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
@@ -31,12 +32,26 @@ Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
     return cache_full(std::to_string(n) + " more tokens do not fit: the sequence holds " + std::to_string(n_past_) +
                       " of the context's " + std::to_string(ctx) + " positions; nothing was changed");
   }
-  batch_.resize(tokens.size());
-  for (int i = 0; i < n; ++i)
-    batch_[static_cast<std::size_t>(i)] = BatchToken{tokens[static_cast<std::size_t>(i)], 0, n_past_ + i, i == n - 1};
-  HALYARD_RETURN_IF_ERROR(context_->step(batch_));
+  // A fresh sequence starts from the prefix cache: the blocks an earlier prompt with the same
+  // start left behind are shared, and only the rest is computed.
+  int cached = 0;
+  if (n_past_ == 0) {
+    HALYARD_ASSIGN_OR_RETURN(cached, context_->attach_prefix(0, tokens));
+    cached_tokens_ = cached;
+  }
+  const int todo = n - cached;
+  batch_.resize(static_cast<std::size_t>(todo));
+  for (int i = 0; i < todo; ++i) {
+    batch_[static_cast<std::size_t>(i)] =
+        BatchToken{tokens[static_cast<std::size_t>(cached + i)], 0, n_past_ + cached + i, i == todo - 1};
+  }
+  if (Status st = context_->step(batch_); !st.is_ok()) {
+    if (cached > 0)
+      (void)context_->release(0);  // an error changes nothing: the shared prefix goes again
+    return st;
+  }
   n_past_ += n;
-  return context_->logits(n - 1);
+  return context_->logits(todo - 1);
 }
 
 }  // namespace halyard::runtime

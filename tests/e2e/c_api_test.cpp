@@ -658,6 +658,77 @@ TEST(CApi, ContextDecodesFourSequencesAtOnceLikeGenerateAlone) {
   halyard_model_free(m);
 }
 
+TEST(CApi, APrefixCacheHitEqualsRecomputingAndGenerateUsesIt) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("cpu");
+  ASSERT_NE(m, nullptr);
+  // A prompt of 3 blocks and a bit: generate twice, the second call reuses the first's blocks.
+  const std::string prompt =
+      "The history of the city begins with a small fishing village on the river, where traders from the north "
+      "came every summer to sell furs and buy salt. Over the centuries it grew into a market town, then a port "
+      "with its own fleet, and finally the capital of a kingdom that";
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 6;
+  halyard_timings cold{}, warm{};
+  cold.struct_size = warm.struct_size = sizeof cold;
+  Collected a, b;
+  ASSERT_EQ(halyard_generate(m, prompt.c_str(), &go, collect, &a, &cold), HALYARD_OK) << halyard_last_error();
+  ASSERT_EQ(halyard_generate(m, prompt.c_str(), &go, collect, &b, &warm), HALYARD_OK) << halyard_last_error();
+  ASSERT_GT(cold.prompt_tokens, 48);
+  EXPECT_EQ(cold.prompt_cached_tokens, 0);
+  EXPECT_EQ(warm.prompt_cached_tokens, (cold.prompt_tokens - 1) / 16 * 16);
+  EXPECT_EQ(a.text, b.text);
+
+  // Through a context: the same logits after a hit as after computing the whole prompt.
+  std::vector<int32_t> ids(256);
+  size_t n = 0;
+  ASSERT_EQ(halyard_tokenize(m, prompt.c_str(), prompt.size(), 1, 0, ids.data(), ids.size(), &n), HALYARD_OK);
+  ids.resize(n);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  co.max_sequences = 2;
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  auto feed = [&](int32_t seq, int32_t from) {
+    std::vector<int32_t> pos, seqs(n - static_cast<size_t>(from), seq);
+    for (size_t i = static_cast<size_t>(from); i < n; ++i)
+      pos.push_back(static_cast<int32_t>(i));
+    halyard_batch bt{
+        sizeof(halyard_batch), n - static_cast<size_t>(from), ids.data() + from, pos.data(), seqs.data(), nullptr};
+    EXPECT_EQ(halyard_context_step(ctx, &bt), HALYARD_OK) << halyard_last_error();
+    const float* l = halyard_context_logits(ctx, bt.n_tokens - 1);
+    return std::vector<float>(l, l + halyard_model_vocab_size(m));
+  };
+  int32_t cached = -1;
+  ASSERT_EQ(halyard_seq_attach_prefix(ctx, 0, ids.data(), n, &cached), HALYARD_OK);
+  EXPECT_EQ(cached, 0);
+  const auto computed = feed(0, 0);
+  ASSERT_EQ(halyard_seq_remove(ctx, 0, 0, -1), HALYARD_OK);
+  EXPECT_EQ(halyard_context_kv_blocks_used(ctx), 0);
+  EXPECT_EQ(halyard_context_kv_blocks_cached(ctx), static_cast<int32_t>(n / 16));
+  ASSERT_EQ(halyard_seq_attach_prefix(ctx, 1, ids.data(), n, &cached), HALYARD_OK);
+  EXPECT_EQ(cached, static_cast<int32_t>((n - 1) / 16 * 16));
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 1), cached - 1);
+  EXPECT_EQ(halyard_context_prefix_hits(ctx), (n - 1) / 16);
+  EXPECT_EQ(halyard_context_prefix_misses(ctx), static_cast<int64_t>((n - 1) / 16));  // the cold attach
+  const auto reused = feed(1, cached);
+  // cpu's batched products round with the batch size (a 3-token step here, a whole prompt
+  // there): the bound of ContextTest's batch invariance, and the same greedy token.
+  double err = 0, ref = 0;
+  for (size_t i = 0; i < computed.size(); ++i) {
+    err += (double{computed[i]} - reused[i]) * (double{computed[i]} - reused[i]);
+    ref += double{computed[i]} * computed[i];
+  }
+  EXPECT_LT(err / ref, 2e-3);
+  EXPECT_EQ(std::max_element(computed.begin(), computed.end()) - computed.begin(),
+            std::max_element(reused.begin(), reused.end()) - reused.begin());
+  EXPECT_EQ(halyard_seq_attach_prefix(ctx, 1, ids.data(), n, &cached), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_seq_attach_prefix(nullptr, 1, ids.data(), n, &cached), HALYARD_ERROR_INVALID_ARGUMENT);
+  halyard_context_free(ctx);
+  halyard_model_free(m);
+}
+
 TEST(CApi, ContextStepKvCacheFullAndBadBatches) {
   HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
   halyard_model* m = load("ref", 64);

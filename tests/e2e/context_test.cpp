@@ -314,6 +314,106 @@ TEST_P(ContextTest, AMiddleRemoveThatCannotGetItsBlocksChangesNothing) {
   expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, expect), "after the retried remove");
 }
 
+// 40 tokens: two full blocks of 16 and 8 more.
+std::vector<TokenId> long_prompt() {
+  std::vector<TokenId> p;
+  for (const auto& part : {prompts()[5], prompts()[2], prompts()[3]})
+    p.insert(p.end(), part.begin(), part.end());
+  p.resize(40, 30);
+  return p;
+}
+
+std::vector<BatchToken> feed(int seq, std::span<const TokenId> tokens, int from) {
+  std::vector<BatchToken> b;
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    b.push_back({tokens[i], seq, from + static_cast<int>(i), i + 1 == tokens.size()});
+  return b;
+}
+
+TEST_P(ContextTest, PrefixCacheHitGivesTheLogitsOfRecomputing) {
+  auto ctx = make_context(*model_, 2);
+  ASSERT_NE(ctx, nullptr);
+  const auto p = long_prompt();
+  ASSERT_EQ(ctx->attach_prefix(0, p).value(), 0);  // a cold cache: 2 misses
+  ASSERT_TRUE(ctx->step(feed(0, p, 0)).is_ok());
+  EXPECT_EQ(ctx->prefix_misses(), 2);
+  // While sequence 0 still holds them, sequence 1 shares its two full blocks.
+  const int used = ctx->blocks_used();
+  ASSERT_EQ(ctx->attach_prefix(1, p).value(), 32);
+  EXPECT_EQ(ctx->blocks_used(), used);
+  EXPECT_EQ(ctx->prefix_hits(), 2);
+  ASSERT_TRUE(ctx->step(feed(1, std::span(p).subspan(32), 32)).is_ok());
+  const auto hit = ctx->logits(7);
+  expect_same(Logits(hit.begin(), hit.end()), fresh_logits(*model_, p), "a prefix-cache hit");
+  // Both released: the full blocks stay cached and serve a prompt that shares only the first.
+  ASSERT_TRUE(ctx->release(0).is_ok());
+  ASSERT_TRUE(ctx->release(1).is_ok());
+  EXPECT_EQ(ctx->blocks_used(), 0);
+  EXPECT_EQ(ctx->kv().blocks_cached(), 2);
+  auto q = p;
+  q[20] = 7042;  // differs in the second block
+  ASSERT_EQ(ctx->attach_prefix(0, q).value(), 16);
+  EXPECT_EQ(ctx->prefix_hits(), 3);
+  EXPECT_EQ(ctx->prefix_misses(), 3);
+  ASSERT_TRUE(ctx->step(feed(0, std::span(q).subspan(16), 16)).is_ok());
+  const auto partial = ctx->logits(static_cast<int>(q.size()) - 17);
+  expect_same(Logits(partial.begin(), partial.end()), fresh_logits(*model_, q), "a one-block hit");
+  // A prompt of exactly two blocks reuses one: its last token must be computed for logits.
+  std::vector<TokenId> two(p.begin(), p.begin() + 32);
+  EXPECT_EQ(ctx->attach_prefix(1, two).value(), 16);
+  EXPECT_EQ(ctx->attach_prefix(1, two).status().code(), StatusCode::kInvalidArgument);  // not empty now
+}
+
+TEST_P(ContextTest, PrefixCacheEvictsTheLeastRecentlyUsedTailFirst) {
+  // 4 blocks. Prompt p leaves 2 cached blocks; a different 40-token prompt needs 3, so one
+  // cached block is evicted: p's second block (released last-to-first, so the tail is oldest),
+  // and p's first block still hits.
+  auto ctx = make_context(*model_, 1, 4);
+  ASSERT_NE(ctx, nullptr);
+  const auto p = long_prompt();
+  ASSERT_TRUE(ctx->step(feed(0, p, 0)).is_ok());
+  ASSERT_TRUE(ctx->release(0).is_ok());
+  EXPECT_EQ(ctx->kv().blocks_cached(), 2);
+  EXPECT_EQ(ctx->blocks_free(), 4);
+  std::vector<TokenId> other(p.rbegin(), p.rend());
+  ASSERT_EQ(ctx->attach_prefix(0, other).value(), 0);
+  ASSERT_TRUE(ctx->step(feed(0, other, 0)).is_ok());
+  ASSERT_TRUE(ctx->release(0).is_ok());
+  EXPECT_EQ(ctx->attach_prefix(0, p).value(), 16);
+  ASSERT_TRUE(ctx->step(feed(0, std::span(p).subspan(16), 16)).is_ok());
+  const auto l = ctx->logits(static_cast<int>(p.size()) - 17);
+  expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, p), "after an eviction");
+}
+
+TEST_P(ContextTest, ABlockRewrittenAfterARemoveLeavesThePrefixCache) {
+  auto ctx = make_context(*model_, 1);
+  ASSERT_NE(ctx, nullptr);
+  const auto p = long_prompt();
+  ASSERT_TRUE(ctx->step(feed(0, std::span(p).subspan(0, 32), 0)).is_ok());  // 2 full, registered
+  ASSERT_TRUE(ctx->remove(0, 20, -1).is_ok());
+  const std::vector<TokenId> other{7042, 30, 378, 1345};
+  ASSERT_TRUE(ctx->step(feed(0, other, 20)).is_ok());  // rewrites rows of the second block
+  ASSERT_TRUE(ctx->release(0).is_ok());
+  // Only the first block still has p's tokens.
+  EXPECT_EQ(ctx->attach_prefix(0, p).value(), 16);
+  ASSERT_TRUE(ctx->step(feed(0, std::span(p).subspan(16), 16)).is_ok());
+  const auto l = ctx->logits(static_cast<int>(p.size()) - 17);
+  expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, p), "after the rewrite");
+}
+
+TEST_P(ContextTest, WithoutThePrefixCacheNothingIsReused) {
+  ContextOptions o;
+  o.prefix_cache = false;
+  auto c = Context::create(*model_, o);
+  ASSERT_TRUE(c.is_ok());
+  auto& ctx = *c.value();
+  const auto p = prompts()[2];  // 17 tokens: one full block
+  ASSERT_TRUE(ctx.step(feed(0, p, 0)).is_ok());
+  ASSERT_TRUE(ctx.release(0).is_ok());
+  EXPECT_EQ(ctx.kv().blocks_cached(), 0);
+  EXPECT_EQ(ctx.attach_prefix(0, p).value(), 0);
+}
+
 TEST_P(ContextTest, BadBatchesAreClearErrorsAndChangeNothing) {
   auto ctx = make_context(*model_, 2);
   ASSERT_NE(ctx, nullptr);

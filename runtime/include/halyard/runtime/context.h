@@ -24,6 +24,9 @@ struct ContextOptions {
   int max_batch_tokens = 512;  // the most tokens one step takes
   // The KV cache's element type; empty: the model's (ModelOptions::kv_dtype, f16 by default).
   std::optional<DType> kv_dtype;
+  // Keep full blocks of finished sequences for attach_prefix (kv_cache.h); off: attach_prefix
+  // reuses nothing and released blocks are free at once.
+  bool prefix_cache = true;
 };
 
 struct BatchToken {
@@ -57,6 +60,14 @@ class Context {
   Status keep(int seq);
   // Empties a sequence.
   Status release(int seq) { return remove(seq, 0, -1); }
+  // Prefix cache: for an empty `seq` about to be fed `prompt`, shares the cached blocks its
+  // prompt starts with (whole blocks, and never the last token, so the step that follows has a
+  // token to compute logits for) and returns how many positions it now holds: feed
+  // prompt[returned..] next. 0 when nothing matched or the prefix cache is off.
+  Result<int> attach_prefix(int seq, std::span<const TokenId> prompt);
+  // Blocks reused by attach_prefix, and full prompt blocks it looked up without a match.
+  std::int64_t prefix_hits() const { return kv_->prefix_hits(); }
+  std::int64_t prefix_misses() const { return kv_->prefix_misses(); }
   // The tokens a sequence holds, in position order (what the steps fed it).
   std::span<const TokenId> tokens(int seq) const;
   // The cache itself, for lengths and block tables (read-only: sequences change through the

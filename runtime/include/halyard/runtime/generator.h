@@ -24,6 +24,7 @@ enum class StopReason { kMaxTokens, kEndOfGeneration, kContextFull, kCancelled }
 struct Timings {
   int prompt_tokens = 0;
   int generated_tokens = 0;
+  int cached_prompt_tokens = 0;  // taken from the prefix cache, not computed
   double time_to_first_token_ms = 0;
   double prefill_ms = 0;
   double decode_ms = 0;  // all decode steps after the first token

@@ -21,6 +21,8 @@ class Session {
   // A batch that would pass the context length is an out_of_range error and changes nothing.
   Result<std::span<const float>> eval(std::span<const TokenId> tokens);
   int n_past() const { return n_past_; }
+  // How many of the first eval's tokens came from the prefix cache (not computed).
+  int cached_tokens() const { return cached_tokens_; }
   // Forgets the sequence (its blocks go back to the cache).
   void reset();
   Model& model() { return context_->model(); }
@@ -31,6 +33,7 @@ class Session {
   std::unique_ptr<Context> context_;
   std::vector<BatchToken> batch_;
   int n_past_ = 0;
+  int cached_tokens_ = 0;
 };
 
 }  // namespace halyard::runtime

@@ -125,7 +125,7 @@ class Model:
         self.model_path = os.fspath(model_path)
         lib = _native.lib()
         options = _native.ModelOptions()
-        lib.halyard_model_options_default(ctypes.byref(options))
+        _native.init_options(options)
         # None: the library's default (HALYARD_DEVICE, else "auto").
         options.device = None if device is None else _c_string(device, "device")
         options.context_length = int(n_ctx)
@@ -276,7 +276,7 @@ class Model:
         Closing this iterator early cancels the generation and waits for it (one token)."""
         lib = _native.lib()
         options = _native.GenerateOptions()
-        lib.halyard_generate_options_default(ctypes.byref(options))
+        _native.init_options(options)
         # None or <= 0: until the end of sequence or the context is full (llama-cpp-python's
         # meaning); the context length bounds it anyway.
         options.max_tokens = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)

@@ -159,6 +159,11 @@ HALYARD_API halyard_status halyard_tokenize(const halyard_model* model, const ch
 HALYARD_API halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tokens, size_t n_tokens,
                                               char* text, size_t capacity, size_t* n_out);
 
+/* 1 when token is one of the model's end-of-generation tokens (EOS, EOT, <|im_end|>, ...),
+ * the tokens halyard_generate stops at without emitting them; 0 otherwise (also for NULL or an
+ * id outside the vocabulary). For callers that sample from halyard_context_logits themselves. */
+HALYARD_API int halyard_token_is_end_of_generation(const halyard_model* model, int32_t token);
+
 typedef struct halyard_chat_message {
   const char* role; /* "system", "user", "assistant" */
   const char* content;

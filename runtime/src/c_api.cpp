@@ -609,6 +609,10 @@ halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tok
   });
 }
 
+int halyard_token_is_end_of_generation(const halyard_model* model, int32_t token) {
+  return model && model->model->tokenizer().is_end_of_generation(token) ? 1 : 0;
+}
+
 halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
                                            size_t n_messages, char* text, size_t capacity, size_t* n_out) {
   if (!model || (!messages && n_messages))

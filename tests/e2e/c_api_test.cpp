@@ -66,6 +66,14 @@ TEST(CApi, TokenizeDetokenizeAndChat) {
   EXPECT_EQ(back, text);
   const int32_t bad = 1 << 30;
   EXPECT_EQ(halyard_detokenize(m, &bad, 1, back.data(), back.size(), &n), HALYARD_ERROR_INVALID_ARGUMENT);
+  // End-of-generation tokens: ChatML's <|im_end|> is one, ordinary text is not.
+  int32_t im_end = -1;
+  ASSERT_EQ(halyard_tokenize(m, "<|im_end|>", 10, 0, 1, &im_end, 1, &n), HALYARD_OK);
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, im_end), 1);
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, 7042), 0);  // " Paris"
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, -1), 0);
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, bad), 0);
+  EXPECT_EQ(halyard_token_is_end_of_generation(nullptr, im_end), 0);
 
   const halyard_chat_message msg{"user", "Hi"};
   std::string chat(512, '\0');

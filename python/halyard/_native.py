@@ -155,6 +155,7 @@ _SIGNATURES = {
         [_P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_size_t)],
     ),
+    "halyard_token_is_end_of_generation": (ctypes.c_int, [_P, ctypes.c_int32]),
     "halyard_apply_chat_template": (
         _STATUS,
         [_P, ctypes.POINTER(ChatMessage), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,

@@ -783,8 +783,10 @@ halyard_status halyard_context_create(halyard_model* model, const halyard_contex
                                                         " holds less than one KV block, which takes " +
                                                         std::to_string(per_block) + " bytes");
       }
-      // More blocks than an int counts could never be allocated: the cache refuses that many.
-      co.n_blocks = static_cast<int>(std::min<uint64_t>(blocks, INT32_MAX));
+      // 2^30 blocks are terabytes, more than any device holds: a larger budget is clamped to
+      // that (keeping the count, and a GPU context's padding blocks added to it, in an int) and
+      // then fails to allocate as out of memory.
+      co.n_blocks = static_cast<int>(std::min<uint64_t>(blocks, uint64_t{1} << 30));
     }
     auto c = rt::Context::create(*model->model, co);
     if (!c.is_ok())

@@ -785,6 +785,13 @@ TEST(CApi, ContextKvBytesAndKvDtype) {
     EXPECT_NE(std::string(halyard_last_error()).find(c.message), std::string::npos) << halyard_last_error();
   }
 
+  // A budget no device holds is out of memory, not an overflow.
+  co.kv_blocks = 0;
+  co.kv_bytes = INT64_MAX;
+  co.kv_dtype = 0;
+  EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_OUT_OF_MEMORY) << halyard_last_error();
+  EXPECT_EQ(ctx, nullptr);
+
   // An older caller's struct_size ends where kv_bytes begins: whatever lies beyond it is not read.
   co.kv_blocks = 2;
   co.kv_bytes = -5;

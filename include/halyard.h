@@ -3,8 +3,12 @@
  * Conventions:
  *  - Handles are opaque. Every halyard_*_create/load has a matching *_free; passing NULL to a
  *    free function is a no-op.
- *  - Options structs begin with struct_size; fill them with the matching *_default() function,
- *    then change fields. Fields are only ever appended, so old callers keep working.
+ *  - Options structs begin with struct_size; fill them with the matching *_default() macro,
+ *    then change fields. It expands to halyard_X_options_init(o, sizeof *o): the library writes
+ *    the defaults of the fields the caller's struct has, no more, and sets struct_size to its
+ *    size. Fields are only ever appended and the library reads only struct_size bytes, so a
+ *    binary built against an older header keeps working with a newer library: the fields it
+ *    does not know take their defaults.
  *  - Every call returns a halyard_status. On failure halyard_last_error() gives a message for the
  *    calling thread, valid until that thread's next Halyard call.
  *  - No C++ exception crosses this API.
@@ -116,9 +120,16 @@ typedef struct halyard_model_options {
 
 enum { HALYARD_KV_F16 = 0, HALYARD_KV_F32 = 1 };
 
-/* Writes every field of the struct as this header declares it (sizeof(halyard_model_options)
- * bytes): pass a struct of this header's layout, as every *_default() function requires. */
+/* Each halyard_X_options_init(options, size) writes the defaults of the first min(size,
+ * sizeof(halyard_X_options)) bytes of *options and sets struct_size to that many (nothing is
+ * written when size < sizeof(size_t)). Call it through halyard_X_options_default(options), which
+ * passes the caller's own sizeof, so a newer library never writes past an older caller's
+ * struct. Functions named halyard_X_options_default are still exported for binaries built
+ * before these macros existed: they write the structs as that header declared them (model and
+ * generate options as now, context options up to max_batch_tokens), never more. */
+HALYARD_API void halyard_model_options_init(halyard_model_options* options, size_t size);
 HALYARD_API void halyard_model_options_default(halyard_model_options* options);
+#define halyard_model_options_default(options) halyard_model_options_init((options), sizeof(*(options)))
 HALYARD_API halyard_status halyard_model_load(const char* path, const halyard_model_options* options,
                                               halyard_model** out);
 HALYARD_API void halyard_model_free(halyard_model* model);
@@ -147,6 +158,11 @@ HALYARD_API halyard_status halyard_tokenize(const halyard_model* model, const ch
 /* Writes the text of tokens (not NUL-terminated); *n_out receives its full length. */
 HALYARD_API halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tokens, size_t n_tokens,
                                               char* text, size_t capacity, size_t* n_out);
+
+/* 1 when token is one of the model's end-of-generation tokens (EOS, EOT, <|im_end|>, ...),
+ * the tokens halyard_generate stops at without emitting them; 0 otherwise (also for NULL or an
+ * id outside the vocabulary). For callers that sample from halyard_context_logits themselves. */
+HALYARD_API int halyard_token_is_end_of_generation(const halyard_model* model, int32_t token);
 
 typedef struct halyard_chat_message {
   const char* role; /* "system", "user", "assistant" */
@@ -224,7 +240,10 @@ HALYARD_API const char* halyard_finish_reason_name(int32_t reason);
  * Return non-zero to stop generation (the call then returns HALYARD_ERROR_CANCELLED). */
 typedef int (*halyard_token_callback)(int32_t token, const char* text, size_t text_len, void* user_data);
 
+/* See halyard_model_options_init. */
+HALYARD_API void halyard_generate_options_init(halyard_generate_options* options, size_t size);
 HALYARD_API void halyard_generate_options_default(halyard_generate_options* options);
+#define halyard_generate_options_default(options) halyard_generate_options_init((options), sizeof(*(options)))
 /* Generates a continuation of prompt (a fresh sequence each call). The model keeps that
  * sequence's KV cache and compiled graphs between calls, so only the first call allocates and
  * compiles them (and a new prompt length, on host devices). timings may be NULL; when
@@ -265,9 +284,23 @@ typedef struct halyard_context_options {
   int32_t kv_blocks;        /* KV capacity in blocks of halyard_context_block_size() positions;
                                >= 0; 0 (default): every sequence can fill the model's context */
   int32_t max_batch_tokens; /* the most tokens one step takes; >= 1, default 512 */
+  /* Fields added later: a caller built against the older header passes the older struct_size,
+   * which ends where kv_bytes begins, and gets the defaults for these. */
+  /* The KV capacity as a byte budget instead of kv_blocks: the most whole blocks that fit in it
+   * (halyard_context_kv_bytes_per_block() gives a block's bytes). 0 (default): unused; > 0
+   * with kv_blocks > 0 as well, < 0, or less than one block: HALYARD_ERROR_INVALID_ARGUMENT.
+   * (A GPU context's few padding blocks come on top of it.) */
+  int64_t kv_bytes;
+  /* The cache's element type, encoded as halyard_model_options.kv_dtype: HALYARD_KV_F32 (1)
+   * for f32; 0 (default, and HALYARD_KV_F16's value): the model's KV dtype, which is f16 unless
+   * the model was loaded with HALYARD_KV_F32. Another value: HALYARD_ERROR_INVALID_ARGUMENT. */
+  int32_t kv_dtype;
 } halyard_context_options;
 
+/* See halyard_model_options_init. */
+HALYARD_API void halyard_context_options_init(halyard_context_options* options, size_t size);
 HALYARD_API void halyard_context_options_default(halyard_context_options* options);
+#define halyard_context_options_default(options) halyard_context_options_init((options), sizeof(*(options)))
 /* A paged KV cache shared by max_sequences sequences on the model's device, with the compiled
  * graphs of the batch shapes it has run. Owned by the caller; must be freed before the model.
  * Thread safety: one thread at a time per context (calls on one context are not synchronised);
@@ -319,6 +352,10 @@ HALYARD_API int32_t halyard_context_kv_blocks_total(const halyard_context* conte
 HALYARD_API int32_t halyard_context_kv_blocks_used(const halyard_context* context);
 HALYARD_API int32_t halyard_context_block_size(const halyard_context* context);
 HALYARD_API int32_t halyard_context_max_sequences(const halyard_context* context);
+/* Bytes one block of the cache takes across all layers, K and V, in the context's KV dtype
+ * (halyard_context_block_size() times halyard_model_kv_bytes_per_token() when the context has the
+ * model's dtype); 0 for NULL. A kv_bytes budget buys kv_bytes / this blocks. */
+HALYARD_API uint64_t halyard_context_kv_bytes_per_block(const halyard_context* context);
 
 /* Prefix cache. Every full block of halyard_context_block_size() positions a step completes is
  * identified by the hash chain of the tokens up to its end; when its sequence is emptied the

@@ -5,13 +5,14 @@
         print(llm("The capital of France is", max_tokens=8, temperature=0)["choices"][0]["text"])
 """
 
+from .context import Context
 from .devices import Device, list_devices, set_log_level, version
 from .errors import (BufferTooSmall, Cancelled, CorruptFile, HalyardError, InternalError, InvalidArgument,
                      KvCacheFull, NotFound, OutOfMemory, OutOfRange, Unavailable, Unimplemented)
 from .model import Model
 
 __all__ = [
-    "Model", "Device", "list_devices", "set_log_level", "version",
+    "Model", "Context", "Device", "list_devices", "set_log_level", "version",
     "HalyardError", "InvalidArgument", "NotFound", "Unavailable", "Unimplemented", "OutOfRange", "OutOfMemory",
     "CorruptFile", "Cancelled", "KvCacheFull", "InternalError", "BufferTooSmall",
 ]

@@ -37,8 +37,10 @@ class Generation:
     """Runs on first iteration; iterate for (token id, bytes) pieces; close() cancels it and
     waits for the worker (at most one more token)."""
 
-    def __init__(self, model_handle: int, prompt: bytes, options: _native.GenerateOptions):
+    def __init__(self, model_handle: int, prompt: bytes, options: _native.GenerateOptions,
+                 device_lock: threading.Lock):
         self._handle = model_handle
+        self._device_lock = device_lock  # held for the call: the model's contexts wait for it
         self._prompt = prompt
         self._options = options
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -68,8 +70,9 @@ class Generation:
         # The ctypes thunk lives in this frame for the whole call (kept off self: no cycle).
         callback = _native.TOKEN_CALLBACK(self._on_token)
         try:
-            status = _native.lib().halyard_generate(self._handle, self._prompt, ctypes.byref(self._options),
-                                                    callback, None, ctypes.byref(timings))
+            with self._device_lock:
+                status = _native.lib().halyard_generate(self._handle, self._prompt, ctypes.byref(self._options),
+                                                        callback, None, ctypes.byref(timings))
             if status != _native.OK:
                 error = error_for(status)  # on this thread: halyard_last_error is per thread
         except BaseException as e:  # noqa: BLE001 - reported to the reader

@@ -25,8 +25,6 @@ class ModelOptions(ctypes.Structure):
         ("context_length", ctypes.c_int32),
         ("threads", ctypes.c_int32),
         ("backend_options", ctypes.POINTER(ctypes.c_char_p)),
-        # halyard_model_options_default writes the whole struct of the library's halyard.h, so
-        # this mirror must have every field of it (a shorter one is overwritten past its end).
         ("kv_dtype", ctypes.c_int32),
     ]
 
@@ -50,6 +48,38 @@ class GenerateOptions(ctypes.Structure):
         ("presence_penalty", ctypes.c_float),
         ("frequency_penalty", ctypes.c_float),
     ]
+
+
+class ContextOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("max_sequences", ctypes.c_int32),
+        ("kv_blocks", ctypes.c_int32),
+        ("max_batch_tokens", ctypes.c_int32),
+        # Appended later in halyard.h (kv_bytes first: it starts where the older struct ended).
+        ("kv_bytes", ctypes.c_int64),
+        ("kv_dtype", ctypes.c_int32),
+    ]
+
+
+class Batch(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("n_tokens", ctypes.c_size_t),
+        ("tokens", ctypes.POINTER(ctypes.c_int32)),
+        ("positions", ctypes.POINTER(ctypes.c_int32)),
+        ("seq_ids", ctypes.POINTER(ctypes.c_int32)),
+        ("logits", ctypes.POINTER(ctypes.c_int8)),
+    ]
+
+
+def init_options(struct: ctypes.Structure) -> None:
+    """Fills an options mirror with the library's defaults through halyard_X_options_init,
+    passing the mirror's own size: the library writes no more than that (a newer library's
+    extra fields stay at their defaults on its side), and a mirror missing a field of its own
+    library just leaves that field at its default. ModelOptions -> halyard_model_options_init."""
+    name = _INIT_FUNCTIONS[type(struct)]
+    getattr(lib(), name)(ctypes.byref(struct), ctypes.sizeof(struct))
 
 
 class Timings(ctypes.Structure):
@@ -98,7 +128,7 @@ _SIGNATURES = {
     "halyard_device_list_available": (ctypes.c_int, [_P, ctypes.c_size_t]),
     "halyard_device_list_auto": (ctypes.c_char_p, [_P]),
     "halyard_device_list_free": (None, [_P]),
-    "halyard_model_options_default": (None, [ctypes.POINTER(ModelOptions)]),
+    "halyard_model_options_init": (None, [ctypes.POINTER(ModelOptions), ctypes.c_size_t]),
     "halyard_model_load": (_STATUS, [ctypes.c_char_p, ctypes.POINTER(ModelOptions), ctypes.POINTER(_P)]),
     "halyard_model_free": (None, [_P]),
     "halyard_model_name": (ctypes.c_char_p, [_P]),
@@ -106,6 +136,7 @@ _SIGNATURES = {
     "halyard_model_device_details": (ctypes.c_char_p, [_P]),
     "halyard_model_context_length": (ctypes.c_int32, [_P]),
     "halyard_model_vocab_size": (ctypes.c_int32, [_P]),
+    "halyard_model_kv_bytes_per_token": (ctypes.c_uint64, [_P]),
     "halyard_tokenize": (
         _STATUS,
         [
@@ -124,16 +155,38 @@ _SIGNATURES = {
         [_P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_size_t)],
     ),
+    "halyard_token_is_end_of_generation": (ctypes.c_int, [_P, ctypes.c_int32]),
     "halyard_apply_chat_template": (
         _STATUS,
         [_P, ctypes.POINTER(ChatMessage), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_size_t)],
     ),
-    "halyard_generate_options_default": (None, [ctypes.POINTER(GenerateOptions)]),
+    "halyard_generate_options_init": (None, [ctypes.POINTER(GenerateOptions), ctypes.c_size_t]),
     "halyard_generate": (
         _STATUS,
         [_P, ctypes.c_char_p, ctypes.POINTER(GenerateOptions), TOKEN_CALLBACK, _P, ctypes.POINTER(Timings)],
     ),
+    "halyard_context_options_init": (None, [ctypes.POINTER(ContextOptions), ctypes.c_size_t]),
+    "halyard_context_create": (_STATUS, [_P, ctypes.POINTER(ContextOptions), ctypes.POINTER(_P)]),
+    "halyard_context_free": (None, [_P]),
+    "halyard_context_step": (_STATUS, [_P, ctypes.POINTER(Batch)]),
+    "halyard_context_logits": (ctypes.POINTER(ctypes.c_float), [_P, ctypes.c_size_t]),
+    "halyard_seq_remove": (_STATUS, [_P, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]),
+    "halyard_seq_copy": (_STATUS, [_P, ctypes.c_int32, ctypes.c_int32]),
+    "halyard_seq_keep": (_STATUS, [_P, ctypes.c_int32]),
+    "halyard_seq_pos_max": (ctypes.c_int32, [_P, ctypes.c_int32]),
+    "halyard_seq_pos_min": (ctypes.c_int32, [_P, ctypes.c_int32]),
+    "halyard_context_kv_blocks_total": (ctypes.c_int32, [_P]),
+    "halyard_context_kv_blocks_used": (ctypes.c_int32, [_P]),
+    "halyard_context_block_size": (ctypes.c_int32, [_P]),
+    "halyard_context_max_sequences": (ctypes.c_int32, [_P]),
+    "halyard_context_kv_bytes_per_block": (ctypes.c_uint64, [_P]),
+}
+
+_INIT_FUNCTIONS = {
+    ModelOptions: "halyard_model_options_init",
+    GenerateOptions: "halyard_generate_options_init",
+    ContextOptions: "halyard_context_options_init",
 }
 
 _lib = None

@@ -13,8 +13,11 @@ import weakref
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from . import _native
+from . import _batch
 from ._generation import Generation
+from ._sampler import Sampler
 from ._stop import StopMatcher
+from .context import Context
 from .errors import Cancelled, InvalidArgument, check
 
 _FINISH = {
@@ -121,11 +124,16 @@ class Model:
         self._handle: int | None = None
         self._last_n_tokens_size = int(last_n_tokens_size)  # range checked by the library
         self._generations: "weakref.WeakSet[Generation]" = weakref.WeakSet()
+        self._contexts: "weakref.WeakSet[Context]" = weakref.WeakSet()
         self._lock = threading.Lock()
+        # Held around every call that runs on the device (a generation, a context's step or
+        # sequence operation): the library wants a model's sequences driven one thread at a time.
+        self._device_lock = threading.Lock()
+        self._block_size: int | None = None
         self.model_path = os.fspath(model_path)
         lib = _native.lib()
         options = _native.ModelOptions()
-        lib.halyard_model_options_default(ctypes.byref(options))
+        _native.init_options(options)
         # None: the library's default (HALYARD_DEVICE, else "auto").
         options.device = None if device is None else _c_string(device, "device")
         options.context_length = int(n_ctx)
@@ -150,15 +158,25 @@ class Model:
     # ---- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Frees the model; streams still open on it are cancelled and waited for first."""
+        """Frees the model; streams still open on it are cancelled and waited for first, and
+        its contexts are closed."""
         with self._lock:
-            handle, self._handle = self._handle, None
+            if self._handle is None:
+                return
             generations = list(self._generations)
-        if handle is None:
-            return
+            contexts = list(self._contexts)
         for g in generations:
             g.close()
-        _native.lib().halyard_model_free(handle)
+        for c in contexts:
+            c.close()
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            _native.lib().halyard_model_free(handle)
+
+    def _add_context(self, context: "Context") -> None:
+        with self._lock:
+            self._contexts.add(context)
 
     def __enter__(self) -> "Model":
         return self
@@ -276,7 +294,7 @@ class Model:
         Closing this iterator early cancels the generation and waits for it (one token)."""
         lib = _native.lib()
         options = _native.GenerateOptions()
-        lib.halyard_generate_options_default(ctypes.byref(options))
+        _native.init_options(options)
         # None or <= 0: until the end of sequence or the context is full (llama-cpp-python's
         # meaning); the context length bounds it anyway.
         options.max_tokens = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)
@@ -285,7 +303,7 @@ class Model:
         options.seed = int.from_bytes(os.urandom(8), "little") if seed is None else int(seed) & (2**64 - 1)
         options.parse_special = 1
         matcher = StopMatcher(stop)  # validates stop before anything runs
-        generation = Generation(self._h(), prompt, options)
+        generation = Generation(self._h(), prompt, options, self._device_lock)
         with self._lock:
             self._generations.add(generation)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -421,6 +439,78 @@ class Model:
             }],
             "usage": _usage(outcome),
         }
+
+    def create_context(self, max_sequences: int = 1, kv_blocks: int = 0, max_batch_tokens: int = 512,
+                       kv_dtype: str | None = None, kv_bytes: int = 0) -> Context:
+        """halyard.Context(self, ...): a batch context over this model."""
+        return Context(self, max_sequences=max_sequences, kv_blocks=kv_blocks, max_batch_tokens=max_batch_tokens,
+                       kv_dtype=kv_dtype, kv_bytes=kv_bytes)
+
+    def _kv_block_size(self) -> int:
+        """Positions per context cache block (the C API tells it for a context: ask one once)."""
+        if self._block_size is None:
+            with Context(self, max_sequences=1, kv_blocks=1, max_batch_tokens=1) as probe:
+                self._block_size = probe.block_size
+        return self._block_size
+
+    def create_completions(
+        self,
+        prompts: Sequence[str | bytes],
+        max_tokens: int | None = 16,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        min_p: float = 0.05,
+        seed: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        max_batch_tokens: int = 512,
+    ) -> list[dict]:
+        """Completes every prompt at once: one OpenAI-style text_completion dict per prompt, in
+        order, each shaped as create_completion's (choices[0]: text, finish_reason; usage).
+
+        All prompts run as sequences of one halyard.Context: each step is one batched graph run
+        of at most max_batch_tokens tokens (a decode token of each running sequence, then
+        prefill chunks: a long prompt is read over several steps), and a sequence that ends
+        (max_tokens, an end-of-generation token, a stop string, the context length) leaves the
+        batch while the others go on. max_tokens None or <= 0: until the end of sequence or of
+        the context. The cache holds what the prompts and max_tokens can fill.
+
+        Sampler: this runs in Python over the context's logits (the C API has no per-sequence
+        sampler): temperature 0 is greedy (the same tokens as create_completion's greedy, up to
+        the rounding of batched arithmetic on cpu); otherwise top_k, temperature, top_p, min_p
+        and a draw from random.Random(seed) (seed None: random), the library's order, but not
+        its random generator: seeded texts differ from create_completion's. Every prompt draws
+        from its own Random(seed), so a prompt's text does not depend on the others in the batch.
+        No repetition penalties or logit bias here; no streaming.
+        """
+        if isinstance(prompts, (str, bytes)):
+            raise TypeError("prompts is a list of prompts; for one prompt use create_completion")
+        data = [_c_string(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        if not data:
+            return []
+        limit = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)
+        samplers = [Sampler(temperature, top_k, top_p, min_p, seed) for _ in data]
+        stops = [StopMatcher(stop) for _ in data]
+        max_batch_tokens = int(max_batch_tokens)
+        if max_batch_tokens < 1:
+            raise InvalidArgument(f"max_batch_tokens must be >= 1, not {max_batch_tokens}")
+        ids = [self.tokenize(p, add_bos=True, special=True) for p in data]
+        created = int(time.time())
+        results = []
+        for s in _batch.run(self, ids, limit, samplers, stops, max_batch_tokens):
+            outcome = _Outcome()
+            outcome.prompt_tokens = s.prompt_tokens
+            outcome.completion_tokens = s.generated
+            results.append({
+                "id": f"cmpl-{uuid.uuid4()}",
+                "object": "text_completion",
+                "created": created,
+                "model": self.model_path,
+                "choices": [{"text": "".join(s.text), "index": 0, "logprobs": None,
+                             "finish_reason": s.finish_reason}],
+                "usage": _usage(outcome),
+            })
+        return results
 
     def __repr__(self) -> str:
         if self._handle is None:

@@ -49,18 +49,26 @@ def test_status_names_match_the_library():
         assert str(err) == f"{errors.STATUS_NAMES[status]}: message"
 
 
-@pytest.mark.parametrize("struct, fill", [("ModelOptions", "halyard_model_options_default"),
-                                          ("GenerateOptions", "halyard_generate_options_default")])
-def test_options_mirrors_hold_everything_the_library_writes(struct, fill):
-    # The *_default() functions write the whole struct as the library's halyard.h declares it.
-    # A ctypes mirror shorter than that is overwritten past its end (the heap corruption that a
-    # ModelOptions without kv_dtype caused): fill a larger buffer with a pattern, let the library
-    # write into it, and check nothing changed beyond the mirror's size.
+@pytest.mark.parametrize("struct", ["ModelOptions", "GenerateOptions", "ContextOptions"])
+def test_options_mirrors_hold_everything_the_library_writes(struct):
+    # The package fills each mirror through halyard_X_options_init with the mirror's own size.
+    # Given more room, the library writes its whole struct and says how big it is in
+    # struct_size: the mirror must be exactly that big (a shorter mirror silently loses the
+    # fields it lacks; the old *_default() functions even wrote past its end, the heap
+    # corruption a ModelOptions without kv_dtype caused). Given the mirror's size, nothing past
+    # it may change.
     import ctypes
 
     mirror = getattr(_native, struct)
     size = ctypes.sizeof(mirror)
-    buf = (ctypes.c_ubyte * (size + 64))(*([0xA5] * (size + 64)))
-    getattr(_native.lib(), fill)(ctypes.cast(buf, ctypes.POINTER(mirror)))
-    assert bytes(buf[size:]) == b"\xa5" * 64, f"{fill} writes past the end of the {size}-byte {struct}"
-    assert ctypes.cast(buf, ctypes.POINTER(mirror)).contents.struct_size == size
+    init = getattr(_native.lib(), _native._INIT_FUNCTIONS[mirror])
+    room = (ctypes.c_ubyte * (size + 64))(*([0xA5] * (size + 64)))
+    init(ctypes.cast(room, ctypes.POINTER(mirror)), size + 64)
+    library_size = ctypes.cast(room, ctypes.POINTER(mirror)).contents.struct_size
+    assert library_size == size, f"the library's {struct} has {library_size} bytes, the mirror {size}"
+    assert bytes(room[size:]) == b"\xa5" * 64
+
+    exact = (ctypes.c_ubyte * (size + 64))(*([0xA5] * (size + 64)))
+    _native.init_options(ctypes.cast(exact, ctypes.POINTER(mirror)).contents)
+    assert bytes(exact[size:]) == b"\xa5" * 64, f"filling the {size}-byte {struct} wrote past its end"
+    assert ctypes.cast(exact, ctypes.POINTER(mirror)).contents.struct_size == size

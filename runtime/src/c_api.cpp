@@ -14,6 +14,11 @@
 #include <vector>
 
 #include "halyard.h"
+// The header's *_default macros pass the caller's sizeof to *_init; here the names are the
+// exported functions that binaries built before those macros call (defined below).
+#undef halyard_model_options_default
+#undef halyard_generate_options_default
+#undef halyard_context_options_default
 #include "halyard/hal/backend_options.h"
 #include "halyard/hal/registry.h"
 #include "halyard/runtime/context.h"
@@ -161,6 +166,77 @@ halyard_status copy_out(const std::string& s, char* text, std::size_t capacity, 
 
 const halyard_option_list::Entry* option_entry(const halyard_option_list* l, size_t i) {
   return l && i < l->entries.size() ? &l->entries[i] : nullptr;
+}
+
+constexpr std::size_t round_up(std::size_t n, std::size_t align) {
+  return (n + align - 1) / align * align;
+}
+
+// The sizes of the options structs in the halyard.h of commit 230fb20, the last header whose
+// halyard_X_options_default() were functions: binaries built against it pass structs of these
+// sizes to the exported halyard_X_options_default symbols, which therefore write no more than
+// this, whatever fields later headers append. Frozen: never change these. Written as the
+// layout gives them on any ABI; on the LP64 ABIs the library is built for: 40, 88 and 24.
+constexpr std::size_t kFrozenModelOptionsSize =
+    round_up(offsetof(halyard_model_options, kv_dtype) + sizeof(int32_t), alignof(halyard_model_options));
+constexpr std::size_t kFrozenGenerateOptionsSize =
+    round_up(offsetof(halyard_generate_options, frequency_penalty) + sizeof(float), alignof(halyard_generate_options));
+constexpr std::size_t kFrozenContextOptionsSize =
+    round_up(offsetof(halyard_context_options, max_batch_tokens) + sizeof(int32_t), alignof(halyard_context_options));
+static_assert(kFrozenModelOptionsSize <= sizeof(halyard_model_options));
+static_assert(kFrozenGenerateOptionsSize <= sizeof(halyard_generate_options));
+static_assert(kFrozenContextOptionsSize <= sizeof(halyard_context_options));
+static_assert(sizeof(void*) != 8 || (kFrozenModelOptionsSize == 40 && kFrozenGenerateOptionsSize == 88 &&
+                                     kFrozenContextOptionsSize == 24),
+              "the frozen sizes are those of the 230fb20 header on LP64");
+// The fields appended to halyard_context_options begin exactly where the 230fb20 struct ended
+// (its trailing padding included), so an older struct_size covers none of them.
+static_assert(offsetof(halyard_context_options, kv_bytes) == kFrozenContextOptionsSize);
+
+void fill_defaults(halyard_model_options& o) {
+  o.device = nullptr;
+  o.context_length = 0;
+  o.threads = 0;
+  o.backend_options = nullptr;
+  o.kv_dtype = HALYARD_KV_F16;
+}
+
+void fill_defaults(halyard_generate_options& o) {
+  o.max_tokens = 128;
+  o.temperature = 0.f;
+  o.top_k = 40;
+  o.top_p = 0.95f;
+  o.seed = 0;
+  o.parse_special = 1;
+  o.logit_bias_tokens = nullptr;
+  o.logit_bias_values = nullptr;
+  o.n_logit_bias = 0;
+  o.min_p = 0.f;
+  o.repeat_penalty = 1.f;
+  o.repeat_last_n = 64;
+  o.presence_penalty = 0.f;
+  o.frequency_penalty = 0.f;
+}
+
+void fill_defaults(halyard_context_options& o) {
+  o.max_sequences = 1;
+  o.kv_blocks = 0;
+  o.max_batch_tokens = 512;
+  o.kv_bytes = 0;
+  o.kv_dtype = 0;
+}
+
+// What every halyard_X_options_init does: the defaults (padding zeroed) of the first
+// min(size, sizeof(T)) bytes of *o, struct_size set to that.
+template <typename T>
+void init_options(T* o, std::size_t size) {
+  if (!o || size < sizeof(std::size_t))
+    return;
+  T defaults;
+  std::memset(&defaults, 0, sizeof defaults);
+  fill_defaults(defaults);
+  defaults.struct_size = std::min(size, sizeof defaults);
+  std::memcpy(o, &defaults, defaults.struct_size);
 }
 
 }  // namespace
@@ -358,11 +434,12 @@ void halyard_option_list_free(halyard_option_list* l) {
   delete l;
 }
 
+void halyard_model_options_init(halyard_model_options* o, size_t size) {
+  init_options(o, size);
+}
+
 void halyard_model_options_default(halyard_model_options* o) {
-  if (!o)
-    return;
-  std::memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
+  init_options(o, kFrozenModelOptionsSize);
 }
 
 halyard_status halyard_model_load(const char* path, const halyard_model_options* options, halyard_model** out) {
@@ -370,7 +447,7 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "path and out must not be NULL");
   *out = nullptr;
   halyard_model_options o;
-  halyard_model_options_default(&o);
+  halyard_model_options_init(&o, sizeof o);
   if (options) {
     if (options->struct_size < offsetof(halyard_model_options, context_length) + sizeof(int32_t)) {
       return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_model_options.struct_size is too small");
@@ -532,6 +609,10 @@ halyard_status halyard_detokenize(const halyard_model* model, const int32_t* tok
   });
 }
 
+int halyard_token_is_end_of_generation(const halyard_model* model, int32_t token) {
+  return model && model->model->tokenizer().is_end_of_generation(token) ? 1 : 0;
+}
+
 halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
                                            size_t n_messages, char* text, size_t capacity, size_t* n_out) {
   if (!model || (!messages && n_messages))
@@ -549,25 +630,12 @@ halyard_status halyard_apply_chat_template(const halyard_model* model, const hal
   });
 }
 
+void halyard_generate_options_init(halyard_generate_options* o, size_t size) {
+  init_options(o, size);
+}
+
 void halyard_generate_options_default(halyard_generate_options* o) {
-  if (!o)
-    return;
-  std::memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->max_tokens = 128;
-  o->temperature = 0.f;
-  o->top_k = 40;
-  o->top_p = 0.95f;
-  o->seed = 0;
-  o->parse_special = 1;
-  o->logit_bias_tokens = nullptr;
-  o->logit_bias_values = nullptr;
-  o->n_logit_bias = 0;
-  o->min_p = 0.f;
-  o->repeat_penalty = 1.f;
-  o->repeat_last_n = 64;
-  o->presence_penalty = 0.f;
-  o->frequency_penalty = 0.f;
+  init_options(o, kFrozenGenerateOptionsSize);
 }
 
 // The fields appended for sampling (issue 13) start with a pointer so that they begin exactly
@@ -582,7 +650,7 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
   if (!model || !prompt)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and prompt must not be NULL");
   halyard_generate_options o;
-  halyard_generate_options_default(&o);
+  halyard_generate_options_init(&o, sizeof o);
   if (options)
     std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
   if (o.max_tokens < 0)
@@ -656,16 +724,12 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
   });
 }
 
-}  // extern "C"
+void halyard_context_options_init(halyard_context_options* o, size_t size) {
+  init_options(o, size);
+}
 
 void halyard_context_options_default(halyard_context_options* o) {
-  if (!o)
-    return;
-  *o = halyard_context_options{};
-  o->struct_size = sizeof *o;
-  o->max_sequences = 1;
-  o->kv_blocks = 0;
-  o->max_batch_tokens = 512;
+  init_options(o, kFrozenContextOptionsSize);
 }
 
 halyard_status halyard_context_create(halyard_model* model, const halyard_context_options* options,
@@ -674,11 +738,18 @@ halyard_status halyard_context_create(halyard_model* model, const halyard_contex
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and out must not be NULL");
   *out = nullptr;
   halyard_context_options o;
-  halyard_context_options_default(&o);
+  halyard_context_options_init(&o, sizeof o);
   if (options) {
     if (options->struct_size < offsetof(halyard_context_options, max_sequences) + sizeof(int32_t))
       return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_context_options.struct_size is too small");
     std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+    // A field the caller's struct_size does not wholly cover keeps its default.
+    halyard_context_options defaults;
+    halyard_context_options_init(&defaults, sizeof defaults);
+    if (o.struct_size < offsetof(halyard_context_options, kv_bytes) + sizeof o.kv_bytes)
+      o.kv_bytes = defaults.kv_bytes;
+    if (o.struct_size < offsetof(halyard_context_options, kv_dtype) + sizeof o.kv_dtype)
+      o.kv_dtype = defaults.kv_dtype;
   }
   if (o.max_sequences < 1)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_sequences must be >= 1");
@@ -686,11 +757,38 @@ halyard_status halyard_context_create(halyard_model* model, const halyard_contex
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "kv_blocks must be >= 0 (0: one full context per sequence)");
   if (o.max_batch_tokens < 1)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_batch_tokens must be >= 1");
+  if (o.kv_bytes < 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "kv_bytes must be >= 0 (0: unused), got " + std::to_string(o.kv_bytes));
+  if (o.kv_bytes > 0 && o.kv_blocks > 0) {
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "give the KV capacity as kv_blocks or as kv_bytes, not both (got " +
+                                                    std::to_string(o.kv_blocks) + " blocks and " +
+                                                    std::to_string(o.kv_bytes) + " bytes)");
+  }
+  if (o.kv_dtype != 0 && o.kv_dtype != HALYARD_KV_F32) {
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT,
+                "kv_dtype must be 0 (the model's KV dtype) or HALYARD_KV_F32 (1), got " + std::to_string(o.kv_dtype));
+  }
   return guarded([&] {
     rt::ContextOptions co;
     co.max_sequences = o.max_sequences;
     co.n_blocks = o.kv_blocks;
     co.max_batch_tokens = o.max_batch_tokens;
+    if (o.kv_dtype == HALYARD_KV_F32)
+      co.kv_dtype = halyard::DType::kF32;
+    if (o.kv_bytes > 0) {
+      const halyard::DType dtype = co.kv_dtype.value_or(model->model->kv_dtype());
+      const uint64_t per_block = rt::Context::kv_bytes_per_block(*model->model, dtype);
+      const uint64_t blocks = static_cast<uint64_t>(o.kv_bytes) / per_block;
+      if (blocks < 1) {
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "kv_bytes " + std::to_string(o.kv_bytes) +
+                                                        " holds less than one KV block, which takes " +
+                                                        std::to_string(per_block) + " bytes");
+      }
+      // 2^30 blocks are terabytes, more than any device holds: a larger budget is clamped to
+      // that (keeping the count, and a GPU context's padding blocks added to it, in an int) and
+      // then fails to allocate as out of memory.
+      co.n_blocks = static_cast<int>(std::min<uint64_t>(blocks, uint64_t{1} << 30));
+    }
     auto c = rt::Context::create(*model->model, co);
     if (!c.is_ok())
       return to_c(c.status());
@@ -788,3 +886,8 @@ int64_t halyard_context_prefix_misses(const halyard_context* context) {
 int32_t halyard_context_kv_blocks_cached(const halyard_context* context) {
   return context ? context->context->kv().blocks_cached() : 0;
 }
+uint64_t halyard_context_kv_bytes_per_block(const halyard_context* context) {
+  return context ? context->context->kv_bytes_per_block() : 0;
+}
+
+}  // extern "C"

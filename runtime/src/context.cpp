@@ -44,6 +44,12 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   return ctx;
 }
 
+std::uint64_t Context::kv_bytes_per_block(const Model& model, DType dtype) {
+  const LlamaConfig& c = model.config();
+  const std::uint64_t row = row_bytes(dtype, std::int64_t{c.head_dim} * c.n_kv_heads);
+  return 2 * static_cast<std::uint64_t>(c.n_layers) * row * kKvBlockSize;
+}
+
 Status Context::check_seq(int seq) const {
   if (seq < 0 || seq >= options_.max_sequences) {
     return out_of_range("sequence id " + std::to_string(seq) + " is outside [0, " +

@@ -66,6 +66,14 @@ TEST(CApi, TokenizeDetokenizeAndChat) {
   EXPECT_EQ(back, text);
   const int32_t bad = 1 << 30;
   EXPECT_EQ(halyard_detokenize(m, &bad, 1, back.data(), back.size(), &n), HALYARD_ERROR_INVALID_ARGUMENT);
+  // End-of-generation tokens: ChatML's <|im_end|> is one, ordinary text is not.
+  int32_t im_end = -1;
+  ASSERT_EQ(halyard_tokenize(m, "<|im_end|>", 10, 0, 1, &im_end, 1, &n), HALYARD_OK);
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, im_end), 1);
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, 7042), 0);  // " Paris"
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, -1), 0);
+  EXPECT_EQ(halyard_token_is_end_of_generation(m, bad), 0);
+  EXPECT_EQ(halyard_token_is_end_of_generation(nullptr, im_end), 0);
 
   const halyard_chat_message msg{"user", "Hi"};
   std::string chat(512, '\0');
@@ -782,6 +790,189 @@ TEST(CApi, ContextStepKvCacheFullAndBadBatches) {
   EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_INVALID_ARGUMENT);
   halyard_context_free(nullptr);
   halyard_model_free(m);
+}
+
+// kv_bytes sizes the cache as a byte budget (whole blocks of halyard_context_kv_bytes_per_block
+// bytes), kv_dtype picks its element type (0: the model's); bad values are refused by name, and
+// a struct_size that ends before the appended fields leaves them at their defaults.
+TEST(CApi, ContextKvBytesAndKvDtype) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  EXPECT_EQ(co.struct_size, sizeof co);
+  EXPECT_EQ(co.kv_bytes, 0);
+  EXPECT_EQ(co.kv_dtype, 0);
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  const uint64_t f16_block = halyard_context_kv_bytes_per_block(ctx);
+  EXPECT_EQ(f16_block, 16 * halyard_model_kv_bytes_per_token(m));  // the model's dtype: f16
+  EXPECT_EQ(f16_block, 16u * 2 * 30 * 64 * 3 * 2);
+  halyard_context_free(ctx);
+  EXPECT_EQ(halyard_context_kv_bytes_per_block(nullptr), 0u);
+
+  // A budget of 3.5 blocks buys 3; the same budget in f32 blocks (twice the bytes) buys 1.
+  co.max_sequences = 2;
+  co.kv_bytes = static_cast<int64_t>(3 * f16_block + f16_block / 2);
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_kv_blocks_total(ctx), 3);
+  halyard_context_free(ctx);
+  co.kv_dtype = HALYARD_KV_F32;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_kv_bytes_per_block(ctx), 2 * f16_block);
+  EXPECT_EQ(halyard_context_kv_blocks_total(ctx), 1);
+  // The f32 cache runs: the prompt's greedy next token is " Paris".
+  const int32_t prompt[5] = {504, 3575, 282, 4649, 314};
+  const int32_t pos[5] = {0, 1, 2, 3, 4};
+  const int32_t seqs[5] = {0, 0, 0, 0, 0};
+  halyard_batch b{sizeof(halyard_batch), 5, prompt, pos, seqs, nullptr};
+  ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
+  const float* l = halyard_context_logits(ctx, 4);
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(std::max_element(l, l + halyard_model_vocab_size(m)) - l, 7042);
+  halyard_context_free(ctx);
+
+  // Invalid values, each refused with a message naming the field.
+  struct Bad {
+    int32_t kv_blocks;
+    int64_t kv_bytes;
+    int32_t kv_dtype;
+    const char* message;
+  };
+  const Bad bad[] = {
+      {0, static_cast<int64_t>(f16_block) - 1, 0, "holds less than one KV block"},
+      {0, static_cast<int64_t>(f16_block), HALYARD_KV_F32, "holds less than one KV block"},
+      {0, -1, 0, "kv_bytes must be >= 0"},
+      {2, static_cast<int64_t>(4 * f16_block), 0, "not both"},
+      {0, 0, 2, "kv_dtype must be"},
+      {0, 0, -1, "kv_dtype must be"},
+  };
+  for (const Bad& c : bad) {
+    co.kv_blocks = c.kv_blocks;
+    co.kv_bytes = c.kv_bytes;
+    co.kv_dtype = c.kv_dtype;
+    ctx = nullptr;
+    EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_INVALID_ARGUMENT) << c.message;
+    EXPECT_EQ(ctx, nullptr);
+    EXPECT_NE(std::string(halyard_last_error()).find(c.message), std::string::npos) << halyard_last_error();
+  }
+
+  // A budget no device holds is out of memory, not an overflow.
+  co.kv_blocks = 0;
+  co.kv_bytes = INT64_MAX;
+  co.kv_dtype = 0;
+  EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_OUT_OF_MEMORY) << halyard_last_error();
+  EXPECT_EQ(ctx, nullptr);
+
+  // An older caller's struct_size ends where kv_bytes begins: whatever lies beyond it is not read.
+  co.kv_blocks = 2;
+  co.kv_bytes = -5;
+  co.kv_dtype = 9;
+  co.struct_size = offsetof(halyard_context_options, kv_bytes);
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_kv_blocks_total(ctx), 2);
+  EXPECT_EQ(halyard_context_kv_bytes_per_block(ctx), f16_block);
+  halyard_context_free(ctx);
+  // One that covers kv_bytes but not kv_dtype reads the first only.
+  co.kv_blocks = 0;
+  co.kv_bytes = static_cast<int64_t>(2 * f16_block);
+  co.struct_size = offsetof(halyard_context_options, kv_dtype);
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_kv_blocks_total(ctx), 2);
+  EXPECT_EQ(halyard_context_kv_bytes_per_block(ctx), f16_block);
+  halyard_context_free(ctx);
+  halyard_model_free(m);
+}
+
+// A context's kv_dtype of 0 follows the model: on a model loaded with f32 caches it is f32.
+TEST(CApi, ContextKvDtypeZeroIsTheModels) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model_options o;
+  halyard_model_options_default(&o);
+  o.device = "ref";
+  o.context_length = 32;
+  o.kv_dtype = HALYARD_KV_F32;
+  halyard_model* m = nullptr;
+  ASSERT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_OK)
+      << halyard_last_error();
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_kv_bytes_per_block(ctx), 16 * halyard_model_kv_bytes_per_token(m));
+  EXPECT_EQ(halyard_context_kv_bytes_per_block(ctx), 16u * 2 * 30 * 64 * 3 * 4);
+  halyard_context_free(ctx);
+  halyard_model_free(m);
+}
+
+// halyard_X_options_init writes the defaults of exactly the size it is given (at most its own
+// struct's), and the exported halyard_X_options_default functions that binaries built before the
+// macros call write the 230fb20 sizes, so neither writes past an older caller's struct.
+template <typename T>
+std::vector<unsigned char> filled(void (*fill)(T*, size_t), size_t size, size_t room) {
+  std::vector<unsigned char> buf(room, 0xA5);
+  fill(reinterpret_cast<T*>(buf.data()), size);
+  return buf;
+}
+
+size_t written(const std::vector<unsigned char>& buf) {
+  size_t n = buf.size();
+  while (n > 0 && buf[n - 1] == 0xA5)
+    --n;
+  return n;
+}
+
+TEST(CApi, OptionsInitWritesOnlyTheSizeItIsGiven) {
+  if (sizeof(void*) != 8)
+    GTEST_SKIP() << "the frozen sizes checked here are those of LP64";
+  const size_t room = 256;
+  // A size smaller than the struct: exactly that many bytes, and struct_size says so.
+  auto ctx_old = filled(halyard_context_options_init, 24, room);
+  EXPECT_EQ(written(ctx_old), 24u);
+  halyard_context_options co;
+  std::memcpy(&co, ctx_old.data(), 24);
+  EXPECT_EQ(co.struct_size, 24u);
+  EXPECT_EQ(co.max_sequences, 1);
+  EXPECT_EQ(co.kv_blocks, 0);
+  EXPECT_EQ(co.max_batch_tokens, 512);
+  // A size larger than the library's struct: only the library's struct.
+  auto ctx_big = filled(halyard_context_options_init, room, room);
+  EXPECT_LE(written(ctx_big), sizeof(halyard_context_options));
+  std::memcpy(&co, ctx_big.data(), sizeof co);
+  EXPECT_EQ(co.struct_size, sizeof(halyard_context_options));
+  // Too small to hold struct_size: nothing.
+  EXPECT_EQ(written(filled(halyard_context_options_init, 4, room)), 0u);
+  halyard_context_options_init(nullptr, sizeof co);  // a no-op
+
+  auto gen = filled(halyard_generate_options_init, 40, room);  // the struct before the sampling fields
+  EXPECT_EQ(written(gen), 40u);
+  halyard_generate_options go;
+  std::memcpy(&go, gen.data(), 40);
+  EXPECT_EQ(go.struct_size, 40u);
+  EXPECT_EQ(go.max_tokens, 128);
+  EXPECT_EQ(go.top_k, 40);
+  auto model = filled(halyard_model_options_init, 32, room);  // the struct before kv_dtype
+  EXPECT_EQ(written(model), 32u);
+
+  // The legacy symbols (parenthesised: not the macros) write the 230fb20 sizes.
+  auto legacy_ctx = filled<halyard_context_options>(
+      [](halyard_context_options* o, size_t) { (halyard_context_options_default)(o); }, 0, room);
+  EXPECT_EQ(written(legacy_ctx), 24u);
+  std::memcpy(&co, legacy_ctx.data(), 24);
+  EXPECT_EQ(co.struct_size, 24u);
+  EXPECT_EQ(co.max_batch_tokens, 512);
+  auto legacy_gen = filled<halyard_generate_options>(
+      [](halyard_generate_options* o, size_t) { (halyard_generate_options_default)(o); }, 0, room);
+  EXPECT_EQ(written(legacy_gen), 88u);  // the padding after frequency_penalty is written as zeros
+  std::memcpy(&go, legacy_gen.data(), sizeof(size_t));
+  EXPECT_EQ(go.struct_size, 88u);
+  auto legacy_model = filled<halyard_model_options>(
+      [](halyard_model_options* o, size_t) { (halyard_model_options_default)(o); }, 0, room);
+  EXPECT_EQ(written(legacy_model), 40u);
+  halyard_model_options mo;
+  std::memcpy(&mo, legacy_model.data(), sizeof(size_t));
+  EXPECT_EQ(mo.struct_size, 40u);
 }
 
 TEST(CApi, LoadErrorsAreClear) {

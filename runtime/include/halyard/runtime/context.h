@@ -5,6 +5,7 @@
 // Ownership: borrows the Model, which must outlive it. Thread safety: one thread at a time.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,6 +40,10 @@ struct BatchToken {
 class Context {
  public:
   static Result<std::unique_ptr<Context>> create(Model& model, const ContextOptions& options);
+  // Bytes one cache block of kKvBlockSize positions takes across all layers, K and V, for a
+  // cache of `dtype` on this model: what a byte budget is divided by to get blocks.
+  static std::uint64_t kv_bytes_per_block(const Model& model, DType dtype);
+  std::uint64_t kv_bytes_per_block() const { return kv_bytes_per_block(model_, kv_->options().dtype); }
 
   // Runs one graph over the batch. Errors change nothing: cache_full when the cache lacks the
   // blocks the batch needs, invalid_argument for a bad token, sequence or position, out_of_range

@@ -295,6 +295,10 @@ typedef struct halyard_context_options {
    * for f32; 0 (default, and HALYARD_KV_F16's value): the model's KV dtype, which is f16 unless
    * the model was loaded with HALYARD_KV_F32. Another value: HALYARD_ERROR_INVALID_ARGUMENT. */
   int32_t kv_dtype;
+  /* Non-zero (default 1): keep the full blocks of emptied sequences for
+   * halyard_seq_attach_prefix (the prefix cache); 0: freed blocks are free at once and
+   * attach_prefix reuses nothing. */
+  int32_t prefix_cache;
 } halyard_context_options;
 
 /* See halyard_model_options_init. */

@@ -59,6 +59,7 @@ class ContextOptions(ctypes.Structure):
         # Appended later in halyard.h (kv_bytes first: it starts where the older struct ended).
         ("kv_bytes", ctypes.c_int64),
         ("kv_dtype", ctypes.c_int32),
+        ("prefix_cache", ctypes.c_int32),
     ]
 
 
@@ -91,6 +92,7 @@ class Timings(ctypes.Structure):
         ("prefill_tokens_per_s", ctypes.c_double),
         ("decode_tokens_per_s", ctypes.c_double),
         ("finish_reason", ctypes.c_int32),
+        ("prompt_cached_tokens", ctypes.c_int32),
     ]
 
 
@@ -181,6 +183,10 @@ _SIGNATURES = {
     "halyard_context_block_size": (ctypes.c_int32, [_P]),
     "halyard_context_max_sequences": (ctypes.c_int32, [_P]),
     "halyard_context_kv_bytes_per_block": (ctypes.c_uint64, [_P]),
+    "halyard_seq_attach_prefix": (_STATUS, [_P, ctypes.c_int32, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t,
+                                                 ctypes.POINTER(ctypes.c_int32)]),
+    "halyard_context_prefix_hits": (ctypes.c_int64, [_P]),
+    "halyard_context_prefix_misses": (ctypes.c_int64, [_P]),
 }
 
 _INIT_FUNCTIONS = {

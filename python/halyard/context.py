@@ -31,12 +31,14 @@ class Context:
     """A paged KV cache shared by max_sequences sequences (ids 0..max_sequences-1) on the
     model's device; each step() runs one graph over a batch of tokens from any of them.
 
-    Context(model, max_sequences=1, kv_blocks=0, max_batch_tokens=512, kv_dtype=None, kv_bytes=0)
+    Context(model, max_sequences=1, kv_blocks=0, max_batch_tokens=512, kv_dtype=None, kv_bytes=0,
+            prefix_cache=True)
 
     kv_blocks: the cache's capacity in blocks of block_size positions; 0 gives every sequence
     room for the whole context. kv_bytes: the capacity as a byte budget instead (whole blocks
     of kv_bytes_per_block; not with kv_blocks). kv_dtype: None or "f16" (the model's KV dtype,
-    which is f16 for a halyard.Model), or "f32".
+    which is f16 for a halyard.Model), or "f32". prefix_cache: keep the full blocks of emptied
+sequences so attach_prefix() can give them to a new sequence whose prompt starts the same way.
 
     Owned by the caller: close() it (or use `with`); Model.close() closes the model's contexts
     first. One thread at a time per context; its calls and the model's generations are
@@ -45,7 +47,7 @@ class Context:
     """
 
     def __init__(self, model: "Model", max_sequences: int = 1, kv_blocks: int = 0, max_batch_tokens: int = 512,
-                 kv_dtype: str | None = None, kv_bytes: int = 0):
+                 kv_dtype: str | None = None, kv_bytes: int = 0, prefix_cache: bool = True):
         self._handle: int | None = None
         if kv_dtype not in _KV_DTYPES:
             raise InvalidArgument(f"kv_dtype must be None, 'f16' or 'f32', not {kv_dtype!r}")
@@ -63,6 +65,7 @@ class Context:
             raise InvalidArgument(f"kv_bytes must fit in 64 bits, not {kv_bytes}")
         options.kv_bytes = kv_bytes
         options.kv_dtype = _KV_DTYPES[kv_dtype]
+        options.prefix_cache = 1 if prefix_cache else 0
         handle = ctypes.c_void_p()
         with model._device_lock:
             check(_native.lib().halyard_context_create(model._h(), ctypes.byref(options), ctypes.byref(handle)))
@@ -150,9 +153,30 @@ class Context:
 
     # ---- sequences ----------------------------------------------------------------------
 
+    def attach_prefix(self, seq: int, tokens: Sequence[int]) -> int:
+        """For an empty sequence about to be fed `tokens`: shares the prefix cache's blocks they
+        start with (whole blocks, never the last token) and returns how many positions the
+        sequence now holds; feed tokens[returned:] next. The logits are those of computing all."""
+        t = _int32s(tokens, "tokens")
+        got = ctypes.c_int32(0)
+        with self._model._device_lock:
+            check(_native.lib().halyard_seq_attach_prefix(self._h(), _int32(seq), t, len(tokens), ctypes.byref(got)))
+        return int(got.value)
+
+    @property
+    def prefix_hits(self) -> int:
+        """Blocks attach_prefix reused."""
+        return int(_native.lib().halyard_context_prefix_hits(self._h()))
+
+    @property
+    def prefix_misses(self) -> int:
+        """Full prompt blocks attach_prefix found no match for."""
+        return int(_native.lib().halyard_context_prefix_misses(self._h()))
+
     def seq_remove(self, seq: int, p0: int = 0, p1: int = -1) -> None:
-        """Removes positions [p0, p1) of a sequence (p1 < 0: to its end); only a suffix can be
-        removed (Unimplemented otherwise). seq_remove(seq) empties it."""
+        """Removes positions [p0, p1) of a sequence (p1 < 0: to its end). For a middle range the
+        positions after it are recomputed at their new places, exactly as if the range had never
+        been fed. seq_remove(seq) empties it."""
         with self._model._device_lock:
             check(_native.lib().halyard_seq_remove(self._h(), _int32(seq), _int32(p0), _int32(p1)))
 

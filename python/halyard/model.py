@@ -47,6 +47,7 @@ class _Outcome:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the prefix cache served
 
 
 class _Sampling:
@@ -332,6 +333,7 @@ class Model:
             else:
                 outcome.finish_reason = _FINISH.get(timings.finish_reason, "length")
             outcome.prompt_tokens = int(timings.prompt_tokens)
+            outcome.cached_tokens = int(timings.prompt_cached_tokens)
             outcome.completion_tokens = completion_tokens
         finally:
             generation.close()
@@ -548,6 +550,8 @@ def _usage(outcome: _Outcome) -> dict:
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
         "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
+        # OpenAI's field for prompt tokens served from a cache.
+        "prompt_tokens_details": {"cached_tokens": outcome.cached_tokens},
     }
 
 

@@ -13,7 +13,8 @@ def test_greedy_completion(model, model_path):
     assert isinstance(out["created"], int)
     assert out["model"] == model_path
     assert out["choices"] == [{"text": GREEDY, "index": 0, "logprobs": None, "finish_reason": "length"}]
-    assert out["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    assert out["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8,
+                            "prompt_tokens_details": {"cached_tokens": 0}}
 
 
 def test_call_is_create_completion(ref_model):

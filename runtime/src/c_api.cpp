@@ -224,6 +224,7 @@ void fill_defaults(halyard_context_options& o) {
   o.max_batch_tokens = 512;
   o.kv_bytes = 0;
   o.kv_dtype = 0;
+  o.prefix_cache = 1;
 }
 
 // What every halyard_X_options_init does: the defaults (padding zeroed) of the first
@@ -750,6 +751,8 @@ halyard_status halyard_context_create(halyard_model* model, const halyard_contex
       o.kv_bytes = defaults.kv_bytes;
     if (o.struct_size < offsetof(halyard_context_options, kv_dtype) + sizeof o.kv_dtype)
       o.kv_dtype = defaults.kv_dtype;
+    if (o.struct_size < offsetof(halyard_context_options, prefix_cache) + sizeof o.prefix_cache)
+      o.prefix_cache = defaults.prefix_cache;
   }
   if (o.max_sequences < 1)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_sequences must be >= 1");
@@ -773,6 +776,7 @@ halyard_status halyard_context_create(halyard_model* model, const halyard_contex
     co.max_sequences = o.max_sequences;
     co.n_blocks = o.kv_blocks;
     co.max_batch_tokens = o.max_batch_tokens;
+    co.prefix_cache = o.prefix_cache != 0;
     if (o.kv_dtype == HALYARD_KV_F32)
       co.kv_dtype = halyard::DType::kF32;
     if (o.kv_bytes > 0) {

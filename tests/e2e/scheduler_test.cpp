@@ -274,7 +274,7 @@ TEST_P(SchedulerTest, LongPromptsArePrefilledInChunksWhileOthersDecode) {
   ASSERT_NE(ctx, nullptr);
   auto sched = make_scheduler(*ctx, 12, 8);
   ASSERT_NE(sched, nullptr);
-  std::vector<Request> requests{make_request(prompt(5), 12, false), make_request(prompt(3, 30), 12, false),
+  std::vector<Request> requests{make_request(prompt(5), 7, false), make_request(prompt(3, 30), 7, false),
                                 make_request(prompt(30, 10), 3, false), make_request(prompt(25, 45), 3, false)};
   std::map<RequestId, Outcome> out;
   const RequestId a = must_submit(*sched, requests[0]);

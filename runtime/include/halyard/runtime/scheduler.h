@@ -11,6 +11,8 @@
 // A request's tokens equal what generate() (generator.h) gives it alone on a Session with the
 // same sampler options: the sampler accepts the prompt, end-of-generation is not reported, and
 // a request stops at max_tokens or when its sequence fills the context, as generate() does.
+// (Up to the device's batch invariance: exact on ref; on cpu a batch rounds differently from a
+// single token, so a greedy pick may differ where the top two logits nearly tie.)
 //
 // Ownership: borrows the Context (and through it the Model), which must outlive it; while the
 // scheduler lives it owns every sequence of the Context, and nobody else may step or change the

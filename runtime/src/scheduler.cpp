@@ -314,8 +314,20 @@ void Scheduler::plan(int prefill_limit, StepOutput& out) {
         break;
       free_seqs_.pop_back();
       r.seq = seq;
-      take(r, seq);
-      plan_.push_back({&r, want, false});
+      // The prefix cache: a prompt that starts like an earlier one (or a preempted request's
+      // own tokens) shares those blocks and feeds only the rest. The fit above counted every
+      // token, so the request fits with fewer; the cached blocks it now holds leave the free count.
+      if (r.fed == 0) {
+        const int before = context_.blocks_free();
+        if (auto got = context_.attach_prefix(seq, r.tokens); got.is_ok() && got.value() > 0) {
+          r.fed = got.value();
+          r.high_water = std::max(r.high_water, r.fed);
+          counters_.cached_tokens += static_cast<std::uint64_t>(r.fed);
+          free_blocks -= before - context_.blocks_free();
+        }
+      }
+      if (const int n = take(r, seq); n > 0)
+        plan_.push_back({&r, n, false});
       running_.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }

@@ -266,6 +266,33 @@ TEST_P(SchedulerTest, GreedyOutputsEqualEachRequestAlone) {
   EXPECT_FALSE(sched->has_work());
 }
 
+TEST_P(SchedulerTest, ARepeatedPromptIsServedFromThePrefixCache) {
+  // The same 40-token prompt twice, the second after the first finished: the second shares the
+  // first's two full blocks and computes 8 tokens, with the same greedy output.
+  const Request r = make_request(prompt(40, 2), 4);
+  auto ctx = make_context(*model_, 2, 64);
+  ASSERT_NE(ctx, nullptr);
+  auto sched = make_scheduler(*ctx, 64, 64);
+  ASSERT_NE(sched, nullptr);
+  std::map<RequestId, Outcome> out;
+  auto run = [&]() -> RequestId {
+    auto id = sched->submit(r);
+    EXPECT_TRUE(id.is_ok()) << id.status().to_string();
+    for (int step = 0; step < 50 && sched->has_work(); ++step)
+      EXPECT_TRUE(record(*sched, out, nullptr));
+    return id.is_ok() ? *id : RequestId{};
+  };
+  const RequestId first = run();
+  EXPECT_EQ(sched->stats().cached_tokens, 0U);
+  EXPECT_EQ(sched->stats().prompt_tokens, 40U);
+  const RequestId second = run();
+  EXPECT_EQ(sched->stats().cached_tokens, 32U);
+  EXPECT_EQ(sched->stats().prompt_tokens, 48U);  // the second computed 8
+  EXPECT_EQ(ctx->prefix_hits(), 2);
+  expect_alone(r, out[first], "first");
+  expect_alone(r, out[second], "second");
+}
+
 TEST_P(SchedulerTest, LongPromptsArePrefilledInChunksWhileOthersDecode) {
   // A and B decode; then C (30 tokens) and D (25) arrive. Budget 12, chunks of 8: each step
   // carries A's and B's decode tokens first, then 8 of C's and the 2 left for D (FIFO up to the

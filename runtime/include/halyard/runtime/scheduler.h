@@ -103,6 +103,7 @@ struct SchedulerStats {
   std::uint64_t steps = 0;              // Context steps run
   std::uint64_t prompt_tokens = 0;      // prompt tokens fed the first time
   std::uint64_t recomputed_tokens = 0;  // tokens fed again after a preemption
+  std::uint64_t cached_tokens = 0;      // prompt (or recomputation) tokens the prefix cache served
   std::uint64_t generated_tokens = 0;   // tokens reported
   std::uint64_t preemptions = 0;
   std::uint64_t finished = 0;  // requests finished, for any reason (cancelled included)

@@ -19,6 +19,16 @@ void Session::reset() {
 }
 
 Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
+  HALYARD_RETURN_IF_ERROR(feed(tokens, StepOutput::kLogits));
+  return context_->logits(static_cast<int>(tokens.size()) - 1);
+}
+
+Result<TokenId> Session::eval_argmax(std::span<const TokenId> tokens) {
+  HALYARD_RETURN_IF_ERROR(feed(tokens, StepOutput::kArgmax));
+  return context_->argmax(static_cast<int>(tokens.size()) - 1);
+}
+
+Status Session::feed(std::span<const TokenId> tokens, StepOutput output) {
   if (tokens.empty())
     return invalid_argument("eval: no tokens");
   const int n = static_cast<int>(tokens.size());
@@ -34,9 +44,9 @@ Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
   batch_.resize(tokens.size());
   for (int i = 0; i < n; ++i)
     batch_[static_cast<std::size_t>(i)] = BatchToken{tokens[static_cast<std::size_t>(i)], 0, n_past_ + i, i == n - 1};
-  HALYARD_RETURN_IF_ERROR(context_->step(batch_));
+  HALYARD_RETURN_IF_ERROR(context_->step(batch_, output));
   n_past_ += n;
-  return context_->logits(n - 1);
+  return Status::ok();
 }
 
 }  // namespace halyard::runtime

@@ -20,6 +20,9 @@ class Session {
   // in a session-owned buffer valid until the next eval.
   // A batch that would pass the context length is an out_of_range error and changes nothing.
   Result<std::span<const float>> eval(std::span<const TokenId> tokens);
+  // As eval, but gives only the argmax of those logits (the first maximum): the context's
+  // argmax step, which on a device with ARGMAX downloads one id instead of the logits.
+  Result<TokenId> eval_argmax(std::span<const TokenId> tokens);
   int n_past() const { return n_past_; }
   // Forgets the sequence (its blocks go back to the cache).
   void reset();
@@ -28,6 +31,7 @@ class Session {
 
  private:
   Session() = default;
+  Status feed(std::span<const TokenId> tokens, StepOutput output);
   std::unique_ptr<Context> context_;
   std::vector<BatchToken> batch_;
   int n_past_ = 0;

@@ -62,6 +62,33 @@ void add_elementwise(std::vector<OpCase>& out) {
   }
 }
 
+// ARGMAX as the greedy step uses it: rows of a vocabulary (SmolLM2's 49152), sizes that are no
+// multiple of any workgroup or vector width, and rows with repeated maxima, where only the
+// first may win (random N(0, 1) rows almost never tie).
+void add_argmax(std::vector<OpCase>& out) {
+  for (const auto& [d, n] : {std::pair<std::int64_t, std::int64_t>{49152, 3},
+                             {49153, 2},
+                             {3, 5},
+                             {127, 4},
+                             {129, 3},
+                             {1023, 2},
+                             {4097, 6}}) {
+    const std::string sh = shape_name({{"d", d}, {"n", n}});
+    const auto x = TensorDesc::make(DType::kF32, d, n);
+    out.push_back({"ARGMAX/f32/" + sh, OpKind::kArgmax, {x}, {Fill::kRandom}, {}, 0, 0, 0});
+    out.push_back({"ARGMAX/f32/ties_" + sh, OpKind::kArgmax, {x}, {Fill::kTies}, {}, 0, 0, 0});
+  }
+  // Every tie pattern (5 rows) twice at vocabulary size.
+  out.push_back({"ARGMAX/f32/ties_d49152_n10",
+                 OpKind::kArgmax,
+                 {TensorDesc::make(DType::kF32, 49152, 10)},
+                 {Fill::kTies},
+                 {},
+                 0,
+                 0,
+                 0});
+}
+
 void add_weight_ops(std::vector<OpCase>& out) {
   for (DType dt : kWeightDtypes) {
     const std::string dn(dtype_name(dt));
@@ -283,6 +310,45 @@ void fill_block_table(const OpCase& c, const TensorDesc& d, const std::vector<st
   }
 }
 
+// Fill::kTies (op_cases.h): row r takes pattern r % 5.
+void fill_ties(const TensorDesc& d, std::mt19937_64& rng, float* f) {
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const std::int64_t len = d.ne[0];
+  for (std::int64_t r = 0; r < d.rows(); ++r) {
+    float* row = f + r * len;
+    switch (r % 5) {
+      case 0:  // few levels: the maximum repeats all over the row
+        for (std::int64_t i = 0; i < len; ++i)
+          row[i] = static_cast<float>(static_cast<int>(rng() % 7) - 3);
+        break;
+      case 1:  // constant: index 0 wins
+        std::fill(row, row + len, 0.5f);
+        break;
+      case 2: {  // one maximum, copied to a later index (often another thread's share) and the last
+        for (std::int64_t i = 0; i < len; ++i)
+          row[i] = normal(rng);
+        const auto best = std::max_element(row, row + len) - row;
+        if (best + 1 < len)
+          row[best + 1 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(len - best - 1))] = row[best];
+        row[len - 1] = row[best];
+        break;
+      }
+      case 3: {  // signed zeros: -0 and +0 tie; the first zero wins
+        const float levels[] = {-1.f, -0.f, 0.f};
+        for (std::int64_t i = 0; i < len; ++i)
+          row[i] = levels[rng() % 3];
+        break;
+      }
+      default: {  // the single maximum is the last element
+        for (std::int64_t i = 0; i < len; ++i)
+          row[i] = normal(rng);
+        row[len - 1] = *std::max_element(row, row + len) + 1.f;
+        break;
+      }
+    }
+  }
+}
+
 // Random inputs for a case, as raw bytes per input.
 std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -315,6 +381,9 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
         }
         break;
       }
+      case Fill::kTies:
+        fill_ties(d, rng, reinterpret_cast<float*>(bytes.data()));
+        break;
       case Fill::kIds:
         for (std::int64_t k = 0; k < n; ++k)
           ints[k] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(c.id_limit));
@@ -424,6 +493,7 @@ std::string compare_state(const OpCase& c, std::size_t i, const std::vector<std:
 std::vector<OpCase> all_op_cases() {
   std::vector<OpCase> cases;
   add_elementwise(cases);
+  add_argmax(cases);
   add_weight_ops(cases);
   add_matmul_groups(cases);
   add_banded_matmuls(cases);

@@ -8,6 +8,14 @@
 namespace halyard::runtime {
 namespace {
 constexpr int kMaxPadding = 64;
+
+// The first maximum, as ARGMAX (ops.h) and the greedy sampler pick it.
+TokenId first_max(std::span<const float> row) {
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < row.size(); ++i)
+    best = row[i] > row[best] ? i : best;
+  return static_cast<TokenId>(best);
+}
 }  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOptions& options) {
@@ -39,6 +47,8 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   if (ctx->pad_)
     HALYARD_RETURN_IF_ERROR(ctx->kv_->prepare_write(options.max_sequences, 0, pad_positions));
   ctx->tokens_.resize(static_cast<std::size_t>(options.max_sequences));
+  const DType argmax_input[] = {DType::kF32};
+  ctx->device_argmax_ = options.argmax_on_device && model.device().supports(OpKind::kArgmax, argmax_input);
   HALYARD_ASSIGN_OR_RETURN(ctx->queue_, model.device().create_queue());
   HALYARD_ASSIGN_OR_RETURN(ctx->block_table_, model.device().allocate(ctx->kv_->table().size() * sizeof(std::int32_t)));
   return ctx;
@@ -161,39 +171,41 @@ int Context::bucket(int n) const {
   return std::min(b, n + pad_positions_);  // a short context has fewer padding rows
 }
 
-Result<Context::Compiled*> Context::compiled_for(int n_tokens, int n_outputs) {
-  const auto key = std::make_pair(n_tokens, n_outputs);
+Result<Context::Compiled*> Context::compiled_for(int n_tokens, int n_outputs, StepOutput output) {
+  const auto key = std::make_tuple(n_tokens, n_outputs, output);
   if (auto it = compiled_.find(key); it != compiled_.end())
     return it->second.get();
   auto c = std::make_unique<Compiled>();
   const KvCacheOptions& ko = kv_->options();
   const KvLayout layout{ko.dtype, ko.block_size, ko.n_blocks, kv_->max_blocks_per_sequence(), ko.max_sequences};
-  HALYARD_ASSIGN_OR_RETURN(c->plan, build_llama_graph(model_, n_tokens, n_outputs, layout));
+  HALYARD_ASSIGN_OR_RETURN(c->plan, build_llama_graph(model_, n_tokens, n_outputs, layout, output));
   HALYARD_ASSIGN_OR_RETURN(c->exe, model_.device().compile(c->plan.graph));
   const auto n = static_cast<std::size_t>(n_tokens);
   c->staging.resize(3 * n + static_cast<std::size_t>(n_outputs));
   HALYARD_ASSIGN_OR_RETURN(c->inputs, model_.device().allocate(c->staging.size() * sizeof(std::int32_t)));
-  HALYARD_ASSIGN_OR_RETURN(c->logits, model_.device().allocate(c->plan.graph.tensor(c->plan.logits).desc.bytes()));
+  const TensorId out = output == StepOutput::kArgmax ? c->plan.argmax : c->plan.logits;
+  HALYARD_ASSIGN_OR_RETURN(c->output, model_.device().allocate(c->plan.graph.tensor(out).desc.bytes()));
   auto& b = c->bindings;
   b.push_back({c->plan.token_ids, c->inputs.get(), 0});
   b.push_back({c->plan.positions, c->inputs.get(), n * 4});
   b.push_back({c->plan.slots, c->inputs.get(), 2 * n * 4});
   b.push_back({c->plan.out_rows, c->inputs.get(), 3 * n * 4});
   b.push_back({c->plan.block_table, block_table_.get(), 0});
-  b.push_back({c->plan.logits, c->logits.get(), 0});
+  b.push_back({out, c->output.get(), 0});
   for (const auto& [id, name] : c->plan.weights)
     b.push_back({id, model_.weight(name)->buffer.get(), 0});
   for (int l = 0; l < ko.n_layers; ++l) {
     b.push_back({c->plan.k_cache[static_cast<std::size_t>(l)], &kv_->k(l), 0});
     b.push_back({c->plan.v_cache[static_cast<std::size_t>(l)], &kv_->v(l), 0});
   }
-  spdlog::debug("context: compiled a graph of {} tokens, {} outputs", n_tokens, n_outputs);
+  spdlog::debug("context: compiled a graph of {} tokens, {} outputs{}", n_tokens, n_outputs,
+                output == StepOutput::kArgmax ? " (argmax)" : "");
   Compiled* raw = c.get();
   compiled_.emplace(key, std::move(c));
   return raw;
 }
 
-Status Context::step(std::span<const BatchToken> batch) {
+Status Context::step(std::span<const BatchToken> batch, StepOutput output) {
   if (batch.empty())
     return invalid_argument("step: the batch has no tokens");
   const int n = static_cast<int>(batch.size());
@@ -259,8 +271,11 @@ Status Context::step(std::span<const BatchToken> batch) {
   // A graph needs one output at least: a batch that asks for none computes token 0's and drops it.
   const int m = bucket(n);
   const int graph_out = std::min(m, bucket(std::max(n_out, 1)));
+  const bool ids_on_device = output == StepOutput::kArgmax && device_argmax_;
   auto run = [&]() -> Status {
-    HALYARD_ASSIGN_OR_RETURN(Compiled * c, compiled_for(m, graph_out));
+    HALYARD_ASSIGN_OR_RETURN(Compiled * c,
+                             compiled_for(m, graph_out, ids_on_device ? StepOutput::kArgmax : StepOutput::kLogits));
+    last_output_ = output;
     std::vector<std::int32_t>& in = c->staging;
     output_of_.assign(static_cast<std::size_t>(n), -1);
     int o = 0;
@@ -295,9 +310,21 @@ Status Context::step(std::span<const BatchToken> batch) {
     HALYARD_RETURN_IF_ERROR(c->inputs->upload(0, in.data(), in.size() * sizeof(std::int32_t)));
     HALYARD_ASSIGN_OR_RETURN(auto event, c->exe->run(*queue_, c->bindings));
     HALYARD_RETURN_IF_ERROR(event->wait());
+    if (ids_on_device) {
+      ids_.resize(static_cast<std::size_t>(n_out));
+      if (n_out > 0)
+        HALYARD_RETURN_IF_ERROR(c->output->download(0, ids_.data(), ids_.size() * sizeof(TokenId)));
+      return Status::ok();
+    }
     logits_.resize(static_cast<std::size_t>(vocab) * static_cast<std::size_t>(n_out));
     if (n_out > 0)
-      HALYARD_RETURN_IF_ERROR(c->logits->download(0, logits_.data(), logits_.size() * sizeof(float)));
+      HALYARD_RETURN_IF_ERROR(c->output->download(0, logits_.data(), logits_.size() * sizeof(float)));
+    if (output == StepOutput::kArgmax) {  // the device has no ARGMAX: the same pick on the host
+      ids_.resize(static_cast<std::size_t>(n_out));
+      for (std::size_t o = 0; o < ids_.size(); ++o)
+        ids_[o] = first_max(std::span<const float>(logits_).subspan(o * static_cast<std::size_t>(vocab),
+                                                                    static_cast<std::size_t>(vocab)));
+    }
     return Status::ok();
   };
   if (Status st = run(); !st.is_ok()) {
@@ -317,11 +344,20 @@ Status Context::step(std::span<const BatchToken> batch) {
 }
 
 std::span<const float> Context::logits(int i) const {
-  if (i < 0 || i >= static_cast<int>(output_of_.size()) || output_of_[static_cast<std::size_t>(i)] < 0)
+  if (last_output_ != StepOutput::kLogits || i < 0 || i >= static_cast<int>(output_of_.size()) ||
+      output_of_[static_cast<std::size_t>(i)] < 0)
     return {};
   const auto vocab = static_cast<std::size_t>(model_.config().vocab_size);
   return std::span<const float>(logits_).subspan(
       static_cast<std::size_t>(output_of_[static_cast<std::size_t>(i)]) * vocab, vocab);
+}
+
+TokenId Context::argmax(int i) const {
+  if (i < 0 || i >= static_cast<int>(output_of_.size()) || output_of_[static_cast<std::size_t>(i)] < 0)
+    return -1;
+  if (last_output_ == StepOutput::kArgmax)
+    return ids_[static_cast<std::size_t>(output_of_[static_cast<std::size_t>(i)])];
+  return first_max(logits(i));
 }
 
 }  // namespace halyard::runtime

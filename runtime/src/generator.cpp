@@ -46,9 +46,23 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
     return on_token ? on_token(id, text) : true;
   };
 
+  // Each eval leaves either the logits to sample or, while the sampler is pure greedy, the
+  // argmax the context picked (see GenerateOptions::argmax_step).
+  std::span<const float> logits;
+  TokenId picked = -1;
+  auto eval = [&](std::span<const TokenId> tokens) -> Status {
+    if (options.argmax_step && !sampler.needs_logits()) {
+      HALYARD_ASSIGN_OR_RETURN(picked, session.eval_argmax(tokens));
+      logits = {};
+      return Status::ok();
+    }
+    HALYARD_ASSIGN_OR_RETURN(logits, session.eval(tokens));
+    picked = -1;
+    return Status::ok();
+  };
   const auto start = Clock::now();
   const bool fresh = session.n_past() == 0;
-  HALYARD_ASSIGN_OR_RETURN(std::span<const float> logits, session.eval(prompt));
+  HALYARD_RETURN_IF_ERROR(eval(prompt));
   if (fresh)
     result.timings.cached_prompt_tokens = session.cached_tokens();
   result.timings.prefill_ms = ms_since(start);
@@ -57,7 +71,7 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
 
   const auto decode_start = Clock::now();
   for (int i = 0; i < options.max_tokens; ++i) {
-    const TokenId next = sampler.sample(logits);
+    const TokenId next = picked >= 0 ? picked : sampler.sample(logits);
     if (i == 0)
       result.timings.time_to_first_token_ms = ms_since(start);
     if (options.stop_at_end_of_generation && tok.is_end_of_generation(next)) {
@@ -78,7 +92,7 @@ Result<GenerateResult> generate(Session& session, std::span<const TokenId> promp
       break;
     }
     const TokenId one[1] = {next};
-    HALYARD_ASSIGN_OR_RETURN(logits, session.eval(one));
+    HALYARD_RETURN_IF_ERROR(eval(one));
   }
   result.timings.decode_ms = result.tokens.size() > 1 ? ms_since(decode_start) : 0;
   if (!pending.empty() && on_token)

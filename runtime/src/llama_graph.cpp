@@ -2,7 +2,8 @@
 
 namespace halyard::runtime {
 
-Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs, const KvLayout& kv) {
+Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs, const KvLayout& kv,
+                                     StepOutput output) {
   const LlamaConfig& c = model.config();
   if (n_tokens < 1 || n_outputs < 1 || n_outputs > n_tokens)
     return invalid_argument("graph needs 1 <= outputs <= tokens");
@@ -11,6 +12,7 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
   LlamaGraph lg;
   lg.n_tokens = n_tokens;
   lg.n_outputs = n_outputs;
+  lg.output = output;
   Graph& g = lg.graph;
   auto weight = [&](const std::string& name) -> Result<TensorId> {
     const Weight* w = model.weight(name);
@@ -88,7 +90,12 @@ Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_out
     HALYARD_ASSIGN_OR_RETURN(out_w, weight("output.weight"));
   }
   HALYARD_ASSIGN_OR_RETURN(lg.logits, g.add_op(OpKind::kMatmul, {out_w, normed}, {}, "logits"));
-  g.mark_output(lg.logits);
+  if (output == StepOutput::kArgmax) {
+    HALYARD_ASSIGN_OR_RETURN(lg.argmax, g.add_op(OpKind::kArgmax, {lg.logits}, {}, "argmax"));
+    g.mark_output(lg.argmax);
+  } else {
+    g.mark_output(lg.logits);
+  }
   HALYARD_RETURN_IF_ERROR(g.validate());
   return lg;
 }

@@ -105,6 +105,10 @@ bool Sampler::transforms_logits() const {
   return !options_.logit_bias.empty() || (penalties && !window().empty());
 }
 
+bool Sampler::needs_logits() const {
+  return options_.temperature > 0.f || transforms_logits();
+}
+
 TokenId Sampler::argmax(std::span<const float> logits) {
   std::size_t best = 0;
   for (std::size_t i = 1; i < logits.size(); ++i) {

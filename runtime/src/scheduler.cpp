@@ -259,7 +259,7 @@ int Scheduler::fitting_tokens(int seq, int want, int free_blocks) const {
   return n;
 }
 
-void Scheduler::plan(int prefill_limit, StepOutput& out) {
+void Scheduler::plan(int prefill_limit, StepEvents& out) {
   const KvCache& kv = context_.kv();
   bool preempted = false;
   for (;;) {
@@ -342,7 +342,7 @@ void Scheduler::plan(int prefill_limit, StepOutput& out) {
   }
 }
 
-Result<StepOutput> Scheduler::step() {
+Result<StepEvents> Scheduler::step() {
   if (stepping_.exchange(true))
     return failed_precondition("Scheduler::step is running on another thread: step from one engine thread only");
   struct Done {
@@ -350,7 +350,7 @@ Result<StepOutput> Scheduler::step() {
     ~Done() { flag.store(false); }
   } done{stepping_};
 
-  StepOutput out;
+  StepEvents out;
   take_inbox();
   int prefill_limit = options_.max_batch_tokens;
   for (;;) {
@@ -402,7 +402,7 @@ Result<StepOutput> Scheduler::step() {
   return out;
 }
 
-void Scheduler::sample_outputs(StepOutput& out) {
+void Scheduler::sample_outputs(StepEvents& out) {
   ++counters_.steps;
   const Tokenizer& tok = context_.model().tokenizer();
   int index = 0;  // the batch index of the planned request's first token

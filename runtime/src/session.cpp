@@ -20,6 +20,16 @@ void Session::reset() {
 }
 
 Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
+  HALYARD_ASSIGN_OR_RETURN(int last, feed(tokens, StepOutput::kLogits));
+  return context_->logits(last);
+}
+
+Result<TokenId> Session::eval_argmax(std::span<const TokenId> tokens) {
+  HALYARD_ASSIGN_OR_RETURN(int last, feed(tokens, StepOutput::kArgmax));
+  return context_->argmax(last);
+}
+
+Result<int> Session::feed(std::span<const TokenId> tokens, StepOutput output) {
   if (tokens.empty())
     return invalid_argument("eval: no tokens");
   const int n = static_cast<int>(tokens.size());
@@ -45,13 +55,13 @@ Result<std::span<const float>> Session::eval(std::span<const TokenId> tokens) {
     batch_[static_cast<std::size_t>(i)] =
         BatchToken{tokens[static_cast<std::size_t>(cached + i)], 0, n_past_ + cached + i, i == todo - 1};
   }
-  if (Status st = context_->step(batch_); !st.is_ok()) {
+  if (Status st = context_->step(batch_, output); !st.is_ok()) {
     if (cached > 0)
       (void)context_->release(0);  // an error changes nothing: the shared prefix goes again
     return st;
   }
   n_past_ += n;
-  return context_->logits(todo - 1);
+  return todo - 1;
 }
 
 }  // namespace halyard::runtime

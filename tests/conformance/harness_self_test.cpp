@@ -1,8 +1,9 @@
 // The conformance harness must be able to fail: a device that writes nothing (output stays
-// NaN-poisoned) or writes a perturbed result is caught.
+// NaN-poisoned), writes a perturbed result or breaks ARGMAX's tie rule is caught.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "halyard/conformance/op_cases.h"
 #include "halyard/hal/registry.h"
@@ -11,12 +12,17 @@ namespace halyard::conformance {
 namespace {
 
 // Wraps a real device; its executables run the real graph and then damage the output.
-enum class Damage { kNone, kSkipRun, kPerturb };
+// kLastMaxWins rewrites an ARGMAX output as the index of the last maximum of each row.
+enum class Damage { kNone, kSkipRun, kPerturb, kLastMaxWins };
 
 class DamagedExecutable final : public Executable {
  public:
-  DamagedExecutable(std::unique_ptr<Executable> inner, TensorId output, Damage damage)
-      : inner_(std::move(inner)), output_(output), damage_(damage) {}
+  DamagedExecutable(std::unique_ptr<Executable> inner, const Graph& graph, Damage damage)
+      : inner_(std::move(inner)),
+        output_(graph.nodes().back().output),
+        input_(graph.nodes().back().inputs[0]),
+        input_desc_(graph.tensor(input_).desc),
+        damage_(damage) {}
   Result<std::unique_ptr<Event>> run(Queue& queue, std::span<const Binding> bindings) override {
     if (damage_ == Damage::kSkipRun)
       return inner_->run(queue, {});  // fails: nothing bound
@@ -24,6 +30,8 @@ class DamagedExecutable final : public Executable {
     if (!ev.is_ok() || damage_ == Damage::kNone)
       return ev;
     HALYARD_RETURN_IF_ERROR(ev.value()->wait());
+    if (damage_ == Damage::kLastMaxWins)
+      return last_max_wins(bindings, std::move(ev).value());
     for (const Binding& b : bindings) {
       if (b.tensor != output_)
         continue;
@@ -38,8 +46,32 @@ class DamagedExecutable final : public Executable {
   }
 
  private:
+  Result<std::unique_ptr<Event>> last_max_wins(std::span<const Binding> bindings, std::unique_ptr<Event> ev) {
+    const Binding* x = nullptr;
+    const Binding* out = nullptr;
+    for (const Binding& b : bindings) {
+      x = b.tensor == input_ ? &b : x;
+      out = b.tensor == output_ ? &b : out;
+    }
+    if (!x || !out)
+      return internal_error("kLastMaxWins: the ARGMAX input or output is not bound");
+    const std::int64_t d = input_desc_.ne[0], rows = input_desc_.rows();
+    std::vector<float> v(static_cast<std::size_t>(d * rows));
+    HALYARD_RETURN_IF_ERROR(x->buffer->download(x->offset, v.data(), v.size() * sizeof(float)));
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::int64_t best = 0;
+      for (std::int64_t i = 1; i < d; ++i)
+        best = v[static_cast<std::size_t>(r * d + i)] >= v[static_cast<std::size_t>(r * d + best)] ? i : best;
+      ids[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(best);
+    }
+    HALYARD_RETURN_IF_ERROR(out->buffer->upload(out->offset, ids.data(), ids.size() * sizeof(std::int32_t)));
+    return ev;
+  }
+
   std::unique_ptr<Executable> inner_;
-  TensorId output_;
+  TensorId output_, input_;
+  TensorDesc input_desc_;
   Damage damage_;
 };
 
@@ -52,7 +84,7 @@ class DamagedDevice final : public Device {
   Result<std::unique_ptr<Queue>> create_queue() override { return inner_->create_queue(); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
     HALYARD_ASSIGN_OR_RETURN(auto exe, inner_->compile(graph));
-    return std::unique_ptr<Executable>(new DamagedExecutable(std::move(exe), graph.nodes().back().output, damage_));
+    return std::unique_ptr<Executable>(new DamagedExecutable(std::move(exe), graph, damage_));
   }
 
  private:
@@ -136,6 +168,22 @@ TEST(ConformanceHarness, CatchesAWrongValue) {
   ASSERT_FALSE(r.passed);
   EXPECT_NE(r.message.find("e-07"), std::string::npos) << r.message;
   EXPECT_EQ(r.message.find("0.000000"), std::string::npos) << r.message;
+}
+
+// Random N(0, 1) rows almost never tie, so only the tie cases tell "first maximum wins" from
+// "last maximum wins": every one of them must catch the latter, and the random rows must not.
+TEST(ConformanceHarness, ArgmaxTieCasesCatchTheLastMaximumWinning) {
+  auto dev = damaged_ref(Damage::kLastMaxWins);
+  int ties = 0;
+  for (const auto& c : all_op_cases()) {
+    if (c.op != OpKind::kArgmax)
+      continue;
+    const bool tie_case = c.name.find("/ties_") != std::string::npos;
+    const auto r = run_op_case(*dev, c, 1);
+    EXPECT_EQ(r.passed, !tie_case) << c.name << ": " << r.message;
+    ties += tie_case ? 1 : 0;
+  }
+  EXPECT_GE(ties, 8);
 }
 
 }  // namespace

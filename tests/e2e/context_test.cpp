@@ -1,7 +1,9 @@
 // The batched engine on the real model: a sequence decoded in a batch with others gives what it
 // gives alone (batch invariance), prefill chunks and decode tokens mix in one step, and the
 // cache's sequence operations (copy-on-write copy, suffix removal, cache-full refusal) leave
-// logits equal to recomputing from scratch. On ref exactly; on cpu to a stated bound.
+// logits equal to recomputing from scratch. On ref exactly; on cpu to a stated bound. Argmax
+// steps give the argmax of the logits the same step would give, and greedy generation through
+// them gives the tokens of the logits path.
 #include "halyard/runtime/context.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +16,8 @@
 #include <map>
 #include <string>
 
+#include "halyard/runtime/generator.h"
+#include "halyard/runtime/session.h"
 #include "test_paths.h"
 
 namespace halyard::runtime {
@@ -93,11 +97,13 @@ std::vector<SeqRun> run_batched(Context& ctx, const std::vector<std::vector<Toke
   return runs;
 }
 
-std::unique_ptr<Context> make_context(Model& m, int max_sequences, int n_blocks = 0, int max_batch_tokens = 512) {
+std::unique_ptr<Context> make_context(Model& m, int max_sequences, int n_blocks = 0, int max_batch_tokens = 512,
+                                      bool argmax_on_device = true) {
   ContextOptions o;
   o.max_sequences = max_sequences;
   o.n_blocks = n_blocks;
   o.max_batch_tokens = max_batch_tokens;
+  o.argmax_on_device = argmax_on_device;
   auto c = Context::create(m, o);
   EXPECT_TRUE(c.is_ok()) << c.status().to_string();
   return c.is_ok() ? std::move(c).value() : nullptr;
@@ -412,6 +418,105 @@ TEST_P(ContextTest, WithoutThePrefixCacheNothingIsReused) {
   ASSERT_TRUE(ctx.release(0).is_ok());
   EXPECT_EQ(ctx.kv().blocks_cached(), 0);
   EXPECT_EQ(ctx.attach_prefix(0, p).value(), 0);
+}
+
+// A mixed step (a prefill chunk asking for logits at two of its tokens, a decode token of
+// another sequence, and tokens that ask for nothing) run three ways from the same history: as a
+// logits step, as an argmax step on the device, and as an argmax step on the host. The graph's
+// arithmetic is the same in all three, so the ids are equal exactly, on every device.
+TEST_P(ContextTest, ArgmaxStepGivesTheArgmaxOfTheLogits) {
+  const auto ps = prompts();
+  auto history = [&](Context& ctx) {
+    std::vector<BatchToken> b;
+    for (std::size_t i = 0; i < ps[3].size(); ++i)
+      b.push_back({ps[3][i], 1, static_cast<int>(i), false});
+    ASSERT_TRUE(ctx.step(b).is_ok());
+  };
+  std::vector<BatchToken> mixed;
+  for (std::size_t i = 0; i < ps[0].size(); ++i)
+    mixed.push_back({ps[0][i], 0, static_cast<int>(i), i == 2 || i + 1 == ps[0].size()});
+  mixed.push_back({ps[4][0], 1, static_cast<int>(ps[3].size()), true});
+  auto with_logits = make_context(*model_, 2);
+  auto on_device = make_context(*model_, 2);
+  auto on_host = make_context(*model_, 2, 0, 512, /*argmax_on_device=*/false);
+  ASSERT_TRUE(with_logits && on_device && on_host);
+  EXPECT_TRUE(on_device->argmax_on_device());  // every backend has ARGMAX
+  EXPECT_FALSE(on_host->argmax_on_device());
+  for (Context* ctx : {with_logits.get(), on_device.get(), on_host.get()})
+    history(*ctx);
+  ASSERT_TRUE(with_logits->step(mixed).is_ok());
+  ASSERT_TRUE(on_device->step(mixed, StepOutput::kArgmax).is_ok());
+  ASSERT_TRUE(on_host->step(mixed, StepOutput::kArgmax).is_ok());
+  int outputs = 0;
+  for (int i = 0; i < static_cast<int>(mixed.size()); ++i) {
+    const std::string what = "token " + std::to_string(i);
+    EXPECT_TRUE(on_device->logits(i).empty()) << what << ": an argmax step keeps no logits";
+    EXPECT_TRUE(on_host->logits(i).empty()) << what;
+    if (!mixed[static_cast<std::size_t>(i)].logits) {
+      EXPECT_EQ(on_device->argmax(i), -1) << what;
+      EXPECT_EQ(on_host->argmax(i), -1) << what;
+      EXPECT_EQ(with_logits->argmax(i), -1) << what;
+      continue;
+    }
+    ++outputs;
+    const TokenId want = argmax(with_logits->logits(i));
+    EXPECT_EQ(with_logits->argmax(i), want) << what;
+    EXPECT_EQ(on_device->argmax(i), want) << what;
+    EXPECT_EQ(on_host->argmax(i), want) << what;
+  }
+  EXPECT_EQ(outputs, 3);
+  EXPECT_EQ(on_device->argmax(static_cast<int>(mixed.size())), -1);  // not in the batch
+  // Two decode steps of the same shape, an argmax step and then a logits step: the logits step
+  // has its own executable (compiled graphs are keyed by what they output), so it gives logits,
+  // equal to the logits context's for the same tokens.
+  int pos0 = static_cast<int>(ps[0].size()), pos1 = static_cast<int>(ps[3].size()) + 1;
+  for (StepOutput kind : {StepOutput::kArgmax, StepOutput::kLogits}) {
+    const BatchToken next[2] = {{ps[4][1], 0, pos0++, true}, {ps[4][2], 1, pos1++, true}};
+    const Status st = on_device->step(next, kind);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    ASSERT_TRUE(with_logits->step(next).is_ok());
+    for (int i = 0; i < 2; ++i) {
+      const std::string what =
+          std::string(kind == StepOutput::kArgmax ? "argmax" : "logits") + " decode step, token " + std::to_string(i);
+      const auto want = with_logits->logits(i);
+      EXPECT_EQ(on_device->argmax(i), argmax(want)) << what;
+      if (kind == StepOutput::kLogits) {
+        const auto got = on_device->logits(i);
+        expect_same(Logits(got.begin(), got.end()), Logits(want.begin(), want.end()), what);
+      }
+    }
+  }
+}
+
+// Pure greedy generation takes argmax steps; it gives exactly the tokens of the logits path
+// (argmax_step = false), which samples downloaded logits. With a logit bias the sampler needs
+// the logits, so the generator must not take argmax steps: the bias banning the plain greedy
+// first token is honoured.
+TEST_P(ContextTest, GreedyGenerationWithArgmaxStepsEqualsTheLogitsPath) {
+  const std::vector<TokenId> prompt = prompts()[0];
+  // One session, reset between runs (its context keeps the compiled executables).
+  auto session = Session::create(*model_);
+  ASSERT_TRUE(session.is_ok()) << session.status().to_string();
+  auto run = [&](const GenerateOptions& go) {
+    session.value()->reset();
+    auto r = generate(*session.value(), prompt, go, nullptr);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->tokens : std::vector<TokenId>{};
+  };
+  GenerateOptions go;
+  go.max_tokens = 6;
+  go.stop_at_end_of_generation = false;
+  const auto with_argmax = run(go);
+  go.argmax_step = false;
+  const auto with_logits = run(go);
+  ASSERT_EQ(with_argmax.size(), 6U);
+  EXPECT_EQ(with_argmax, with_logits);
+  go.max_tokens = 1;
+  go.argmax_step = true;
+  go.sampler.logit_bias = {{with_argmax[0], -INFINITY}};
+  const auto biased = run(go);
+  ASSERT_FALSE(biased.empty());
+  EXPECT_NE(biased[0], with_argmax[0]);
 }
 
 TEST_P(ContextTest, BadBatchesAreClearErrorsAndChangeNothing) {

@@ -61,7 +61,7 @@ std::unique_ptr<Scheduler> make_scheduler(Context& ctx, int max_batch_tokens, in
 }
 
 // Records a step's events into the outcomes; fails the test on an error.
-bool record(Scheduler& s, std::map<RequestId, Outcome>& out, StepOutput* step_out = nullptr) {
+bool record(Scheduler& s, std::map<RequestId, Outcome>& out, StepEvents* step_out = nullptr) {
   auto step = s.step();
   EXPECT_TRUE(step.is_ok()) << step.status().to_string();
   if (!step.is_ok())
@@ -241,7 +241,7 @@ TEST_P(SchedulerTest, GreedyOutputsEqualEachRequestAlone) {
         ids[i] = *id;
       }
     }
-    StepOutput so;
+    StepEvents so;
     ASSERT_TRUE(record(*sched, out, &so));
     EXPECT_LE(so.decode_tokens + so.prefill_tokens, 16);
     context_steps += so.decode_tokens + so.prefill_tokens > 0 ? 1 : 0;
@@ -306,7 +306,7 @@ TEST_P(SchedulerTest, LongPromptsArePrefilledInChunksWhileOthersDecode) {
   std::map<RequestId, Outcome> out;
   const RequestId a = must_submit(*sched, requests[0]);
   const RequestId b = must_submit(*sched, requests[1]);
-  StepOutput so;
+  StepEvents so;
   ASSERT_TRUE(record(*sched, out, &so));  // both prompts in one step
   EXPECT_EQ(so.prefill_tokens, 8);
   ASSERT_EQ(out[a].tokens.size(), 1U);
@@ -361,7 +361,7 @@ TEST_P(SchedulerTest, TooFewKvBlocksDefersAndPreemptsButEveryRequestCompletes) {
       ids.push_back(must_submit(*sched, requests[4]));
       ids.push_back(must_submit(*sched, requests[5]));
     }
-    StepOutput so;
+    StepEvents so;
     ASSERT_TRUE(record(*sched, out, &so));
     preempted += so.preempted;
   }

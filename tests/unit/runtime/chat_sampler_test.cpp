@@ -322,6 +322,33 @@ TEST(Sampler, GreedyIsThePlainArgmaxWhenEverythingIsOff) {
   EXPECT_EQ(s.sample(logits), 1);
 }
 
+// The generator takes argmax steps (no logits downloaded) only while needs_logits() is false,
+// so it must be true exactly when sample() could differ from argmax().
+TEST(Sampler, NeedsLogitsOnlyWhenSampleIsMoreThanTheArgmax) {
+  Sampler greedy(SamplerOptions{});
+  EXPECT_FALSE(greedy.needs_logits());
+  greedy.accept(3);
+  EXPECT_FALSE(greedy.needs_logits());  // a history without penalties changes nothing
+  EXPECT_TRUE(Sampler(sampling(0.7f, 1)).needs_logits());
+  SamplerOptions bias;
+  bias.logit_bias = {{1, 0.5f}};
+  EXPECT_TRUE(Sampler(bias).needs_logits());
+  for (auto set :
+       {+[](SamplerOptions& o) { o.repeat_penalty = 1.1f; }, +[](SamplerOptions& o) { o.presence_penalty = 0.5f; },
+        +[](SamplerOptions& o) { o.frequency_penalty = -0.5f; }}) {
+    SamplerOptions o;
+    set(o);
+    Sampler s(o);
+    EXPECT_FALSE(s.needs_logits());  // nothing in the window yet: the penalty changes nothing
+    s.accept(2);
+    EXPECT_TRUE(s.needs_logits());
+    o.repeat_last_n = 0;  // no window: the penalties are off
+    Sampler off(o);
+    off.accept(2);
+    EXPECT_FALSE(off.needs_logits());
+  }
+}
+
 TEST(Sampler, LogitBiasBansAndPromotesUnderGreedy) {
   const std::vector<float> logits{0.1f, 2.f, -1.f, 1.5f};
   SamplerOptions ban;

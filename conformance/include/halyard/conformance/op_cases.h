@@ -14,7 +14,11 @@ namespace halyard::conformance {
 // How a case fills an input. kTinyRows: rows of mean square far below or near a norm's epsilon
 // (N(0, 1) scaled by 1e-4, 1e-3 and 1e-2 in turn) and every fourth row all zeros.
 // kBlockTable: ATTENTION's block table [max_blocks, slots], laid out as the case's KvTable says.
-enum class Fill { kRandom, kIds, kPositions, kSlots, kCache, kTinyRows, kBlockTable };
+// kTies: rows whose maximum occurs more than once (ARGMAX's "first maximum wins"), in turn:
+// integers in [-3, 3]; one constant; N(0, 1) with its maximum copied to a random later index
+// and to the last; -1, -0 and +0 mixed (0 and -0 compare equal); N(0, 1) whose single maximum
+// is the last element.
+enum class Fill { kRandom, kIds, kPositions, kSlots, kCache, kTinyRows, kBlockTable, kTies };
 
 // How an ATTENTION case maps its sequences' logical blocks onto the pool of physical blocks.
 // kIdentity: slot s owns blocks s * max_blocks... in order (an unpaged cache's layout);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct ContextOptions {
   // Keep full blocks of finished sequences for attach_prefix (kv_cache.h); off: attach_prefix
   // reuses nothing and released blocks are free at once.
   bool prefix_cache = true;
+  // false: an argmax step downloads the logits and takes the argmax on the host, as it does on a
+  // device without ARGMAX. The ids are the same either way (the tests compare the two).
+  bool argmax_on_device = true;
 };
 
 struct BatchToken {
@@ -47,11 +51,19 @@ class Context {
 
   // Runs one graph over the batch. Errors change nothing: cache_full when the cache lacks the
   // blocks the batch needs, invalid_argument for a bad token, sequence or position, out_of_range
-  // past the context length.
-  Status step(std::span<const BatchToken> batch);
+  // past the context length. With StepOutput::kArgmax the tokens that ask for logits get only
+  // their argmax (argmax(i)): the graph ends in ARGMAX and the step downloads one int32 per
+  // output instead of vocab floats; where the device lacks ARGMAX (or argmax_on_device is
+  // false) the step downloads the logits and takes the same argmax on the host.
+  Status step(std::span<const BatchToken> batch, StepOutput output = StepOutput::kLogits);
   // The logits of token i of the last step, valid until the next step; empty when token i did
-  // not ask for logits (or is not in the last batch).
+  // not ask for logits (or is not in the last batch) or the step was an argmax step.
   std::span<const float> logits(int i) const;
+  // Token i's argmax over the vocabulary (the first maximum) after the last step, of either
+  // kind; -1 when token i did not ask for logits (or is not in the last batch).
+  TokenId argmax(int i) const;
+  // Whether argmax steps run ARGMAX on the device (it supports it and argmax_on_device is set).
+  bool argmax_on_device() const { return device_argmax_; }
 
   // Sequence operations, limited to the caller's sequence ids (a GPU context's padding
   // sequence is not one of them).
@@ -92,11 +104,11 @@ class Context {
     std::unique_ptr<Executable> exe;
     std::unique_ptr<Buffer> inputs;     // token ids, positions, slots, out_rows back to back
     std::vector<std::int32_t> staging;  // host copy of `inputs`
-    std::unique_ptr<Buffer> logits;
+    std::unique_ptr<Buffer> output;     // the logits, or for kArgmax the ids
     std::vector<Binding> bindings;
   };
   Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
-  Result<Compiled*> compiled_for(int n_tokens, int n_outputs);
+  Result<Compiled*> compiled_for(int n_tokens, int n_outputs, StepOutput output);
   Status check_seq(int seq) const;
   // Feeds `tokens` to `seq` from its current end, in steps of max_batch_tokens, keeping no logits.
   Status replay(int seq, std::span<const TokenId> tokens);
@@ -114,9 +126,12 @@ class Context {
   bool pad_ = false;
   int pad_blocks_ = 0;
   int pad_positions_ = 0;
-  // Keyed by (tokens, outputs) after bucketing.
-  std::map<std::pair<int, int>, std::unique_ptr<Compiled>> compiled_;
+  // Keyed by (tokens, outputs) after bucketing, and by what the graph outputs.
+  std::map<std::tuple<int, int, StepOutput>, std::unique_ptr<Compiled>> compiled_;
+  bool device_argmax_ = false;
+  StepOutput last_output_ = StepOutput::kLogits;
   std::vector<float> logits_;   // [vocab, outputs of the last step]
+  std::vector<TokenId> ids_;    // an argmax step's: [outputs of the last step]
   std::vector<int> output_of_;  // per token of the last step: its logits row, or -1
   // Per-step scratch, kept so a decode step allocates nothing: each sequence's length before
   // the step and after it.

@@ -17,6 +17,11 @@ struct GenerateOptions {
   int max_tokens = 128;
   SamplerOptions sampler;
   bool stop_at_end_of_generation = true;
+  // While the sampler is pure greedy (Sampler::needs_logits() is false) the next token is the
+  // context's argmax step's: on a device with ARGMAX only its id is downloaded, not the
+  // vocab-sized logits. false: every step downloads the logits and samples them. The tokens
+  // are the same either way.
+  bool argmax_step = true;
 };
 
 enum class StopReason { kMaxTokens, kEndOfGeneration, kContextFull, kCancelled };

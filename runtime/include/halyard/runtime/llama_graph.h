@@ -33,16 +33,23 @@ inline KvLayout kv_layout(const Model& model) {
   return KvLayout{DType::kF32, kKvBlockSize, per_seq * model.max_sequences(), per_seq, model.max_sequences()};
 }
 
+// What a step's graph gives back for its output rows: the logits, or only each row's argmax
+// (the ARGMAX op, first maximum wins), so greedy decoding downloads n_outputs ids instead of
+// n_outputs x vocab floats.
+enum class StepOutput { kLogits, kArgmax };
+
 struct LlamaGraph {
   Graph graph;
   int n_tokens = 0;
   int n_outputs = 0;
+  StepOutput output = StepOutput::kLogits;
   TensorId token_ids = -1;                                // i32 [n_tokens]
   TensorId positions = -1;                                // i32 [n_tokens]
   TensorId slots = -1;                                    // i32 [n_tokens]: KV-cache slot (sequence) of each token
   TensorId out_rows = -1;                                 // i32 [n_outputs]: which tokens produce logits
   TensorId block_table = -1;                              // i32 [blocks per sequence, sequences]
-  TensorId logits = -1;                                   // f32 [vocab, n_outputs]
+  TensorId logits = -1;                                   // f32 [vocab, n_outputs]; an output in kLogits
+  TensorId argmax = -1;                                   // i32 [n_outputs]; kArgmax only (its output)
   std::vector<std::pair<TensorId, std::string>> weights;  // graph tensor -> model weight name
   std::vector<TensorId> k_cache, v_cache;                 // per layer, f32 [kv_dim, block size, blocks]
 };
@@ -50,7 +57,10 @@ struct LlamaGraph {
 // n_outputs tokens' logits; prefill uses 1 (the last token), decode one per sequence.
 // Tokens may come from any sequences at any positions (each token's slot and position are
 // inputs), so one graph serves prefill chunks and decode tokens of many sequences mixed.
-Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs, const KvLayout& kv);
+// With StepOutput::kArgmax the logits stay inside the graph and ARGMAX over them is the output;
+// the caller checks that the device supports ARGMAX.
+Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs, const KvLayout& kv,
+                                     StepOutput output = StepOutput::kLogits);
 inline Result<LlamaGraph> build_llama_graph(const Model& model, int n_tokens, int n_outputs) {
   return build_llama_graph(model, n_tokens, n_outputs, kv_layout(model));
 }

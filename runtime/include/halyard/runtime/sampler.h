@@ -69,6 +69,11 @@ class Sampler {
   void accept(TokenId token);
   TokenId sample(std::span<const float> logits);
   static TokenId argmax(std::span<const float> logits);
+  // Whether sample() would be anything but argmax(logits) now: a temperature above 0, a logit
+  // bias, or a penalty with tokens in its window. When false the caller may pick the argmax
+  // without the logits (the context's argmax step); sample() keeps no state in greedy mode, so
+  // skipping it changes nothing.
+  bool needs_logits() const;
   // The accepted tokens the penalties look at now (the last repeat_last_n).
   std::span<const TokenId> window() const;
 

@@ -86,7 +86,7 @@ struct RequestEvent {
   int generated_tokens = 0;
 };
 
-struct StepOutput {
+struct StepEvents {
   std::vector<RequestEvent> events;  // cancellations first, then in batch order
   int decode_tokens = 0;             // tokens the Context step ran: decode ...
   int prefill_tokens = 0;            // ... and prompt (or recompute) tokens
@@ -135,7 +135,7 @@ class Scheduler {
   // Never cache_full: the scheduler defers admission and preempts instead. A device error from
   // the Context step is returned and changes no request (the events already due are returned
   // by the next successful step). Engine thread only.
-  Result<StepOutput> step();
+  Result<StepEvents> step();
 
   // Whether a step() would do anything: requests running, waiting or just submitted, or
   // cancellations to report. Any thread.
@@ -163,10 +163,10 @@ class Scheduler {
   // admissions, all within the token budget and the free KV blocks; prefill tokens beyond
   // prefill_limit are left out. Preempts while the decodes alone do not fit, or while nothing
   // could run but requests are running.
-  void plan(int prefill_limit, StepOutput& out);
+  void plan(int prefill_limit, StepEvents& out);
   // The most of `want` tokens `seq` can write past its end with `free_blocks` new blocks.
   int fitting_tokens(int seq, int want, int free_blocks) const;
-  void sample_outputs(StepOutput& out);
+  void sample_outputs(StepEvents& out);
   void publish_stats();
 
   Context& context_;

@@ -20,6 +20,9 @@ class Session {
   // in a session-owned buffer valid until the next eval.
   // A batch that would pass the context length is an out_of_range error and changes nothing.
   Result<std::span<const float>> eval(std::span<const TokenId> tokens);
+  // As eval, but gives only the argmax of those logits (the first maximum): the context's
+  // argmax step, which on a device with ARGMAX downloads one id instead of the logits.
+  Result<TokenId> eval_argmax(std::span<const TokenId> tokens);
   int n_past() const { return n_past_; }
   // How many of the first eval's tokens came from the prefix cache (not computed).
   int cached_tokens() const { return cached_tokens_; }
@@ -30,6 +33,9 @@ class Session {
 
  private:
   Session() = default;
+  // Feeds tokens (after the prefix cache's share on a fresh sequence) in one step; returns the
+  // index in that step of the last token, whose output the caller reads.
+  Result<int> feed(std::span<const TokenId> tokens, StepOutput output);
   std::unique_ptr<Context> context_;
   std::vector<BatchToken> batch_;
   int n_past_ = 0;

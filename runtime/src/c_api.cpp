@@ -720,6 +720,20 @@ halyard_status halyard_context_step(halyard_context* context, const halyard_batc
   });
 }
 
+int halyard_context_step_ran(const halyard_context* context, size_t i) {
+  if (!context || i > static_cast<size_t>(INT32_MAX))
+    return 0;
+  return context->context->ran(static_cast<int>(i)) ? 1 : 0;
+}
+
+// No guarded(): it must not touch the logging setup or anything else another thread may be
+// using; Context::cancel only sets an atomic flag and cannot throw.
+halyard_status halyard_seq_cancel(halyard_context* context, int32_t seq) {
+  if (!context)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context must not be NULL");
+  return to_c(context->context->cancel(seq));
+}
+
 const float* halyard_context_logits(const halyard_context* context, size_t i) {
   if (!context || i > static_cast<size_t>(INT32_MAX))
     return nullptr;

@@ -39,6 +39,7 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   if (ctx->pad_)
     HALYARD_RETURN_IF_ERROR(ctx->kv_->prepare_write(options.max_sequences, 0, pad_positions));
   ctx->tokens_.resize(static_cast<std::size_t>(options.max_sequences));
+  ctx->cancelled_ = std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(options.max_sequences));
   HALYARD_ASSIGN_OR_RETURN(ctx->queue_, model.device().create_queue());
   HALYARD_ASSIGN_OR_RETURN(ctx->block_table_, model.device().allocate(ctx->kv_->table().size() * sizeof(std::int32_t)));
   return ctx;
@@ -60,6 +61,8 @@ Status Context::remove(int seq, int p0, int p1) {
     return invalid_argument("remove: the first position must be >= 0");
   if (p1 < 0 || p1 > len)
     p1 = len;
+  if (p0 == 0 && p1 == len)
+    clear_cancel(seq);  // emptied (a suffix removal from 0 cannot fail)
   if (p0 >= p1)
     return Status::ok();  // nothing in range
   if (p1 == len) {
@@ -106,7 +109,7 @@ Status Context::replay(int seq, std::span<const TokenId> tokens) {
     replay_batch_.resize(n);
     for (std::size_t j = 0; j < n; ++j)
       replay_batch_[j] = BatchToken{tokens[i + j], seq, start + static_cast<int>(j), false};
-    HALYARD_RETURN_IF_ERROR(step(replay_batch_));
+    HALYARD_RETURN_IF_ERROR(run_batch(replay_batch_));
   }
   return Status::ok();
 }
@@ -116,6 +119,8 @@ Status Context::copy(int src, int dst) {
   HALYARD_RETURN_IF_ERROR(check_seq(dst));
   HALYARD_RETURN_IF_ERROR(kv_->copy(src, dst));
   tokens_[static_cast<std::size_t>(dst)] = tokens_[static_cast<std::size_t>(src)];
+  if (src != dst)
+    clear_cancel(dst);  // its old contents were released
   return Status::ok();
 }
 
@@ -178,7 +183,7 @@ Result<Context::Compiled*> Context::compiled_for(int n_tokens, int n_outputs) {
   return raw;
 }
 
-Status Context::step(std::span<const BatchToken> batch) {
+Status Context::run_batch(std::span<const BatchToken> batch) {
   if (batch.empty())
     return invalid_argument("step: the batch has no tokens");
   const int n = static_cast<int>(batch.size());

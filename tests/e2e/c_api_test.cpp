@@ -14,6 +14,7 @@
 #include <iterator>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "halyard.h"
@@ -710,6 +711,51 @@ TEST(CApi, ContextStepKvCacheFullAndBadBatches) {
   co.kv_blocks = -1;
   EXPECT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_ERROR_INVALID_ARGUMENT);
   halyard_context_free(nullptr);
+  halyard_model_free(m);
+}
+
+TEST(CApi, SeqCancelLeavesASequenceOutUntilItIsEmptied) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  co.max_sequences = 2;
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  const int32_t tokens[2] = {504, 3575};
+  const int32_t pos[2] = {0, 0};
+  const int32_t seqs[2] = {0, 1};
+  const int8_t want[2] = {1, 1};
+  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, want};
+  ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
+  EXPECT_EQ(halyard_context_step_ran(ctx, 1), 1);
+  EXPECT_EQ(halyard_context_step_ran(ctx, 2), 0);
+  // Cancelled from another thread (before this step begins: joined first).
+  halyard_status cancel_status = HALYARD_ERROR_INTERNAL;
+  std::thread([&] { cancel_status = halyard_seq_cancel(ctx, 1); }).join();
+  EXPECT_EQ(cancel_status, HALYARD_OK);
+  const int32_t pos1[2] = {1, 1};
+  b.positions = pos1;
+  EXPECT_EQ(halyard_context_step(ctx, &b), HALYARD_ERROR_CANCELLED);
+  EXPECT_NE(std::string(halyard_last_error()).find("cancelled"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
+  EXPECT_EQ(halyard_context_step_ran(ctx, 1), 0);
+  EXPECT_NE(halyard_context_logits(ctx, 0), nullptr);
+  EXPECT_EQ(halyard_context_logits(ctx, 1), nullptr);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 1);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 1), 0);
+  // Emptying sequence 1 clears the flag: it runs again from position 0.
+  ASSERT_EQ(halyard_seq_remove(ctx, 1, 0, -1), HALYARD_OK);
+  halyard_batch one{sizeof(halyard_batch), 1, tokens + 1, pos, seqs + 1, nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &one), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 1), 0);
+  EXPECT_EQ(halyard_seq_cancel(ctx, 2), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(halyard_seq_cancel(nullptr, 0), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_context_step_ran(nullptr, 0), 0);
+  halyard_context_free(ctx);
   halyard_model_free(m);
 }
 

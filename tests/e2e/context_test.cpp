@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "test_paths.h"
 
@@ -329,6 +331,188 @@ TEST_P(ContextTest, BadBatchesAreClearErrorsAndChangeNothing) {
   EXPECT_EQ(ctx->remove(-1, 0, -1).code(), StatusCode::kOutOfRange);
   EXPECT_EQ(ctx->kv().length(0).value(), 0);
   EXPECT_EQ(ctx->blocks_used(), 0);
+}
+
+TEST_P(ContextTest, ACancelFromAnotherThreadTakesEffectWithinOneStep) {
+  // 4 sequences decode greedily in a loop; another thread cancels sequence 2 once step 2 has
+  // begun (so usually while a step runs). Every step that begins after cancel() returned must
+  // leave sequence 2 out; the step running meanwhile may still advance it.
+  const auto all = prompts();
+  const std::vector<std::vector<TokenId>> ps(all.begin(), all.begin() + 4);
+  constexpr int kVictim = 2;
+  constexpr int kSteps = 7;
+  auto ctx = make_context(*model_, 4);
+  ASSERT_NE(ctx, nullptr);
+  std::atomic<int> started{0};  // steps begun (set before each step() call)
+  std::atomic<int> begun_by_return{-1};
+  std::thread canceller([&] {
+    while (started.load() < 3)
+      std::this_thread::yield();
+    EXPECT_TRUE(ctx->cancel(kVictim).is_ok());
+    begun_by_return.store(started.load());
+  });
+  std::vector<SeqRun> runs(ps.size());
+  std::vector<int> victim_len;  // after each step
+  std::vector<StatusCode> codes;
+  std::vector<std::vector<bool>> ran;  // per step, per batch token
+  std::vector<std::vector<int>> seq_of;
+  for (int step = 0; step < kSteps; ++step) {
+    std::vector<BatchToken> batch;
+    for (std::size_t s = 0; s < ps.size(); ++s) {
+      const int seq = static_cast<int>(s);
+      if (step == 0) {
+        for (std::size_t i = 0; i < ps[s].size(); ++i)
+          batch.push_back({ps[s][i], seq, static_cast<int>(i), i + 1 == ps[s].size()});
+        continue;
+      }
+      // The victim is fed at its real length, so each of its tokens is valid if it runs.
+      const TokenId next = argmax(runs[s].logits.back());
+      batch.push_back({next, seq, ctx->kv().length(seq).value(), true});
+    }
+    if (step == 5) {
+      while (begun_by_return.load() < 0)  // later steps must all be after the cancel
+        std::this_thread::yield();
+    }
+    started.store(step + 1);
+    const Status st = ctx->step(batch);
+    ASSERT_TRUE(st.is_ok() || st.code() == StatusCode::kCancelled) << st.to_string();
+    codes.push_back(st.code());
+    ran.emplace_back();
+    seq_of.emplace_back();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      ran.back().push_back(ctx->ran(static_cast<int>(i)));
+      seq_of.back().push_back(batch[i].seq);
+      if (!batch[i].logits)
+        continue;
+      const auto l = ctx->logits(static_cast<int>(i));
+      EXPECT_EQ(l.empty(), !ctx->ran(static_cast<int>(i))) << "step " << step << " token " << i;
+      auto& r = runs[static_cast<std::size_t>(batch[i].seq)];
+      if (!l.empty()) {
+        if (step > 0)
+          r.tokens.push_back(batch[i].token);
+        r.logits.emplace_back(l.begin(), l.end());
+      }
+    }
+    victim_len.push_back(ctx->kv().length(kVictim).value());
+  }
+  canceller.join();
+  const int after = begun_by_return.load();
+  ASSERT_GE(after, 3);
+  ASSERT_LE(after, 5);
+  std::printf("[ %s ] cancel returned when %d steps had begun; the victim holds %d positions\n", GetParam().c_str(),
+              after, victim_len.back());
+  for (int step = 0; step < kSteps; ++step) {
+    const auto u = static_cast<std::size_t>(step);
+    const int before = step == 0 ? 0 : victim_len[u - 1];
+    const bool victim_ran = victim_len[u] > before;
+    if (step < 2) {
+      EXPECT_EQ(codes[u], StatusCode::kOk) << "step " << step << " began before cancel() was called";
+    }
+    if (step >= after) {
+      EXPECT_FALSE(victim_ran) << "step " << step << " began after cancel() returned but advanced the victim";
+    }
+    // The status and the flags agree with what happened: the victim's token ran or not, the
+    // others always did.
+    EXPECT_EQ(codes[u], victim_ran ? StatusCode::kOk : StatusCode::kCancelled) << "step " << step;
+    for (std::size_t i = 0; i < ran[u].size(); ++i)
+      EXPECT_EQ(ran[u][i], seq_of[u][i] != kVictim || victim_ran) << "step " << step << " token " << i;
+  }
+  // The others decoded exactly what they decode without the victim.
+  std::vector<std::vector<TokenId>> others{ps[0], ps[1], ps[3]};
+  auto ref_ctx = make_context(*model_, 3);
+  ASSERT_NE(ref_ctx, nullptr);
+  const auto without = run_batched(*ref_ctx, others, {0, 0, 0}, kSteps);
+  for (std::size_t k = 0; k < others.size(); ++k) {
+    const std::size_t s = k < 2 ? k : 3;
+    const auto& want = without[k];
+    ASSERT_EQ(runs[s].tokens.size(), static_cast<std::size_t>(kSteps - 1)) << "sequence " << s;
+    EXPECT_EQ(runs[s].tokens, std::vector<TokenId>(want.tokens.begin(), want.tokens.end() - 1)) << "sequence " << s;
+    for (std::size_t j = 0; j < runs[s].logits.size(); ++j)
+      expect_same(runs[s].logits[j], want.logits[j], "sequence " + std::to_string(s) + " step " + std::to_string(j));
+  }
+  // The victim holds its prompt and the tokens of the steps that ran it, nothing else.
+  const auto held = ctx->tokens(kVictim);
+  ASSERT_EQ(static_cast<int>(held.size()), victim_len.back());
+  std::vector<TokenId> expect = ps[kVictim];
+  expect.insert(expect.end(), runs[kVictim].tokens.begin(), runs[kVictim].tokens.end());
+  EXPECT_EQ(std::vector<TokenId>(held.begin(), held.end()), expect);
+  // Emptying clears the flag: the sequence takes a prompt again and computes it afresh.
+  EXPECT_TRUE(ctx->cancelled(kVictim));
+  ASSERT_TRUE(ctx->release(kVictim).is_ok());
+  EXPECT_FALSE(ctx->cancelled(kVictim));
+  std::vector<BatchToken> again;
+  for (std::size_t i = 0; i < ps[kVictim].size(); ++i)
+    again.push_back({ps[kVictim][i], kVictim, static_cast<int>(i), i + 1 == ps[kVictim].size()});
+  ASSERT_TRUE(ctx->step(again).is_ok());
+  const auto l = ctx->logits(static_cast<int>(again.size()) - 1);
+  expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, ps[kVictim]), "the reused sequence");
+}
+
+TEST_P(ContextTest, CancelledSequencesAreLeftOutUntilEmptied) {
+  const auto ps = prompts();
+  auto ctx = make_context(*model_, 3);
+  ASSERT_NE(ctx, nullptr);
+  std::vector<BatchToken> first;
+  for (std::size_t i = 0; i < ps[0].size(); ++i)
+    first.push_back({ps[0][i], 0, static_cast<int>(i), false});
+  for (std::size_t i = 0; i < ps[3].size(); ++i)
+    first.push_back({ps[3][i], 1, static_cast<int>(i), false});
+  ASSERT_TRUE(ctx->step(first).is_ok());
+  EXPECT_TRUE(ctx->ran(0) && ctx->ran(static_cast<int>(first.size()) - 1));
+  EXPECT_FALSE(ctx->ran(static_cast<int>(first.size())));
+  const int used = ctx->blocks_used();
+  ASSERT_TRUE(ctx->cancel(1).is_ok());
+  EXPECT_TRUE(ctx->cancelled(1));
+  EXPECT_FALSE(ctx->cancelled(0));
+  // Mixed: sequence 1's token is left out, sequence 0's runs; the status is cancelled.
+  const BatchToken mixed[2] = {{7042, 1, 3, true}, {30, 0, 5, true}};
+  const Status st = ctx->step(mixed);
+  EXPECT_EQ(st.code(), StatusCode::kCancelled) << st.to_string();
+  EXPECT_NE(st.message().find("sequence(s) 1 are cancelled"), std::string::npos) << st.message();
+  EXPECT_FALSE(ctx->ran(0));
+  EXPECT_TRUE(ctx->ran(1));
+  EXPECT_TRUE(ctx->logits(0).empty());
+  auto with0 = ps[0];
+  with0.push_back(30);
+  const auto l1 = ctx->logits(1);
+  expect_same(Logits(l1.begin(), l1.end()), fresh_logits(*model_, with0), "the token that ran beside a cancelled one");
+  EXPECT_EQ(ctx->kv().length(1).value(), 3);
+  EXPECT_EQ(ctx->tokens(1).size(), 3U);
+  EXPECT_EQ(ctx->kv().length(0).value(), 6);
+  EXPECT_EQ(ctx->blocks_used(), used);
+  // Only cancelled tokens, even an invalid one (left out unchecked): no graph runs.
+  const BatchToken only[2] = {{7042, 1, 3, true}, {-1, 1, 99, true}};
+  EXPECT_EQ(ctx->step(only).code(), StatusCode::kCancelled);
+  EXPECT_FALSE(ctx->ran(0));
+  EXPECT_TRUE(ctx->logits(0).empty());
+  EXPECT_TRUE(ctx->logits(1).empty());
+  EXPECT_EQ(ctx->kv().length(1).value(), 3);
+  // A refused step reports no token as run.
+  const BatchToken bad{30, 0, 2, true};
+  EXPECT_EQ(ctx->step({&bad, 1}).code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ctx->ran(0));
+  EXPECT_EQ(ctx->cancel(3).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(ctx->cancel(-1).code(), StatusCode::kOutOfRange);
+  // A partial remove does not empty the sequence: still cancelled. Removing from 0 does.
+  ASSERT_TRUE(ctx->remove(1, 1, -1).is_ok());
+  EXPECT_TRUE(ctx->cancelled(1));
+  ASSERT_TRUE(ctx->remove(1, 0, -1).is_ok());
+  EXPECT_FALSE(ctx->cancelled(1));
+  std::vector<BatchToken> again;
+  for (std::size_t i = 0; i < ps[3].size(); ++i)
+    again.push_back({ps[3][i], 1, static_cast<int>(i), i + 1 == ps[3].size()});
+  ASSERT_TRUE(ctx->step(again).is_ok());
+  const auto l = ctx->logits(static_cast<int>(again.size()) - 1);
+  expect_same(Logits(l.begin(), l.end()), fresh_logits(*model_, ps[3]), "the emptied and reused sequence");
+  // An empty sequence can be cancelled too; copying onto it or keep() of another empties it.
+  ASSERT_TRUE(ctx->cancel(2).is_ok());
+  ASSERT_TRUE(ctx->copy(0, 2).is_ok());
+  EXPECT_FALSE(ctx->cancelled(2));
+  ASSERT_TRUE(ctx->cancel(1).is_ok());
+  ASSERT_TRUE(ctx->cancel(2).is_ok());
+  ASSERT_TRUE(ctx->keep(0).is_ok());
+  EXPECT_FALSE(ctx->cancelled(1));
+  EXPECT_FALSE(ctx->cancelled(2));
 }
 
 // ref and cpu by default; HALYARD_CONTEXT_TEST_DEVICES (comma-separated URIs) replaces them,

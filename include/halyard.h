@@ -54,7 +54,7 @@ typedef enum halyard_status {
   HALYARD_ERROR_UNIMPLEMENTED = 4,    /* an op, dtype or architecture Halyard does not support */
   HALYARD_ERROR_OUT_OF_RANGE = 5,     /* a request no state could satisfy: a prompt longer than the whole context */
   HALYARD_ERROR_OUT_OF_MEMORY = 6,    /* host or device memory could not be allocated */
-  HALYARD_ERROR_CORRUPT_FILE = 7,     /* a model file that is truncated or malformed */
+  HALYARD_ERROR_CORRUPT_FILE = 7,     /* a model file or saved state that is truncated or malformed */
   HALYARD_ERROR_CANCELLED = 8,        /* the caller stopped the work (a callback returned non-zero, or
                                          halyard_seq_cancel: see halyard_context_step) */
   HALYARD_ERROR_KV_CACHE_FULL = 9,    /* the KV cache has no room for these tokens now; nothing changed */
@@ -155,6 +155,11 @@ HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
 /* Bytes of weights on the device (what every decode step reads) and their element count. */
 HALYARD_API uint64_t halyard_model_weight_bytes(const halyard_model* model);
 HALYARD_API uint64_t halyard_model_parameter_count(const halyard_model* model);
+/* A 64-bit name of the model's weights, computed once at load (a hash of its architecture
+ * config and, per tensor, its name, dtype, shape and first and last 4 KiB): the same file gives
+ * the same value on every device, context length and KV dtype. Saved sequence states carry it
+ * (halyard_seq_state_save). 0 for NULL. */
+HALYARD_API uint64_t halyard_model_fingerprint(const halyard_model* model);
 /* Bytes of K and V one token position holds across all layers, in the model's KV dtype
  * (2 bytes an element for f16, 4 for f32). */
 HALYARD_API uint64_t halyard_model_kv_bytes_per_token(const halyard_model* model);
@@ -356,6 +361,26 @@ HALYARD_API halyard_status halyard_seq_keep(halyard_context* context, int32_t se
 HALYARD_API int32_t halyard_seq_pos_max(const halyard_context* context, int32_t seq);
 /* The first position it holds (0), -1 when it is empty (or seq is not a sequence id). */
 HALYARD_API int32_t halyard_seq_pos_min(const halyard_context* context, int32_t seq);
+/* Sequence state: a sequence's tokens and K/V as host bytes in a little-endian, versioned,
+ * device-neutral layout (docs/architecture.md, "Sequence state": model fingerprint, KV dtype,
+ * layers, kv_dim, positions, tokens, then each layer's K and V rows, and a CRC-32), so a
+ * sequence can move to another context of a model with the same fingerprint, on any device; an
+ * f16 state loads into an f32 cache and back (converted, f32 -> f16 rounding to nearest even).
+ * *out receives the bytes halyard_seq_state_save writes for seq now. */
+HALYARD_API halyard_status halyard_seq_state_size(const halyard_context* context, int32_t seq, size_t* out);
+/* Writes seq's state into buf; *n_out receives its size. HALYARD_ERROR_BUFFER_TOO_SMALL (nothing
+ * written) when that exceeds capacity; buf may be NULL with capacity 0 to ask the size. */
+HALYARD_API halyard_status halyard_seq_state_save(const halyard_context* context, int32_t seq, void* buf,
+                                                  size_t capacity, size_t* n_out);
+/* Loads a state (n bytes at buf, read during the call only) into seq, which must be empty. The
+ * tokens become the sequence's recorded tokens, so it continues, and a middle-range
+ * halyard_seq_remove recomputes, as if this context had computed it. Every error changes
+ * nothing and the message names what is wrong: HALYARD_ERROR_INVALID_ARGUMENT for a state of
+ * another model (fingerprint), other layer count or kv_dim, or a sequence that is not empty;
+ * HALYARD_ERROR_CORRUPT_FILE for bytes that are truncated, too many, or corrupt (magic, version,
+ * dtype code, CRC-32, a token outside the vocabulary); HALYARD_ERROR_KV_CACHE_FULL when the cache
+ * has too few free blocks; HALYARD_ERROR_OUT_OF_RANGE for more positions than the context. */
+HALYARD_API halyard_status halyard_seq_state_load(halyard_context* context, int32_t seq, const void* buf, size_t n);
 /* Capacity: the cache's blocks, those in use, and positions per block (0 for NULL). */
 HALYARD_API int32_t halyard_context_kv_blocks_total(const halyard_context* context);
 HALYARD_API int32_t halyard_context_kv_blocks_used(const halyard_context* context);

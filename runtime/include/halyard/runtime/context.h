@@ -76,6 +76,20 @@ class Context {
   Status release(int seq) { return remove(seq, 0, -1); }
   // The tokens a sequence holds, in position order (what the steps fed it).
   std::span<const TokenId> tokens(int seq) const;
+
+  // Sequence state (seq_state.cpp): a sequence's tokens and K/V rows as host bytes in a
+  // device-neutral, versioned layout (docs/architecture.md, "Sequence state"), to move it to an
+  // empty sequence of any context of a model with the same fingerprint, on any device, with
+  // either KV dtype (converted on load). state_size: the bytes save_state writes.
+  Result<std::size_t> state_size(int seq) const;
+  // Writes the state into out (at least state_size bytes; invalid_argument otherwise) and
+  // returns its size.
+  Result<std::size_t> save_state(int seq, std::span<std::byte> out) const;
+  // Loads a state into `seq`, which must be empty (invalid_argument otherwise). Every error
+  // changes nothing and names what is wrong: another model (fingerprint), layers or kv_dim
+  // (invalid_argument); truncated, trailing or corrupt bytes, a CRC or version mismatch
+  // (data_loss); too few free blocks (cache_full); more positions than the context (out_of_range).
+  Status load_state(int seq, std::span<const std::byte> in);
   // The cache itself, for lengths and block tables (read-only: sequences change through the
   // context, which keeps their tokens). Its capacity figures count the padding blocks; those
   // below leave them out.

@@ -102,6 +102,7 @@ Status Context::remove(int seq, int p0, int p1) {
 }
 
 Status Context::replay(int seq, std::span<const TokenId> tokens) {
+  ran_.clear();  // like the logits, the last step's ran() flags are invalidated
   const auto chunk = static_cast<std::size_t>(options_.max_batch_tokens);
   for (std::size_t i = 0; i < tokens.size(); i += chunk) {
     const std::size_t n = std::min(chunk, tokens.size() - i);

@@ -654,7 +654,9 @@ TEST_P(ContextTest, ASavedSequenceLoadsIntoAFreshContextAndContinuesIdentically)
     EXPECT_TRUE(got[k] == want[k]) << "decode step " << k << " after loading: NMSE " << nmse(got[k], want[k]);
   }
   // The restored token record serves a middle-range remove (it recomputes from the tokens).
+  EXPECT_TRUE(b->ran(0));
   ASSERT_TRUE(b->remove(2, 3, 8).is_ok());
+  EXPECT_FALSE(b->ran(0));  // the recomputation invalidates the last step's flags with its logits
   std::vector<TokenId> spliced(p.begin(), p.begin() + 3);
   spliced.insert(spliced.end(), p.begin() + 8, p.end());
   const auto fed = b->tokens(2);

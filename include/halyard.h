@@ -12,8 +12,30 @@
  *  - Every call returns a halyard_status. On failure halyard_last_error() gives a message for the
  *    calling thread, valid until that thread's next Halyard call.
  *  - No C++ exception crosses this API.
- * Thread safety: a model may be shared by threads for read-only calls (tokenize, detokenize,
- * chat formatting); generation on one model is serialised internally.
+ *
+ * Thread safety, precisely:
+ *  - Any thread, any time: halyard_last_error (per thread), halyard_status_name, halyard_version,
+ *    halyard_finish_reason_name, halyard_list_devices / halyard_list_options and the accessors of
+ *    the lists they return, the *_default() functions.
+ *  - A model's read-only calls (halyard_tokenize, halyard_detokenize,
+ *    halyard_apply_chat_template and the halyard_model_* getters) may run on any threads at once,
+ *    concurrently with each other and with the model's generation, sessions and contexts.
+ *  - halyard_generate calls on one model are serialised internally (a second call waits).
+ *  - Sessions, contexts and halyard_generate of one model share its device: run their calls
+ *    (halyard_session_*, halyard_context_*, halyard_seq_*) from one thread at a time, for all of
+ *    that model's sessions and contexts together, and not while halyard_generate runs on the
+ *    model from another thread. Different models are independent.
+ *  - The one exception: halyard_seq_cancel may run on any thread at any time between
+ *    halyard_context_create and halyard_context_free, concurrently with every call on that
+ *    context (a running halyard_context_step included).
+ *  - halyard_model_free / halyard_context_free / halyard_session_free: no other call on that
+ *    object (or, for a model, on its sessions and contexts) may be running or follow.
+ *  - Callbacks must not re-enter the library: a halyard_token_callback runs inside
+ *    halyard_generate on the caller's thread holding the model's generation lock (another
+ *    halyard_generate on that model from it deadlocks; any session or context call of the model
+ *    is a concurrent use); it may call halyard_seq_cancel and halyard_last_error only. The log
+ *    callback may run on any thread that logs, backend worker threads included, under the log
+ *    sink's lock: it must call no Halyard function.
  */
 #ifndef HALYARD_H_
 #define HALYARD_H_
@@ -36,8 +58,9 @@ typedef enum halyard_status {
   HALYARD_ERROR_UNIMPLEMENTED = 4,    /* an op, dtype or architecture Halyard does not support */
   HALYARD_ERROR_OUT_OF_RANGE = 5,     /* a request no state could satisfy: a prompt longer than the whole context */
   HALYARD_ERROR_OUT_OF_MEMORY = 6,    /* host or device memory could not be allocated */
-  HALYARD_ERROR_CORRUPT_FILE = 7,     /* a model file that is truncated or malformed */
-  HALYARD_ERROR_CANCELLED = 8,        /* the caller stopped the work (callback returned non-zero) */
+  HALYARD_ERROR_CORRUPT_FILE = 7,     /* a model file or saved state that is truncated or malformed */
+  HALYARD_ERROR_CANCELLED = 8,        /* the caller stopped the work (a callback returned non-zero, or
+                                         halyard_seq_cancel: see halyard_context_step) */
   HALYARD_ERROR_KV_CACHE_FULL = 9,    /* the KV cache has no room for these tokens now; nothing changed */
   HALYARD_ERROR_INTERNAL = 10,        /* a bug or a device failure; the message says which */
   HALYARD_ERROR_BUFFER_TOO_SMALL = 11 /* the *_out size tells how much is needed */
@@ -143,6 +166,11 @@ HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
 /* Bytes of weights on the device (what every decode step reads) and their element count. */
 HALYARD_API uint64_t halyard_model_weight_bytes(const halyard_model* model);
 HALYARD_API uint64_t halyard_model_parameter_count(const halyard_model* model);
+/* A 64-bit name of the model's weights, computed once at load (a hash of its architecture
+ * config and, per tensor, its name, dtype, shape and first and last 4 KiB): the same file gives
+ * the same value on every device, context length and KV dtype. Saved sequence states carry it
+ * (halyard_seq_state_save). 0 for NULL. */
+HALYARD_API uint64_t halyard_model_fingerprint(const halyard_model* model);
 /* Bytes of K and V one token position holds across all layers, in the model's KV dtype
  * (2 bytes an element for f16, 4 for f32). */
 HALYARD_API uint64_t halyard_model_kv_bytes_per_token(const halyard_model* model);
@@ -307,8 +335,9 @@ HALYARD_API void halyard_context_options_default(halyard_context_options* option
 #define halyard_context_options_default(options) halyard_context_options_init((options), sizeof(*(options)))
 /* A paged KV cache shared by max_sequences sequences on the model's device, with the compiled
  * graphs of the batch shapes it has run. Owned by the caller; must be freed before the model.
- * Thread safety: one thread at a time per context (calls on one context are not synchronised);
- * drive the contexts and sessions of one model from one thread, as sessions already are. */
+ * Thread safety: one thread at a time per context (calls on one context are not synchronised),
+ * and one at a time for all the contexts and sessions of one model, except halyard_seq_cancel
+ * (any thread, any time; see the top of this header). */
 HALYARD_API halyard_status halyard_context_create(halyard_model* model, const halyard_context_options* options,
                                                   halyard_context** out);
 HALYARD_API void halyard_context_free(halyard_context* context);
@@ -326,14 +355,33 @@ typedef struct halyard_batch {
   const int8_t* logits;     /* non-zero: keep this token's logits; NULL: only the last token's */
 } halyard_batch;
 
-/* Runs the batch. HALYARD_ERROR_KV_CACHE_FULL when the cache lacks the blocks it needs (free
- * some with halyard_seq_remove), HALYARD_ERROR_INVALID_ARGUMENT for a bad token, sequence id or
- * position, HALYARD_ERROR_OUT_OF_RANGE past the context length: in every error case nothing
- * changed. */
+/* Runs the batch. First the tokens of cancelled sequences (halyard_seq_cancel) are left out,
+ * unchecked and with nothing written for them. Then, for the tokens left:
+ *  - HALYARD_OK: every token ran.
+ *  - HALYARD_ERROR_KV_CACHE_FULL when the cache lacks the blocks they need (free some with
+ *    halyard_seq_remove), HALYARD_ERROR_INVALID_ARGUMENT for a bad token, sequence id or
+ *    position, HALYARD_ERROR_OUT_OF_RANGE past the context length: nothing changed.
+ *  - HALYARD_ERROR_CANCELLED: some tokens were left out and the others ran (logits and K/V as for
+ *    HALYARD_OK); halyard_context_step_ran says which. When every token was left out no graph
+ *    ran and nothing changed.
+ *  - HALYARD_ERROR_INTERNAL (or OUT_OF_MEMORY): the device failed; the written positions were
+ *    removed again. */
 HALYARD_API halyard_status halyard_context_step(halyard_context* context, const halyard_batch* batch);
+/* 1 when token i of the last halyard_context_step ran (its sequence holds it now), 0 when it was
+ * left out as cancelled, when the last step failed otherwise, or past its batch. */
+HALYARD_API int halyard_context_step_ran(const halyard_context* context, size_t i);
 /* The logits (vocab_size floats) of token i of the last step, valid until the next step; NULL
- * when token i did not ask for logits or the last step did not have it. */
+ * when token i did not ask for logits, did not run, or the last step did not have it. */
 HALYARD_API const float* halyard_context_logits(const halyard_context* context, size_t i);
+/* Cancels a sequence: every halyard_context_step that begins after this call returns leaves its
+ * tokens out (see there), until the sequence is emptied (halyard_seq_remove(ctx, seq, 0, -1),
+ * halyard_seq_keep of another sequence, halyard_seq_copy onto it), which clears the flag so the
+ * sequence can be used again. A step already running when it is called may still run them: a
+ * sequence advances at most one step after cancellation. The one context call that may run on
+ * any thread, concurrently with any other call on the context (it sets an atomic flag and
+ * nothing else); the context must not be freed meanwhile. HALYARD_ERROR_OUT_OF_RANGE for a seq
+ * outside [0, max_sequences). Cancelling an empty or already cancelled sequence is allowed. */
+HALYARD_API halyard_status halyard_seq_cancel(halyard_context* context, int32_t seq);
 
 /* Removes positions [p0, p1) of a sequence (p1 < 0: to its end); freed blocks return to the
  * cache, and halyard_seq_remove(ctx, seq, 0, -1) empties the sequence. Removing a middle range
@@ -351,6 +399,26 @@ HALYARD_API halyard_status halyard_seq_keep(halyard_context* context, int32_t se
 HALYARD_API int32_t halyard_seq_pos_max(const halyard_context* context, int32_t seq);
 /* The first position it holds (0), -1 when it is empty (or seq is not a sequence id). */
 HALYARD_API int32_t halyard_seq_pos_min(const halyard_context* context, int32_t seq);
+/* Sequence state: a sequence's tokens and K/V as host bytes in a little-endian, versioned,
+ * device-neutral layout (docs/architecture.md, "Sequence state": model fingerprint, KV dtype,
+ * layers, kv_dim, positions, tokens, then each layer's K and V rows, and a CRC-32), so a
+ * sequence can move to another context of a model with the same fingerprint, on any device; an
+ * f16 state loads into an f32 cache and back (converted, f32 -> f16 rounding to nearest even).
+ * *out receives the bytes halyard_seq_state_save writes for seq now. */
+HALYARD_API halyard_status halyard_seq_state_size(const halyard_context* context, int32_t seq, size_t* out);
+/* Writes seq's state into buf; *n_out receives its size. HALYARD_ERROR_BUFFER_TOO_SMALL (nothing
+ * written) when that exceeds capacity; buf may be NULL with capacity 0 to ask the size. */
+HALYARD_API halyard_status halyard_seq_state_save(const halyard_context* context, int32_t seq, void* buf,
+                                                  size_t capacity, size_t* n_out);
+/* Loads a state (n bytes at buf, read during the call only) into seq, which must be empty. The
+ * tokens become the sequence's recorded tokens, so it continues, and a middle-range
+ * halyard_seq_remove recomputes, as if this context had computed it. Every error changes
+ * nothing and the message names what is wrong: HALYARD_ERROR_INVALID_ARGUMENT for a state of
+ * another model (fingerprint), other layer count or kv_dim, or a sequence that is not empty;
+ * HALYARD_ERROR_CORRUPT_FILE for bytes that are truncated, too many, or corrupt (magic, version,
+ * dtype code, CRC-32, a token outside the vocabulary); HALYARD_ERROR_KV_CACHE_FULL when the cache
+ * has too few free blocks; HALYARD_ERROR_OUT_OF_RANGE for more positions than the context. */
+HALYARD_API halyard_status halyard_seq_state_load(halyard_context* context, int32_t seq, const void* buf, size_t n);
 /* Capacity: the cache's blocks, those in use, and positions per block (0 for NULL). */
 HALYARD_API int32_t halyard_context_kv_blocks_total(const halyard_context* context);
 HALYARD_API int32_t halyard_context_kv_blocks_used(const halyard_context* context);

@@ -527,6 +527,9 @@ int32_t halyard_model_vocab_size(const halyard_model* m) {
 uint64_t halyard_model_weight_bytes(const halyard_model* m) {
   return m ? m->model->weight_bytes() : 0;
 }
+uint64_t halyard_model_fingerprint(const halyard_model* m) {
+  return m ? m->model->fingerprint() : 0;
+}
 uint64_t halyard_model_parameter_count(const halyard_model* m) {
   return m ? m->model->parameter_count() : 0;
 }
@@ -821,6 +824,64 @@ halyard_status halyard_context_step(halyard_context* context, const halyard_batc
     }
     return to_c(context->context->step(b));
   });
+}
+
+int halyard_context_step_ran(const halyard_context* context, size_t i) {
+  if (!context || i > static_cast<size_t>(INT32_MAX))
+    return 0;
+  return context->context->ran(static_cast<int>(i)) ? 1 : 0;
+}
+
+// No guarded(): it must not touch the logging setup or anything else another thread may be
+// using; Context::cancel only sets an atomic flag and cannot throw.
+halyard_status halyard_seq_cancel(halyard_context* context, int32_t seq) {
+  if (!context)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context must not be NULL");
+  return to_c(context->context->cancel(seq));
+}
+
+halyard_status halyard_seq_state_size(const halyard_context* context, int32_t seq, size_t* out) {
+  if (!context || !out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context and out must not be NULL");
+  *out = 0;
+  return guarded([&] {
+    auto size = context->context->state_size(seq);
+    if (!size.is_ok())
+      return to_c(size.status());
+    *out = size.value();
+    return HALYARD_OK;
+  });
+}
+
+halyard_status halyard_seq_state_save(const halyard_context* context, int32_t seq, void* buf, size_t capacity,
+                                      size_t* n_out) {
+  if (!context || !n_out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context and n_out must not be NULL");
+  if (!buf && capacity > 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "buf is NULL and capacity is not 0");
+  *n_out = 0;
+  return guarded([&] {
+    auto size = context->context->state_size(seq);
+    if (!size.is_ok())
+      return to_c(size.status());
+    *n_out = size.value();
+    if (size.value() > capacity) {
+      return fail(HALYARD_ERROR_BUFFER_TOO_SMALL, "the state of sequence " + std::to_string(seq) + " takes " +
+                                                      std::to_string(size.value()) + " bytes; capacity is " +
+                                                      std::to_string(capacity));
+    }
+    auto written = context->context->save_state(seq, std::span(static_cast<std::byte*>(buf), capacity));
+    return to_c(written.status());
+  });
+}
+
+halyard_status halyard_seq_state_load(halyard_context* context, int32_t seq, const void* buf, size_t n) {
+  if (!context)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "context must not be NULL");
+  if (!buf && n > 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "buf is NULL and n is not 0");
+  return guarded(
+      [&] { return to_c(context->context->load_state(seq, std::span(static_cast<const std::byte*>(buf), n))); });
 }
 
 const float* halyard_context_logits(const halyard_context* context, size_t i) {

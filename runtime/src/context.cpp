@@ -49,6 +49,7 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   ctx->tokens_.resize(static_cast<std::size_t>(options.max_sequences));
   const DType argmax_input[] = {DType::kF32};
   ctx->device_argmax_ = options.argmax_on_device && model.device().supports(OpKind::kArgmax, argmax_input);
+  ctx->cancelled_ = std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(options.max_sequences));
   HALYARD_ASSIGN_OR_RETURN(ctx->queue_, model.device().create_queue());
   HALYARD_ASSIGN_OR_RETURN(ctx->block_table_, model.device().allocate(ctx->kv_->table().size() * sizeof(std::int32_t)));
   return ctx;
@@ -76,6 +77,8 @@ Status Context::remove(int seq, int p0, int p1) {
     return invalid_argument("remove: the first position must be >= 0");
   if (p1 < 0 || p1 > len)
     p1 = len;
+  if (p0 == 0 && p1 == len)
+    clear_cancel(seq);  // emptied (a suffix removal from 0 cannot fail)
   if (p0 >= p1)
     return Status::ok();  // nothing in range
   if (p1 == len) {
@@ -115,6 +118,7 @@ Status Context::remove(int seq, int p0, int p1) {
 }
 
 Status Context::replay(int seq, std::span<const TokenId> tokens) {
+  ran_.clear();  // like the logits, the last step's ran() flags are invalidated
   const auto chunk = static_cast<std::size_t>(options_.max_batch_tokens);
   for (std::size_t i = 0; i < tokens.size(); i += chunk) {
     const std::size_t n = std::min(chunk, tokens.size() - i);
@@ -122,7 +126,7 @@ Status Context::replay(int seq, std::span<const TokenId> tokens) {
     replay_batch_.resize(n);
     for (std::size_t j = 0; j < n; ++j)
       replay_batch_[j] = BatchToken{tokens[i + j], seq, start + static_cast<int>(j), false};
-    HALYARD_RETURN_IF_ERROR(step(replay_batch_));
+    HALYARD_RETURN_IF_ERROR(run_batch(replay_batch_));
   }
   return Status::ok();
 }
@@ -132,6 +136,8 @@ Status Context::copy(int src, int dst) {
   HALYARD_RETURN_IF_ERROR(check_seq(dst));
   HALYARD_RETURN_IF_ERROR(kv_->copy(src, dst));
   tokens_[static_cast<std::size_t>(dst)] = tokens_[static_cast<std::size_t>(src)];
+  if (src != dst)
+    clear_cancel(dst);  // its old contents were released
   return Status::ok();
 }
 
@@ -205,7 +211,7 @@ Result<Context::Compiled*> Context::compiled_for(int n_tokens, int n_outputs, St
   return raw;
 }
 
-Status Context::step(std::span<const BatchToken> batch, StepOutput output) {
+Status Context::run_batch(std::span<const BatchToken> batch, StepOutput output) {
   if (batch.empty())
     return invalid_argument("step: the batch has no tokens");
   const int n = static_cast<int>(batch.size());

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <map>
 
+#include "fnv1a.h"
+
 namespace halyard::runtime {
 namespace {
 
@@ -161,6 +163,21 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     expected.push_back({p + "ffn_up.weight", {d, c.d_ff}});
     expected.push_back({p + "ffn_down.weight", {c.d_ff, d}});
   }
+  // The fingerprint samples each tensor's first and last 4 KiB rather than hashing all of it:
+  // hashing every byte would read the whole file once more at load (a second at FNV's ~1 GB/s
+  // for a 1 GB model), and its job is to tell models apart, not to detect corruption. Another
+  // model differs in its config, its tensor table, or its data from the first block on (a
+  // fine-tune or a requantization changes every tensor's bytes).
+  Fnv1a64 fp;
+  fp.text("halyard model fingerprint 1");
+  fp.text(c.architecture);
+  for (const int v :
+       {c.n_layers, c.d_model, c.d_ff, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.context_train, c.rope_dims})
+    fp.value(static_cast<std::int64_t>(v));
+  fp.value(c.rope_base);
+  fp.value(c.rms_eps);
+  fp.value(static_cast<std::int32_t>(c.rope_layout));
+  fp.value(static_cast<std::uint8_t>(c.tied_output));
   for (const auto& [name, shape] : expected) {
     const GgufTensor* t = f.find_tensor(name);
     if (!t)
@@ -178,6 +195,16 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
       return unimplemented("device " + model->device_uri_ + " does not support " + std::string(op_name(use)) + " on " +
                            std::string(dtype_name(t->desc.dtype)) + " weights (tensor '" + name + "')");
     }
+    fp.text(name);
+    fp.value(t->type_id);  // GGUF's id: stable, unlike Halyard's enum
+    for (const std::int64_t ne : t->desc.ne)
+      fp.value(ne);
+    constexpr std::size_t kSample = 4096;
+    const std::size_t bytes = t->desc.bytes();
+    const auto* data = static_cast<const std::byte*>(t->data);
+    fp.bytes(data, std::min(bytes, kSample));
+    if (bytes > kSample)
+      fp.bytes(data + bytes - std::min(bytes - kSample, kSample), std::min(bytes - kSample, kSample));
     Weight w;
     w.desc = t->desc;
     HALYARD_ASSIGN_OR_RETURN(w.buffer, dev.allocate(t->desc.bytes()));
@@ -186,6 +213,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     model->parameter_count_ += static_cast<std::uint64_t>(t->desc.elements());
     model->weights_.emplace(name, std::move(w));
   }
+  model->fingerprint_ = fp.digest();
   spdlog::info("loaded {} ({} layers, {:.1f} MiB of weights) on {}", model->name_, c.n_layers,
                static_cast<double>(model->weight_bytes_) / (1 << 20), model->device_uri_);
   return model;

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "halyard.h"
@@ -975,6 +976,112 @@ TEST(CApi, OptionsInitWritesOnlyTheSizeItIsGiven) {
   EXPECT_EQ(mo.struct_size, 40u);
 }
 
+TEST(CApi, SeqCancelLeavesASequenceOutUntilItIsEmptied) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  co.max_sequences = 2;
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  const int32_t tokens[2] = {504, 3575};
+  const int32_t pos[2] = {0, 0};
+  const int32_t seqs[2] = {0, 1};
+  const int8_t want[2] = {1, 1};
+  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, want};
+  ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
+  EXPECT_EQ(halyard_context_step_ran(ctx, 1), 1);
+  EXPECT_EQ(halyard_context_step_ran(ctx, 2), 0);
+  // Cancelled from another thread (before this step begins: joined first).
+  halyard_status cancel_status = HALYARD_ERROR_INTERNAL;
+  std::thread([&] { cancel_status = halyard_seq_cancel(ctx, 1); }).join();
+  EXPECT_EQ(cancel_status, HALYARD_OK);
+  const int32_t pos1[2] = {1, 1};
+  b.positions = pos1;
+  EXPECT_EQ(halyard_context_step(ctx, &b), HALYARD_ERROR_CANCELLED);
+  EXPECT_NE(std::string(halyard_last_error()).find("cancelled"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
+  EXPECT_EQ(halyard_context_step_ran(ctx, 1), 0);
+  EXPECT_NE(halyard_context_logits(ctx, 0), nullptr);
+  EXPECT_EQ(halyard_context_logits(ctx, 1), nullptr);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 1);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 1), 0);
+  // Emptying sequence 1 clears the flag: it runs again from position 0.
+  ASSERT_EQ(halyard_seq_remove(ctx, 1, 0, -1), HALYARD_OK);
+  halyard_batch one{sizeof(halyard_batch), 1, tokens + 1, pos, seqs + 1, nullptr};
+  EXPECT_EQ(halyard_context_step(ctx, &one), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
+  EXPECT_EQ(halyard_seq_pos_max(ctx, 1), 0);
+  EXPECT_EQ(halyard_seq_cancel(ctx, 2), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(halyard_seq_cancel(nullptr, 0), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_context_step_ran(nullptr, 0), 0);
+  halyard_context_free(ctx);
+  halyard_model_free(m);
+}
+
+TEST(CApi, SeqStateRoundTripsBetweenContexts) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  const uint64_t fingerprint = halyard_model_fingerprint(m);
+  EXPECT_NE(fingerprint, 0U);
+  EXPECT_EQ(halyard_model_fingerprint(nullptr), 0U);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  co.max_sequences = 2;
+  halyard_context* a = nullptr;
+  halyard_context* b = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &a), HALYARD_OK) << halyard_last_error();
+  ASSERT_EQ(halyard_context_create(m, &co, &b), HALYARD_OK) << halyard_last_error();
+  const int32_t prompt[5] = {504, 3575, 282, 4649, 314};
+  const int32_t pos[5] = {0, 1, 2, 3, 4};
+  const int32_t seq0[5] = {0, 0, 0, 0, 0};
+  halyard_batch pb{sizeof(halyard_batch), 5, prompt, pos, seq0, nullptr};
+  ASSERT_EQ(halyard_context_step(a, &pb), HALYARD_OK) << halyard_last_error();
+  size_t size = 0;
+  ASSERT_EQ(halyard_seq_state_size(a, 0, &size), HALYARD_OK) << halyard_last_error();
+  // 30 layers, kv_dim 192, f16: header, 5 tokens, K and V rows, CRC.
+  EXPECT_EQ(size, 32U + 4 * 5 + 2 * 30 * 5 * 192 * 2 + 4);
+  size_t n = 0;
+  EXPECT_EQ(halyard_seq_state_save(a, 0, nullptr, 0, &n), HALYARD_ERROR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(n, size);
+  std::vector<unsigned char> state(size);
+  EXPECT_EQ(halyard_seq_state_save(a, 0, state.data(), size - 1, &n), HALYARD_ERROR_BUFFER_TOO_SMALL);
+  ASSERT_EQ(halyard_seq_state_save(a, 0, state.data(), size, &n), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(n, size);
+  uint64_t carried = 0;
+  std::memcpy(&carried, state.data() + 8, 8);
+  EXPECT_EQ(carried, fingerprint);
+  // Into sequence 1 of another context: both continue with the same token alike.
+  ASSERT_EQ(halyard_seq_state_load(b, 1, state.data(), state.size()), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_seq_pos_max(b, 1), 4);
+  const int32_t next = 7042, next_pos = 5, s0 = 0, s1 = 1;
+  halyard_batch da{sizeof(halyard_batch), 1, &next, &next_pos, &s0, nullptr};
+  halyard_batch db{sizeof(halyard_batch), 1, &next, &next_pos, &s1, nullptr};
+  ASSERT_EQ(halyard_context_step(a, &da), HALYARD_OK) << halyard_last_error();
+  ASSERT_EQ(halyard_context_step(b, &db), HALYARD_OK) << halyard_last_error();
+  const int32_t vocab = halyard_model_vocab_size(m);
+  const float* la = halyard_context_logits(a, 0);
+  const float* lb = halyard_context_logits(b, 0);
+  ASSERT_TRUE(la && lb);
+  EXPECT_TRUE(std::equal(la, la + vocab, lb)) << "ref: the loaded sequence continues bit-identically";
+  // Errors: not empty, truncated, NULL.
+  EXPECT_EQ(halyard_seq_state_load(b, 1, state.data(), state.size()), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("empty"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(halyard_seq_state_load(b, 0, state.data(), state.size() / 2), HALYARD_ERROR_CORRUPT_FILE);
+  EXPECT_NE(std::string(halyard_last_error()).find("truncated"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(halyard_seq_pos_max(b, 0), -1);
+  EXPECT_EQ(halyard_seq_state_load(b, 0, nullptr, 10), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_seq_state_load(b, 0, nullptr, 0), HALYARD_ERROR_CORRUPT_FILE);
+  EXPECT_EQ(halyard_seq_state_size(a, 5, &size), HALYARD_ERROR_OUT_OF_RANGE);
+  EXPECT_EQ(halyard_seq_state_size(nullptr, 0, &size), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_seq_state_save(a, 0, nullptr, 5, &n), HALYARD_ERROR_INVALID_ARGUMENT);
+  halyard_context_free(a);
+  halyard_context_free(b);
+  halyard_model_free(m);
+}
 TEST(CApi, LoadErrorsAreClear) {
   halyard_model_options o;
   halyard_model_options_default(&o);

@@ -2,9 +2,12 @@
 // compiled executables (one per batch shape, compiled once and replayed), and runs a Step: one
 // graph run over a batch of tokens from any sequences, prefill chunks and decode tokens mixed,
 // each token with its sequence, position and logits flag.
-// Ownership: borrows the Model, which must outlive it. Thread safety: one thread at a time.
+// Ownership: borrows the Model, which must outlive it. Thread safety: one thread at a time,
+// except cancel(), which may run on any thread at any time (see there).
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -51,19 +54,34 @@ class Context {
 
   // Runs one graph over the batch. Errors change nothing: cache_full when the cache lacks the
   // blocks the batch needs, invalid_argument for a bad token, sequence or position, out_of_range
-  // past the context length. With StepOutput::kArgmax the tokens that ask for logits get only
-  // their argmax (argmax(i)): the graph ends in ARGMAX and the step downloads one int32 per
-  // output instead of vocab floats; where the device lacks ARGMAX (or argmax_on_device is
-  // false) the step downloads the logits and takes the same argmax on the host.
+  // past the context length. The tokens of cancelled sequences (cancel()) are left out first,
+  // unchecked: the others run and the status is cancelled, ran() saying which tokens ran; when
+  // every token is left out no graph runs (seq_cancel.cpp). With StepOutput::kArgmax the tokens
+  // that ask for logits get only their argmax (argmax(i)): the graph ends in ARGMAX and the step
+  // downloads one int32 per output instead of vocab floats; where the device lacks ARGMAX (or
+  // argmax_on_device is false) the step downloads the logits and takes the same argmax on the host.
   Status step(std::span<const BatchToken> batch, StepOutput output = StepOutput::kLogits);
   // The logits of token i of the last step, valid until the next step; empty when token i did
-  // not ask for logits (or is not in the last batch) or the step was an argmax step.
+  // not ask for logits (or is not in the last batch, or was left out) or the step was an argmax
+  // step.
   std::span<const float> logits(int i) const;
   // Token i's argmax over the vocabulary (the first maximum) after the last step, of either
-  // kind; -1 when token i did not ask for logits (or is not in the last batch).
+  // kind; -1 when token i did not ask for logits (or is not in the last batch, or was left out).
   TokenId argmax(int i) const;
   // Whether argmax steps run ARGMAX on the device (it supports it and argmax_on_device is set).
   bool argmax_on_device() const { return device_argmax_; }
+  // Whether token i of the last step ran (its K/V written, its logits computed if asked): false
+  // for a cancelled sequence's token, for every token of a step that failed, and past the batch.
+  bool ran(int i) const;
+
+  // Cancels a sequence: from the next step that begins after this returns, its tokens are left
+  // out of every step (nothing is written for them) until the sequence is emptied (release(),
+  // remove(seq, 0, -1), keep() of another, copy() onto it), which clears the flag. A step already
+  // running when it is called may still run them. The one call that may run on any thread,
+  // concurrently with any other call on the context (it only sets an atomic flag); the context
+  // must outlive it. out_of_range for a sequence id outside [0, max_sequences).
+  Status cancel(int seq);
+  bool cancelled(int seq) const;
 
   // Sequence operations, limited to the caller's sequence ids (a GPU context's padding
   // sequence is not one of them).
@@ -87,6 +105,20 @@ class Context {
   std::int64_t prefix_misses() const { return kv_->prefix_misses(); }
   // The tokens a sequence holds, in position order (what the steps fed it).
   std::span<const TokenId> tokens(int seq) const;
+
+  // Sequence state (seq_state.cpp): a sequence's tokens and K/V rows as host bytes in a
+  // device-neutral, versioned layout (docs/architecture.md, "Sequence state"), to move it to an
+  // empty sequence of any context of a model with the same fingerprint, on any device, with
+  // either KV dtype (converted on load). state_size: the bytes save_state writes.
+  Result<std::size_t> state_size(int seq) const;
+  // Writes the state into out (at least state_size bytes; invalid_argument otherwise) and
+  // returns its size.
+  Result<std::size_t> save_state(int seq, std::span<std::byte> out) const;
+  // Loads a state into `seq`, which must be empty (invalid_argument otherwise). Every error
+  // changes nothing and names what is wrong: another model (fingerprint), layers or kv_dim
+  // (invalid_argument); truncated, trailing or corrupt bytes, a CRC or version mismatch
+  // (data_loss); too few free blocks (cache_full); more positions than the context (out_of_range).
+  Status load_state(int seq, std::span<const std::byte> in);
   // The cache itself, for lengths and block tables (read-only: sequences change through the
   // context, which keeps their tokens). Its capacity figures count the padding blocks; those
   // below leave them out.
@@ -109,6 +141,10 @@ class Context {
   };
   Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
   Result<Compiled*> compiled_for(int n_tokens, int n_outputs, StepOutput output);
+  // step() on a batch with no cancelled sequence's tokens (or, for replay, regardless of them).
+  Status run_batch(std::span<const BatchToken> batch, StepOutput output = StepOutput::kLogits);
+  // A cancel applies to what a sequence held: emptying it clears the flag.
+  void clear_cancel(int seq) { cancelled_[static_cast<std::size_t>(seq)].store(false); }
   Status check_seq(int seq) const;
   // Feeds `tokens` to `seq` from its current end, in steps of max_batch_tokens, keeping no logits.
   Status replay(int seq, std::span<const TokenId> tokens);
@@ -141,6 +177,14 @@ class Context {
   // recompute what follows the range.
   std::vector<std::vector<TokenId>> tokens_;
   std::vector<BatchToken> replay_batch_;
+  // Cancellation (seq_cancel.cpp): one flag per sequence, set from any thread; allocated at
+  // create and never resized, so cancel() touches nothing else. Per token of the last step:
+  // whether it ran, and (when some were left out) its index in the batch that ran, or -1.
+  std::unique_ptr<std::atomic<bool>[]> cancelled_;
+  std::vector<char> ran_;
+  std::vector<int> live_index_;
+  std::vector<BatchToken> live_batch_;
+  std::vector<int> live_output_of_;
 };
 
 }  // namespace halyard::runtime

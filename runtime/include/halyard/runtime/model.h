@@ -74,6 +74,11 @@ class Model {
   const std::string& name() const { return name_; }
   std::size_t weight_bytes() const { return weight_bytes_; }
   std::uint64_t parameter_count() const { return parameter_count_; }
+  // A 64-bit name of the weights, computed once at load: FNV-1a over the architecture config and,
+  // per tensor the graph uses, its name, dtype, shape and first and last 4 KiB (model.cpp says
+  // why not every byte). The same file gives the same fingerprint on every device, context
+  // length and KV dtype; a saved sequence state loads only into a model with the same one.
+  std::uint64_t fingerprint() const { return fingerprint_; }
   // nullptr when the model has no tensor of that name.
   const Weight* weight(const std::string& name) const;
 
@@ -93,6 +98,7 @@ class Model {
   std::string name_;
   std::size_t weight_bytes_ = 0;
   std::uint64_t parameter_count_ = 0;
+  std::uint64_t fingerprint_ = 0;
 };
 
 }  // namespace halyard::runtime

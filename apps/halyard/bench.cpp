@@ -47,6 +47,115 @@ struct DeviceResult {
   std::vector<double> pp_runs, tg_runs;
 };
 
+// --prefix-cache: time to first token of a -p token prompt computed from scratch (cold) and
+// again with its blocks in the prefix cache (warm), through the public context API: cold is the
+// step over the whole prompt, warm is halyard_seq_attach_prefix plus the step over the rest
+// (the last partial block and at least the last token). A new random prompt every run, so each
+// cold run misses.
+int run_prefix_bench(const BenchArgs& a) {
+  nlohmann::json results = nlohmann::json::array();
+  std::printf(
+      "| model | device | test | cold TTFT ms | warm TTFT ms | warm / cold | cached tokens |\n"
+      "|---|---|---|---:|---:|---:|---:|\n");
+  for (const auto& device : a.devices) {
+    halyard_model_options mo;
+    halyard_model_options_default(&mo);
+    mo.device = device.c_str();
+    mo.context_length = a.prompt_tokens + 8;
+    mo.threads = a.threads;
+    if (a.kv_dtype != 0)
+      mo.kv_dtype = a.kv_dtype;
+    std::vector<const char*> options;
+    for (const auto& o : a.options)
+      options.push_back(o.c_str());
+    options.push_back(nullptr);
+    mo.backend_options = options.data();
+    halyard_model* model = nullptr;
+    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
+      return fail(s, "loading on " + device);
+    halyard_context_options co;
+    halyard_context_options_default(&co);
+    co.max_batch_tokens = a.prompt_tokens;
+    halyard_context* ctx = nullptr;
+    if (halyard_status s = halyard_context_create(model, &co, &ctx); s != HALYARD_OK) {
+      halyard_model_free(model);
+      return fail(s, "creating a context");
+    }
+    std::mt19937 rng(4321);
+    std::uniform_int_distribution<int32_t> token(0, halyard_model_vocab_size(model) - 1);
+    const auto n = static_cast<std::size_t>(a.prompt_tokens);
+    std::vector<int32_t> ids(n), pos(n), seqs(n, 0);
+    halyard_status s = HALYARD_OK;
+    int32_t cached = 0;
+    // The prompt from position `from` in one step; the clock stops when its logits are on the host.
+    auto ttft_ms = [&](bool warm) -> double {
+      const auto t0 = Clock::now();
+      int32_t from = 0;
+      if (warm) {
+        s = halyard_seq_attach_prefix(ctx, 0, ids.data(), n, &from);
+        cached = from;
+      }
+      if (s != HALYARD_OK)
+        return 0;
+      for (std::size_t i = 0; i < n; ++i)
+        pos[i] = static_cast<int32_t>(i);
+      halyard_batch b{sizeof(halyard_batch), n - static_cast<std::size_t>(from),
+                      ids.data() + from,     pos.data() + from,
+                      seqs.data(),           nullptr};
+      s = halyard_context_step(ctx, &b);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (s == HALYARD_OK)
+        s = halyard_seq_remove(ctx, 0, 0, -1);
+      return ms;
+    };
+    std::vector<double> cold, warm, ratio;
+    const std::string name = halyard_model_name(model), dev = halyard_model_device(model);
+    for (int rep = -1; rep < a.repeats && s == HALYARD_OK; ++rep) {  // rep -1: warm-up (compiles)
+      std::fprintf(stderr, "\r%s: prefix cache, pp%d, run %d of %d ", dev.c_str(), a.prompt_tokens, rep + 1, a.repeats);
+      for (auto& t : ids)
+        t = token(rng);
+      const double c = ttft_ms(false);
+      const double w = s == HALYARD_OK ? ttft_ms(true) : 0;
+      if (s == HALYARD_OK && rep >= 0) {
+        cold.push_back(c);
+        warm.push_back(w);
+        ratio.push_back(w / c);
+      }
+    }
+    std::fprintf(stderr, "\n");
+    const int64_t hits = halyard_context_prefix_hits(ctx);
+    halyard_context_free(ctx);
+    halyard_model_free(model);
+    if (s != HALYARD_OK)
+      return fail(s, "running on " + device);
+    const Stats c = stats(cold), w = stats(warm), r = stats(ratio);
+    std::printf("| %s | %s | pp%d | %.2f | %.2f | %.3f | %d |\n", name.c_str(), dev.c_str(), a.prompt_tokens, c.median,
+                w.median, r.median, cached);
+    results.push_back({{"model", name},
+                       {"model_path", a.model},
+                       {"device", dev},
+                       {"threads", a.threads},
+                       {"n_prompt", a.prompt_tokens},
+                       {"repeats", a.repeats},
+                       {"cached_tokens", cached},
+                       {"prefix_hits", hits},
+                       {"cold_ttft_ms_median", c.median},
+                       {"warm_ttft_ms_median", w.median},
+                       {"warm_over_cold_median", r.median},
+                       {"cold_runs", cold},
+                       {"warm_runs", warm}});
+  }
+  if (!a.json_path.empty()) {
+    std::ofstream out(a.json_path);
+    out << results.dump(2) << "\n";
+    if (!out) {
+      std::fprintf(stderr, "halyard bench: cannot write %s\n", a.json_path.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
 // --batch N: N sequences decode together, one token each per step (one graph run per step),
 // through the public context API. Reports aggregate and per-sequence decode tokens/s.
 int run_batch_bench(const BenchArgs& a) {
@@ -169,6 +278,12 @@ int run_bench(const BenchArgs& a) {
     std::fprintf(stderr, "halyard bench: --batch must be >= 1 (or 0 for the single-sequence tests)\n");
     return 1;
   }
+  if (a.prefix_cache && a.batch > 0) {
+    std::fprintf(stderr, "halyard bench: --prefix-cache and --batch are separate tests; give one\n");
+    return 1;
+  }
+  if (a.prefix_cache)
+    return run_prefix_bench(a);
   if (a.batch > 0)
     return run_batch_bench(a);
   nlohmann::json results = nlohmann::json::array();

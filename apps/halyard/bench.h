@@ -19,6 +19,8 @@ struct BenchArgs {
   // > 0: measure aggregate decode of this many concurrent sequences in one context instead
   // (each prefilled with its own -p prompt, then -n steps of one token per sequence).
   int batch = 0;
+  // Measure time to first token of a -p prompt cold and with its blocks in the prefix cache.
+  bool prefix_cache = false;
 };
 
 int run_bench(const BenchArgs& args);

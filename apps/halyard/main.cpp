@@ -324,6 +324,8 @@ int main(int argc, char** argv) {
       ->add_option("--batch", b.batch,
                    "Measure aggregate decode of N concurrent sequences in one context (0: the pp/tg tests)")
       ->check(CLI::Range(0, 4096));
+  bench->add_flag("--prefix-cache", b.prefix_cache,
+                  "Time to first token of a -p token prompt, cold and again from the prefix cache");
   bench->add_option("-o,--option", b.options, option_help);
 
   ConformArgs c;

@@ -310,18 +310,20 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
   if (f16_cache) {
     vf.resize(static_cast<std::size_t>(keys) * kvdim);
     ctx.pool.parallel_for(keys, [&](int j) {
-      dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(vc.data) + seq.row(j) * kvdim,
-                     vf.data() + static_cast<std::ptrdiff_t>(j) * kvdim, kvdim);
+      ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + seq.row(j) * kvdim,
+                            vf.data() + static_cast<std::ptrdiff_t>(j) * kvdim, kvdim);
     });
   }
   ctx.pool.parallel_for(n_kv, [&](int h) {
     float* dst = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
+    thread_local std::vector<float> row;
+    row.resize(static_cast<std::size_t>(hd));
     for (int j = 0; j < keys; ++j) {
       const std::ptrdiff_t off = seq.row(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
       if (f16_cache) {
-        const std::uint16_t* src = static_cast<const std::uint16_t*>(kc.data) + off;
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, row.data(), hd);
         for (int i = 0; i < hd; ++i)
-          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = f16_to_f32(src[i]);
+          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = row[static_cast<std::size_t>(i)];
       } else {
         const float* src = f32(kc) + off;
         for (int i = 0; i < hd; ++i)
@@ -442,8 +444,10 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       vbuf.resize(static_cast<std::size_t>(len * hd));
       for (std::int64_t j = 0; j < len; ++j) {
         const std::int64_t off = seq.row(j) * kvdim + kvh * hd;
-        dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + j * hd, hd);
-        dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + j * hd, hd);
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + j * hd,
+                              static_cast<int>(hd));
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + j * hd,
+                              static_cast<int>(hd));
       }
       stride = hd;
     }

@@ -21,7 +21,7 @@
 # Both run with THREADS threads (default 2). Rounds alternate which tool goes first. After the
 # rounds, one `halyard bench --batch KV_N --mixed` run reports the KV bytes the paged cache holds
 # for KV_N sequences of mixed prompt lengths (ceil(KV_PP (i+1) / KV_N)) against the f32 per-slot
-# layout of before (KV_N x KV_CTX x kv_dim x 4 B x 2 x layers).
+# layout of before (KV_N x KV_CTX x kv_dim x 4 B x 2 x layers); KV_N=0 skips it.
 set -euo pipefail
 out=${1:?output directory}; shift
 [ $# -ge 1 ] || { echo "usage: $0 OUT_DIR MODEL.gguf..." >&2; exit 2; }
@@ -74,6 +74,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 for model in "$@"; do
+  [ "$kv_n" -gt 0 ] || break  # KV_N=0: no KV report
   name=$(basename "$model" .gguf)
   "$halyard" bench -m "$model" -d cpu -t "$threads" -p "$kv_pp" -n "$tg" -r 1 --batch "$kv_n" --mixed -c "$kv_ctx" \
     --json "$out/kv-$name.json" > "$out/kv-$name.md" 2> /dev/null

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
 
 #include "halyard.h"
 
@@ -156,19 +158,79 @@ int run_prefix_bench(const BenchArgs& a) {
   return 0;
 }
 
+// The prompt length of sequence q of n: the same -p for all, or with --mixed ceil(p * (q+1) / n),
+// so that n sequences hold lengths spread evenly up to p (p/n, 2p/n, ..., p).
+int prompt_length(const BenchArgs& a, int q) {
+  if (!a.mixed)
+    return a.prompt_tokens;
+  const long long p = a.prompt_tokens, n = a.batch;
+  return static_cast<int>(std::max(1LL, (p * (q + 1) + n - 1) / n));
+}
+
+// What the paged KV cache holds once every sequence has decoded its tokens, against the layout
+// before it (one f32 slot of the whole context per sequence): the memory claim of issue 13.
+struct KvReport {
+  std::vector<int> lengths;  // positions each sequence holds
+  long long positions = 0;
+  int block_size = 0, blocks_used = 0, blocks_total = 0, context_length = 0;
+  std::uint64_t bytes_per_position = 0;  // K and V of all layers, in the cache's dtype
+  std::uint64_t bytes_used = 0;          // blocks in use x block_size x bytes_per_position
+  std::uint64_t bytes_pool = 0;          // the whole pool the context allocated
+  std::uint64_t bytes_per_slot_f32 = 0;  // max_sequences x context x kv_dim x 4 x 2 x layers
+};
+
+KvReport kv_report(const halyard_model* model, const halyard_context* ctx, int kv_dtype) {
+  KvReport r;
+  const int n = halyard_context_max_sequences(ctx);
+  for (int q = 0; q < n; ++q) {
+    r.lengths.push_back(halyard_seq_pos_max(ctx, q) + 1);
+    r.positions += r.lengths.back();
+  }
+  r.block_size = halyard_context_block_size(ctx);
+  r.blocks_used = halyard_context_kv_blocks_used(ctx);
+  r.blocks_total = halyard_context_kv_blocks_total(ctx);
+  r.context_length = halyard_model_context_length(model);
+  r.bytes_per_position = halyard_model_kv_bytes_per_token(model);
+  const auto per_block = static_cast<std::uint64_t>(r.block_size) * r.bytes_per_position;
+  r.bytes_used = static_cast<std::uint64_t>(r.blocks_used) * per_block;
+  r.bytes_pool = static_cast<std::uint64_t>(r.blocks_total) * per_block;
+  // bytes_per_position counts 2 bytes an element for f16: the f32 layout holds twice that.
+  const std::uint64_t f32_per_position = r.bytes_per_position * (kv_dtype == HALYARD_KV_F32 ? 1 : 2);
+  r.bytes_per_slot_f32 =
+      static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(r.context_length) * f32_per_position;
+  return r;
+}
+
+std::string lengths_text(const std::vector<int>& v) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i)
+    s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+double mib(std::uint64_t b) {
+  return static_cast<double>(b) / (1 << 20);
+}
+
 // --batch N: N sequences decode together, one token each per step (one graph run per step),
-// through the public context API. Reports aggregate and per-sequence decode tokens/s.
+// through the public context API. Reports aggregate and per-sequence decode tokens/s, and the KV
+// bytes the paged cache holds at the end against the f32 per-slot layout of before.
 int run_batch_bench(const BenchArgs& a) {
   const int n = a.batch;
+  int max_prompt = 0;
+  for (int q = 0; q < n; ++q)
+    max_prompt = std::max(max_prompt, prompt_length(a, q));
   nlohmann::json results = nlohmann::json::array();
+  std::vector<std::string> kv_rows;
   std::printf(
       "| model | device | sequences | test | aggregate t/s | per sequence t/s |\n|---|---|---:|---|---:|---:|\n");
   for (const auto& device : a.devices) {
     halyard_model_options mo;
     halyard_model_options_default(&mo);
     mo.device = device.c_str();
-    mo.context_length = a.prompt_tokens + a.gen_tokens + 8;
+    mo.context_length = a.context_length > 0 ? a.context_length : max_prompt + a.gen_tokens + 8;
     mo.threads = a.threads;
+    mo.kv_dtype = a.kv_dtype;
     std::vector<const char*> options;
     for (const auto& o : a.options)
       options.push_back(o.c_str());
@@ -177,10 +239,17 @@ int run_batch_bench(const BenchArgs& a) {
     halyard_model* model = nullptr;
     if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
       return fail(s, "loading on " + device);
+    if (max_prompt + a.gen_tokens > halyard_model_context_length(model)) {
+      std::fprintf(stderr, "halyard bench: a prompt of %d plus %d generated tokens exceeds the context of %d (-c)\n",
+                   max_prompt, a.gen_tokens, halyard_model_context_length(model));
+      halyard_model_free(model);
+      return 1;
+    }
     halyard_context_options co;
     halyard_context_options_default(&co);
     co.max_sequences = n;
-    co.max_batch_tokens = std::max(n, a.prompt_tokens);
+    co.max_batch_tokens = std::max(n, max_prompt);
+    co.kv_blocks = a.kv_blocks;
     halyard_context* ctx = nullptr;
     if (halyard_status s = halyard_context_create(model, &co, &ctx); s != HALYARD_OK) {
       halyard_model_free(model);
@@ -188,18 +257,18 @@ int run_batch_bench(const BenchArgs& a) {
     }
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> token(0, halyard_model_vocab_size(model) - 1);
-    std::vector<int32_t> ids(static_cast<std::size_t>(std::max(n, a.prompt_tokens))), pos(ids.size()), seqs(ids.size());
+    std::vector<int32_t> ids(static_cast<std::size_t>(std::max(n, max_prompt))), pos(ids.size()), seqs(ids.size());
     std::vector<int8_t> want(ids.size(), 0);
     halyard_status s = HALYARD_OK;
     // Prefills sequence q with a random prompt (not timed).
     auto prefill = [&](int q) {
-      for (int i = 0; i < a.prompt_tokens; ++i) {
+      const int len = prompt_length(a, q);
+      for (int i = 0; i < len; ++i) {
         ids[static_cast<std::size_t>(i)] = token(rng);
         pos[static_cast<std::size_t>(i)] = i;
         seqs[static_cast<std::size_t>(i)] = q;
       }
-      halyard_batch b{
-          sizeof(halyard_batch), static_cast<size_t>(a.prompt_tokens), ids.data(), pos.data(), seqs.data(), nullptr};
+      halyard_batch b{sizeof(halyard_batch), static_cast<size_t>(len), ids.data(), pos.data(), seqs.data(), nullptr};
       return halyard_context_step(ctx, &b);
     };
     // Timed: gen_tokens steps of n tokens, one per sequence, every token asking for logits.
@@ -222,9 +291,10 @@ int run_batch_bench(const BenchArgs& a) {
     };
     std::vector<double> runs;
     const std::string name = halyard_model_name(model), dev = halyard_model_device(model);
+    const std::string test = (a.mixed ? "pp" + std::to_string(prompt_length(a, 0)) + "-" : std::string("pp")) +
+                             std::to_string(a.prompt_tokens) + "+tg" + std::to_string(a.gen_tokens);
     for (int rep = -1; rep < a.repeats && s == HALYARD_OK; ++rep) {  // rep -1: warm-up
-      std::fprintf(stderr, "\r%s: %d sequences, pp%d then tg%d, run %d of %d ", dev.c_str(), n, a.prompt_tokens,
-                   a.gen_tokens, rep + 1, a.repeats);
+      std::fprintf(stderr, "\r%s: %d sequences, %s, run %d of %d ", dev.c_str(), n, test.c_str(), rep + 1, a.repeats);
       for (int q = 0; q < n && s == HALYARD_OK; ++q) {
         s = halyard_seq_remove(ctx, q, 0, -1);
         if (s == HALYARD_OK)
@@ -237,25 +307,56 @@ int run_batch_bench(const BenchArgs& a) {
         runs.push_back(static_cast<double>(n) * a.gen_tokens / secs);
     }
     std::fprintf(stderr, "\n");
+    const KvReport kv = kv_report(model, ctx, a.kv_dtype);
     halyard_context_free(ctx);
     halyard_model_free(model);
     if (s != HALYARD_OK)
       return fail(s, "running on " + device);
     const Stats agg = stats(runs);
-    std::printf("| %s | %s | %d | pp%d+tg%d | %.2f ± %.2f | %.2f |\n", name.c_str(), dev.c_str(), n, a.prompt_tokens,
-                a.gen_tokens, agg.median, agg.stddev, agg.median / n);
+    std::printf("| %s | %s | %d | %s | %.2f ± %.2f | %.2f |\n", name.c_str(), dev.c_str(), n, test.c_str(), agg.median,
+                agg.stddev, agg.median / n);
+    char row[512];
+    std::snprintf(row, sizeof row, "| %s | %d | %s | %lld | %d x %d of %d | %.2f | %.2f | %.2f | %.1f%% |", dev.c_str(),
+                  n, lengths_text(kv.lengths).c_str(), kv.positions, kv.blocks_used, kv.block_size, kv.blocks_total,
+                  mib(kv.bytes_used), mib(kv.bytes_pool), mib(kv.bytes_per_slot_f32),
+                  100.0 * static_cast<double>(kv.bytes_used) / static_cast<double>(kv.bytes_per_slot_f32));
+    kv_rows.push_back(row);
     results.push_back({{"model", name},
                        {"model_path", a.model},
                        {"device", dev},
                        {"threads", a.threads},
                        {"sequences", n},
                        {"n_prompt", a.prompt_tokens},
+                       {"mixed", a.mixed},
                        {"n_gen", a.gen_tokens},
                        {"repeats", a.repeats},
                        {"tg_aggregate_tokens_per_s_median", agg.median},
                        {"tg_aggregate_tokens_per_s_stddev", agg.stddev},
-                       {"tg_runs", runs}});
+                       {"tg_runs", runs},
+                       {"kv",
+                        {{"dtype", a.kv_dtype == HALYARD_KV_F32 ? "f32" : "f16"},
+                         {"sequence_lengths", kv.lengths},
+                         {"positions", kv.positions},
+                         {"context_length", kv.context_length},
+                         {"block_size", kv.block_size},
+                         {"blocks_used", kv.blocks_used},
+                         {"blocks_total", kv.blocks_total},
+                         {"bytes_per_position", kv.bytes_per_position},
+                         {"bytes_used", kv.bytes_used},
+                         {"bytes_pool", kv.bytes_pool},
+                         {"bytes_per_slot_f32_layout", kv.bytes_per_slot_f32}}}});
   }
+  // After the last run: the positions each sequence holds (its prompt plus -n), the blocks they
+  // occupy, and the bytes against max_sequences x context x kv_dim x 4 x 2 x layers.
+  std::printf(
+      "\nKV cache after the run (%s): blocks in use x positions a block, of the pool; MiB in use, of the pool, and of "
+      "the f32 per-slot layout (sequences x context x kv_dim x 4 B x 2 x layers)\n\n"
+      "| device | sequences | positions each | positions | blocks | MiB in use | MiB pool | MiB f32 per-slot | in use "
+      "/ "
+      "per-slot |\n|---|---:|---|---:|---|---:|---:|---:|---:|\n",
+      a.kv_dtype == HALYARD_KV_F32 ? "f32" : "f16");
+  for (const auto& r : kv_rows)
+    std::printf("%s\n", r.c_str());
   if (!a.json_path.empty()) {
     std::ofstream out(a.json_path);
     out << results.dump(2) << "\n";
@@ -284,6 +385,14 @@ int run_bench(const BenchArgs& a) {
   }
   if (a.prefix_cache)
     return run_prefix_bench(a);
+  if (a.batch == 0 && (a.mixed || a.kv_blocks != 0 || a.context_length != 0)) {
+    std::fprintf(stderr, "halyard bench: --mixed, --kv-blocks and -c apply to --batch N only\n");
+    return 1;
+  }
+  if (a.kv_blocks < 0 || a.context_length < 0) {
+    std::fprintf(stderr, "halyard bench: --kv-blocks and -c must be >= 0\n");
+    return 1;
+  }
   if (a.batch > 0)
     return run_batch_bench(a);
   nlohmann::json results = nlohmann::json::array();

@@ -21,6 +21,12 @@ struct BenchArgs {
   int batch = 0;
   // Measure time to first token of a -p prompt cold and with its blocks in the prefix cache.
   bool prefix_cache = false;
+  // With --batch: sequence q of N gets a prompt of ceil(p * (q+1) / N) tokens instead of p.
+  bool mixed = false;
+  // With --batch: the context's KV blocks (halyard_context_options.kv_blocks; 0: every sequence
+  // can fill the context) and the model's context length (0: the longest prompt + n + 8).
+  int kv_blocks = 0;
+  int context_length = 0;
 };
 
 int run_bench(const BenchArgs& args);

@@ -326,6 +326,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   bench->add_flag("--prefix-cache", b.prefix_cache,
                   "Time to first token of a -p token prompt, cold and again from the prefix cache");
+  bench->add_flag("--mixed", b.mixed,
+                  "With --batch N: sequence i gets a prompt of ceil(p*(i+1)/N) tokens (mixed lengths up to -p)");
+  bench->add_option("--kv-blocks", b.kv_blocks, "With --batch: KV blocks of the context (0: a full context each)")
+      ->check(CLI::Range(0, INT_MAX));
+  bench->add_option("-c,--ctx", b.context_length, "With --batch: context length (0: longest prompt + n + 8)")
+      ->check(CLI::Range(0, INT_MAX));
   bench->add_option("-o,--option", b.options, option_help);
 
   ConformArgs c;

@@ -61,6 +61,11 @@ struct KernelTable {
   float (*dot_f32)(const float* w, const float* x, int n);
   float (*dot_f16)(const std::uint16_t* w, const float* x, int n);
   float (*dot_bf16)(const std::uint16_t* w, const float* x, int n);
+  // dst[i] = f16 src[i] widened to f32 for i < n, bit for bit halyard::f16_to_f32 except that a
+  // signalling NaN may come out quiet. The attention reads an f16 KV cache through these copies:
+  // one call per head and token of a decode step, so the scalar conversion was a third of a
+  // batched decode step's time.
+  void (*widen_f16)(const std::uint16_t* src, float* dst, int n);
 };
 
 // f32 GEMM block for prefill (AVX-512 builds on x86-64): ct[r * ldc + t] (+)= sum_{kk < k}

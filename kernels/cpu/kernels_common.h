@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
+#include "halyard/hal/dtype.h"
 #include "kernels.h"
 
 namespace halyard::cpu {
@@ -34,6 +36,11 @@ inline void weighted_sum_scalar(const float* weights, const float* v, int stride
 inline void swiglu_scalar(const float* g, const float* u, float* out, int n) {
   for (int i = 0; i < n; ++i)
     out[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+}
+
+inline void widen_f16_scalar(const std::uint16_t* src, float* dst, int n) {
+  for (int i = 0; i < n; ++i)
+    dst[i] = f16_to_f32(src[i]);
 }
 
 inline float exp_sum_scalar(float* s, int n, float max) {

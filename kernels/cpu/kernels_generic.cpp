@@ -126,7 +126,8 @@ const KernelTable kGeneric{"generic",
                            dot_q4_1,
                            dot_f32,
                            dot_f16,
-                           dot_bf16};
+                           dot_bf16,
+                           widen_f16_scalar};
 
 }  // namespace
 

@@ -121,6 +121,14 @@ float dot_bf16(const std::uint16_t* w, const float* x, int n) {
   return acc;
 }
 
+void widen_f16(const std::uint16_t* src, float* dst, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+  for (; i < n; ++i)
+    dst[i] = half(src[i]);
+}
+
 const KernelTable kNeon{"neon-dotprod",
                         1,
                         1,
@@ -138,7 +146,8 @@ const KernelTable kNeon{"neon-dotprod",
                         dot_q4_1,
                         dot_f32,
                         dot_f16,
-                        dot_bf16};
+                        dot_bf16,
+                        widen_f16};
 
 }  // namespace
 

@@ -310,18 +310,20 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
   if (f16_cache) {
     vf.resize(static_cast<std::size_t>(keys) * kvdim);
     ctx.pool.parallel_for(keys, [&](int j) {
-      dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(vc.data) + seq.row(j) * kvdim,
-                     vf.data() + static_cast<std::ptrdiff_t>(j) * kvdim, kvdim);
+      ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + seq.row(j) * kvdim,
+                            vf.data() + static_cast<std::ptrdiff_t>(j) * kvdim, kvdim);
     });
   }
   ctx.pool.parallel_for(n_kv, [&](int h) {
     float* dst = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
+    thread_local std::vector<float> row;
+    row.resize(static_cast<std::size_t>(hd));
     for (int j = 0; j < keys; ++j) {
       const std::ptrdiff_t off = seq.row(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
       if (f16_cache) {
-        const std::uint16_t* src = static_cast<const std::uint16_t*>(kc.data) + off;
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, row.data(), hd);
         for (int i = 0; i < hd; ++i)
-          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = f16_to_f32(src[i]);
+          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = row[static_cast<std::size_t>(i)];
       } else {
         const float* src = f32(kc) + off;
         for (int i = 0; i < hd; ++i)
@@ -424,16 +426,19 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     blocked_prefill_attention(ctx, in, out, p, scale);
     return Status::ok();
   }
-  const int tasks = static_cast<int>(n * p.n_heads);
-  ctx.pool.parallel_for(tasks, [&](int task) {
-    const std::int64_t t = task / p.n_heads, h = task % p.n_heads, kvh = h / group;
+  // An f16 cache is widened (exactly) into f32 copies of a KV head's rows in logical order,
+  // [len, hd] each, read by the same f32 kernels as one run: one task per token and KV head then,
+  // so the rows are widened once for the `group` query heads that read them (GQA), not once per
+  // head. An f32 cache is read in place, one task per token and head.
+  const std::int64_t heads_per_task = f16_cache ? group : 1;
+  const std::int64_t tasks_per_token = p.n_heads / heads_per_task;
+  ctx.pool.parallel_for(static_cast<int>(n * tasks_per_token), [&](int task) {
+    const std::int64_t t = task / tasks_per_token, h0 = (task % tasks_per_token) * heads_per_task;
+    const std::int64_t kvh = h0 / group;
     const std::int64_t len = pos[t] + 1;
     const SequenceView seq = view(slot[t]);
     thread_local std::vector<float> scores, part, kbuf, vbuf;
     scores.resize(static_cast<std::size_t>(len));
-    const float* qh = f32(q) + t * qdim + h * hd;
-    // An f16 cache: this head's K and V rows widened (exactly) into f32 copies in logical order,
-    // [len, hd] each, read by the same f32 kernels as one run.
     const float* kbase = f32_cache_or_null(kc);
     const float* vbase = f32_cache_or_null(vc);
     std::int64_t stride = kvdim;
@@ -442,8 +447,10 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       vbuf.resize(static_cast<std::size_t>(len * hd));
       for (std::int64_t j = 0; j < len; ++j) {
         const std::int64_t off = seq.row(j) * kvdim + kvh * hd;
-        dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + j * hd, hd);
-        dequantize_row(DType::kF16, static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + j * hd, hd);
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + j * hd,
+                              static_cast<int>(hd));
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + j * hd,
+                              static_cast<int>(hd));
       }
       stride = hd;
     }
@@ -454,33 +461,36 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
     auto v_at = [&](std::int64_t j) {
       return f16_cache ? vbuf.data() + j * hd : vbase + seq.row(j) * kvdim + kvh * hd;
     };
-    for (std::int64_t j0 = 0; j0 < len;) {
-      const std::int64_t j1 = run_end(j0);
-      ctx.kernels.dot_many_f32(qh, k_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0), static_cast<int>(hd),
-                               scores.data() + j0);
-      j0 = j1;
-    }
-    float max_score = -std::numeric_limits<float>::infinity();
-    for (auto& s : scores) {
-      s *= scale;
-      max_score = std::max(max_score, s);
-    }
-    const float inv = 1.f / ctx.kernels.exp_sum(scores.data(), static_cast<int>(len), max_score);
-    for (auto& s : scores)
-      s *= inv;
-    float* o = f32_out(out) + t * qdim + h * hd;
-    part.resize(static_cast<std::size_t>(hd));
-    for (std::int64_t j0 = 0; j0 < len;) {
-      const std::int64_t j1 = run_end(j0);
-      // The first run writes the output; later runs (a table that is not contiguous) add to it.
-      float* dst = j0 == 0 ? o : part.data();
-      ctx.kernels.weighted_sum_f32(scores.data() + j0, v_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0),
-                                   static_cast<int>(hd), dst);
-      if (j0 > 0) {
-        for (std::int64_t i = 0; i < hd; ++i)
-          o[i] += part[static_cast<std::size_t>(i)];
+    for (std::int64_t h = h0; h < h0 + heads_per_task; ++h) {
+      const float* qh = f32(q) + t * qdim + h * hd;
+      for (std::int64_t j0 = 0; j0 < len;) {
+        const std::int64_t j1 = run_end(j0);
+        ctx.kernels.dot_many_f32(qh, k_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0),
+                                 static_cast<int>(hd), scores.data() + j0);
+        j0 = j1;
       }
-      j0 = j1;
+      float max_score = -std::numeric_limits<float>::infinity();
+      for (auto& sc : scores) {
+        sc *= scale;
+        max_score = std::max(max_score, sc);
+      }
+      const float inv = 1.f / ctx.kernels.exp_sum(scores.data(), static_cast<int>(len), max_score);
+      for (auto& sc : scores)
+        sc *= inv;
+      float* o = f32_out(out) + t * qdim + h * hd;
+      part.resize(static_cast<std::size_t>(hd));
+      for (std::int64_t j0 = 0; j0 < len;) {
+        const std::int64_t j1 = run_end(j0);
+        // The first run writes the output; later runs (a table that is not contiguous) add to it.
+        float* dst = j0 == 0 ? o : part.data();
+        ctx.kernels.weighted_sum_f32(scores.data() + j0, v_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0),
+                                     static_cast<int>(hd), dst);
+        if (j0 > 0) {
+          for (std::int64_t i = 0; i < hd; ++i)
+            o[i] += part[static_cast<std::size_t>(i)];
+        }
+        j0 = j1;
+      }
     }
   });
   return Status::ok();

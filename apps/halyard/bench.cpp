@@ -49,6 +49,23 @@ struct DeviceResult {
   std::vector<double> pp_runs, tg_runs;
 };
 
+// Loads the model on `device` with the bench's threads, KV dtype and backend options.
+halyard_status load_for_bench(const BenchArgs& a, const std::string& device, int context_length,
+                              halyard_model** model) {
+  halyard_model_options mo;
+  halyard_model_options_default(&mo);
+  mo.device = device.c_str();
+  mo.context_length = context_length;
+  mo.threads = a.threads;
+  mo.kv_dtype = a.kv_dtype;
+  std::vector<const char*> options;
+  for (const auto& o : a.options)
+    options.push_back(o.c_str());
+  options.push_back(nullptr);
+  mo.backend_options = options.data();
+  return halyard_model_load(a.model.c_str(), &mo, model);
+}
+
 // --prefix-cache: time to first token of a -p token prompt computed from scratch (cold) and
 // again with its blocks in the prefix cache (warm), through the public context API: cold is the
 // step over the whole prompt, warm is halyard_seq_attach_prefix plus the step over the rest
@@ -60,20 +77,8 @@ int run_prefix_bench(const BenchArgs& a) {
       "| model | device | test | cold TTFT ms | warm TTFT ms | warm / cold | cached tokens |\n"
       "|---|---|---|---:|---:|---:|---:|\n");
   for (const auto& device : a.devices) {
-    halyard_model_options mo;
-    halyard_model_options_default(&mo);
-    mo.device = device.c_str();
-    mo.context_length = a.prompt_tokens + 8;
-    mo.threads = a.threads;
-    if (a.kv_dtype != 0)
-      mo.kv_dtype = a.kv_dtype;
-    std::vector<const char*> options;
-    for (const auto& o : a.options)
-      options.push_back(o.c_str());
-    options.push_back(nullptr);
-    mo.backend_options = options.data();
     halyard_model* model = nullptr;
-    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
+    if (halyard_status s = load_for_bench(a, device, a.prompt_tokens + 8, &model); s != HALYARD_OK)
       return fail(s, "loading on " + device);
     halyard_context_options co;
     halyard_context_options_default(&co);
@@ -225,19 +230,9 @@ int run_batch_bench(const BenchArgs& a) {
   std::printf(
       "| model | device | sequences | test | aggregate t/s | per sequence t/s |\n|---|---|---:|---|---:|---:|\n");
   for (const auto& device : a.devices) {
-    halyard_model_options mo;
-    halyard_model_options_default(&mo);
-    mo.device = device.c_str();
-    mo.context_length = a.context_length > 0 ? a.context_length : max_prompt + a.gen_tokens + 8;
-    mo.threads = a.threads;
-    mo.kv_dtype = a.kv_dtype;
-    std::vector<const char*> options;
-    for (const auto& o : a.options)
-      options.push_back(o.c_str());
-    options.push_back(nullptr);
-    mo.backend_options = options.data();
     halyard_model* model = nullptr;
-    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
+    const int context_length = a.context_length > 0 ? a.context_length : max_prompt + a.gen_tokens + 8;
+    if (halyard_status s = load_for_bench(a, device, context_length, &model); s != HALYARD_OK)
       return fail(s, "loading on " + device);
     if (max_prompt + a.gen_tokens > halyard_model_context_length(model)) {
       std::fprintf(stderr, "halyard bench: a prompt of %d plus %d generated tokens exceeds the context of %d (-c)\n",
@@ -400,19 +395,9 @@ int run_bench(const BenchArgs& a) {
   std::string model_name;
   double size_gib = 0, params_m = 0;
   for (const auto& device : a.devices) {
-    halyard_model_options mo;
-    halyard_model_options_default(&mo);
-    mo.device = device.c_str();
-    mo.context_length = std::max(a.prompt_tokens, a.gen_tokens) + 8;
-    mo.threads = a.threads;
-    mo.kv_dtype = a.kv_dtype;
-    std::vector<const char*> options;
-    for (const auto& o : a.options)
-      options.push_back(o.c_str());
-    options.push_back(nullptr);
-    mo.backend_options = options.data();
     halyard_model* model = nullptr;
-    if (halyard_status s = halyard_model_load(a.model.c_str(), &mo, &model); s != HALYARD_OK)
+    if (halyard_status s = load_for_bench(a, device, std::max(a.prompt_tokens, a.gen_tokens) + 8, &model);
+        s != HALYARD_OK)
       return fail(s, "loading on " + device);
     halyard_session* session = nullptr;
     if (halyard_status s = halyard_session_create(model, &session); s != HALYARD_OK) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "engine_test_devices.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/session.h"
 #include "test_paths.h"
@@ -582,38 +583,8 @@ TEST_P(SchedulerTest, BadRequestsAndOptionsAreClearErrors) {
   EXPECT_TRUE(sched.has_work());
 }
 
-// ref and cpu by default; HALYARD_CONTEXT_TEST_DEVICES (comma-separated URIs) replaces them, as
-// for the Context tests.
-std::vector<std::string> devices() {
-  if (const char* env = std::getenv("HALYARD_CONTEXT_TEST_DEVICES"); env && *env) {
-    std::vector<std::string> out;
-    std::string cur;
-    for (const char* c = env;; ++c) {
-      if (*c == ',' || *c == '\0') {
-        if (!cur.empty())
-          out.push_back(cur);
-        cur.clear();
-        if (*c == '\0')
-          break;
-      } else {
-        cur += *c;
-      }
-    }
-    return out;
-  }
-#ifdef HALYARD_TEST_WITH_CPU
-  return {"ref", "cpu"};
-#else
-  return {"ref"};
-#endif
-}
-
-INSTANTIATE_TEST_SUITE_P(Devices, SchedulerTest, ::testing::ValuesIn(devices()), [](const auto& info) {
-  std::string name = info.param;
-  std::replace_if(
-      name.begin(), name.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }, '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Devices, SchedulerTest, ::testing::ValuesIn(halyard::testing::engine_test_devices()),
+                         [](const auto& info) { return halyard::testing::device_test_name(info.param); });
 
 }  // namespace
 }  // namespace halyard::runtime

@@ -49,6 +49,19 @@ struct DeviceResult {
   std::vector<double> pp_runs, tg_runs;
 };
 
+// --json: the results, when a path was given; 0, or 1 after saying why it could not be written.
+int write_json(const std::string& path, const nlohmann::json& results) {
+  if (path.empty())
+    return 0;
+  std::ofstream out(path);
+  out << results.dump(2) << "\n";
+  if (!out) {
+    std::fprintf(stderr, "halyard bench: cannot write %s\n", path.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 // Loads the model on `device` with the bench's threads, KV dtype and backend options.
 halyard_status load_for_bench(const BenchArgs& a, const std::string& device, int context_length,
                               halyard_model** model) {
@@ -152,15 +165,7 @@ int run_prefix_bench(const BenchArgs& a) {
                        {"cold_runs", cold},
                        {"warm_runs", warm}});
   }
-  if (!a.json_path.empty()) {
-    std::ofstream out(a.json_path);
-    out << results.dump(2) << "\n";
-    if (!out) {
-      std::fprintf(stderr, "halyard bench: cannot write %s\n", a.json_path.c_str());
-      return 1;
-    }
-  }
-  return 0;
+  return write_json(a.json_path, results);
 }
 
 // The prompt length of sequence q of n: the same -p for all, or with --mixed ceil(p * (q+1) / n),
@@ -352,15 +357,7 @@ int run_batch_bench(const BenchArgs& a) {
       a.kv_dtype == HALYARD_KV_F32 ? "f32" : "f16");
   for (const auto& r : kv_rows)
     std::printf("%s\n", r.c_str());
-  if (!a.json_path.empty()) {
-    std::ofstream out(a.json_path);
-    out << results.dump(2) << "\n";
-    if (!out) {
-      std::fprintf(stderr, "halyard bench: cannot write %s\n", a.json_path.c_str());
-      return 1;
-    }
-  }
-  return 0;
+  return write_json(a.json_path, results);
 }
 
 }  // namespace
@@ -488,13 +485,5 @@ int run_bench(const BenchArgs& a) {
     std::printf("| %s | %.2f GiB | %.1f M | %s | tg%d | %.2f ± %.2f | | %.1f |\n", model_name.c_str(), size_gib,
                 params_m, r.device.c_str(), a.gen_tokens, r.tg_tps.median, r.tg_tps.stddev, r.tg_gbps.median);
   }
-  if (!a.json_path.empty()) {
-    std::ofstream out(a.json_path);
-    out << results.dump(2) << "\n";
-    if (!out) {
-      std::fprintf(stderr, "halyard bench: cannot write %s\n", a.json_path.c_str());
-      return 1;
-    }
-  }
-  return 0;
+  return write_json(a.json_path, results);
 }

@@ -22,7 +22,7 @@
 #include <string>
 #include <thread>
 
-#include "engine_test_devices.h"
+#include "engine_test.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/session.h"
 #include "test_paths.h"
@@ -127,44 +127,9 @@ Logits fresh_logits(Model& m, const std::vector<TokenId>& tokens) {
   return Logits(l.begin(), l.end());
 }
 
-class ContextTest : public ::testing::TestWithParam<std::string> {
+class ContextTest : public testing::EngineModelTest {
  protected:
-  static void SetUpTestSuite() {
-    RegistryOptions ro;
-    ro.search_paths = {testing::plugin_dir()};
-    auto reg = BackendRegistry::load(ro);
-    ASSERT_TRUE(reg.is_ok()) << reg.status().to_string();
-    registry_ = std::move(reg).value().release();
-  }
-  void SetUp() override {
-    HALYARD_REQUIRE_MODEL(testing::default_model_path());
-    auto& slot = models_[GetParam()];
-    if (!slot) {
-      ModelOptions mo;
-      mo.device = GetParam();
-      mo.context_length = 64;
-      auto model = Model::load(testing::default_model_path(), mo, *registry_);
-      ASSERT_TRUE(model.is_ok()) << model.status().to_string();
-      slot = std::move(model).value();
-    }
-    model_ = slot.get();
-  }
   bool exact() const { return GetParam() == "ref"; }
-  // The model on another device (loaded once, as the parameter's is).
-  Model* model_for(const std::string& device) {
-    auto& slot = models_[device];
-    if (!slot) {
-      ModelOptions mo;
-      mo.device = device;
-      mo.context_length = 64;
-      auto model = Model::load(testing::default_model_path(), mo, *registry_);
-      EXPECT_TRUE(model.is_ok()) << model.status().to_string();
-      if (!model.is_ok())
-        return nullptr;
-      slot = std::move(model).value();
-    }
-    return slot.get();
-  }
   // On cpu a token's arithmetic depends on its batch: the backend's matrix products take other
   // kernels (and activation quantization) for n > 1 tokens than for one. So logits in a batch
   // differ from alone by rounding: the worst NMSE measured here is 8.3e-4 (SmolLM2-135M Q4_1,
@@ -180,9 +145,6 @@ class ContextTest : public ::testing::TestWithParam<std::string> {
       EXPECT_EQ(argmax(got), argmax(want)) << what;
     }
   }
-  static inline BackendRegistry* registry_ = nullptr;
-  static inline std::map<std::string, std::unique_ptr<Model>> models_;
-  Model* model_ = nullptr;
 };
 
 TEST_P(ContextTest, BatchOfEightEqualsEachSequenceAlone) {

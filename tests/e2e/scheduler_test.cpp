@@ -16,15 +16,13 @@
 #include <string>
 #include <thread>
 
-#include "engine_test_devices.h"
+#include "engine_test.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/session.h"
 #include "test_paths.h"
 
 namespace halyard::runtime {
 namespace {
-
-constexpr int kContextLength = 64;
 
 // What a run gave one request.
 struct Outcome {
@@ -92,29 +90,8 @@ bool all_finished(const std::map<RequestId, Outcome>& out, std::size_t n) {
   return out.size() == n && std::all_of(out.begin(), out.end(), [](const auto& e) { return e.second.finish; });
 }
 
-class SchedulerTest : public ::testing::TestWithParam<std::string> {
+class SchedulerTest : public testing::EngineModelTest {
  protected:
-  static void SetUpTestSuite() {
-    RegistryOptions ro;
-    ro.search_paths = {testing::plugin_dir()};
-    auto reg = BackendRegistry::load(ro);
-    ASSERT_TRUE(reg.is_ok()) << reg.status().to_string();
-    registry_ = std::move(reg).value().release();
-  }
-  void SetUp() override {
-    HALYARD_REQUIRE_MODEL(testing::default_model_path());
-    auto& slot = models_[GetParam()];
-    if (!slot) {
-      ModelOptions mo;
-      mo.device = GetParam();
-      mo.context_length = kContextLength;
-      auto model = Model::load(testing::default_model_path(), mo, *registry_);
-      ASSERT_TRUE(model.is_ok()) << model.status().to_string();
-      slot = std::move(model).value();
-    }
-    model_ = slot.get();
-  }
-
   // A prompt of `len` tokens starting `offset` tokens into an English text.
   std::vector<TokenId> prompt(int len, int offset = 0) const {
     static const std::string text =
@@ -211,10 +188,6 @@ class SchedulerTest : public ::testing::TestWithParam<std::string> {
   // these tests, at margins 0.018 and 0.009 (every other token equal); the bound leaves room for
   // other CPUs' kernels and is 3x below model_test.cpp's llama.cpp near-tie margin of 0.3.
   static constexpr double kCpuNearTieMargin = 0.1;
-
-  static inline BackendRegistry* registry_ = nullptr;
-  static inline std::map<std::string, std::unique_ptr<Model>> models_;
-  Model* model_ = nullptr;
 };
 
 TEST_P(SchedulerTest, GreedyOutputsEqualEachRequestAlone) {

@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -128,6 +132,10 @@ Result<RequestId> Scheduler::submit(Request request) {
       return invalid_argument("stop token " + std::to_string(t) + " is outside the vocabulary of " +
                               std::to_string(vocab_size_) + " tokens");
     }
+  }
+  if (request.logprobs < -1 || request.logprobs > kMaxTopLogprobs) {
+    return invalid_argument("logprobs must be -1 (off) or 0.." + std::to_string(kMaxTopLogprobs) + ", not " +
+                            std::to_string(request.logprobs));
   }
   HALYARD_RETURN_IF_ERROR(validate(request.sampler, static_cast<std::size_t>(vocab_size_)));
 
@@ -402,6 +410,32 @@ Result<StepEvents> Scheduler::step() {
   return out;
 }
 
+TokenLogprobs token_logprobs(std::span<const float> logits, TokenId token, int top_n) {
+  // log p_i = l_i - (max + log sum exp(l - max)); -inf logits give -inf, never NaN.
+  float max = -std::numeric_limits<float>::infinity();
+  for (float l : logits)
+    max = std::max(max, l);
+  double sum = 0;
+  for (float l : logits)
+    sum += std::exp(static_cast<double>(l) - max);
+  const float log_z = max + static_cast<float>(std::log(sum));
+  TokenLogprobs out;
+  out.logprob = logits[static_cast<std::size_t>(token)] - log_z;
+  if (top_n > 0) {
+    std::vector<TokenId> ids(logits.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    const auto n = std::min<std::size_t>(static_cast<std::size_t>(top_n), ids.size());
+    // Ties keep the lower id first, so the list is deterministic.
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](TokenId a, TokenId b) {
+      const float la = logits[static_cast<std::size_t>(a)], lb = logits[static_cast<std::size_t>(b)];
+      return la > lb || (la == lb && a < b);
+    });
+    for (std::size_t i = 0; i < n; ++i)
+      out.top.push_back({ids[i], logits[static_cast<std::size_t>(ids[i])] - log_z});
+  }
+  return out;
+}
+
 void Scheduler::sample_outputs(StepEvents& out) {
   ++counters_.steps;
   const Tokenizer& tok = context_.model().tokenizer();
@@ -419,7 +453,8 @@ void Scheduler::sample_outputs(StepEvents& out) {
     index += p.n_tokens;
     if (r.fed != static_cast<int>(r.tokens.size()))
       continue;  // a prefill chunk short of the end: no logits
-    const TokenId next = r.sampler.sample(context_.logits(index - 1));
+    const std::span<const float> logits = context_.logits(index - 1);
+    const TokenId next = r.sampler.sample(logits);
     if (r.request.stop_at_end_of_generation && tok.is_end_of_generation(next)) {
       finish(r, FinishReason::kEndOfGeneration, next);
       continue;
@@ -435,6 +470,8 @@ void Scheduler::sample_outputs(StepEvents& out) {
     RequestEvent& e = due_.emplace_back();
     e.id = r.id;
     e.tokens.push_back(next);
+    if (r.request.logprobs >= 0)
+      e.logprobs.push_back(token_logprobs(logits, next, r.request.logprobs));
     e.prompt_tokens = r.prompt_len;
     e.generated_tokens = r.generated;
     if (r.generated == r.request.max_tokens) {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -482,6 +483,65 @@ TEST_P(SchedulerTest, StopTokensContextFullAndSampledRequestsMatchGenerate) {
   EXPECT_EQ(out[ids[0]].tokens, std::vector<TokenId>(free_run.tokens.begin(), free_run.tokens.begin() + stop_at));
   EXPECT_EQ(*out[ids[1]].finish, FinishReason::kContextFull);
   EXPECT_EQ(out[ids[1]].tokens.size(), 5U);
+}
+
+TEST_P(SchedulerTest, LogprobsComeWithEveryTokenFromTheRawDistribution) {
+  auto ctx = make_context(*model_, 2, 32);
+  ASSERT_NE(ctx, nullptr);
+  auto sched = make_scheduler(*ctx, 32, 16);
+  ASSERT_NE(sched, nullptr);
+  // The same prompt with and without log-probabilities, one after the other (the same batch
+  // shapes, so the same logits on every device).
+  auto run = [&](int logprobs) {
+    Request r = make_request(prompt(9, 5), 6, false);
+    r.logprobs = logprobs;
+    const RequestId id = must_submit(*sched, r);
+    std::vector<TokenId> tokens;
+    bool finished = false;
+    for (int step = 0; step < 50 && !finished; ++step) {
+      auto events = sched->step();
+      EXPECT_TRUE(events.is_ok()) << events.status().to_string();
+      if (!events.is_ok())
+        break;
+      for (const RequestEvent& e : events->events) {
+        EXPECT_EQ(e.id, id);
+        finished = finished || e.finish.has_value();
+        tokens.insert(tokens.end(), e.tokens.begin(), e.tokens.end());
+        if (logprobs < 0) {
+          EXPECT_TRUE(e.logprobs.empty());
+          continue;
+        }
+        EXPECT_EQ(e.logprobs.size(), e.tokens.size());
+        for (std::size_t i = 0; i < std::min(e.tokens.size(), e.logprobs.size()); ++i) {
+          const TokenLogprobs& lp = e.logprobs[i];
+          EXPECT_EQ(lp.top.size(), static_cast<std::size_t>(logprobs));
+          if (lp.top.empty())
+            continue;
+          // Greedy: the token is the most likely one, so its log-probability heads the list.
+          EXPECT_EQ(lp.top[0].token, e.tokens[i]);
+          EXPECT_FLOAT_EQ(lp.top[0].logprob, lp.logprob);
+          EXPECT_LE(lp.logprob, 0.f);
+          double mass = 0;
+          for (std::size_t j = 0; j < lp.top.size(); ++j) {
+            mass += std::exp(lp.top[j].logprob);
+            if (j > 0) {
+              EXPECT_GE(lp.top[j - 1].logprob, lp.top[j].logprob);
+            }
+          }
+          EXPECT_LE(mass, 1.0 + 1e-5);
+        }
+      }
+    }
+    EXPECT_TRUE(finished);
+    return tokens;
+  };
+  const std::vector<TokenId> with = run(4);
+  EXPECT_EQ(with.size(), 6U);
+  // Asking for log-probabilities does not change the tokens.
+  EXPECT_EQ(with, run(-1));
+  Request bad = make_request(prompt(3, 1), 2);
+  bad.logprobs = kMaxTopLogprobs + 1;
+  EXPECT_EQ(sched->submit(bad).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_P(SchedulerTest, BadRequestsAndOptionsAreClearErrors) {

@@ -8,6 +8,7 @@
 
 #include "halyard/runtime/chat_template.h"
 #include "halyard/runtime/sampler.h"
+#include "halyard/runtime/scheduler.h"
 
 namespace halyard::runtime {
 namespace {
@@ -38,6 +39,27 @@ TEST(ChatTemplate, Llama3) {
 
 TEST(ChatTemplate, UnknownFamilyIsAnError) {
   EXPECT_FALSE(ChatTemplate::from_jinja("[INST] {{ message }} [/INST]").is_ok());
+}
+
+TEST(TokenLogprobs, LogSoftmaxOfTheTokenAndTheTopAlternativesInOrder) {
+  // logits 0, ln 2, ln 4, -inf, ln 2: probabilities 1/9, 2/9, 4/9, 0, 2/9.
+  const std::vector<float> logits = {0.f, std::log(2.f), std::log(4.f), -std::numeric_limits<float>::infinity(),
+                                     std::log(2.f)};
+  const TokenLogprobs lp = token_logprobs(logits, 0, 3);
+  EXPECT_NEAR(lp.logprob, std::log(1.f / 9), 1e-6);
+  ASSERT_EQ(lp.top.size(), 3U);
+  EXPECT_EQ(lp.top[0].token, 2);
+  EXPECT_NEAR(lp.top[0].logprob, std::log(4.f / 9), 1e-6);
+  // A tie keeps the lower id first.
+  EXPECT_EQ(lp.top[1].token, 1);
+  EXPECT_EQ(lp.top[2].token, 4);
+  EXPECT_NEAR(lp.top[2].logprob, std::log(2.f / 9), 1e-6);
+  // A banned token's log-probability is -inf, not NaN; top_n 0 lists none; top_n past the
+  // vocabulary lists every token.
+  const TokenLogprobs banned = token_logprobs(logits, 3, 0);
+  EXPECT_TRUE(std::isinf(banned.logprob) && banned.logprob < 0);
+  EXPECT_TRUE(banned.top.empty());
+  EXPECT_EQ(token_logprobs(logits, 1, 20).top.size(), logits.size());
 }
 
 TEST(Sampler, GreedyIsArgmax) {

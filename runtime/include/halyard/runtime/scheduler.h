@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_set>
 #include <vector>
 
@@ -63,7 +64,25 @@ struct Request {
   // The model's end-of-generation tokens (EOS, end of turn) end the request (kEndOfGeneration)
   // unreported, as generate() does.
   bool stop_at_end_of_generation = true;
+  // -1: no log-probabilities; 0..kMaxTopLogprobs: each reported token comes with its
+  // log-probability and that many most likely alternatives (OpenAI's logprobs/top_logprobs),
+  // from the model's raw distribution (log-softmax of the logits before bias, penalties and
+  // temperature, as vLLM reports by default).
+  int logprobs = -1;
 };
+inline constexpr int kMaxTopLogprobs = 20;
+
+struct TokenLogprob {
+  TokenId token = 0;
+  float logprob = 0;
+};
+// The log-probability of a reported token and, most likely first, the top alternatives.
+struct TokenLogprobs {
+  float logprob = 0;
+  std::vector<TokenLogprob> top;
+};
+// log-softmax of `logits` at `token`, and the top_n most likely tokens (ties: lower id first).
+TokenLogprobs token_logprobs(std::span<const float> logits, TokenId token, int top_n);
 
 enum class FinishReason {
   kMaxTokens,        // max_tokens generated
@@ -79,6 +98,7 @@ const char* finish_reason_name(FinishReason reason);
 struct RequestEvent {
   RequestId id = 0;
   std::vector<TokenId> tokens;
+  std::vector<TokenLogprobs> logprobs;  // one per token when the request asked for them, else empty
   std::optional<FinishReason> finish;
   TokenId stop_token = -1;  // the end-of-generation or stop token that finished it, else -1
   // Totals so far, for usage reports.

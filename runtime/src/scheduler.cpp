@@ -28,6 +28,7 @@ struct Scheduler::Live {
   int high_water = 0;  // the most tokens ever fed: feeding below it is recomputation
   int seq = -1;        // -1 while waiting
   bool done = false;
+  bool admitted = false;  // has held a sequence (a later admission follows a preemption)
 
   int remaining() const { return static_cast<int>(tokens.size()) - fed; }
   // Decoding: admitted and past its (re)prefill, one sampled token left to feed.
@@ -322,15 +323,21 @@ void Scheduler::plan(int prefill_limit, StepEvents& out) {
         break;
       free_seqs_.pop_back();
       r.seq = seq;
+      Admission& admission = out.admitted.emplace_back();
+      admission.id = r.id;
+      admission.first = !r.admitted;
+      r.admitted = true;
       // The prefix cache: a prompt that starts like an earlier one (or a preempted request's
       // own tokens) shares those blocks and feeds only the rest. The fit above counted every
       // token, so the request fits with fewer; the cached blocks it now holds leave the free count.
       if (r.fed == 0) {
+        admission.queried_tokens = static_cast<int>(r.tokens.size());
         const int before = context_.blocks_free();
         if (auto got = context_.attach_prefix(seq, r.tokens); got.is_ok() && got.value() > 0) {
           r.fed = got.value();
           r.high_water = std::max(r.high_water, r.fed);
           counters_.cached_tokens += static_cast<std::uint64_t>(r.fed);
+          admission.cached_tokens = r.fed;
           free_blocks -= before - context_.blocks_free();
         }
       }

@@ -250,17 +250,30 @@ TEST_P(SchedulerTest, ARepeatedPromptIsServedFromThePrefixCache) {
   auto sched = make_scheduler(*ctx, 64, 64);
   ASSERT_NE(sched, nullptr);
   std::map<RequestId, Outcome> out;
+  std::vector<Admission> admitted;
   auto run = [&]() -> RequestId {
     auto id = sched->submit(r);
     EXPECT_TRUE(id.is_ok()) << id.status().to_string();
-    for (int step = 0; step < 50 && sched->has_work(); ++step)
-      EXPECT_TRUE(record(*sched, out, nullptr));
+    for (int step = 0; step < 50 && sched->has_work(); ++step) {
+      StepEvents events;
+      EXPECT_TRUE(record(*sched, out, &events));
+      admitted.insert(admitted.end(), events.admitted.begin(), events.admitted.end());
+    }
     return id.is_ok() ? *id : RequestId{};
   };
   const RequestId first = run();
   EXPECT_EQ(sched->stats().cached_tokens, 0U);
   EXPECT_EQ(sched->stats().prompt_tokens, 40U);
   const RequestId second = run();
+  // Each was admitted once; the second found 32 of its 40 tokens cached.
+  ASSERT_EQ(admitted.size(), 2U);
+  EXPECT_EQ(admitted[0].id, first);
+  EXPECT_TRUE(admitted[0].first);
+  EXPECT_EQ(admitted[0].queried_tokens, 40);
+  EXPECT_EQ(admitted[0].cached_tokens, 0);
+  EXPECT_EQ(admitted[1].id, second);
+  EXPECT_EQ(admitted[1].queried_tokens, 40);
+  EXPECT_EQ(admitted[1].cached_tokens, 32);
   EXPECT_EQ(sched->stats().cached_tokens, 32U);
   EXPECT_EQ(sched->stats().prompt_tokens, 48U);  // the second computed 8
   EXPECT_EQ(ctx->prefix_hits(), 2);

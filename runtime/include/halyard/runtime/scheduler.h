@@ -106,11 +106,22 @@ struct RequestEvent {
   int generated_tokens = 0;
 };
 
+// A request that got a sequence in this step: the end of its queue time. A preempted request
+// is admitted again (first false); the prefix cache served cached_tokens of the
+// queried_tokens it looked up.
+struct Admission {
+  RequestId id = 0;
+  bool first = true;
+  int queried_tokens = 0;
+  int cached_tokens = 0;
+};
+
 struct StepEvents {
   std::vector<RequestEvent> events;  // cancellations first, then in batch order
-  int decode_tokens = 0;             // tokens the Context step ran: decode ...
-  int prefill_tokens = 0;            // ... and prompt (or recompute) tokens
-  int preempted = 0;                 // requests preempted while planning this step
+  std::vector<Admission> admitted;
+  int decode_tokens = 0;   // tokens the Context step ran: decode ...
+  int prefill_tokens = 0;  // ... and prompt (or recompute) tokens
+  int preempted = 0;       // requests preempted while planning this step
 };
 
 // Counters for metrics: gauges (running, waiting, blocks) as of the last step's end (requests

@@ -1,0 +1,246 @@
+// halyard-server (run as `halyard serve`): loads a model onto a device, then serves the OpenAI
+// API over it with continuous batching until SIGTERM or SIGINT, which drain it gracefully.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "engine.h"
+#include "halyard/hal/backend_options.h"
+#include "halyard/hal/registry.h"
+#include "halyard/runtime/context.h"
+#include "halyard/runtime/model.h"
+#include "halyard/runtime/scheduler.h"
+#include "http_server.h"
+#include "logging.h"
+#include "metrics.h"
+
+namespace {
+
+namespace rt = halyard::runtime;
+namespace srv = halyard::server;
+
+constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+// As the CLI: HALYARD_MODEL_DIR, else ${XDG_CACHE_HOME:-~/.cache}/halyard/models.
+std::string default_model_path() {
+  if (const char* dir = std::getenv("HALYARD_MODEL_DIR"); dir && *dir)
+    return std::string(dir) + "/" + kDefaultModelFile;
+  std::string cache;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    cache = x;
+  else if (const char* h = std::getenv("HOME"); h && *h)
+    cache = std::string(h) + "/.cache";
+  else
+    cache = ".cache";
+  return cache + "/halyard/models/" + kDefaultModelFile;
+}
+
+struct Args {
+  std::string model;
+  std::string device = "auto";
+  int threads = 0;
+  int context_length = 0;
+  std::string kv_dtype = "f16";
+  int kv_blocks = 0;
+  int max_running = 8;
+  int max_waiting = 64;
+  int max_batch_tokens = 512;
+  int prefill_chunk = 0;
+  double shutdown_grace_s = 30;
+  double stall_timeout_s = 30;
+  int request_timeout_s = 600;
+  std::vector<std::string> options;
+  int verbosity = 0;
+  srv::ServerOptions server;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"halyard serve: an OpenAI-compatible server with continuous batching"};
+  app.name("halyard serve");
+  app.add_option("-m,--model", a.model, "GGUF model file (default: the default model from the model cache)");
+  app.add_option("-d,--device", a.device, "Device URI: auto, ref, cpu, vulkan:N, cuda:N, hip:N")
+      ->envname("HALYARD_DEVICE");
+  app.add_option("-t,--threads", a.threads, "CPU threads (0: physical cores)")->check(CLI::Range(0, 1024));
+  app.add_option("-c,--ctx", a.context_length, "Context length per sequence (0: min(model's, 4096))")
+      ->check(CLI::Range(0, INT_MAX));
+  app.add_option("--kv-dtype", a.kv_dtype, "KV cache element type: f16 (default) or f32")
+      ->check(CLI::IsMember({"f16", "f32"}, CLI::ignore_case));
+  app.add_option("--kv-blocks", a.kv_blocks,
+                 "KV cache capacity in blocks of 16 positions (0: every running sequence can fill its context)")
+      ->check(CLI::Range(0, INT_MAX));
+  app.add_option("--host", a.server.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", a.server.port, "Port to listen on (0: any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--api-key", a.server.api_key, "Require 'Authorization: Bearer KEY' on /v1/*")
+      ->envname("HALYARD_API_KEY");
+  app.add_option("--max-running", a.max_running, "Most sequences decoding at once (the batch)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--max-waiting", a.max_waiting, "Most requests queued; beyond it requests get 429 (0: unbounded)")
+      ->check(CLI::Range(0, INT_MAX))
+      ->capture_default_str();
+  app.add_option("--max-batch-tokens", a.max_batch_tokens, "Most tokens per engine step (prefill chunks and decodes)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  app.add_option("--prefill-chunk", a.prefill_chunk, "Most prompt tokens of one request per step (0: the batch)")
+      ->check(CLI::Range(0, 65536));
+  app.add_option("--max-body-bytes", a.server.max_body_bytes, "Largest request body (413 beyond)")
+      ->capture_default_str();
+  app.add_option("--max-prompt-tokens", a.server.max_prompt_tokens, "Longest prompt (0: the context length - 1)")
+      ->check(CLI::Range(0, INT_MAX));
+  app.add_option("--request-timeout", a.request_timeout_s, "Seconds a request may run before it is cancelled")
+      ->check(CLI::Range(1, INT_MAX))
+      ->capture_default_str();
+  app.add_option("--shutdown-grace", a.shutdown_grace_s,
+                 "Seconds SIGTERM lets running requests finish before cancelling them")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  app.add_option("--stall-timeout", a.stall_timeout_s,
+                 "Seconds with work and no engine step after which /health answers 503")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  app.add_option("--http-threads", a.server.http_threads, "HTTP connection threads (0: 128)")
+      ->check(CLI::Range(0, 65536));
+  app.add_option("--served-model-name", a.server.served_model_name,
+                 "Model id in the API (default: the model file's name without .gguf)");
+  app.add_option("-o,--option", a.options, "Backend option KEY=VALUE (see `halyard devices --options`)");
+  app.add_flag("-v,--verbose", a.verbosity, "More logging (-v info, -vv debug)");
+  CLI11_PARSE(app, argc, argv);
+
+  rt::init_logging();
+  rt::set_log_level(2 + a.verbosity);  // info by default: a server says what it does
+  a.server.request_timeout = std::chrono::seconds(a.request_timeout_s);
+
+  // SIGTERM and SIGINT go to one thread (sigwait), never to a handler amid the engine.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const std::string path = a.model.empty() ? default_model_path() : a.model;
+  // The API's model id: the file's name without .gguf unless --served-model-name says otherwise.
+  if (a.server.served_model_name.empty())
+    a.server.served_model_name = std::filesystem::path(path).stem().string();
+  srv::HttpServer http(a.server);
+  if (halyard::Status st = http.bind(); !st.is_ok()) {
+    std::fprintf(stderr, "halyard serve: %s\n", st.message().c_str());
+    return 1;
+  }
+  http.start();
+  spdlog::info("serve: listening on http://{}:{} (the model is loading)", a.server.host, http.bound_port());
+
+  std::atomic<int> signal_count{0};
+  std::atomic<srv::Engine*> engine_for_signals{nullptr};
+  std::thread signal_thread([&] {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0)
+        continue;
+      const int n = ++signal_count;
+      if (n == 1) {
+        spdlog::warn("serve: signal {}: draining (a second signal cancels at once)", sig);
+      } else if (srv::Engine* e = engine_for_signals.load()) {
+        spdlog::warn("serve: second signal: cancelling every request");
+        e->cancel_all();
+      }
+      if (n >= 2)
+        return;
+    }
+  });
+  auto wake_signal_thread = [&] {
+    if (signal_count < 2)
+      pthread_kill(signal_thread.native_handle(), SIGTERM);  // it returns after a second signal
+    signal_thread.join();
+  };
+
+  auto registry = halyard::BackendRegistry::load(halyard::RegistryOptions::from_environment());
+  if (!registry.is_ok()) {
+    std::fprintf(stderr, "halyard serve: %s\n", registry.status().to_string().c_str());
+    http.shutdown(std::chrono::milliseconds(0));
+    signal_count = 1;
+    wake_signal_thread();
+    return 1;
+  }
+  rt::ModelOptions mo;
+  mo.device = a.device;
+  mo.threads = a.threads;
+  mo.context_length = a.context_length;
+  mo.max_sequences = a.max_running;
+  mo.kv_dtype = a.kv_dtype == "f32" || a.kv_dtype == "F32" ? halyard::DType::kF32 : halyard::DType::kF16;
+  for (const std::string& o : a.options) {
+    auto setting = halyard::parse_option_setting(o);
+    if (!setting.is_ok()) {
+      std::fprintf(stderr, "halyard serve: %s\n", setting.status().to_string().c_str());
+      return 1;
+    }
+    mo.backend_options.push_back(std::move(setting).value());
+  }
+  auto model = rt::Model::load(path, mo, *registry.value());
+  if (!model.is_ok()) {
+    std::fprintf(stderr, "halyard serve: cannot load %s: %s\n", path.c_str(), model.status().to_string().c_str());
+    http.shutdown(std::chrono::milliseconds(0));
+    signal_count = 1;
+    wake_signal_thread();
+    return 1;
+  }
+  if (const std::string& w = (*model)->chat_template_warning(); !w.empty())
+    spdlog::warn("{}", w);
+  rt::ContextOptions co;
+  co.max_sequences = a.max_running;
+  co.n_blocks = a.kv_blocks;
+  co.max_batch_tokens = a.max_batch_tokens;
+  auto context = rt::Context::create(**model, co);
+  if (!context.is_ok()) {
+    std::fprintf(stderr, "halyard serve: %s\n", context.status().to_string().c_str());
+    return 1;
+  }
+  rt::SchedulerOptions so;
+  so.max_batch_tokens = a.max_batch_tokens;
+  so.prefill_chunk = a.prefill_chunk;
+  so.max_running = a.max_running;
+  so.max_waiting = a.max_waiting;
+  auto scheduler = rt::Scheduler::create(**context, so);
+  if (!scheduler.is_ok()) {
+    std::fprintf(stderr, "halyard serve: %s\n", scheduler.status().to_string().c_str());
+    return 1;
+  }
+  const std::string& served = a.server.served_model_name;
+  srv::ServerMetrics metrics(served, rt::kKvBlockSize, (*context)->blocks_total());
+  srv::EngineOptions eo;
+  eo.stall_timeout = std::chrono::milliseconds(static_cast<long long>(a.stall_timeout_s * 1e3));
+#ifdef HALYARD_SERVER_FAULT_INJECTION
+  eo.fault_injection = true;
+#endif
+  srv::Engine engine(std::move(scheduler).value(), metrics, eo);
+  engine_for_signals = &engine;
+  srv::LoadedModel loaded;
+  loaded.model = model->get();
+  loaded.engine = &engine;
+  loaded.metrics = &metrics;
+  loaded.max_waiting = a.max_waiting;
+  loaded.max_running = a.max_running;
+  http.set_loaded(loaded);
+  spdlog::info("serve: {} on {} ({}), context {} x {} sequences, {} KV blocks; ready on http://{}:{}", served,
+               (*model)->device_uri(), (*model)->device_info().name, (*model)->context_length(), a.max_running,
+               (*context)->blocks_total(), a.server.host, http.bound_port());
+
+  while (signal_count == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  http.shutdown(std::chrono::milliseconds(static_cast<long long>(a.shutdown_grace_s * 1e3)));
+  engine.stop();
+  engine_for_signals = nullptr;
+  wake_signal_thread();
+  spdlog::info("serve: stopped");
+  return 0;
+}

@@ -1,15 +1,20 @@
 // The halyard command line. It uses only the public C API (include/halyard.h), except
 // `conform`, which tests backends through the HAL itself (conform.h).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bench.h"
@@ -241,7 +246,28 @@ int cmd_generate(const GenerateArgs& a) {
 
 }  // namespace
 
+// `halyard serve ...` is the halyard-server executable beside this one (the server links the
+// engine's C++ scheduler directly; the CLI keeps to the C API, and one process never holds two
+// copies of the engine). The arguments pass through unchanged.
+int exec_server(int argc, char** argv) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path server = (ec ? std::filesystem::path(".") : self.parent_path()) / "halyard-server";
+  std::vector<char*> args;
+  std::string name = "halyard-server";
+  args.push_back(name.data());
+  for (int i = 2; i < argc; ++i)
+    args.push_back(argv[i]);
+  args.push_back(nullptr);
+  execv(server.c_str(), args.data());
+  std::fprintf(stderr, "halyard: serve needs %s, which cannot be run: %s (build the halyard-server target)\n",
+               server.c_str(), std::strerror(errno));
+  return 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "serve")
+    return exec_server(argc, argv);
   CLI::App app{"Halyard: portable LLM inference (CUDA, HIP, Vulkan, CPU) from GGUF files"};
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", std::string("halyard ") + halyard_version());
@@ -259,6 +285,9 @@ int main(int argc, char** argv) {
       "  HALYARD_CONFORMANCE_SEED  seed of conform's random inputs when --seed is not given\n"
       "Run `halyard <command> --help` for a command's options.");
 
+  // Listed for --help; main() hands `serve` to halyard-server before parsing.
+  app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching (`halyard serve --help`)")
+      ->allow_extras();
   auto* devices = app.add_subcommand("devices", "List backends and their devices, or why they are unavailable");
   bool list_options = false;
   devices->add_flag("--options", list_options,

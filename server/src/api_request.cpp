@@ -276,6 +276,8 @@ std::optional<ApiError> parse_into(const json& body, ApiKind kind, std::size_t v
 
   if (auto e = read_bool(body, "stream", r.stream))
     return e;
+  if (auto e = read_bool(body, "ignore_eos", r.ignore_eos))
+    return e;
   if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object())
       return bad("stream_options", "'stream_options' must be an object");

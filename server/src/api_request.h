@@ -57,6 +57,8 @@ struct GenerationRequest {
   // -1: no log-probabilities; else the number of top alternatives per token (chat: logprobs
   // true with top_logprobs; completions: logprobs N).
   int logprobs = -1;
+  // vLLM's extension: generate past the model's end-of-generation token (for benchmarks).
+  bool ignore_eos = false;
 };
 
 struct ParsedRequest {

@@ -94,6 +94,7 @@ struct HttpServer::Generation {
     r.sampler.seed = request.sampler.seed + static_cast<std::uint64_t>(i);
     r.max_tokens = request.max_tokens.value_or(1);
     r.logprobs = request.logprobs;
+    r.stop_at_end_of_generation = !request.ignore_eos;
     return r;
   }
 

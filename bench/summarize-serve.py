@@ -43,6 +43,8 @@ def medians(levels):
         "itl_p50_ms": median([lv["itl_ms"]["p50"] for lv in levels]),
         "itl_p99_ms": median([lv["itl_ms"]["p99"] for lv in levels]),
         "tokens_per_request": median([lv["tokens_per_request_mean"] for lv in levels]),
+        "output_tokens_per_server_cpu_s": median([lv.get("output_tokens_per_server_cpu_s") for lv in levels]),
+        "load_before": median([lv["loadavg_before"][0] for lv in levels if lv.get("loadavg_before")]),
         "errors_429": sum(lv["errors_429"] for lv in levels),
         "errors_other": sum(lv["errors_other"] for lv in levels),
         "requests": sum(lv["requests"] for lv in levels),
@@ -62,14 +64,17 @@ def main():
     if not runs:
         sys.exit(f"summarize-serve: no <server>-n<N>-r<round>.json files in {args.out_dir}")
     table = {key: medians(levels) for key, levels in sorted(runs.items())}
-    cols = ["server", "N", "rounds", "reqs", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50",
-            "ITL p99", "tok/req", "429", "other err"]
+    cols = ["server", "N", "rounds", "reqs", "out tok/s", "tok/cpu s", "TTFT p50", "TTFT p99",
+            "ITL p50", "ITL p99", "tok/req", "429", "other err", "load"]
     rows = [[s, str(n), str(m["rounds"]), str(m["requests"]), str(m["output_tokens_per_s"]),
-             str(m["ttft_p50_ms"]), str(m["ttft_p99_ms"]), str(m["itl_p50_ms"]), str(m["itl_p99_ms"]),
-             str(m["tokens_per_request"]), str(m["errors_429"]), str(m["errors_other"])]
+             str(m["output_tokens_per_server_cpu_s"]), str(m["ttft_p50_ms"]), str(m["ttft_p99_ms"]),
+             str(m["itl_p50_ms"]), str(m["itl_p99_ms"]), str(m["tokens_per_request"]),
+             str(m["errors_429"]), str(m["errors_other"]),
+             "-" if m["load_before"] is None else f"{m['load_before']:.1f}"]
             for (s, n), m in table.items()]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    print("medians over rounds (latencies in ms)")
+    print("medians over rounds (latencies in ms; tok/cpu s: per second of server CPU time;"
+          " load: 1-min load average before the level)")
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
     for r in rows:
         print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
@@ -81,6 +86,8 @@ def main():
         if h and l:
             c["tokens_per_s_halyard_over_llama"] = ratio(h["output_tokens_per_s"], l["output_tokens_per_s"])
             c["ttft_p99_halyard_over_llama"] = ratio(h["ttft_p99_ms"], l["ttft_p99_ms"])
+            c["tokens_per_cpu_s_halyard_over_llama"] = ratio(h["output_tokens_per_server_cpu_s"],
+                                                             l["output_tokens_per_server_cpu_s"])
         for s in ("halyard", "llama"):
             one, this = table.get((s, 1)), table.get((s, n))
             if one and this and n != 1:

@@ -4,6 +4,7 @@ streams) must match what the server did. Needs no model, so it runs everywhere."
 
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -132,8 +133,9 @@ def run_tool(tmp_path, *args):
 def test_counts_usage_tokens_and_sends_the_fixed_request(stand_in, tmp_path):
     script = Script(usage=True)
     url = stand_in(script)
+    # The stand-in runs in this process, so its CPU time and RSS are this process's.
     doc, table = run_tool(tmp_path, "--url", url, "--concurrency", "1,3", "--requests-per-client", "2",
-                          "--max-tokens", "17")
+                          "--max-tokens", "17", "--server-pid", str(os.getpid()))
     assert [lv["concurrency"] for lv in doc["levels"]] == [1, 3]
     one, three = doc["levels"]
     assert (one["requests"], one["succeeded"], three["requests"], three["succeeded"]) == (2, 2, 6, 6)
@@ -141,6 +143,7 @@ def test_counts_usage_tokens_and_sends_the_fixed_request(stand_in, tmp_path):
     assert three["errors"] == {} and three["errors_other"] == 0
     assert three["ttft_ms"]["p50"] > 0 and three["itl_ms"]["p99"] >= three["itl_ms"]["p50"] > 0
     assert doc["model"] == "stand-in"
+    assert three["server_cpu_s"] >= 0 and three["server_rss_mib_after"] > 0
     body = script.bodies[0]
     assert body["stream"] is True and body["max_tokens"] == 17 and body["model"] == "stand-in"
     assert body["stream_options"] == {"include_usage": True}
@@ -186,6 +189,14 @@ def test_no_server_is_a_clear_error(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "/v1/models" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_server_pid_that_is_not_running_is_refused(stand_in, tmp_path):
+    url = stand_in(Script())
+    proc = subprocess.run([sys.executable, str(TOOL), "--url", url, "--warmup", "0",
+                           "--requests-per-client", "1", "--server-pid", str(2**22 + 1)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "--server-pid" in proc.stderr, proc.stderr
 
 
 def test_bad_options_are_refused(tmp_path):

@@ -6,6 +6,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-pip python3-venv unzip
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libicu-dev zlib1g-dev libgtest-dev libgmock-dev
   libbenchmark-dev libopenblas-dev clang libclang-rt-14-dev
+  chromium chromium-driver
   g++-aarch64-linux-gnu
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   hipcc libamdhip64-dev rocm-device-libs

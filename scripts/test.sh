@@ -8,8 +8,14 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # Every C, C++ and CUDA source stays clang-format clean.
 bash scripts/check-format.sh
+# The deployment recipes (deploy/): every kustomization rendered and validated offline and the
+# Dockerfile linted; needs no build, no cluster and no Docker engine (scripts/check-deploy.sh).
+bash scripts/check-deploy.sh
 export HALYARD_TEST_MODEL="${HALYARD_TEST_MODEL:-$(bash scripts/fetch-model.sh)}"
-cmake --preset ci >/dev/null
+# The server tests' Python (prometheus-client for the /metrics format entry of ctest, the
+# openai client and Selenium for scripts/test-server.sh).
+server_python=$(bash scripts/server-venv.sh)
+cmake --preset ci -DHALYARD_TEST_PYTHON="$server_python" >/dev/null
 cmake --build --preset ci -j "$(nproc)"
 # Compile-only: the backends and their NEON kernels for AArch64 (nothing here runs ARM code).
 cmake --preset cross-aarch64 >/dev/null
@@ -31,6 +37,9 @@ fi
 
 # The Python package, installed by pip into build/python-venv, and its pytest suite.
 bash scripts/test-python.sh
+
+# `halyard serve` over loopback HTTP: the openai client, Prometheus parsing, headless Chromium.
+bash scripts/test-server.sh
 
 # Sanitizers and fuzzers (scripts/sanitizers.sh); HALYARD_TEST_SANITIZERS=0 skips them for a
 # quick local run. CI runs them.

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "api_response.h"
+#include "chat_page.h"
 #include "connection.h"
 #include "prompt.h"
 #include "text_stream.h"
@@ -287,6 +288,12 @@ bool HttpServer::authorized(const httplib::Request& req, httplib::Response& res)
 
 void HttpServer::routes() {
   httplib::Server& s = *http_;
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
+    res.set_content(std::string(chat_page_html()), "text/html; charset=utf-8");
+  });
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
   s.Get("/ready", [this](const httplib::Request&, httplib::Response& res) { ready(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });

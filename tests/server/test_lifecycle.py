@@ -202,3 +202,19 @@ def test_64_concurrent_streams_are_all_served():
         assert len(counts) == 64 and all(c >= 1 for c in counts)
         idle = srv.wait_idle()
         assert idle["vllm:request_success_total{finished_reason=length}"] == 64
+
+
+def test_a_request_past_the_timeout_is_cancelled_with_504():
+    with start_server("--request-timeout", "1") as srv:
+        t = time.monotonic()
+        r = httpx.post(srv.url + "/v1/chat/completions", json=dict(LONG, stream=False, max_tokens=900), timeout=60)
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["type"] == "timeout_error"
+        assert time.monotonic() - t < 10
+        # Streamed: the stream ends with an error event and [DONE].
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=dict(LONG, max_tokens=900), timeout=60) as s:
+            events = [line for line in s.iter_lines() if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]"
+        assert json.loads(events[-2][6:])["error"]["type"] == "timeout_error"
+        idle = srv.wait_idle()
+        assert idle["vllm:request_success_total{finished_reason=abort}"] == 2

@@ -90,6 +90,12 @@ start_server() {
   echo "model: $model"
   echo "threads: $threads, concurrency: $concurrency, rounds: $rounds, max_tokens: $max_tokens, requests per client: $requests, ctx per sequence: $ctx"
   echo "servers: $servers"
+  for s in $servers; do
+    case $s in
+      halyard) echo "halyard: $halyard ($("$halyard" --version 2>&1 | head -1 || true))" ;;
+      llama) echo "llama-server: $llama_server ($("$llama_server" --version 2>&1 | grep -m1 version || true))" ;;
+    esac
+  done
 } | tee "$out/machine.txt"
 
 order=($servers)

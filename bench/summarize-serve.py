@@ -19,7 +19,7 @@ NAME = re.compile(r"^(?P<server>[a-z]+)-n(?P<n>\d+)-r(?P<round>\d+)\.json$")
 
 def median(values):
     values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+    return round(statistics.median(values), 2) if values else None
 
 
 def load(out_dir):

@@ -184,6 +184,17 @@ def test_a_stream_cut_before_done_is_an_error(stand_in, tmp_path):
     assert level["succeeded"] == 0 and level["errors"] == {"incomplete_stream": 2}
 
 
+def test_duration_mode_keeps_clients_busy_until_the_deadline(stand_in, tmp_path):
+    script = Script()
+    url = stand_in(script)
+    doc, _ = run_tool(tmp_path, "--url", url, "--concurrency", "2", "--duration", "0.5")
+    level = doc["levels"][0]
+    # Each answer takes ~10 ms, so two clients fit many requests into half a second,
+    # and the level ends soon after the deadline (the requests in flight finish).
+    assert level["requests"] >= 4 and level["succeeded"] == level["requests"] == script.count
+    assert 0.5 <= level["wall_s"] < 5 and doc["duration_s"] == 0.5
+
+
 def test_no_server_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, str(TOOL), "--url", "http://127.0.0.1:9", "--warmup", "1"],
                           capture_output=True, text=True, timeout=60)

@@ -32,7 +32,7 @@ export LD_LIBRARY_PATH="$(dirname "$llama_server")${LD_LIBRARY_PATH:+:$LD_LIBRAR
 # *_EXTRA_ARGS are split on spaces on purpose.
 halyard_cmd() { # PORT N
   cmd=("$halyard" serve -m "$model" -d cpu -t "$threads" --host 127.0.0.1 --port "$1"
-    --max-running "$2" ${HALYARD_EXTRA_ARGS:-})
+    --max-running "$2" -c "$ctx" ${HALYARD_EXTRA_ARGS:-})
 }
 llama_cmd() { # PORT N
   cmd=("$llama_server" -m "$model" -t "$threads" -tb "$threads" --host 127.0.0.1 --port "$1"

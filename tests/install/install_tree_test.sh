@@ -42,7 +42,7 @@ while IFS= read -r path; do
   rel=${path#"$prefix"/}
   echo "  $rel"
   case $rel in
-    "$bindir/halyard" | include/halyard.h | "$libdir"/libhalyard.so | "$libdir"/libhalyard.so.* | \
+    "$bindir/halyard" | "$bindir/halyard-server" | include/halyard.h | "$libdir"/libhalyard.so | "$libdir"/libhalyard.so.* | \
       "$libdir"/libhalyard-hal.so.* | "$libdir"/halyard/libhalyard-backend-*.so | \
       "$libdir"/halyard/libhalyard-hip-impl.so | \
       "$libdir"/cmake/halyard/halyard*.cmake | "$libdir"/pkgconfig/halyard.pc) ;;
@@ -50,7 +50,7 @@ while IFS= read -r path; do
   esac
 done < <(find "$prefix" \( -type f -o -type l \) | sort)
 [[ -z $unexpected ]] || fail "installed files a user does not need:$unexpected"
-for need in "$bindir/halyard" include/halyard.h "$libdir/libhalyard.so" "$libdir/halyard/libhalyard-backend-ref.so" \
+for need in "$bindir/halyard" "$bindir/halyard-server" include/halyard.h "$libdir/libhalyard.so" "$libdir/halyard/libhalyard-backend-ref.so" \
   "$libdir/cmake/halyard/halyardConfig.cmake" "$libdir/cmake/halyard/halyardConfigVersion.cmake" \
   "$libdir/pkgconfig/halyard.pc"; do
   [[ -e $prefix/$need ]] || fail "not installed: $need"
@@ -71,6 +71,7 @@ check_runpath() { # file expected
   [[ $got == "$2" ]] || fail "${1#"$prefix"/} has RUNPATH '$got', expected '$2'"
 }
 check_runpath "$prefix/$bindir/halyard" "$lib_to_bin_rpath"
+check_runpath "$prefix/$bindir/halyard-server" "$lib_to_bin_rpath"
 check_runpath "$lib/libhalyard.so.0" "\$ORIGIN"
 # The hip plugin's implementation (loaded by the plugin itself) needs the HAL as plugins do.
 for plugin in "$lib"/halyard/libhalyard-backend-*.so "$lib"/halyard/libhalyard-hip-impl.so; do
@@ -127,4 +128,7 @@ run_clean "embed (pkg-config)" "$work/embed-pc"
 grep -q "^halyard [0-9]" "$work/out" || fail "embed (pkg-config) printed no version"
 run_clean "halyard devices" "$prefix/$bindir/halyard" devices
 grep -Eq "^ref +ref " "$work/out" || fail "the installed halyard devices does not list ref"
+# `halyard serve` runs the installed halyard-server beside it.
+run_clean "halyard serve --help" "$prefix/$bindir/halyard" serve --help
+grep -q "OpenAI-compatible" "$work/out" || fail "the installed halyard serve --help is not the server's"
 echo "PASS"

@@ -60,7 +60,7 @@ void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x
         return kt.dot_f16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
       case DType::kBF16:
         return kt.dot_bf16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
-      case DType::kI32:
+      default:  // I32, and the formats without kernels here (supports() refuses them)
         break;
     }
     return std::numeric_limits<float>::quiet_NaN();

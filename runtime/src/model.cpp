@@ -42,7 +42,9 @@ Status check_tensor_dtypes(const GgufFile& f) {
     list += (list.empty() ? "" : ", ") + gguf_dtype_label(id) + " x " + std::to_string(n) +
             (n == 1 ? " tensor" : " tensors");
   }
-  return unimplemented("unsupported tensor dtypes: " + list + "; supported: f32, f16, bf16, q8_0, q4_0, q4_1");
+  return unimplemented("unsupported tensor dtypes: " + list +
+                       "; supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+                       "q2_k, q3_k, q4_k, q5_k, q6_k");
 }
 
 }  // namespace

@@ -422,8 +422,9 @@ TEST(ModelOutput, SeparateOutputWeightIsUsedInsteadOfTheEmbedding) {
 }
 
 // A one-layer llama 256 wide whose ffn_down is Q4_K (all-zero blocks: d = 0, so zero weights)
-// and whose other matrices are f32 zeros: the shape of a K-quant file's load, small.
-std::string write_kquant_llama() {
+// and whose other matrices are f32 zeros: the shape of a K-quant file's load, small. Its output
+// is tied; with kquant_embedding the embedding is Q4_K zeros as well.
+std::string write_kquant_llama(bool kquant_embedding = false) {
   constexpr int d = 256, vocab = 8;
   GgufWriter w;
   w.add_string("general.architecture", "llama");
@@ -438,7 +439,10 @@ std::string write_kquant_llama() {
   std::vector<float> embd(d * vocab, 0.5f), ones(d, 1.f), zeros(d * d, 0.f);
   const auto matrix = TensorDesc::make(DType::kF32, d, d);
   const auto vector = TensorDesc::make(DType::kF32, d);
-  w.add_tensor("token_embd.weight", TensorDesc::make(DType::kF32, d, vocab), embd.data());
+  if (kquant_embedding)  // zero blocks, as ffn_down
+    w.add_raw_tensor("token_embd.weight", {d, vocab}, 12, std::vector<std::uint8_t>(vocab * 144));
+  else
+    w.add_tensor("token_embd.weight", TensorDesc::make(DType::kF32, d, vocab), embd.data());
   w.add_tensor("output_norm.weight", vector, ones.data());
   w.add_tensor("blk.0.attn_norm.weight", vector, ones.data());
   for (const char* name : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"})
@@ -484,7 +488,30 @@ TEST(ModelLoad, KQuantWeightsLoadOnRefAndAreRefusedClearlyWhereUnsupported) {
   ASSERT_FALSE(m.is_ok());
   EXPECT_EQ(m.status().code(), StatusCode::kUnimplemented);
   EXPECT_EQ(m.status().message(),
-            "device cpu does not support MATMUL on q4_k weights (tensor 'blk.0.ffn_down.weight')");
+            "device cpu does not support MATMUL on q4_k weights (1 tensor, 'blk.0.ffn_down.weight'); the ref backend "
+            "(-d ref) runs every format Halyard reads, slowly");
+}
+
+// A tied output projects with the embedding: a Q4_K embedding is an EMBED (cpu has it) and a
+// MATMUL (cpu lacks it), and the refusal comes at load with every tensor counted, not at the
+// first step.
+TEST(ModelLoad, ATiedKQuantEmbeddingIsCheckedAsTheOutputProjectionToo) {
+  const std::string path = write_kquant_llama(/*kquant_embedding=*/true);
+  auto registry = testing::load_registry();
+  ASSERT_NE(registry, nullptr);
+  if (!registry->resolve("cpu").is_ok()) {
+    std::remove(path.c_str());
+    GTEST_SKIP() << "the cpu backend is not built here";
+  }
+  ModelOptions o;
+  o.device = "cpu";
+  auto m = Model::load(path, o, *registry);
+  std::remove(path.c_str());
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(m.status().message(),
+            "device cpu does not support MATMUL on q4_k weights (2 tensors, e.g. 'token_embd.weight'); the ref "
+            "backend (-d ref) runs every format Halyard reads, slowly");
 }
 
 }  // namespace

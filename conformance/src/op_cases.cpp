@@ -17,6 +17,11 @@ constexpr double kElementwise = 1e-7;
 constexpr double kReduction = 5e-4;
 
 const DType kWeightDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1};
+// The GGUF block formats added after the first six: Q5_0 and Q5_1 (blocks of 32) and the
+// K-quants (super-blocks of 256). Backends without kernels for them report their cases as
+// unsupported through Device::supports.
+const DType kBlockDtypes[] = {DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K,
+                              DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 std::string shape_name(std::initializer_list<std::pair<const char*, std::int64_t>> dims) {
   std::string s;
@@ -135,6 +140,75 @@ void add_weight_ops(std::vector<OpCase>& out) {
                    0,
                    0,
                    0});
+  }
+}
+
+// Every op that takes a weight, on each of kBlockDtypes: k = 768 (a multiple of the 256-weight
+// super-block but not of 512, so a kernel that walks pairs of super-blocks must handle the
+// odd one) and 256 (a single super-block), row counts that are no multiple of any tile, a
+// 1-token decode, a small batch and a 40-token prompt (n >= 32 takes the prefill paths).
+void add_block_format_ops(std::vector<OpCase>& out) {
+  for (DType dt : kBlockDtypes) {
+    const std::string dn(dtype_name(dt));
+    for (const auto& [k, m, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{768, 33, 1},
+                                  {768, 33, 40},
+                                  {256, 17, 7},
+                                  {768, 301, 1},
+                                  {256, 5, 40}}) {
+      out.push_back({"MATMUL/" + dn + "/" + shape_name({{"k", k}, {"m", m}, {"n", n}}),
+                     OpKind::kMatmul,
+                     {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)},
+                     {Fill::kRandom, Fill::kRandom},
+                     {},
+                     0,
+                     0,
+                     kReduction});
+    }
+    for (const auto& [d, rows, n] :
+         {std::tuple<std::int64_t, std::int64_t, std::int64_t>{768, 33, 1}, {256, 101, 40}}) {
+      out.push_back({"EMBED/" + dn + "/" + shape_name({{"d", d}, {"rows", rows}, {"n", n}}),
+                     OpKind::kEmbed,
+                     {TensorDesc::make(dt, d, rows), TensorDesc::make(DType::kI32, n)},
+                     {Fill::kRandom, Fill::kIds},
+                     {},
+                     rows,
+                     0,
+                     kElementwise});
+    }
+    OpParams to;
+    to.out_dtype = dt;
+    out.push_back({"COPY/f32_to_" + dn + "/d768_n3",
+                   OpKind::kCopy,
+                   {TensorDesc::make(DType::kF32, 768, 3)},
+                   {Fill::kRandom},
+                   to,
+                   0,
+                   0,
+                   0});
+    OpParams back;
+    back.out_dtype = DType::kF32;
+    out.push_back({"COPY/" + dn + "_to_f32/d768_n3",
+                   OpKind::kCopy,
+                   {TensorDesc::make(dt, 768, 3)},
+                   {Fill::kRandom},
+                   back,
+                   0,
+                   0,
+                   0});
+  }
+  // A group as a K-quant model has it (Q4_K_M: Q4_K for most products, Q6_K for some, with
+  // the same activations), decode and prompt.
+  for (std::int64_t n : {1, 40}) {
+    const std::int64_t k = 768;
+    out.push_back({"MATMUL/group_q4_k+q6_k+q5_0/" + shape_name({{"k", k}, {"m", 64}, {"m", 33}, {"m", 17}, {"n", n}}),
+                   OpKind::kMatmul,
+                   {TensorDesc::make(DType::kQ4_K, k, 64), TensorDesc::make(DType::kQ6_K, k, 33),
+                    TensorDesc::make(DType::kQ5_0, k, 17), TensorDesc::make(DType::kF32, k, n)},
+                   {Fill::kRandom, Fill::kRandom, Fill::kRandom, Fill::kRandom},
+                   {},
+                   0,
+                   0,
+                   kReduction});
   }
 }
 
@@ -495,6 +569,7 @@ std::vector<OpCase> all_op_cases() {
   add_elementwise(cases);
   add_argmax(cases);
   add_weight_ops(cases);
+  add_block_format_ops(cases);
   add_matmul_groups(cases);
   add_banded_matmuls(cases);
   add_rope(cases);
@@ -536,9 +611,14 @@ CaseResult run_op_case(Device& device, const OpCase& c, std::uint64_t seed) {
       dtypes.push_back(c.inputs[i].dtype);
       descs.push_back(c.inputs[i]);
     }
+    if (c.op == OpKind::kCopy)
+      dtypes.push_back(c.params.out_dtype);  // COPY's output dtype (Device::supports)
     if (!device.supports(c.op, dtypes)) {
       result.unsupported = true;
-      result.message = device.info().uri + " does not support this op/dtype";
+      std::string list;
+      for (DType dt : dtypes)
+        list += (list.empty() ? "" : ", ") + std::string(dtype_name(dt));
+      result.message = device.info().uri + " does not support " + std::string(op_name(c.op)) + " on (" + list + ")";
       return result;
     }
     auto out_desc = infer_output(c.op, descs, c.params);

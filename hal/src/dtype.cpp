@@ -6,16 +6,25 @@
 #include <cstring>
 
 #include "halyard/hal/blocks.h"
+#include "kquants.h"
 
 namespace halyard {
 namespace {
 
-constexpr std::array<DTypeInfo, 7> kDTypes{{
+// Names as ggml's type_name (lower case): what GGUF tools print and gguf_dtype_label uses.
+constexpr std::array<DTypeInfo, 14> kDTypes{{
     {DType::kF32, "f32", 1, 4, false},
     {DType::kF16, "f16", 1, 2, false},
     {DType::kQ4_0, "q4_0", kQuantBlock, sizeof(BlockQ4_0), true},
     {DType::kQ4_1, "q4_1", kQuantBlock, sizeof(BlockQ4_1), true},
+    {DType::kQ5_0, "q5_0", kQuantBlock, sizeof(BlockQ5_0), true},
+    {DType::kQ5_1, "q5_1", kQuantBlock, sizeof(BlockQ5_1), true},
     {DType::kQ8_0, "q8_0", kQuantBlock, sizeof(BlockQ8_0), true},
+    {DType::kQ2_K, "q2_k", kSuperBlock, sizeof(BlockQ2_K), true},
+    {DType::kQ3_K, "q3_k", kSuperBlock, sizeof(BlockQ3_K), true},
+    {DType::kQ4_K, "q4_k", kSuperBlock, sizeof(BlockQ4_K), true},
+    {DType::kQ5_K, "q5_k", kSuperBlock, sizeof(BlockQ5_K), true},
+    {DType::kQ6_K, "q6_k", kSuperBlock, sizeof(BlockQ6_K), true},
     {DType::kI32, "i32", 1, 4, false},
     {DType::kBF16, "bf16", 1, 2, false},
 }};
@@ -241,6 +250,27 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
       }
       return;
     }
+    case DType::kQ5_0:
+      detail::dequantize_q5_0(static_cast<const BlockQ5_0*>(src), dst, n / kQuantBlock);
+      return;
+    case DType::kQ5_1:
+      detail::dequantize_q5_1(static_cast<const BlockQ5_1*>(src), dst, n / kQuantBlock);
+      return;
+    case DType::kQ2_K:
+      detail::dequantize_q2_k(static_cast<const BlockQ2_K*>(src), dst, n / kSuperBlock);
+      return;
+    case DType::kQ3_K:
+      detail::dequantize_q3_k(static_cast<const BlockQ3_K*>(src), dst, n / kSuperBlock);
+      return;
+    case DType::kQ4_K:
+      detail::dequantize_q4_k(static_cast<const BlockQ4_K*>(src), dst, n / kSuperBlock);
+      return;
+    case DType::kQ5_K:
+      detail::dequantize_q5_k(static_cast<const BlockQ5_K*>(src), dst, n / kSuperBlock);
+      return;
+    case DType::kQ6_K:
+      detail::dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n / kSuperBlock);
+      return;
   }
 }
 
@@ -275,6 +305,27 @@ void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n) {
       return;
     case DType::kQ4_1:
       quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n / kQuantBlock);
+      return;
+    case DType::kQ5_0:
+      detail::quantize_q5_0(src, static_cast<BlockQ5_0*>(dst), n / kQuantBlock);
+      return;
+    case DType::kQ5_1:
+      detail::quantize_q5_1(src, static_cast<BlockQ5_1*>(dst), n / kQuantBlock);
+      return;
+    case DType::kQ2_K:
+      detail::quantize_q2_k(src, static_cast<BlockQ2_K*>(dst), n / kSuperBlock);
+      return;
+    case DType::kQ3_K:
+      detail::quantize_q3_k(src, static_cast<BlockQ3_K*>(dst), n / kSuperBlock);
+      return;
+    case DType::kQ4_K:
+      detail::quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), n / kSuperBlock);
+      return;
+    case DType::kQ5_K:
+      detail::quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), n / kSuperBlock);
+      return;
+    case DType::kQ6_K:
+      detail::quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kSuperBlock);
       return;
   }
 }

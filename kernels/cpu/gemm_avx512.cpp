@@ -114,8 +114,7 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
       }
       return;
     }
-    case DType::kF32:
-    case DType::kI32:
+    default:  // f32, i32 and the formats without a vector path here
       dequantize_row(dtype, src, dst, n);
       return;
   }

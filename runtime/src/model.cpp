@@ -42,7 +42,53 @@ Status check_tensor_dtypes(const GgufFile& f) {
     list += (list.empty() ? "" : ", ") + gguf_dtype_label(id) + " x " + std::to_string(n) +
             (n == 1 ? " tensor" : " tensors");
   }
-  return unimplemented("unsupported tensor dtypes: " + list + "; supported: f32, f16, bf16, q8_0, q4_0, q4_1");
+  return unimplemented("unsupported tensor dtypes: " + list +
+                       "; supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
+                       "q2_k, q3_k, q4_k, q5_k, q6_k");
+}
+
+// Every weight's use (EMBED, MATMUL; with a tied output the embedding is both) checked against
+// the device before anything is uploaded, so a file the device cannot run is refused with one
+// message naming each op and dtype it lacks, with tensor counts, instead of at the first tensor
+// or, for the tied output projection, at the first step.
+Status check_weight_support(const GgufFile& f, const LlamaConfig& c,
+                            const std::vector<std::pair<std::string, std::array<std::int64_t, 2>>>& expected,
+                            const Device& dev, const std::string& uri) {
+  struct Missing {
+    int tensors = 0;
+    std::string example;
+  };
+  std::map<std::pair<OpKind, DType>, Missing> missing;
+  auto check = [&](const std::string& name, OpKind op, DType dtype) {
+    const std::array<DType, 2> dtypes{dtype, op == OpKind::kEmbed ? DType::kI32 : DType::kF32};
+    if (dev.supports(op, dtypes))
+      return;
+    Missing& m = missing[{op, dtype}];
+    if (m.tensors++ == 0)
+      m.example = name;
+  };
+  for (const auto& [name, shape] : expected) {
+    const GgufTensor* t = f.find_tensor(name);
+    if (!t || name.ends_with("norm.weight"))
+      continue;  // a missing tensor and a norm's dtype are reported by the loader's own checks
+    if (name == "token_embd.weight") {
+      check(name, OpKind::kEmbed, t->desc.dtype);
+      if (c.tied_output)
+        check(name, OpKind::kMatmul, t->desc.dtype);  // the output projection
+    } else {
+      check(name, OpKind::kMatmul, t->desc.dtype);
+    }
+  }
+  if (missing.empty())
+    return Status::ok();
+  std::string list;
+  for (const auto& [key, m] : missing) {
+    list += (list.empty() ? "" : "; ") + std::string(op_name(key.first)) + " on " +
+            std::string(dtype_name(key.second)) + " weights (" + std::to_string(m.tensors) +
+            (m.tensors == 1 ? " tensor, '" : " tensors, e.g. '") + m.example + "')";
+  }
+  return unimplemented("device " + uri + " does not support " + list +
+                       "; the ref backend (-d ref) runs every format Halyard reads, slowly");
 }
 
 }  // namespace
@@ -168,6 +214,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   // for a 1 GB model), and its job is to tell models apart, not to detect corruption. Another
   // model differs in its config, its tensor table, or its data from the first block on (a
   // fine-tune or a requantization changes every tensor's bytes).
+  HALYARD_RETURN_IF_ERROR(check_weight_support(f, c, expected, dev, model->device_uri_));
   Fnv1a64 fp;
   fp.text("halyard model fingerprint 1");
   fp.text(c.architecture);
@@ -186,15 +233,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
       return data_loss("tensor '" + name + "' is " + t->desc.to_string() + ", expected [" + std::to_string(shape[0]) +
                        ", " + std::to_string(shape[1]) + "]");
     }
-    const bool is_norm = name.ends_with("norm.weight");
-    if (is_norm && t->desc.dtype != DType::kF32)
+    if (name.ends_with("norm.weight") && t->desc.dtype != DType::kF32)
       return unimplemented("norm weight '" + name + "' must be f32");
-    const OpKind use = is_norm ? OpKind::kRmsNorm : (name == "token_embd.weight" ? OpKind::kEmbed : OpKind::kMatmul);
-    const std::array<DType, 2> dtypes{t->desc.dtype, use == OpKind::kEmbed ? DType::kI32 : DType::kF32};
-    if (!dev.supports(use, dtypes)) {
-      return unimplemented("device " + model->device_uri_ + " does not support " + std::string(op_name(use)) + " on " +
-                           std::string(dtype_name(t->desc.dtype)) + " weights (tensor '" + name + "')");
-    }
     fp.text(name);
     fp.value(t->type_id);  // GGUF's id: stable, unlike Halyard's enum
     for (const std::int64_t ne : t->desc.ne)

@@ -56,8 +56,11 @@ class CpuDevice final : public Device {
                                                           : ", integer tiles for prefill";
   }
   const DeviceInfo& info() const override { return info_; }
-  bool supports(OpKind /*op*/, std::span<const DType> /*dtypes*/) const override {
-    return true;  // every op of the catalogue, every dtype infer_output accepts
+  // Every op of the catalogue on every dtype infer_output accepts, except MATMUL on the block
+  // formats that have no dot-product kernels here yet (Q5_0, Q5_1, the K-quants). EMBED and COPY
+  // convert rows through hal's dequantize_row / quantize_row, which know every format.
+  bool supports(OpKind op, std::span<const DType> dtypes) const override {
+    return op != OpKind::kMatmul || dtypes.empty() || has_matmul_kernels(dtypes[0]);
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
     return HostBuffer::create(bytes, &kBufferOwner);

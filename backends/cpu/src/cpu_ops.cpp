@@ -60,7 +60,7 @@ void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x
         return kt.dot_f16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
       case DType::kBF16:
         return kt.dot_bf16(reinterpret_cast<const std::uint16_t*>(row), f32(x) + t * k, static_cast<int>(k));
-      case DType::kI32:
+      default:  // I32, and the formats without kernels here (supports() refuses them)
         break;
     }
     return std::numeric_limits<float>::quiet_NaN();
@@ -573,7 +573,21 @@ std::size_t cpu_group_size(const Graph& graph, std::size_t first) {
   return end - first;
 }
 
+bool has_matmul_kernels(DType dtype) {
+  return quantized(dtype) || dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+}
+
+// A graph compiled without asking supports() gets an error, not NaN rows.
+Status check_matmul_dtype(DType dtype) {
+  if (has_matmul_kernels(dtype))
+    return Status::ok();
+  return unimplemented("MATMUL on " + std::string(dtype_name(dtype)) +
+                       " weights: the cpu backend has no kernels for it yet");
+}
+
 Status run_cpu_group(CpuContext& ctx, std::span<const HostNodeCall> calls) {
+  for (const HostNodeCall& c : calls)
+    HALYARD_RETURN_IF_ERROR(check_matmul_dtype(c.inputs[0].desc.dtype));
   const HostTensor& x = calls[0].inputs[1];
   if (takes_prefill_path(ctx, x.desc.ne[1])) {  // compute-bound: one product at a time
     for (const HostNodeCall& c : calls)
@@ -593,6 +607,7 @@ Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTe
     case OpKind::kRmsNorm:
       return rms_norm(ctx, in[0], in[1], out, node.params.eps);
     case OpKind::kMatmul:
+      HALYARD_RETURN_IF_ERROR(check_matmul_dtype(in[0].desc.dtype));
       return matmul(ctx, in[0], in[1], out);
     case OpKind::kRope:
       return rope(ctx, in[0], in[1], out, node.params);

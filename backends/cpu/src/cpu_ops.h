@@ -40,6 +40,9 @@ struct CpuContext {
   PrefillPath prefill = PrefillPath::kTiles;
 };
 
+// True for the weight dtypes MATMUL has kernels for (F32, F16, BF16, Q8_0, Q4_0, Q4_1).
+bool has_matmul_kernels(DType dtype);
+
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out);
 
 // Node groups (HostGrouping): consecutive MATMULs that read the same activations (Q, K and V;

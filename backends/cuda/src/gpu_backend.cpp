@@ -40,6 +40,22 @@ Status check(gpuError_t e, const std::string& what) {
   return internal_error(what + ": " + gpuGetErrorString(e));
 }
 
+// The weight dtypes kernels/cuda has kernels for (embed, matmul, conversions); Q5_0, Q5_1 and
+// the K-quants are refused until it has theirs.
+bool has_weight_kernels(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // The device's copy stream; copies are serialized and synchronous for the caller.
 struct Transfer {
   int device = 0;
@@ -224,6 +240,10 @@ class GpuExecutable final : public Executable {
         return Status::ok();
       case OpKind::kCopy: {
         const DType from = desc(node.inputs[0]).dtype, to = desc(node.output).dtype;
+        for (DType dt : {from, to}) {
+          if (dt != DType::kI32 && !has_weight_kernels(dt))
+            return unimplemented(where + ": no kernels for " + std::string(dtype_name(dt)) + " yet");
+        }
         if (from == to || (to == DType::kF32 && from != DType::kI32) || (from == DType::kF32 && to != DType::kI32))
           return Status::ok();
         return unimplemented(where + ": only same-type copies and conversions from or to f32");
@@ -394,7 +414,10 @@ class GpuDevice final : public Device {
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind op, std::span<const DType> dtypes) const override {
     if (op == OpKind::kEmbed || op == OpKind::kMatmul)
-      return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+      return !dtypes.empty() && has_weight_kernels(dtypes[0]);
+    if (op == OpKind::kCopy)  // COPY: the input dtype, then the output dtype
+      return std::all_of(dtypes.begin(), dtypes.end(),
+                         [](DType dt) { return dt == DType::kI32 || has_weight_kernels(dt); });
     if (op == OpKind::kAttention)  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
     return true;

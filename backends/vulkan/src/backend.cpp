@@ -392,11 +392,28 @@ VulkanDevice::~VulkanDevice() {
     vk.vkDestroyDevice(device_, nullptr);
 }
 
+bool VulkanDevice::has_weight_shaders(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool VulkanDevice::supports(OpKind op, std::span<const DType> dtypes) const {
   switch (op) {
     case OpKind::kEmbed:
     case OpKind::kMatmul:
-      return !dtypes.empty() && is_weight_dtype(dtypes[0]);
+      return !dtypes.empty() && has_weight_shaders(dtypes[0]);
+    case OpKind::kCopy:  // COPY: the input dtype, then the output dtype
+      return std::all_of(dtypes.begin(), dtypes.end(),
+                         [](DType dt) { return dt == DType::kI32 || has_weight_shaders(dt); });
     case OpKind::kAttention:  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
     default:

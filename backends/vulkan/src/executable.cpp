@@ -300,6 +300,11 @@ Status VulkanExecutable::lower(const GraphNode& node) {
     case OpKind::kCopy: {
       const TensorDesc& x = desc(in[0]);
       const TensorDesc& o = desc(out);
+      for (DType dt : {x.dtype, o.dtype}) {
+        if (dt != DType::kI32 && !VulkanDevice::has_weight_shaders(dt))
+          return unimplemented("COPY with " + std::string(dtype_name(dt)) +
+                               " on vulkan: no shaders for that format yet");
+      }
       if (x.dtype == o.dtype) {
         Step step;
         step.is_copy = true;

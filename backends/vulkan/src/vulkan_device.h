@@ -110,6 +110,9 @@ class VulkanDevice final : public Device {
   // The physical device's description plus the choices this device made from its options.
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind op, std::span<const DType> input_dtypes) const override;
+  // The weight dtypes this backend has shaders for (embed_*, matmul_*, copy_*): F32, F16, BF16,
+  // Q8_0, Q4_0, Q4_1. The other GGUF block formats (Q5_0, Q5_1, the K-quants) are refused.
+  static bool has_weight_shaders(DType dtype);
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override;
   // Device-local memory for an executable's own tensors, however small.
   Result<std::unique_ptr<Buffer>> allocate_internal(std::size_t bytes);

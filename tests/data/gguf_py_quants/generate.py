@@ -1,5 +1,6 @@
 """Writes input.f32 (64 blocks of 32 float32 values, little-endian) and what the `gguf` Python
-package (gguf-py, the ggml project's own writer) makes of them: q8_0.bin, q4_0.bin, q4_1.bin.
+package (gguf-py, the ggml project's own writer) makes of them: q8_0.bin, q4_0.bin, q4_1.bin,
+q5_0.bin, q5_1.bin.
 tests/unit/hal/dtype_test.cpp checks hal/src/dtype.cpp's quantizers against these bytes, an
 oracle independent of the code the reference and the backends share. See README.md here."""
 import numpy as np
@@ -17,5 +18,6 @@ blocks[7] = np.linspace(-1.0, 1.0, 32, dtype=np.float32)
 x = blocks.reshape(-1)
 x.astype("<f4").tofile("input.f32")
 for name, qtype in (("q8_0", GGMLQuantizationType.Q8_0), ("q4_0", GGMLQuantizationType.Q4_0),
-                    ("q4_1", GGMLQuantizationType.Q4_1)):
+                    ("q4_1", GGMLQuantizationType.Q4_1), ("q5_0", GGMLQuantizationType.Q5_0),
+                    ("q5_1", GGMLQuantizationType.Q5_1)):
     quants.quantize(x.reshape(1, -1), qtype).tofile(name + ".bin")

@@ -215,7 +215,8 @@ TEST_P(QuantizeLikeGgufPy, SameBytes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(BlockTypes, QuantizeLikeGgufPy, ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_1),
+INSTANTIATE_TEST_SUITE_P(BlockTypes, QuantizeLikeGgufPy,
+                         ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // Round trips of random blocks: every value comes back within half a quantization step (what
@@ -285,6 +286,17 @@ TEST_P(QuantRoundTrip, ErrorWithinHalfAStep) {
           bound = 0.5 * step + 15.0 * step * kF16Rel + std::fabs(lo) * kF16Rel;
           break;
         }
+        case DType::kQ5_0: {  // as Q4_0 with q - 16 in [-16, 15]
+          const double step = amax / 16.0;
+          const double t = v / (signed_max / -16.0);
+          bound = std::max(0.5, t - 15.0) * step + 16.0 * step * kF16Rel;
+          break;
+        }
+        case DType::kQ5_1: {  // as Q4_1 with q in [0, 31]
+          const double step = (hi - lo) / 31.0;
+          bound = 0.5 * step + 31.0 * step * kF16Rel + std::fabs(lo) * kF16Rel;
+          break;
+        }
         default:
           FAIL() << "no bound for " << dtype_name(dtype);
       }
@@ -302,7 +314,7 @@ TEST_P(QuantRoundTrip, ErrorWithinHalfAStep) {
 
 INSTANTIATE_TEST_SUITE_P(AllWeightTypes, QuantRoundTrip,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                                           DType::kQ4_1),
+                                           DType::kQ4_1, DType::kQ5_0, DType::kQ5_1),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -81,6 +82,53 @@ TEST(ReferenceOps, MatmulQ4_1) {
   const HostTensor w{TensorDesc::make(DType::kQ4_1, 32, 1), &row};
   ASSERT_TRUE(run_op(OpKind::kMatmul, {{w, f32(x, 32, 1)}}, f32(out, 1, 1), {}).is_ok());
   EXPECT_EQ(out[0], 2 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 - 16 * 8));
+}
+
+// A K-quant weight walks rows of two 256-weight super-blocks. Every sub-block has scale 1 and
+// minimum 0 and every byte of qs is 0x21, so a super-block's weights are 1 (low nibbles,
+// sub-blocks 0, 2, 4, 6) and 2 (high nibbles) times its d: 128 + 256 = 384 d in all.
+TEST(ReferenceOps, MatmulQ4_KRowsOfTwoSuperBlocks) {
+  BlockQ4_K blocks[4]{};
+  const float d[4] = {1.f, 0.5f, 2.f, 2.f};  // row 0: d 1, then 0.5; row 1: d 2 twice
+  for (int b = 0; b < 4; ++b) {
+    blocks[b].d = f32_to_f16(d[b]);
+    blocks[b].dmin = f32_to_f16(1.f);
+    for (int j = 0; j < 4; ++j)
+      blocks[b].scales[j] = 1;  // scales 0..3 = 1; bytes 4..7 (minimums 0..3) stay 0
+    for (int j = 8; j < 12; ++j)
+      blocks[b].scales[j] = 1;  // scales 4..7 = 1 in the low nibbles, minimums 4..7 = 0
+    for (auto& q : blocks[b].qs)
+      q = 0x21;
+  }
+  std::vector<float> x(1024, 1.f);  // token 0: all ones; token 1: ones in the first super-block
+  std::fill(x.begin() + 512 + 256, x.end(), 0.f);
+  std::vector<float> out(4, NAN);
+  const HostTensor w{TensorDesc::make(DType::kQ4_K, 512, 2), blocks};
+  ASSERT_TRUE(run_op(OpKind::kMatmul, {{w, f32(x, 512, 2)}}, f32(out, 2, 2), {}).is_ok());
+  EXPECT_EQ(out, (std::vector<float>{384 * 1.5f, 384 * 4.f, 384.f, 384 * 2.f}));
+}
+
+// Row 1 of a Q6_K table: ql 0x11 and qh 0x55 give every weight q = 1 | 1 << 4 = 17, so
+// 0.5 * 1 * (17 - 32) = -7.5.
+TEST(ReferenceOps, EmbedDequantizesQ6_KRows) {
+  BlockQ6_K rows[2]{};
+  for (auto& r : rows) {
+    r.d = f32_to_f16(0.5f);
+    for (auto& s : r.scales)
+      s = 1;
+  }
+  for (auto& q : rows[1].ql)
+    q = 0x11;
+  for (auto& q : rows[1].qh)
+    q = 0x55;
+  std::vector<std::int32_t> ids{1, 0};
+  std::vector<float> out(512, NAN);
+  const HostTensor table{TensorDesc::make(DType::kQ6_K, 256, 2), rows};
+  ASSERT_TRUE(run_op(OpKind::kEmbed, {{table, i32(ids)}}, f32(out, 256, 2), {}).is_ok());
+  for (int j = 0; j < 256; ++j) {
+    EXPECT_EQ(out[j], -7.5f) << j;
+    EXPECT_EQ(out[256 + j], -16.f) << j;  // row 0: all zero bytes, q = -32
+  }
 }
 
 TEST(ReferenceOps, RopeNormalRotatesAdjacentPairs) {

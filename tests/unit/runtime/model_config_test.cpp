@@ -17,9 +17,15 @@ namespace {
 
 using testing::GgufWriter;
 
-// A K-quant block of zeros: q4_k blocks are 144 bytes, q6_k 210, 256 elements each.
+// Two K-quant blocks of zeros: q4_k blocks are 144 bytes, q6_k 210, 256 elements each.
 void add_kquant(GgufWriter& w, const std::string& name, std::uint32_t type_id) {
   w.add_raw_tensor(name, {256, 2}, type_id, std::vector<std::uint8_t>(type_id == 12 ? 2 * 144 : 2 * 210));
+}
+
+// A tensor of a dtype Halyard does not read (iq4_nl, iq4_xs: codebook formats): its bytes are
+// not validated, so any will do.
+void add_unsupported(GgufWriter& w, const std::string& name, std::uint32_t type_id) {
+  w.add_raw_tensor(name, {256, 2}, type_id, std::vector<std::uint8_t>(2 * 136));
 }
 
 std::unique_ptr<GgufFile> parse(const GgufWriter& w) {
@@ -48,17 +54,51 @@ TEST(ModelConfig, EveryUnsupportedDtypeIsNamedWithItsCount) {
   static const float norm[256] = {};
   w.add_tensor("output_norm.weight", TensorDesc::make(DType::kF32, 256), norm);
   for (int i = 0; i < 27; ++i)
-    add_kquant(w, "q4k." + std::to_string(i), 12);
+    add_unsupported(w, "iq4nl." + std::to_string(i), 20);
   for (int i = 0; i < 9; ++i)
-    add_kquant(w, "q6k." + std::to_string(i), 14);
+    add_unsupported(w, "iq4xs." + std::to_string(i), 23);
+  add_kquant(w, "q4k", 12);  // supported: not named
   auto f = parse(w);
   ASSERT_NE(f, nullptr);
   auto c = LlamaConfig::from_gguf(*f);
   ASSERT_FALSE(c.is_ok());
   EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
   EXPECT_EQ(c.status().message(),
-            "unsupported tensor dtypes: q4_k (id 12) x 27 tensors, q6_k (id 14) x 9 tensors; "
-            "supported: f32, f16, bf16, q8_0, q4_0, q4_1");
+            "unsupported tensor dtypes: iq4_nl (id 20) x 27 tensors, iq4_xs (id 23) x 9 tensors; "
+            "supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k");
+}
+
+// The K-quants (Q4_K_M files carry q4_k and q6_k) and the 5-bit formats pass the dtype check:
+// the config then fails on the first missing metadata key, not on a dtype.
+TEST(ModelConfig, KQuantAndQ5TensorsAreAccepted) {
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  add_kquant(w, "blk.0.attn_q.weight", 12);
+  add_kquant(w, "blk.0.ffn_down.weight", 14);
+  w.add_raw_tensor("blk.0.attn_k.weight", {64, 2}, 6, std::vector<std::uint8_t>(2 * 2 * 22));  // q5_0
+  w.add_raw_tensor("blk.0.attn_v.weight", {64, 2}, 7, std::vector<std::uint8_t>(2 * 2 * 24));  // q5_1
+  auto f = parse(w);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q.weight")->desc.dtype, DType::kQ4_K);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q.weight")->desc.bytes(), 2u * 144u);
+  EXPECT_EQ(f->find_tensor("blk.0.ffn_down.weight")->desc.dtype, DType::kQ6_K);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_k.weight")->desc.dtype, DType::kQ5_0);
+  auto c = LlamaConfig::from_gguf(*f);
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kDataLoss) << c.status().to_string();
+  EXPECT_EQ(c.status().message().find("dtype"), std::string::npos) << c.status().to_string();
+}
+
+// A K-quant row must be whole super-blocks of 256: a q4_k tensor 128 wide is corrupt.
+TEST(ModelConfig, KQuantRowOfHalfASuperBlockIsRefused) {
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_raw_tensor("blk.0.attn_q.weight", {128, 2}, 12, std::vector<std::uint8_t>(144));
+  auto f = GgufFile::from_bytes(w.bytes());
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(f.status().message().find("row length is not a multiple of its q4_k block"), std::string::npos)
+      << f.status().to_string();
 }
 
 TEST(ModelConfig, OneUnsupportedTensorIsSingular) {
@@ -379,6 +419,99 @@ TEST(ModelOutput, SeparateOutputWeightIsUsedInsteadOfTheEmbedding) {
   const std::vector<float> normed = tiny_normed(token);
   for (int j = 0; j < kTinyVocab; ++j)
     EXPECT_NEAR(logits[static_cast<std::size_t>(j)], normed[static_cast<std::size_t>(j)], 1e-4) << "logit " << j;
+}
+
+// A one-layer llama 256 wide whose ffn_down is Q4_K (all-zero blocks: d = 0, so zero weights)
+// and whose other matrices are f32 zeros: the shape of a K-quant file's load, small. Its output
+// is tied; with kquant_embedding the embedding is Q4_K zeros as well.
+std::string write_kquant_llama(bool kquant_embedding = false) {
+  constexpr int d = 256, vocab = 8;
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  for (const auto& [key, value] : std::map<std::string, std::uint32_t>{{"llama.block_count", 1},
+                                                                       {"llama.embedding_length", d},
+                                                                       {"llama.feed_forward_length", d},
+                                                                       {"llama.attention.head_count", 4},
+                                                                       {"llama.context_length", 64}})
+    w.add_u32(key, value);
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", {"<unk>", "a", "b", "c", "d", "e", "f", "g"});
+  std::vector<float> embd(d * vocab, 0.5f), ones(d, 1.f), zeros(d * d, 0.f);
+  const auto matrix = TensorDesc::make(DType::kF32, d, d);
+  const auto vector = TensorDesc::make(DType::kF32, d);
+  if (kquant_embedding)  // zero blocks, as ffn_down
+    w.add_raw_tensor("token_embd.weight", {d, vocab}, 12, std::vector<std::uint8_t>(vocab * 144));
+  else
+    w.add_tensor("token_embd.weight", TensorDesc::make(DType::kF32, d, vocab), embd.data());
+  w.add_tensor("output_norm.weight", vector, ones.data());
+  w.add_tensor("blk.0.attn_norm.weight", vector, ones.data());
+  for (const char* name : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"})
+    w.add_tensor(std::string("blk.0.") + name + ".weight", matrix, zeros.data());
+  w.add_raw_tensor("blk.0.ffn_down.weight", {d, d}, 12, std::vector<std::uint8_t>(d * 144));
+  w.add_tensor("blk.0.ffn_norm.weight", vector, ones.data());
+  std::string path = ::testing::TempDir() + "/kquant_llama.gguf";
+  const auto bytes = w.bytes();
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+// ref reads every format; the cpu backend has no Q4_K matrix kernels yet and must say so at
+// load, naming the device, the op, the dtype and the tensor (not crash, not compute NaN).
+TEST(ModelLoad, KQuantWeightsLoadOnRefAndAreRefusedClearlyWhereUnsupported) {
+  const std::string path = write_kquant_llama();
+  auto registry = testing::load_registry();
+  ASSERT_NE(registry, nullptr);
+  ModelOptions o;
+  o.device = "ref";
+  {
+    auto m = Model::load(path, o, *registry);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    EXPECT_EQ(m.value()->weight("blk.0.ffn_down.weight")->desc.dtype, DType::kQ4_K);
+    auto session = Session::create(*m.value());
+    ASSERT_TRUE(session.is_ok()) << session.status().to_string();
+    const TokenId one[1] = {2};
+    auto logits = session.value()->eval(one);
+    ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
+    // Every embedding row is 0.5 everywhere and the layer adds zeros: the normed row is all ones
+    // (up to epsilon), so every tied logit is 256 * 0.5.
+    for (float v : *logits)
+      EXPECT_NEAR(v, 128.f, 1e-2f);
+  }
+  if (!registry->resolve("cpu").is_ok()) {
+    std::remove(path.c_str());
+    GTEST_SKIP() << "the cpu backend is not built here: only the ref half ran";
+  }
+  o.device = "cpu";
+  auto m = Model::load(path, o, *registry);
+  std::remove(path.c_str());
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(m.status().message(),
+            "device cpu does not support MATMUL on q4_k weights (1 tensor, 'blk.0.ffn_down.weight'); the ref backend "
+            "(-d ref) runs every format Halyard reads, slowly");
+}
+
+// A tied output projects with the embedding: a Q4_K embedding is an EMBED (cpu has it) and a
+// MATMUL (cpu lacks it), and the refusal comes at load with every tensor counted, not at the
+// first step.
+TEST(ModelLoad, ATiedKQuantEmbeddingIsCheckedAsTheOutputProjectionToo) {
+  const std::string path = write_kquant_llama(/*kquant_embedding=*/true);
+  auto registry = testing::load_registry();
+  ASSERT_NE(registry, nullptr);
+  if (!registry->resolve("cpu").is_ok()) {
+    std::remove(path.c_str());
+    GTEST_SKIP() << "the cpu backend is not built here";
+  }
+  ModelOptions o;
+  o.device = "cpu";
+  auto m = Model::load(path, o, *registry);
+  std::remove(path.c_str());
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(m.status().message(),
+            "device cpu does not support MATMUL on q4_k weights (2 tensors, e.g. 'token_embd.weight'); the ref "
+            "backend (-d ref) runs every format Halyard reads, slowly");
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ class Device {
  public:
   virtual ~Device() = default;
   virtual const DeviceInfo& info() const = 0;
-  // True when the device implements `op` for these input dtypes.
+  // True when the device implements `op` for these input dtypes. For COPY, whose output dtype
+  // is a parameter, callers pass the input's dtype and then OpParams::out_dtype.
   virtual bool supports(OpKind op, std::span<const DType> input_dtypes) const = 0;
   virtual Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) = 0;
   virtual Result<std::unique_ptr<Queue>> create_queue() = 0;

@@ -15,7 +15,14 @@ enum class DType : std::uint32_t {
   kF16 = 1,
   kQ4_0 = 2,
   kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
   kQ8_0 = 8,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
   kI32 = 26,
   kBF16 = 30,
 };
@@ -23,7 +30,7 @@ enum class DType : std::uint32_t {
 struct DTypeInfo {
   DType dtype;
   std::string_view name;
-  std::int64_t block_elements;  // elements per block (1 for plain types)
+  std::int64_t block_elements;  // elements per block: 1 for plain types, 32 or 256 (K-quants)
   std::size_t block_bytes;      // bytes per block
   bool quantized;
 };
@@ -36,7 +43,9 @@ std::optional<DType> dtype_from_name(std::string_view name);
 
 // Bytes taken by n consecutive elements; n must be a multiple of the block size.
 std::size_t row_bytes(DType dtype, std::int64_t n);
-bool is_weight_dtype(DType dtype);  // F32, F16, BF16, Q8_0, Q4_0, Q4_1
+// Every dtype but I32: what EMBED and MATMUL accept in the op catalogue. A backend may implement
+// fewer; it says so through Device::supports.
+bool is_weight_dtype(DType dtype);
 
 // Scalar conversions, round-to-nearest-even, bit-exact with IEEE 754 binary16 / bfloat16.
 std::uint16_t f32_to_f16(float value);
@@ -46,7 +55,9 @@ float bf16_to_f32(std::uint16_t bits);
 
 // Convert n elements of `dtype` at `src` to f32. n must be a multiple of the block size.
 void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n);
-// Convert n f32 values to `dtype` (quantizing by the GGUF reference rules for block types).
+// Convert n f32 values to `dtype`, deterministically. Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 follow
+// ggml's reference quantizers byte for byte; the K-quants take each sub-block's own range
+// (see dtype.cpp), which dequantizes correctly but is not llama.cpp's searched quantizer.
 void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n);
 
 }  // namespace halyard

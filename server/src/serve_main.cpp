@@ -141,12 +141,15 @@ int main(int argc, char** argv) {
   spdlog::info("serve: listening on http://{}:{} (the model is loading)", a.server.host, http.bound_port());
 
   std::atomic<int> signal_count{0};
+  std::atomic<bool> exiting{false};  // main is done: the signal thread's wake-up is not a signal
   std::atomic<srv::Engine*> engine_for_signals{nullptr};
   std::thread signal_thread([&] {
     while (true) {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0)
         continue;
+      if (exiting)
+        return;
       const int n = ++signal_count;
       if (n == 1) {
         spdlog::warn("serve: signal {}: draining (a second signal cancels at once)", sig);
@@ -159,8 +162,9 @@ int main(int argc, char** argv) {
     }
   });
   auto wake_signal_thread = [&] {
+    exiting = true;
     if (signal_count < 2)
-      pthread_kill(signal_thread.native_handle(), SIGTERM);  // it returns after a second signal
+      pthread_kill(signal_thread.native_handle(), SIGTERM);  // sigwait returns, sees exiting
     signal_thread.join();
   };
 
@@ -168,7 +172,6 @@ int main(int argc, char** argv) {
   if (!registry.is_ok()) {
     std::fprintf(stderr, "halyard serve: %s\n", registry.status().to_string().c_str());
     http.shutdown(std::chrono::milliseconds(0));
-    signal_count = 1;
     wake_signal_thread();
     return 1;
   }
@@ -190,7 +193,6 @@ int main(int argc, char** argv) {
   if (!model.is_ok()) {
     std::fprintf(stderr, "halyard serve: cannot load %s: %s\n", path.c_str(), model.status().to_string().c_str());
     http.shutdown(std::chrono::milliseconds(0));
-    signal_count = 1;
     wake_signal_thread();
     return 1;
   }

@@ -1,6 +1,7 @@
 // What the model loader says about files it cannot run: the architecture first, then every
 // unsupported tensor dtype in one message.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <fstream>
@@ -449,7 +450,9 @@ std::string write_kquant_llama(bool kquant_embedding = false) {
     w.add_tensor(std::string("blk.0.") + name + ".weight", matrix, zeros.data());
   w.add_raw_tensor("blk.0.ffn_down.weight", {d, d}, 12, std::vector<std::uint8_t>(d * 144));
   w.add_tensor("blk.0.ffn_norm.weight", vector, ones.data());
-  std::string path = ::testing::TempDir() + "/kquant_llama.gguf";
+  // One file per variant and process: ctest runs the cases as parallel processes.
+  std::string path = ::testing::TempDir() + "/kquant_llama_" + (kquant_embedding ? "tied" : "separate") + "_" +
+                     std::to_string(::getpid()) + ".gguf";
   const auto bytes = w.bytes();
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

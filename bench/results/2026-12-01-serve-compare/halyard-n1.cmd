@@ -1,0 +1,1 @@
+build/ci/bin/halyard serve -m /root/.cache/halyard/models/SmolLM2-135M-Instruct.Q4_1.gguf -d cpu -t 2 --host 127.0.0.1 --port 38381 --max-running 1 -c 1024

@@ -19,27 +19,12 @@
 
 #include "bench.h"
 #include "conform.h"
+#include "default_model.h"
 #include "halyard.h"
 
 namespace {
 
-constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-// HALYARD_MODEL_DIR, else ${XDG_CACHE_HOME:-~/.cache}/halyard/models: where
-// scripts/fetch-model.sh stores the default model.
-std::string default_model_path() {
-  if (const char* dir = std::getenv("HALYARD_MODEL_DIR"); dir && *dir)
-    return std::string(dir) + "/" + kDefaultModelFile;
-  std::string cache;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-    cache = x;
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
-    cache = std::string(h) + "/.cache";
-  } else {
-    cache = ".cache";
-  }
-  return cache + "/halyard/models/" + kDefaultModelFile;
-}
+using halyard::apps::default_model_path;
 
 int report(halyard_status s, const char* what) {
   std::fprintf(stderr, "halyard: %s failed: %s: %s\n", what, halyard_status_name(s), halyard_last_error());

@@ -15,8 +15,9 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// vLLM's finished_reason values.
-const char* metric_reason(runtime::FinishReason r, bool stop_matched) {
+}  // namespace
+
+const char* finish_reason_text(runtime::FinishReason r) {
   switch (r) {
     case runtime::FinishReason::kMaxTokens:
     case runtime::FinishReason::kContextFull:
@@ -27,10 +28,8 @@ const char* metric_reason(runtime::FinishReason r, bool stop_matched) {
     case runtime::FinishReason::kCancelled:
       break;
   }
-  return stop_matched ? "stop" : "abort";
+  return "abort";
 }
-
-}  // namespace
 
 void Notifier::notify() {
   {
@@ -202,7 +201,7 @@ void Engine::route(runtime::StepEvents& step, Clock::time_point step_start) {
     const bool finished = e.finish.has_value();
     if (finished) {
       metrics_.observe_e2e_request_latency(seconds_between(s.submitted(), now));
-      metrics_.request_finished(metric_reason(*e.finish, s.stop_matched.load()));
+      metrics_.request_finished(s.stop_matched.load() ? "stop" : finish_reason_text(*e.finish));
     }
     s.push(std::move(e));
     if (finished)

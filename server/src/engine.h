@@ -27,6 +27,10 @@ namespace halyard::server {
 
 using Clock = std::chrono::steady_clock;
 
+// OpenAI's finish_reason and vLLM's finished_reason label: "length" (max_tokens, context full),
+// "stop" (end of generation, stop token), "abort" (cancelled).
+const char* finish_reason_text(runtime::FinishReason reason);
+
 // Wakes an HTTP thread when any of its requests (n choices) has new events.
 class Notifier {
  public:

@@ -44,20 +44,6 @@ ApiError server_error(int status, std::string message, std::string type = "serve
   return e;
 }
 
-const char* finish_reason_text(runtime::FinishReason r) {
-  switch (r) {
-    case runtime::FinishReason::kMaxTokens:
-    case runtime::FinishReason::kContextFull:
-      return "length";
-    case runtime::FinishReason::kEndOfGeneration:
-    case runtime::FinishReason::kStopToken:
-      return "stop";
-    case runtime::FinishReason::kCancelled:
-      break;
-  }
-  return "abort";
-}
-
 // httplib listens with a backlog of 5: a burst of clients overflows it and some see their
 // connection reset. The listening socket (protected in httplib::Server) gets a real backlog.
 class BacklogServer : public httplib::Server {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "default_model.h"
 #include "engine.h"
 #include "halyard/hal/backend_options.h"
 #include "halyard/hal/registry.h"
@@ -24,21 +25,7 @@ namespace {
 namespace rt = halyard::runtime;
 namespace srv = halyard::server;
 
-constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-// As the CLI: HALYARD_MODEL_DIR, else ${XDG_CACHE_HOME:-~/.cache}/halyard/models.
-std::string default_model_path() {
-  if (const char* dir = std::getenv("HALYARD_MODEL_DIR"); dir && *dir)
-    return std::string(dir) + "/" + kDefaultModelFile;
-  std::string cache;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
-    cache = x;
-  else if (const char* h = std::getenv("HOME"); h && *h)
-    cache = std::string(h) + "/.cache";
-  else
-    cache = ".cache";
-  return cache + "/halyard/models/" + kDefaultModelFile;
-}
+using halyard::apps::default_model_path;
 
 struct Args {
   std::string model;

@@ -56,13 +56,7 @@ void quantize_q8_0(const float* x, BlockQ8_0* out, std::int64_t nblocks) {
 void quantize_q4_0(const float* x, BlockQ4_0* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kQuantBlock) {
     // The signed value of largest magnitude maps to -8, so the full 4-bit range is used.
-    float amax = 0.f, max = 0.f;
-    for (int j = 0; j < kQuantBlock; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    const float max = detail::signed_absmax(x, kQuantBlock);
     const float d = max / -8.f;
     const float id = d != 0.f ? 1.f / d : 0.f;
     out[b].d = f32_to_f16(d);

@@ -275,17 +275,22 @@ void dequantize_q6_k(const BlockQ6_K* b, float* y, std::int64_t nblocks) {
 
 // ---- quantization ----
 
+float signed_absmax(const float* x, int n) {
+  float amax = 0.f, max = 0.f;
+  for (int j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
 // ggml's reference rules for the 32-weight formats (quantize_row_q5_0_ref / _q5_1_ref): the
 // same bytes as gguf-py's quantizers.
 void quantize_q5_0(const float* x, BlockQ5_0* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kQuantBlock) {
-    float amax = 0.f, max = 0.f;
-    for (int j = 0; j < kQuantBlock; ++j) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    const float max = signed_absmax(x, kQuantBlock);
     const float d = max / -16.f;
     const float id = d != 0.f ? 1.f / d : 0.f;
     out[b].d = f32_to_f16(d);

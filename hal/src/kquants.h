@@ -29,4 +29,8 @@ void quantize_q6_k(const float* x, BlockQ6_K* b, std::int64_t nblocks);
 // Q4_K / Q5_K: sub-block j's 6-bit scale and minimum from the 12 packed bytes.
 void k_scale_min(int j, const std::uint8_t* packed, int* scale, int* min);
 
+// The signed value of largest magnitude among x[0..n) (the first one on a tie): Q4_0 and Q5_0
+// map it to their most negative level so the whole range is used.
+float signed_absmax(const float* x, int n);
+
 }  // namespace halyard::detail

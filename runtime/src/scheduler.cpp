@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <span>
 #include <string>
 #include <utility>
@@ -429,16 +428,24 @@ TokenLogprobs token_logprobs(std::span<const float> logits, TokenId token, int t
   TokenLogprobs out;
   out.logprob = logits[static_cast<std::size_t>(token)] - log_z;
   if (top_n > 0) {
-    std::vector<TokenId> ids(logits.size());
-    std::iota(ids.begin(), ids.end(), 0);
-    const auto n = std::min<std::size_t>(static_cast<std::size_t>(top_n), ids.size());
-    // Ties keep the lower id first, so the list is deterministic.
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](TokenId a, TokenId b) {
-      const float la = logits[static_cast<std::size_t>(a)], lb = logits[static_cast<std::size_t>(b)];
-      return la > lb || (la == lb && a < b);
-    });
-    for (std::size_t i = 0; i < n; ++i)
-      out.top.push_back({ids[i], logits[static_cast<std::size_t>(ids[i])] - log_z});
+    // The top_n (at most kMaxTopLogprobs) in one pass, kept sorted in `out.top`: no
+    // vocabulary-sized scratch per token. Scanning ids in order and inserting only strictly
+    // larger logits keeps ties with the lower id first, so the list is deterministic.
+    const auto n = std::min<std::size_t>(static_cast<std::size_t>(top_n), logits.size());
+    out.top.reserve(n);
+    for (std::size_t id = 0; id < logits.size(); ++id) {
+      const float l = logits[id];
+      if (out.top.size() == n && !(l > out.top.back().logprob))
+        continue;
+      const auto at =
+          std::find_if(out.top.begin(), out.top.end(), [&](const TokenLogprob& t) { return l > t.logprob; }) -
+          out.top.begin();
+      if (out.top.size() == n)
+        out.top.pop_back();
+      out.top.insert(out.top.begin() + at, {static_cast<TokenId>(id), l});
+    }
+    for (TokenLogprob& t : out.top)
+      t.logprob -= log_z;  // the raw logits until here
   }
   return out;
 }

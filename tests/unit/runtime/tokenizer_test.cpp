@@ -7,29 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "default_tokenizer.h"
 #include "gguf_writer.h"
 #include "test_paths.h"
 
 namespace halyard::runtime {
 namespace {
 
-class SmolLM2Tokenizer : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    const std::string path = testing::default_model_path();
-    if (!std::filesystem::exists(path))
-      return;
-    auto f = GgufFile::open(path);
-    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
-    file_ = std::move(f).value().release();
-    auto t = Tokenizer::from_gguf(*file_);
-    ASSERT_TRUE(t.is_ok()) << t.status().to_string();
-    tokenizer_ = std::move(t).value().release();
-  }
-  void SetUp() override { HALYARD_REQUIRE_MODEL(testing::default_model_path()); }
-  static inline GgufFile* file_ = nullptr;
-  static inline Tokenizer* tokenizer_ = nullptr;
-};
+using SmolLM2Tokenizer = testing::DefaultTokenizerTest;
 
 nlohmann::json load_json(const std::string& name) {
   std::ifstream in(testing::data_dir() + "/llama_cpp_reference/" + name);

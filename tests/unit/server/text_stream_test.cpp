@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "test_paths.h"
+#include "default_tokenizer.h"
 #include "utf8_sanitize.h"
 
 namespace halyard::server {
@@ -59,21 +59,8 @@ TEST(Utf8Sanitize, ReplacesEachMaximalIllFormedSubpart) {
 }
 
 // The default model's tokenizer (byte-level BPE), read from the GGUF as the runtime tests do.
-class TextStreamTest : public ::testing::Test {
+class TextStreamTest : public testing::DefaultTokenizerTest {
  protected:
-  static void SetUpTestSuite() {
-    const std::string path = testing::default_model_path();
-    if (!std::filesystem::exists(path))
-      return;
-    auto f = GgufFile::open(path);
-    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
-    file_ = std::move(f).value().release();
-    auto t = Tokenizer::from_gguf(*file_);
-    ASSERT_TRUE(t.is_ok()) << t.status().to_string();
-    tokenizer_ = std::move(t).value().release();
-  }
-  void SetUp() override { HALYARD_REQUIRE_MODEL(testing::default_model_path()); }
-
   std::vector<TokenId> encode(const std::string& text) const { return tokenizer_->encode(text, false, false); }
 
   // Pushes every token; returns the pieces.
@@ -110,9 +97,6 @@ class TextStreamTest : public ::testing::Test {
     }
     return false;
   }
-
-  static inline GgufFile* file_ = nullptr;
-  static inline Tokenizer* tokenizer_ = nullptr;
 };
 
 const std::vector<std::string> kTexts = {

@@ -27,13 +27,12 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t seed) {
   return v;
 }
 
-// Rows of `Block` weights quantized from random floats, and one token's activations.
-template <typename Block>
+// Rows of `dt` weights quantized from random floats, and one token's activations.
 struct DotSetup {
+  std::size_t row_size;
   std::vector<std::uint8_t> weights;
   std::vector<ActBlock> act;
-  DotSetup(const KernelTable& kt, DType dt, std::int64_t rows) {
-    const std::size_t row_size = sizeof(Block) * kBlocks;
+  DotSetup(const KernelTable& kt, DType dt, std::int64_t rows) : row_size(row_bytes(dt, kK)) {
     weights.resize(row_size * static_cast<std::size_t>(rows));
     const auto row = random_floats(kK, 1);
     for (std::int64_t r = 0; r < rows; ++r)
@@ -45,16 +44,14 @@ struct DotSetup {
 };
 
 // One core computes every row's dot product with one token, as decode does for its band.
-template <typename Block>
-void dot_rows(benchmark::State& state, const KernelTable* kt, DType dt,
-              float (*KernelTable::*dot)(const Block*, const ActBlock*, int)) {
+void dot_rows(benchmark::State& state, const KernelTable* kt, DType dt) {
   const std::int64_t rows = state.range(0);
-  DotSetup<Block> s(*kt, dt, rows);
-  const auto* w = reinterpret_cast<const Block*>(s.weights.data());
+  DotSetup s(*kt, dt, rows);
+  const QuantDotFn dot = kt->quantized(dt).dot;
   for (auto _ : state) {
     float sum = 0.f;
     for (std::int64_t r = 0; r < rows; ++r)
-      sum += (kt->*dot)(w + r * kBlocks, s.act.data(), kBlocks);
+      sum += dot(s.weights.data() + static_cast<std::size_t>(r) * s.row_size, s.act.data(), kBlocks);
     benchmark::DoNotOptimize(sum);
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(s.weights.size()));
@@ -96,15 +93,19 @@ void register_table(const KernelTable* kt) {
   if (!kt)
     return;
   const std::string name = kt->name;
-  // 256 rows (557 KB of Q8_0) stay in L2; 131072 rows (285 MB) stream from memory.
+  // 256 rows (557 KB of Q8_0) stay in L2; 131072 rows (285 MB of Q8_0) stream from memory.
   const auto id = [&](const char* what) { return std::string(what) + "/" + name; };
-  for (benchmark::internal::Benchmark* b : {benchmark::RegisterBenchmark(id("dot_q8_0").c_str(), dot_rows<BlockQ8_0>,
-                                                                         kt, DType::kQ8_0, &KernelTable::dot_q8_0),
-                                            benchmark::RegisterBenchmark(id("dot_q4_0").c_str(), dot_rows<BlockQ4_0>,
-                                                                         kt, DType::kQ4_0, &KernelTable::dot_q4_0),
-                                            benchmark::RegisterBenchmark(id("dot_q4_1").c_str(), dot_rows<BlockQ4_1>,
-                                                                         kt, DType::kQ4_1, &KernelTable::dot_q4_1)})
-    b->Arg(256)->Arg(131072)->Unit(benchmark::kMicrosecond);
+  // Every quantized format the table has kernels for.
+  for (std::size_t id_value = 0; id_value < kDTypeSlots; ++id_value) {
+    const auto info = dtype_info(static_cast<std::uint32_t>(id_value));
+    if (!info || !kt->quant[id_value].dot)
+      continue;
+    const std::string label = "dot_" + std::string(info->name);
+    benchmark::RegisterBenchmark(id(label.c_str()).c_str(), dot_rows, kt, info->dtype)
+        ->Arg(256)
+        ->Arg(131072)
+        ->Unit(benchmark::kMicrosecond);
+  }
   benchmark::RegisterBenchmark(id("quantize_activations").c_str(), quantize, kt);
   benchmark::RegisterBenchmark(id("swiglu").c_str(), swiglu, kt);
   benchmark::RegisterBenchmark(id("exp_sum").c_str(), exp_sum, kt);

@@ -7,6 +7,8 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -29,19 +31,29 @@ struct ActBlock {
 };
 static_assert(sizeof(ActBlock) == 68);
 
-// Matrix-product tiles: `tile_rows` weight rows times `tile_tokens` activation rows at once, so
-// each weight block is unpacked once per tile and each activation block loaded once per tile.
-// out[t * ldo + r] = dot(w[r], x[t]).
-template <typename Block>
-using TileFn = void (*)(const Block* const* w, const ActBlock* const* x, int n_blocks, float* out, int ldo);
+// Kernels of one quantized weight format, on its blocks as they are stored. `n_blocks` counts
+// activation blocks (k / 32) whatever the weight block: a K-quant kernel walks n_blocks / 8
+// super-blocks of 256, each meeting eight activation blocks.
+// dot: the dot product of one weight row with one token.
+// tile: `tile_rows` weight rows times `tile_tokens` activation rows at once, so each weight
+// block is unpacked once per tile and each activation block loaded once per tile;
+// out[t * ldo + r] = dot(w[r], x[t]). nullptr where the table has only the dot product.
+using QuantDotFn = float (*)(const void* w, const ActBlock* x, int n_blocks);
+using QuantTileFn = void (*)(const void* const* w, const ActBlock* const* x, int n_blocks, float* out, int ldo);
+struct QuantKernels {
+  QuantDotFn dot = nullptr;
+  QuantTileFn tile = nullptr;
+  int tile_rows = 1;
+  int tile_tokens = 1;
+};
+
+// Kernel tables are indexed by dtype (GGUF ids, all below this): a weight format is added with
+// one entry per table. The generic table has every quantized format the backend runs; a SIMD
+// table starts from the generic entries (make_table below) and replaces those it has faster.
+inline constexpr std::size_t kDTypeSlots = 32;
 
 struct KernelTable {
   const char* name;
-  int tile_rows;
-  int tile_tokens;
-  TileFn<BlockQ8_0> tile_q8_0;
-  TileFn<BlockQ4_0> tile_q4_0;
-  TileFn<BlockQ4_1> tile_q4_1;
   // Attention: scores[j] = dot(q, k + j * stride) for j < len (head size hd), and
   // out = sum_j weights[j] * (v + j * stride).
   void (*dot_many_f32)(const float* q, const float* k, int stride, int len, int hd, float* scores);
@@ -55,9 +67,6 @@ struct KernelTable {
   void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                          bool accumulate);
   void (*quantize_activations)(const float* x, ActBlock* out, int n_blocks);
-  float (*dot_q8_0)(const BlockQ8_0* w, const ActBlock* x, int n_blocks);
-  float (*dot_q4_0)(const BlockQ4_0* w, const ActBlock* x, int n_blocks);
-  float (*dot_q4_1)(const BlockQ4_1* w, const ActBlock* x, int n_blocks);
   float (*dot_f32)(const float* w, const float* x, int n);
   float (*dot_f16)(const std::uint16_t* w, const float* x, int n);
   float (*dot_bf16)(const std::uint16_t* w, const float* x, int n);
@@ -66,7 +75,30 @@ struct KernelTable {
   // one call per head and token of a decode step, so the scalar conversion was a third of a
   // batched decode step's time.
   void (*widen_f16)(const std::uint16_t* src, float* dst, int n);
+  // Quantized weight formats, by dtype id; an entry whose dot is nullptr has no kernels.
+  std::array<QuantKernels, kDTypeSlots> quant{};
+
+  const QuantKernels& quantized(DType dtype) const {
+    const auto id = static_cast<std::size_t>(dtype);
+    static constexpr QuantKernels kNone{};
+    return id < kDTypeSlots ? quant[id] : kNone;
+  }
+  void set(DType dtype, QuantKernels k) { quant.at(static_cast<std::size_t>(dtype)) = k; }
 };
+
+// Type-erased entries from kernels written on their block type.
+template <typename Block, float (*Dot)(const Block*, const ActBlock*, int)>
+float erased_dot(const void* w, const ActBlock* x, int n_blocks) {
+  return Dot(static_cast<const Block*>(w), x, n_blocks);
+}
+template <typename Block, void (*Tile)(const Block* const*, const ActBlock* const*, int, float*, int)>
+void erased_tile(const void* const* w, const ActBlock* const* x, int n_blocks, float* out, int ldo) {
+  Tile(reinterpret_cast<const Block* const*>(w), x, n_blocks, out, ldo);
+}
+template <typename Block, float (*Dot)(const Block*, const ActBlock*, int)>
+constexpr QuantKernels dot_kernels() {
+  return {erased_dot<Block, Dot>, nullptr, 1, 1};
+}
 
 // f32 GEMM block for prefill (AVX-512 builds on x86-64): ct[r * ldc + t] (+)= sum_{kk < k}
 // w[r * ldw + kk] * xt[kk * ldx + t] for r < rows (<= kGemmRows) and t < kGemmTokens, adding to
@@ -116,6 +148,8 @@ bool cpu_has_avx512_bf16();
 // one elsewhere.
 void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t n);
 
+// Tables are built on first use (function-local statics), so a SIMD table can start from the
+// generic one whatever the order of static initialisation.
 const KernelTable& generic_kernels();
 const KernelTable* avx2_kernels();        // nullptr when not compiled in
 const KernelTable* avx512vnni_kernels();  // nullptr when not compiled in

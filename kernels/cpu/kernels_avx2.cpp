@@ -7,6 +7,7 @@
 
 namespace halyard::cpu {
 const KernelTable* avx2_kernels() {
-  return &kTable;
+  static const KernelTable table = make_table();
+  return &table;
 }
 }  // namespace halyard::cpu

@@ -8,6 +8,7 @@
 
 namespace halyard::cpu {
 const KernelTable* avx512vnni_kernels() {
-  return &kTable;
+  static const KernelTable table = make_table();
+  return &table;
 }
 }  // namespace halyard::cpu

@@ -10,12 +10,6 @@
 
 namespace halyard::cpu {
 
-// A 1 x 1 "tile": one plain dot product (tables without register tiles).
-template <typename Block, float (*Dot)(const Block*, const ActBlock*, int)>
-void tile_1x1(const Block* const* w, const ActBlock* const* x, int n_blocks, float* out, int /*ldo*/) {
-  out[0] = Dot(w[0], x[0], n_blocks);
-}
-
 // Attention scores as one dot product per key.
 template <float (*DotF32)(const float*, const float*, int)>
 void dot_many_by_dots(const float* q, const float* k, int stride, int len, int hd, float* scores) {

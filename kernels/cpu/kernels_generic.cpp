@@ -109,25 +109,23 @@ float dot_bf16(const std::uint16_t* w, const float* x, int n) {
   return acc;
 }
 
-const KernelTable kGeneric{"generic",
-                           1,
-                           1,
-                           tile_1x1<BlockQ8_0, dot_q8_0>,
-                           tile_1x1<BlockQ4_0, dot_q4_0>,
-                           tile_1x1<BlockQ4_1, dot_q4_1>,
-                           dot_many_by_dots<dot_f32>,
-                           weighted_sum_scalar,
-                           exp_sum_scalar,
-                           swiglu_scalar,
-                           nullptr,
-                           quantize_activations,
-                           dot_q8_0,
-                           dot_q4_0,
-                           dot_q4_1,
-                           dot_f32,
-                           dot_f16,
-                           dot_bf16,
-                           widen_f16_scalar};
+KernelTable make_generic() {
+  KernelTable t{"generic",
+                dot_many_by_dots<dot_f32>,
+                weighted_sum_scalar,
+                exp_sum_scalar,
+                swiglu_scalar,
+                nullptr,
+                quantize_activations,
+                dot_f32,
+                dot_f16,
+                dot_bf16,
+                widen_f16_scalar};
+  t.set(DType::kQ8_0, dot_kernels<BlockQ8_0, dot_q8_0>());
+  t.set(DType::kQ4_0, dot_kernels<BlockQ4_0, dot_q4_0>());
+  t.set(DType::kQ4_1, dot_kernels<BlockQ4_1, dot_q4_1>());
+  return t;
+}
 
 }  // namespace
 
@@ -139,7 +137,8 @@ bool cpu_has_avx512_bf16() {
 #endif
 
 const KernelTable& generic_kernels() {
-  return kGeneric;
+  static const KernelTable table = make_generic();
+  return table;
 }
 
 const KernelTable& select_kernels(const char* forced) {
@@ -148,7 +147,7 @@ const KernelTable& select_kernels(const char* forced) {
   const KernelTable* neon = neon_kernels();
   if (forced && *forced) {
     if (std::strcmp(forced, "generic") == 0)
-      return kGeneric;
+      return generic_kernels();
     if (std::strcmp(forced, "neon-dotprod") == 0 && neon)
       return *neon;
     if (std::strcmp(forced, "avx2") == 0 && avx2)
@@ -170,7 +169,7 @@ const KernelTable& select_kernels(const char* forced) {
   if (neon && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP))
     return *neon;
 #endif
-  return kGeneric;
+  return generic_kernels();
 }
 
 }  // namespace halyard::cpu

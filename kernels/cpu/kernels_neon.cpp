@@ -129,30 +129,30 @@ void widen_f16(const std::uint16_t* src, float* dst, int n) {
     dst[i] = half(src[i]);
 }
 
-const KernelTable kNeon{"neon-dotprod",
-                        1,
-                        1,
-                        tile_1x1<BlockQ8_0, dot_q8_0>,
-                        tile_1x1<BlockQ4_0, dot_q4_0>,
-                        tile_1x1<BlockQ4_1, dot_q4_1>,
-                        dot_many_by_dots<dot_f32>,
-                        weighted_sum_scalar,
-                        exp_sum_scalar,
-                        swiglu_scalar,
-                        nullptr,
-                        quantize_activations,
-                        dot_q8_0,
-                        dot_q4_0,
-                        dot_q4_1,
-                        dot_f32,
-                        dot_f16,
-                        dot_bf16,
-                        widen_f16};
+KernelTable make_neon() {
+  KernelTable t{"neon-dotprod",
+                dot_many_by_dots<dot_f32>,
+                weighted_sum_scalar,
+                exp_sum_scalar,
+                swiglu_scalar,
+                nullptr,
+                quantize_activations,
+                dot_f32,
+                dot_f16,
+                dot_bf16,
+                widen_f16};
+  t.quant = generic_kernels().quant;
+  t.set(DType::kQ8_0, dot_kernels<BlockQ8_0, dot_q8_0>());
+  t.set(DType::kQ4_0, dot_kernels<BlockQ4_0, dot_q4_0>());
+  t.set(DType::kQ4_1, dot_kernels<BlockQ4_1, dot_q4_1>());
+  return t;
+}
 
 }  // namespace
 
 const KernelTable* neon_kernels() {
-  return &kNeon;
+  static const KernelTable table = make_neon();
+  return &table;
 }
 
 }  // namespace halyard::cpu

@@ -34,8 +34,9 @@ struct MatmulPart {
 // Prompt-sized products (at least this many tokens) take the device's prefill path.
 constexpr std::int64_t kPrefillMinTokens = 32;
 
+// Quantized weights take the integer kernels of the table's entry for their dtype.
 bool quantized(DType dt) {
-  return dt == DType::kQ8_0 || dt == DType::kQ4_0 || dt == DType::kQ4_1;
+  return dtype_info(dt).quantized;
 }
 
 // Rows [j0, j1) of out = w x, every token. `act` holds x quantized (for quantized weights).
@@ -45,15 +46,12 @@ void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x
   const DType dt = w.desc.dtype;
   const std::size_t row_size = w.desc.row_size();
   const int nb = static_cast<int>(k / kQuantBlock);
+  const QuantKernels& qk = kt.quantized(dt);
   auto dot = [&](std::int64_t j, std::int64_t t) -> float {
     const std::uint8_t* row = bytes(w) + static_cast<std::size_t>(j) * row_size;
+    if (qk.dot)
+      return qk.dot(row, act + t * nb, nb);
     switch (dt) {
-      case DType::kQ8_0:
-        return kt.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), act + t * nb, nb);
-      case DType::kQ4_0:
-        return kt.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), act + t * nb, nb);
-      case DType::kQ4_1:
-        return kt.dot_q4_1(reinterpret_cast<const BlockQ4_1*>(row), act + t * nb, nb);
       case DType::kF32:
         return kt.dot_f32(reinterpret_cast<const float*>(row), f32(x) + t * k, static_cast<int>(k));
       case DType::kF16:
@@ -68,7 +66,7 @@ void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x
   // Tokens go in blocks so a band of rows stays in cache while it meets every token of the
   // block. Quantized weights go through R x T tiles.
   constexpr std::int64_t kTokenBlock = 32;
-  const int R = quantized(dt) ? kt.tile_rows : 1, T = quantized(dt) ? kt.tile_tokens : 1;
+  const int R = qk.tile ? qk.tile_rows : 1, T = qk.tile ? qk.tile_tokens : 1;
   auto tile = [&](std::int64_t j, std::int64_t t) {
     const std::uint8_t* w0 = bytes(w) + static_cast<std::size_t>(j) * row_size;
     const void* wr[8];
@@ -79,19 +77,7 @@ void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x
       xr[i] = act + (t + i) * nb;
     float* o = f32_out(out) + t * m + j;
     const int ldo = static_cast<int>(m);
-    switch (dt) {
-      case DType::kQ8_0:
-        kt.tile_q8_0(reinterpret_cast<const BlockQ8_0* const*>(wr), xr, nb, o, ldo);
-        break;
-      case DType::kQ4_0:
-        kt.tile_q4_0(reinterpret_cast<const BlockQ4_0* const*>(wr), xr, nb, o, ldo);
-        break;
-      case DType::kQ4_1:
-        kt.tile_q4_1(reinterpret_cast<const BlockQ4_1* const*>(wr), xr, nb, o, ldo);
-        break;
-      default:
-        break;
-    }
+    qk.tile(wr, xr, nb, o, ldo);
   };
   for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
     const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
@@ -140,7 +126,8 @@ Status matmul_group(CpuContext& ctx, std::span<const MatmulPart> parts, const Ho
   const std::size_t share = 2 * static_cast<std::size_t>(ctx.pool.size());
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const TensorDesc& wd = parts[i].w->desc;
-    const std::int64_t m = wd.ne[1], R = quantized(wd.dtype) ? kt.tile_rows : 1;
+    const QuantKernels& qk = kt.quantized(wd.dtype);
+    const std::int64_t m = wd.ne[1], R = qk.tile ? qk.tile_rows : 1;
     const std::size_t row_size = wd.row_size();
     for (std::int64_t j = 0; j < m;) {
       const std::size_t target = std::max(kMinBand, left / share);
@@ -574,7 +561,9 @@ std::size_t cpu_group_size(const Graph& graph, std::size_t first) {
 }
 
 bool has_matmul_kernels(DType dtype) {
-  return quantized(dtype) || dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+  if (quantized(dtype))
+    return generic_kernels().quantized(dtype).dot != nullptr;  // every table has the generic entries
+  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
 }
 
 // A graph compiled without asking supports() gets an error, not NaN rows.

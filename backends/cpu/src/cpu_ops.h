@@ -40,7 +40,8 @@ struct CpuContext {
   PrefillPath prefill = PrefillPath::kTiles;
 };
 
-// True for the weight dtypes MATMUL has kernels for (F32, F16, BF16, Q8_0, Q4_0, Q4_1).
+// True for the weight dtypes MATMUL has kernels for: the float types, and the quantized
+// formats with an entry in the generic kernel table (which every table starts from).
 bool has_matmul_kernels(DType dtype);
 
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out);

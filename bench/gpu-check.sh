@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: build Halyard on a machine with an NVIDIA GPU that has no package access (the
 # device tool's H200), run the op conformance suite and the benchmarks on cuda:0 and vulkan:0,
-# and write the results under $OUT (at most 8 files come back).
+# and write the results under $OUT (at most 8 files come back: the log, conform.json and two
+# bench files per device).
 #
 #   bash bench/gpu-check.sh prepare   # here, with network: fills .gpu-check/ (git-ignored, < 64 MiB)
 #   bash bench/gpu-check.sh run       # there, from the repository root, with carry [".gpu-check"]
@@ -10,7 +11,9 @@
 # .gpu-check/root, never into /), the `gguf` wheel for the benchmark-model script, and writes a
 # tokenizer-only copy of the default model (the 1B-shaped benchmark model takes its vocabulary).
 # The default model itself (98 MB) is too large to carry, so the model-level conformance does not
-# run there; the op-level suite and the device contract tests do.
+# run there; the op-level suite (every weight dtype, the K-quants included) and the device
+# contract tests do. Two benchmark models are written there from the tokenizer-only copy: the
+# 1B shape in Q8_0 and in the Q4_K_M mix of Q4_K and Q6_K blocks.
 #
 # GPU_CHECK_BENCH_DEVICES (default "cuda:0 vulkan:0") lists the devices benchmarked.
 #
@@ -86,14 +89,19 @@ for _ in range(20):
     s = time.perf_counter(); y.copy_(x); torch.cuda.synchronize(); t.append(time.perf_counter() - s)
 t.sort(); print(f"copy: median {2 * x.numel() / t[len(t) // 2] / 1e9:.0f} GB/s (read + write)")
 PY
-    echo "== benchmark model"
+    echo "== benchmark models"
     python3 -m pip install --no-index --no-deps --target "$dir/py" "$dir"/wheels/*.whl >/dev/null
-    local model
+    local model kmodel
     model=$(PYTHONPATH=$dir/py python3 scripts/make-bench-models.py --only 1b --source "$dir/vocab.gguf" \
       --out-dir /tmp/halyard-models | tail -1)
+    # The same shape in the Q4_K_M mix (Q4_K and Q6_K blocks), written here, never committed.
+    kmodel=$(PYTHONPATH=$dir/py python3 scripts/make-bench-models.py --only 1b-q4_k_m --source "$dir/vocab.gguf" \
+      --out-dir /tmp/halyard-models | tail -1)
     for d in ${GPU_CHECK_BENCH_DEVICES:-cuda:0 vulkan:0}; do
-      echo "== bench $d"
+      echo "== bench $d (Q8_0)"
       "$bin/halyard" bench -m "$model" -d "$d" -p 512 -n 128 -r 5 --json "$out/bench-${d%%:*}.json" || true
+      echo "== bench $d (Q4_K_M)"
+      "$bin/halyard" bench -m "$kmodel" -d "$d" -p 512 -n 128 -r 3 --json "$out/bench-${d%%:*}-q4_k_m.json" || true
     done
   } 2>&1 | tee "$log"
 }

@@ -41,13 +41,25 @@ Models, written into ${HALYARD_MODEL_DIR:-${XDG_CACHE_HOME:-~/.cache}/halyard/mo
                            (general.file_type 7). The output is meaningless text; the model
                            is for speed measurements only.
 
+  llama-3.2-1b-shape-q4_k_m.gguf
+                           the same shape and metadata (general.file_type 15 =
+                           LLAMA_FTYPE_MOSTLY_Q4_K_M) in the K-quants: Q4_K for most 2-D
+                           tensors, Q6_K for token_embd.weight (the tied output projection)
+                           and for attn_v / ffn_down in the layers where llama.cpp's Q4_K_M
+                           gives them more bits (the first and last eighth, every third in
+                           between). gguf-py cannot quantize K-quants, so the blocks are made
+                           directly: random quants (numpy default_rng, seed 20250102) under
+                           fixed sub-block scales chosen so that each weight is uniform with
+                           mean ~0 and standard deviation ~0.02. Valid blocks with
+                           meaningless values: for speed measurements only, like the Q8_0 one.
+
 Usage:
-  python3 scripts/make-bench-models.py [--out-dir DIR] [--only {smollm2,1b,all}]
+  python3 scripts/make-bench-models.py [--out-dir DIR] [--only {smollm2,1b,1b-q4_k_m,all}]
       [--source PATH/TO/SmolLM2-135M-Instruct.Q4_1.gguf]
 
 The source model defaults to SmolLM2-135M-Instruct.Q4_1.gguf in the model directory
 (see scripts/fetch-model.sh). Prints the path of every model written, one per line, on
-stdout; progress goes to stderr. Needs about 1.5 GB of disk for all three files.
+stdout; progress goes to stderr. Needs about 2.2 GB of disk for all four files.
 """
 
 import argparse
@@ -62,11 +74,14 @@ from gguf import GGUFValueType as VT
 
 SOURCE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SEED = 20250101
+KQUANT_SEED = 20250102
 WEIGHT_STD = 0.02
 
 # llama_ftype values (llama.h); gguf.LlamaFileType has the same numbers.
 FTYPE = {QT.Q8_0: int(gguf.LlamaFileType.MOSTLY_Q8_0), QT.F16: int(gguf.LlamaFileType.MOSTLY_F16)}
 assert FTYPE == {QT.Q8_0: 7, QT.F16: 1}
+FTYPE_Q4_K_M = int(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+assert FTYPE_Q4_K_M == 15
 
 # Llama-3.2-1B hyperparameters (HF config.json of meta-llama/Llama-3.2-1B), except vocab.
 L1B = dict(n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8, head_dim=64,
@@ -180,8 +195,50 @@ def reencode_smollm2(reader, out_path, target):
     sw.close()
 
 
-def write_1b_shape(reader, out_path):
-    """Random-weight Llama-3.2-1B-shaped model with SmolLM2's tokenizer (see docstring)."""
+def f16_bytes(value):
+    """The two little-endian bytes of an f16."""
+    return np.array([value], dtype="<f2").view(np.uint8)
+
+
+def random_kquant(rng, shape, qtype):
+    """Random valid Q4_K or Q6_K blocks for a (rows, cols) tensor: random quants under fixed
+    scales such that every weight is uniform with mean ~0 and std ~WEIGHT_STD."""
+    byte_shape = gguf.quant_shape_to_byte_shape(shape, qtype)
+    data = rng.integers(0, 256, size=byte_shape, dtype=np.uint8)
+    blocks = data.reshape(-1, gguf.GGML_QUANT_SIZES[qtype][1])
+    if qtype == QT.Q4_K:
+        # d, dmin (f16), 12 bytes of 6-bit scales and minimums, 128 bytes of nibbles. Every
+        # sub-block scale and minimum is 8 (< 16, so the packed high bits are 0):
+        # x = 8 d q - 8 dmin with q uniform in 0..15 (std 4.61), mean 0 for dmin = 7.5 d.
+        d = WEIGHT_STD / (8 * 4.61)
+        blocks[:, 0:2] = f16_bytes(d)
+        blocks[:, 2:4] = f16_bytes(7.5 * d)
+        blocks[:, 4:12] = 8
+        blocks[:, 12:16] = 8 | (8 << 4)
+    elif qtype == QT.Q6_K:
+        # 128 bytes of low nibbles, 64 of high bits, 16 int8 scales, d (f16):
+        # x = 16 d (q - 32) with q uniform in 0..63 (std 18.47).
+        blocks[:, 192:208] = 16
+        blocks[:, 208:210] = f16_bytes(WEIGHT_STD / (16 * 18.47))
+    else:
+        raise ValueError(qtype)
+    return data
+
+
+def q4_k_m_type(name, n_layer):
+    """The K-quant of a 2-D tensor in the Q4_K_M mix (llama.cpp's use_more_bits rule)."""
+    if name == "token_embd.weight":
+        return QT.Q6_K
+    if name.endswith(("attn_v.weight", "ffn_down.weight")):
+        i = int(name.split(".")[1])
+        if i < n_layer // 8 or i >= 7 * n_layer // 8 or (i - n_layer // 8) % 3 == 2:
+            return QT.Q6_K
+    return QT.Q4_K
+
+
+def write_1b_shape(reader, out_path, kquants=False):
+    """Random-weight Llama-3.2-1B-shaped model with SmolLM2's tokenizer (see docstring): Q8_0,
+    or with kquants the Q4_K_M mix of Q4_K and Q6_K."""
     p = L1B
     n_vocab = len(reader.fields[gguf.Keys.Tokenizer.LIST].contents())
     assert n_vocab == 49152, n_vocab
@@ -191,7 +248,7 @@ def write_1b_shape(reader, out_path):
     sw.add_kv(gguf.Keys.General.TYPE, "model", VT.STRING)
     sw.add_kv(gguf.Keys.General.NAME, "Llama-3.2-1B shape, random weights, SmolLM2 vocab", VT.STRING)
     sw.add_kv(gguf.Keys.General.SIZE_LABEL, "1B", VT.STRING)
-    sw.add_kv(gguf.Keys.General.FILE_TYPE, FTYPE[QT.Q8_0], VT.UINT32)
+    sw.add_kv(gguf.Keys.General.FILE_TYPE, FTYPE_Q4_K_M if kquants else FTYPE[QT.Q8_0], VT.UINT32)
     sw.add_kv(gguf.Keys.General.QUANTIZATION_VERSION, gguf.GGML_QUANT_VERSION, VT.UINT32)
     k = gguf.Keys.LLM
     a = gguf.Keys.Attention
@@ -231,17 +288,25 @@ def write_1b_shape(reader, out_path):
         ]
     tensors.append(("output_norm.weight", (E,), True))
 
+    def qtype_of(name, is_norm):
+        if is_norm:
+            return QT.F32
+        return q4_k_m_type(name, p["n_layer"]) if kquants else QT.Q8_0
+
     for name, shape, is_norm in tensors:
-        sw.add_tensor_info(name, shape, QT.F32 if is_norm else QT.Q8_0)
+        sw.add_tensor_info(name, shape, qtype_of(name, is_norm))
     sw.begin_data()
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(KQUANT_SEED if kquants else SEED)
     for n, (name, shape, is_norm) in enumerate(tensors):
         if is_norm:
             sw.write(name, np.ones(shape, dtype=np.float32))
             continue
-        w = rng.standard_normal(shape, dtype=np.float32)
-        w *= np.float32(WEIGHT_STD)
-        sw.write(name, gguf.quantize(w, QT.Q8_0))
+        if kquants:
+            sw.write(name, random_kquant(rng, shape, qtype_of(name, is_norm)))
+        else:
+            w = rng.standard_normal(shape, dtype=np.float32)
+            w *= np.float32(WEIGHT_STD)
+            sw.write(name, gguf.quantize(w, QT.Q8_0))
         if n % 18 == 0:
             log(f"  {name} ({n + 1}/{len(tensors)})")
     sw.close()
@@ -263,7 +328,7 @@ def main():
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="output directory (default: $HALYARD_MODEL_DIR or "
                          "${XDG_CACHE_HOME:-~/.cache}/halyard/models, plus /bench)")
-    ap.add_argument("--only", choices=["smollm2", "1b", "all"], default="all")
+    ap.add_argument("--only", choices=["smollm2", "1b", "1b-q4_k_m", "all"], default="all")
     ap.add_argument("--source", type=Path, default=None,
                     help=f"the SmolLM2 Q4_1 model (default: MODEL_DIR/{SOURCE_NAME})")
     args = ap.parse_args()
@@ -289,6 +354,12 @@ def main():
         log(f"writing {path}")
         write_1b_shape(reader, path)
         check(path, FTYPE[QT.Q8_0])
+        written.append(path)
+    if args.only in ("1b-q4_k_m", "all"):
+        path = out_dir / "llama-3.2-1b-shape-q4_k_m.gguf"
+        log(f"writing {path}")
+        write_1b_shape(reader, path, kquants=True)
+        check(path, FTYPE_Q4_K_M)
         written.append(path)
     for path in written:
         print(path)

@@ -1,42 +1,25 @@
 // The GPU kernels of every op in the catalogue, written once for CUDA and HIP (gpu.h). They
 // follow the Vulkan kernels (kernels/vulkan) algorithm for algorithm: weights are read in their
-// GGUF block layout and dequantized on the fly; decode uses a mat-vec kernel, prompts a tiled
-// matmul through shared memory; attention streams the softmax over the KV cache. Products whose
-// result must be bit-exact with the reference (dequantization, COPY) use the _rn intrinsics so
-// that no compiler contracts them into fused multiply-adds.
+// GGUF block layout and dequantized on the fly, element by element, by weight_decode.h (every
+// weight dtype, blocks of 32 or super-blocks of 256; tested on the host against the reference);
+// decode uses a mat-vec kernel, prompts a tiled matmul through shared memory; attention streams
+// the softmax over the KV cache. Products whose result must be bit-exact with the reference
+// (dequantization, COPY) use the _rn intrinsics so that no compiler contracts them into fused
+// multiply-adds.
 #include <cmath>
 #include <cstdint>
 
 #include "ops.h"
+#include "weight_decode.h"
 
 namespace halyard::HALYARD_GPU_NS {
 namespace {
 
 constexpr int kThreads = 128;  // a multiple of every warp size (32, 64)
 
-__device__ inline std::uint32_t u16_at(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8);
-}
-
-__device__ inline float half_to_float(std::uint32_t h) {
-  const std::uint32_t sign = (h & 0x8000u) << 16;
-  const std::uint32_t exp = (h >> 10) & 0x1fu;
-  std::uint32_t mant = h & 0x3ffu;
-  if (exp == 0) {
-    if (mant == 0)
-      return __uint_as_float(sign);
-    int e = 1;
-    while (!(mant & 0x400u)) {
-      mant <<= 1;
-      --e;
-    }
-    mant &= 0x3ffu;
-    return __uint_as_float(sign | (static_cast<std::uint32_t>(e + 112) << 23) | (mant << 13));
-  }
-  if (exp == 31)
-    return __uint_as_float(sign | 0x7f800000u | (mant << 13));
-  return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
-}
+using weight_decode::half_to_float;
+using weight_decode::load_weight;
+using weight_decode::Weights;
 
 __device__ inline std::uint32_t float_to_half(float value) {  // round to nearest even, as hal/dtype.cpp
   const std::uint32_t x = __float_as_uint(value);
@@ -78,48 +61,6 @@ __device__ inline float nan_value() {
   return __uint_as_float(0x7fc00000u);
 }
 
-// Element i of a weight row (byte address `row`) in its GGUF encoding.
-template <DType DT>
-struct Weights;
-
-template <>
-struct Weights<DType::kF32> {
-  static __device__ float load(const std::uint8_t* row, int i) { return reinterpret_cast<const float*>(row)[i]; }
-};
-template <>
-struct Weights<DType::kF16> {
-  static __device__ float load(const std::uint8_t* row, int i) { return half_to_float(u16_at(row + 2 * i)); }
-};
-template <>
-struct Weights<DType::kBF16> {
-  static __device__ float load(const std::uint8_t* row, int i) { return __uint_as_float(u16_at(row + 2 * i) << 16); }
-};
-template <>
-struct Weights<DType::kQ8_0> {
-  static __device__ float load(const std::uint8_t* row, int i) {
-    const std::uint8_t* b = row + (i >> 5) * 34;
-    return __fmul_rn(static_cast<float>(static_cast<std::int8_t>(b[2 + (i & 31)])), half_to_float(u16_at(b)));
-  }
-};
-template <>
-struct Weights<DType::kQ4_0> {
-  static __device__ float load(const std::uint8_t* row, int i) {
-    const std::uint8_t* b = row + (i >> 5) * 18;
-    const int j = i & 31;
-    const int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
-    return __fmul_rn(static_cast<float>(q - 8), half_to_float(u16_at(b)));
-  }
-};
-template <>
-struct Weights<DType::kQ4_1> {
-  static __device__ float load(const std::uint8_t* row, int i) {
-    const std::uint8_t* b = row + (i >> 5) * 20;
-    const int j = i & 31;
-    const int q = j < 16 ? (b[4 + j] & 15) : (b[4 + j - 16] >> 4);
-    return __fadd_rn(__fmul_rn(static_cast<float>(q), half_to_float(u16_at(b))), half_to_float(u16_at(b + 2)));
-  }
-};
-
 struct Sum {
   __device__ float operator()(float a, float b) const { return a + b; }
 };
@@ -145,16 +86,19 @@ __device__ float block_reduce(float v, Op op) {
 }
 
 // Kernels over tokens or rows take them from blockIdx.y and stride by gridDim.y (at most 65535).
-template <DType DT>
-__global__ void embed_kernel(const std::uint8_t* table, std::size_t row_bytes, std::int64_t rows,
-                             const std::int32_t* ids, float* out, int d, int n) {
+//
+// Rows of a weight table as f32: output row t is table row ids[t] (EMBED; NaN for an id out of
+// range) or, with no ids, row t itself (COPY to f32). Neither is a hot loop, so the dtype is a
+// kernel argument (load_weight's switch is uniform across the grid) and one kernel serves all.
+__global__ void rows_to_f32_kernel(DType dt, const std::uint8_t* table, std::size_t row_bytes, std::int64_t rows,
+                                   const std::int32_t* ids, float* out, int d, std::int64_t n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= d)
     return;
-  for (int t = blockIdx.y; t < n; t += gridDim.y) {
-    const std::int32_t id = ids[t];
-    out[static_cast<std::int64_t>(t) * d + i] =
-        (id < 0 || id >= rows) ? nan_value() : Weights<DT>::load(table + static_cast<std::size_t>(id) * row_bytes, i);
+  for (std::int64_t t = blockIdx.y; t < n; t += gridDim.y) {
+    const std::int64_t r = ids ? ids[t] : t;
+    out[t * d + i] =
+        (r < 0 || r >= rows) ? nan_value() : load_weight(dt, table + static_cast<std::size_t>(r) * row_bytes, i);
   }
 }
 
@@ -491,22 +435,14 @@ __global__ void attention_kernel(const float* q, const C* kc, const C* vc, const
   for (int t = blockIdx.y; t < n; t += gridDim.y)  // uniform across the block
     attend(q, kc, vc, pos, slot, table, out, hd, n_heads, n_kv, kv, scale, blockIdx.x, t);
 }
-template <DType DT>
-__global__ void to_f32_kernel(const std::uint8_t* in, std::size_t row_bytes, float* out, int d, std::int64_t rows) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= d)
-    return;
-  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y)
-    out[r * d + i] = Weights<DT>::load(in + static_cast<std::size_t>(r) * row_bytes, i);
-}
-
 __global__ void to_16bit_kernel(const float* in, std::uint16_t* out, std::int64_t count, bool bf16) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count)
     out[i] = static_cast<std::uint16_t>(bf16 ? float_to_bf16(in[i]) : float_to_half(in[i]));
 }
 
-// One thread per 32-element block, as hal/dtype.cpp encodes it.
+// One thread per 32-element block, as hal/dtype.cpp encodes it: Q8_0, Q4_0 and Q4_1, the formats
+// the GPU quantizes to (Q5_x and the K-quants are decoded only).
 __global__ void quantize_kernel(DType to, const float* in, std::uint8_t* out, std::int64_t blocks) {
   const std::int64_t b = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= blocks)
@@ -569,7 +505,8 @@ unsigned grid_y(std::int64_t n) {
   return static_cast<unsigned>(n < 65535 ? n : 65535);
 }  // kernels stride over the rest
 
-// Calls f.template operator()<DT>() for the runtime dtype.
+// Calls f.template operator()<DT>() for the runtime dtype of a weight: the matrix products, the
+// one place where the decode is the hot loop, get a kernel per dtype.
 template <typename F>
 gpuError_t with_dtype(DType dt, F&& f) {
   switch (dt) {
@@ -585,7 +522,21 @@ gpuError_t with_dtype(DType dt, F&& f) {
       return f.template operator()<DType::kQ4_0>();
     case DType::kQ4_1:
       return f.template operator()<DType::kQ4_1>();
-    default:  // I32 and the block formats without kernels here (the device's supports() refuses them)
+    case DType::kQ5_0:
+      return f.template operator()<DType::kQ5_0>();
+    case DType::kQ5_1:
+      return f.template operator()<DType::kQ5_1>();
+    case DType::kQ2_K:
+      return f.template operator()<DType::kQ2_K>();
+    case DType::kQ3_K:
+      return f.template operator()<DType::kQ3_K>();
+    case DType::kQ4_K:
+      return f.template operator()<DType::kQ4_K>();
+    case DType::kQ5_K:
+      return f.template operator()<DType::kQ5_K>();
+    case DType::kQ6_K:
+      return f.template operator()<DType::kQ6_K>();
+    case DType::kI32:  // no weight
       break;
   }
   return gpuErrorInvalidValue;
@@ -595,11 +546,11 @@ gpuError_t with_dtype(DType dt, F&& f) {
 
 gpuError_t launch_embed(DType dt, const void* table, std::size_t row_bytes, std::int64_t rows, const std::int32_t* ids,
                         float* out, std::int64_t d, std::int64_t n, gpuStream_t s) {
-  return with_dtype(dt, [&]<DType DT>() {
-    embed_kernel<DT><<<dim3(blocks_for(d, kThreads), grid_y(n)), kThreads, 0, s>>>(
-        static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d), static_cast<int>(n));
-    return gpuGetLastError();
-  });
+  if (dt == DType::kI32)
+    return gpuErrorInvalidValue;
+  rows_to_f32_kernel<<<dim3(blocks_for(d, kThreads), grid_y(n)), kThreads, 0, s>>>(
+      dt, static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d), n);
+  return gpuGetLastError();
 }
 
 gpuError_t launch_matmul(DType dt, const void* w, std::size_t row_bytes, const float* x, float* out, std::int64_t k,
@@ -690,12 +641,10 @@ gpuError_t launch_attention(const float* q, const float* k, const float* v, void
 gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,
                           gpuStream_t s) {
   if (to == DType::kF32 && from != DType::kI32) {
-    return with_dtype(from, [&]<DType DT>() {
-      to_f32_kernel<DT><<<dim3(blocks_for(d, kThreads), grid_y(rows)), kThreads, 0, s>>>(
-          static_cast<const std::uint8_t*>(in), row_bytes(from, d), static_cast<float*>(out), static_cast<int>(d),
-          rows);
-      return gpuGetLastError();
-    });
+    rows_to_f32_kernel<<<dim3(blocks_for(d, kThreads), grid_y(rows)), kThreads, 0, s>>>(
+        from, static_cast<const std::uint8_t*>(in), row_bytes(from, d), rows, nullptr, static_cast<float*>(out),
+        static_cast<int>(d), rows);
+    return gpuGetLastError();
   }
   if (from != DType::kF32)
     return gpuErrorInvalidValue;
@@ -708,11 +657,13 @@ gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::
       return gpuGetLastError();
     case DType::kQ8_0:
     case DType::kQ4_0:
-    case DType::kQ4_1:
-      quantize_kernel<<<blocks_for(count / 32, 128), 128, 0, s>>>(to, static_cast<const float*>(in),
-                                                                  static_cast<std::uint8_t*>(out), count / 32);
+    case DType::kQ4_1: {
+      const std::int64_t blocks = count / dtype_info(to).block_elements;
+      quantize_kernel<<<blocks_for(blocks, 128), 128, 0, s>>>(to, static_cast<const float*>(in),
+                                                              static_cast<std::uint8_t*>(out), blocks);
       return gpuGetLastError();
-    default:
+    }
+    default:  // quantizing to Q5_0, Q5_1 and the K-quants on the GPU: not implemented (supports() refuses)
       return gpuErrorInvalidValue;
   }
 }

@@ -41,7 +41,8 @@ gpuError_t launch_attention(const float* q, const float* k, const float* v, void
                             bool f16_cache, const std::int32_t* pos, const std::int32_t* slot,
                             const std::int32_t* block_table, float* out, std::int64_t n, PagedKv kv, const OpParams& p,
                             gpuStream_t s);
-// COPY between dtypes: weight dtype -> f32, f32 -> weight dtype (bit-exact with the reference).
+// COPY between dtypes, bit-exact with the reference: any weight dtype -> f32; f32 -> f16, bf16,
+// q8_0, q4_0, q4_1 (gpuErrorInvalidValue for the other formats: no GPU quantizer for them).
 gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::int64_t d, std::int64_t rows,
                           gpuStream_t s);
 

@@ -40,9 +40,15 @@ Status check(gpuError_t e, const std::string& what) {
   return internal_error(what + ": " + gpuGetErrorString(e));
 }
 
-// The weight dtypes kernels/cuda has kernels for (embed, matmul, conversions); Q5_0, Q5_1 and
-// the K-quants are refused until it has theirs.
+// The weight dtypes kernels/cuda decodes (EMBED, MATMUL, COPY to f32): every one but I32
+// (kernels/cuda/weight_decode.h).
 bool has_weight_kernels(DType dtype) {
+  return dtype != DType::kI32;
+}
+
+// The dtypes COPY can encode f32 into on the GPU: the plain types and the 32-weight formats
+// whose reference quantizer ops.cu implements. Q5_0, Q5_1 and the K-quants are not among them.
+bool has_encoder(DType dtype) {
   switch (dtype) {
     case DType::kF32:
     case DType::kF16:
@@ -54,6 +60,16 @@ bool has_weight_kernels(DType dtype) {
     default:
       return false;
   }
+}
+
+// COPY from -> to: a same-type copy of any dtype, a weight dtype to f32, f32 to a dtype with an
+// encoder.
+bool can_copy(DType from, DType to) {
+  if (from == to)
+    return true;
+  if (to == DType::kF32)
+    return has_weight_kernels(from);
+  return from == DType::kF32 && has_encoder(to);
 }
 
 // The device's copy stream; copies are serialized and synchronous for the caller.
@@ -240,12 +256,11 @@ class GpuExecutable final : public Executable {
         return Status::ok();
       case OpKind::kCopy: {
         const DType from = desc(node.inputs[0]).dtype, to = desc(node.output).dtype;
-        for (DType dt : {from, to}) {
-          if (dt != DType::kI32 && !has_weight_kernels(dt))
-            return unimplemented(where + ": no kernels for " + std::string(dtype_name(dt)) + " yet");
-        }
-        if (from == to || (to == DType::kF32 && from != DType::kI32) || (from == DType::kF32 && to != DType::kI32))
+        if (can_copy(from, to))
           return Status::ok();
+        if (from == DType::kF32 && has_weight_kernels(to))
+          return unimplemented(where + ": no GPU quantizer for " + std::string(dtype_name(to)) +
+                               " (COPY encodes f32 into f16, bf16, q8_0, q4_0 and q4_1)");
         return unimplemented(where + ": only same-type copies and conversions from or to f32");
       }
       default:
@@ -415,9 +430,8 @@ class GpuDevice final : public Device {
   bool supports(OpKind op, std::span<const DType> dtypes) const override {
     if (op == OpKind::kEmbed || op == OpKind::kMatmul)
       return !dtypes.empty() && has_weight_kernels(dtypes[0]);
-    if (op == OpKind::kCopy)  // COPY: the input dtype, then the output dtype
-      return std::all_of(dtypes.begin(), dtypes.end(),
-                         [](DType dt) { return dt == DType::kI32 || has_weight_kernels(dt); });
+    if (op == OpKind::kCopy)  // COPY: the input dtype, then the output dtype (without it: a same-type copy)
+      return dtypes.size() < 2 || can_copy(dtypes[0], dtypes[1]);
     if (op == OpKind::kAttention)  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
     return true;

@@ -427,37 +427,42 @@ double nmse(DType dtype, const std::vector<float>& x) {
   return err / norm;
 }
 
-// Each bound is llama.cpp's NMSE on the same weights (ggml_quantize_chunk without an importance
-// matrix, 0c1e57098, on these vectors written out; see the figures below), so the test fails
-// when the quantizer falls behind llama-quantize's; Halyard's own figures are 3-25% lower.
+// Each bound is about 1.02x Halyard's own NMSE on these weights, so a search that gets a couple
+// of percent worse fails; each is also below llama.cpp's NMSE on the same weights
+// (ggml_quantize_chunk without an importance matrix, 0c1e57098, on these vectors written out),
+// which is the bar, and the test checks that too.
 struct QualityBound {
   DType dtype;
-  double normal;  // llama.cpp's NMSE on quality_weights(false, 21)
-  double heavy;   // and on quality_weights(true, 22)
+  double normal;        // bound on the NMSE of quality_weights(false, 21)
+  double heavy;         // and of quality_weights(true, 22)
+  double llama_normal;  // llama.cpp's NMSE on the same weights
+  double llama_heavy;
 };
 
 class KQuantQuality : public ::testing::TestWithParam<QualityBound> {};
 
-TEST_P(KQuantQuality, NoWorseThanLlamaCpp) {
+TEST_P(KQuantQuality, WithinBoundsAndBelowLlamaCpp) {
   const QualityBound bound = GetParam();
   const double normal = nmse(bound.dtype, quality_weights(false, 21));
   const double heavy = nmse(bound.dtype, quality_weights(true, 22));
   std::printf("%s: NMSE N(0, 1) %.4e (llama.cpp %.4e), t3 %.4e (llama.cpp %.4e)\n",
-              std::string(dtype_name(bound.dtype)).c_str(), normal, bound.normal, heavy, bound.heavy);
+              std::string(dtype_name(bound.dtype)).c_str(), normal, bound.llama_normal, heavy, bound.llama_heavy);
   EXPECT_LT(normal, bound.normal) << dtype_name(bound.dtype);
   EXPECT_LT(heavy, bound.heavy) << dtype_name(bound.dtype);
+  EXPECT_LT(bound.normal, bound.llama_normal) << "a bound above llama.cpp's error lets the quantizer fall behind it";
+  EXPECT_LT(bound.heavy, bound.llama_heavy) << "a bound above llama.cpp's error lets the quantizer fall behind it";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Formats, KQuantQuality,
-    // Halyard, measured (N(0, 1) / t3): q2_k 6.93e-2 / 8.33e-2, q3_k 2.05e-2 / 3.33e-2, q4_k 4.88e-3 /
-    // 8.16e-3, q5_k 1.19e-3 / 2.04e-3, q6_k 2.77e-4 / 6.10e-4. llama.cpp, to 6 digits: q2_k
-    // 8.76893e-2 / 1.24275e-1, q3_k 2.26433e-2 / 3.60832e-2, q4_k 5.06152e-3 / 8.56113e-3, q5_k
-    // 1.30153e-3 / 2.20792e-3, q6_k 3.12073e-4 / 6.62630e-4; the bounds are these cut to 3 digits.
-    ::testing::Values(QualityBound{DType::kQ2_K, 8.76e-2, 1.24e-1}, QualityBound{DType::kQ3_K, 2.26e-2, 3.60e-2},
-                      QualityBound{DType::kQ4_K, 5.06e-3, 8.56e-3}, QualityBound{DType::kQ5_K, 1.30e-3, 2.20e-3},
-                      QualityBound{DType::kQ6_K, 3.12e-4, 6.62e-4}),
-    [](const auto& info) { return std::string(dtype_name(info.param.dtype)); });
+INSTANTIATE_TEST_SUITE_P(Formats, KQuantQuality,
+                         // Halyard, measured (N(0, 1) / t3): q2_k 6.929e-2 / 8.329e-2, q3_k 2.052e-2 / 3.329e-2, q4_k
+                         // 4.883e-3 / 8.158e-3, q5_k 1.194e-3 / 2.041e-3, q6_k 2.766e-4 / 6.098e-4: 3-33% below
+                         // llama.cpp's.
+                         ::testing::Values(QualityBound{DType::kQ2_K, 7.07e-2, 8.50e-2, 8.76893e-2, 1.24275e-1},
+                                           QualityBound{DType::kQ3_K, 2.094e-2, 3.395e-2, 2.26433e-2, 3.60832e-2},
+                                           QualityBound{DType::kQ4_K, 4.98e-3, 8.32e-3, 5.06152e-3, 8.56113e-3},
+                                           QualityBound{DType::kQ5_K, 1.217e-3, 2.08e-3, 1.30153e-3, 2.20792e-3},
+                                           QualityBound{DType::kQ6_K, 2.82e-4, 6.22e-4, 3.12073e-4, 6.62630e-4}),
+                         [](const auto& info) { return std::string(dtype_name(info.param.dtype)); });
 
 // Same input, same bytes: test models and conformance inputs made from a seed are reproducible.
 // The search keeps the best of several candidates, so it must not depend on anything but x.

@@ -7,9 +7,10 @@
 //     minimum) for the levels it assigned; the best then alternates re-assigning the nearest
 //     levels and re-fitting until the error stops falling.
 //  2. The super-block scale(s) from the largest sub-block scale (and minimum), rounded to f16;
-//     each sub-block's integer code(s) from the two nearest steps (four pairs for scale and
-//     minimum), whichever gives the least error with the weights re-assigned to the nearest
-//     levels under the decoded values.
+//     each sub-block's integer scale code one of the two nearest steps, and its minimum's code
+//     one of the two nearest to the minimum re-fitted to that rounded scale (up to four pairs),
+//     whichever gives the least error with the weights re-assigned to the nearest levels under
+//     the decoded values.
 //  3. The super-block scale(s) re-fitted by least squares to the codes and levels of step 2,
 //     then step 2 again; the best of these rounds is kept, so the result is never worse than
 //     step 2's first round.
@@ -201,7 +202,10 @@ double choose_asymmetric(const float* v, int len, float levels, int max_code, fl
   int scs[2], mns[2];
   const int n_sc = code_candidates(line.s, d, 0, max_code, scs);
   double best = std::numeric_limits<double>::infinity();
-  float trial[32];
+  // The best candidate's levels and the current one's, by turns; zero if none is finite.
+  float levels_of[2][32];
+  std::fill(levels_of[0], levels_of[0] + len, 0.f);
+  int kept = 0;
   for (int a = 0; a < n_sc; ++a) {
     // The minimum that best goes with this rounded scale, for the levels step 1 chose.
     const float dl = d * static_cast<float>(scs[a]);
@@ -216,7 +220,7 @@ double choose_asymmetric(const float* v, int len, float levels, int max_code, fl
           const float qf = level((v[i + l] + ml) * inv, 0.f, levels);
           const float e = v[i + l] - (dl * qf - ml);
           lerr[l] += e * e;
-          trial[i + l] = qf;
+          levels_of[1 - kept][i + l] = qf;
         }
       }
       const float err = sum(lerr);
@@ -224,11 +228,12 @@ double choose_asymmetric(const float* v, int len, float levels, int max_code, fl
         best = err;
         *sc = scs[a];
         *mn = mns[c];
-        for (int i = 0; i < len; ++i)
-          q[i] = static_cast<std::int8_t>(trial[i]);
+        kept = 1 - kept;
       }
     }
   }
+  for (int i = 0; i < len; ++i)
+    q[i] = static_cast<std::int8_t>(levels_of[kept][i]);
   return best;
 }
 
@@ -238,7 +243,9 @@ double choose_symmetric(const float* v, float nmax, int code_neg, float d, const
   int codes[2];
   const int n = code_candidates(scale.s, d, -code_neg, code_neg - 1, codes);
   double best = std::numeric_limits<double>::infinity();
-  float trial[16];
+  float levels_of[2][16];  // as in choose_asymmetric
+  std::fill(levels_of[0], levels_of[0] + 16, 0.f);
+  int kept = 0;
   for (int a = 0; a < n; ++a) {
     const float dl = d * static_cast<float>(codes[a]);
     const float inv = dl != 0.f ? 1.f / dl : 0.f;
@@ -248,17 +255,18 @@ double choose_symmetric(const float* v, float nmax, int code_neg, float d, const
         const float qf = level(v[i + l] * inv, -nmax, nmax - 1.f);
         const float e = v[i + l] - dl * qf;
         lerr[l] += e * e;
-        trial[i + l] = qf;
+        levels_of[1 - kept][i + l] = qf;
       }
     }
     const float err = sum(lerr);
     if (err < best) {
       best = err;
       *sc = codes[a];
-      for (int i = 0; i < 16; ++i)
-        q[i] = static_cast<std::int8_t>(trial[i]);
+      kept = 1 - kept;
     }
   }
+  for (int i = 0; i < 16; ++i)
+    q[i] = static_cast<std::int8_t>(levels_of[kept][i]);
   return best;
 }
 

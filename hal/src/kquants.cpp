@@ -3,14 +3,11 @@
 // reference (scale products first, then one multiply and one subtract per weight), so their
 // results are bit-exact; dtype.cpp's build turns off FMA contraction for that reason.
 //
-// The K-quant quantizers are straightforward and deterministic: each sub-block takes its own
-// range (min(0, lowest) .. highest, or the value of largest magnitude for the symmetric Q3_K
-// and Q6_K), the sub-block scales are rounded to the nearest step of the super-block's f16
-// scale, and each weight to the nearest level under its decoded scale. llama.cpp's quantizers
-// search scales and minimums to minimise a weighted error and so reach a lower RMSE; `halyard
-// quantize` must match their RMSE per format before it is offered, so it will need a search
-// like theirs. This one is what the conformance suite and the unit tests need: valid blocks
-// whose every weight is the nearest value the block can represent.
+// The K-quant quantizers search (kquant_fit.cpp) for the scales, minimums and levels with the
+// least squared error under these dequantizers, deterministically, and only pack the result
+// here: their RMSE is below llama.cpp's reference quantizers' (no importance matrix) on every
+// format (bench/results/2026-12-01-kquant-quantizer-quality.md). The 32-weight formats follow
+// ggml's reference rules byte for byte.
 #include "kquants.h"
 
 #include <algorithm>
@@ -18,6 +15,7 @@
 #include <cstring>
 
 #include "halyard/hal/dtype.h"
+#include "kquant_fit.h"
 
 namespace halyard::detail {
 namespace {
@@ -29,16 +27,6 @@ std::uint32_t load_u32(const std::uint8_t* p) {
 void store_u32(std::uint8_t* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i)
     p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
-int clamp_round(float v, int lo, int hi) {
-  return static_cast<int>(std::clamp<long>(std::lround(v), lo, hi));
-}
-
-// An f16 scale as stored and as decoded: what the dequantizer will multiply by.
-float stored_f16(float v, std::uint16_t* bits) {
-  *bits = f32_to_f16(v);
-  return f16_to_f32(*bits);
 }
 
 // Q3_K's 6-bit scale s (0..15) from its 12 packed bytes, as stored (0..63; the value is s - 32).
@@ -64,70 +52,6 @@ void set_k_scale_min(std::uint8_t* packed, int j, int scale, int min) {
     packed[j + 4] = static_cast<std::uint8_t>((scale & 0x0f) | ((min & 0x0f) << 4));
     packed[j - 4] = static_cast<std::uint8_t>(packed[j - 4] | ((scale >> 4) << 6));
     packed[j] = static_cast<std::uint8_t>(packed[j] | ((min >> 4) << 6));
-  }
-}
-
-// Asymmetric super-blocks (Q2_K, Q4_K, Q5_K): `subs` sub-blocks of `len` weights, q in
-// [0, levels], sub-block scales and minimums in [0, max_code]. Writes d and dmin (f16) and the
-// integer scales and minimums, and q for every weight, through the callbacks.
-template <typename SetQ>
-void quantize_asymmetric(const float* x, int subs, int len, int levels, int max_code, std::uint16_t* d_bits,
-                         std::uint16_t* dmin_bits, int* sc, int* mn, SetQ set_q) {
-  float scale[16], minus_min[16];
-  float max_scale = 0.f, max_min = 0.f;
-  for (int s = 0; s < subs; ++s) {
-    const float* v = x + s * len;
-    float lo = 0.f, hi = v[0];  // the minimum is at most 0: the format subtracts dmin * m >= 0
-    for (int i = 0; i < len; ++i) {
-      lo = std::min(lo, v[i]);
-      hi = std::max(hi, v[i]);
-    }
-    scale[s] = std::max(0.f, hi - lo) / static_cast<float>(levels);
-    minus_min[s] = -lo;
-    max_scale = std::max(max_scale, scale[s]);
-    max_min = std::max(max_min, minus_min[s]);
-  }
-  const float d = stored_f16(max_scale / static_cast<float>(max_code), d_bits);
-  const float dmin = stored_f16(max_min / static_cast<float>(max_code), dmin_bits);
-  for (int s = 0; s < subs; ++s) {
-    sc[s] = d > 0.f ? clamp_round(scale[s] / d, 0, max_code) : 0;
-    mn[s] = dmin > 0.f ? clamp_round(minus_min[s] / dmin, 0, max_code) : 0;
-    const float dl = d * static_cast<float>(sc[s]);
-    const float ml = dmin * static_cast<float>(mn[s]);
-    for (int i = 0; i < len; ++i) {
-      const int e = s * len + i;
-      set_q(e, dl > 0.f ? clamp_round((x[e] + ml) / dl, 0, levels) : 0);
-    }
-  }
-}
-
-// Symmetric super-blocks (Q3_K, Q6_K): 16 sub-blocks of 16 weights, q in [-nmax, nmax - 1],
-// signed sub-block scales in [-code_min, code_min - 1]. The value of largest magnitude maps to
-// -nmax (as Q4_0 does), so the full range of levels is used on both sides.
-template <typename SetQ>
-void quantize_symmetric(const float* x, int nmax, int code_min, std::uint16_t* d_bits, int* sc, SetQ set_q) {
-  float scale[16];
-  float max_scale = 0.f;
-  for (int s = 0; s < 16; ++s) {
-    float amax = 0.f, vmax = 0.f;
-    for (int i = 0; i < 16; ++i) {
-      if (std::fabs(x[s * 16 + i]) > amax) {
-        amax = std::fabs(x[s * 16 + i]);
-        vmax = x[s * 16 + i];
-      }
-    }
-    scale[s] = vmax / static_cast<float>(-nmax);
-    if (std::fabs(scale[s]) > std::fabs(max_scale))
-      max_scale = scale[s];
-  }
-  const float d = stored_f16(max_scale / static_cast<float>(-code_min), d_bits);
-  for (int s = 0; s < 16; ++s) {
-    sc[s] = d != 0.f ? clamp_round(scale[s] / d, -code_min, code_min - 1) : 0;
-    const float dl = d * static_cast<float>(sc[s]);
-    for (int i = 0; i < 16; ++i) {
-      const int e = s * 16 + i;
-      set_q(e, dl != 0.f ? clamp_round(x[e] / dl, -nmax, nmax - 1) : 0);
-    }
   }
 }
 
@@ -333,13 +257,16 @@ void quantize_q2_k(const float* x, BlockQ2_K* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kSuperBlock) {
     BlockQ2_K& o = out[b];
     std::memset(&o, 0, sizeof o);
-    int sc[16], mn[16];
-    quantize_asymmetric(x, 16, 16, 3, 15, &o.d, &o.dmin, sc, mn, [&](int e, int q) {
+    SuperBlockFit fit;
+    fit_asymmetric(x, 16, 16, 3, 15, &fit);
+    o.d = fit.d;
+    o.dmin = fit.dmin;
+    for (int e = 0; e < kSuperBlock; ++e) {
       const int h = e / 128, j = (e % 128) / 32, l = e % 32;
-      o.qs[32 * h + l] = static_cast<std::uint8_t>(o.qs[32 * h + l] | (q << (2 * j)));
-    });
+      o.qs[32 * h + l] = static_cast<std::uint8_t>(o.qs[32 * h + l] | (fit.q[e] << (2 * j)));
+    }
     for (int s = 0; s < 16; ++s)
-      o.scales[s] = static_cast<std::uint8_t>(sc[s] | (mn[s] << 4));
+      o.scales[s] = static_cast<std::uint8_t>(fit.sc[s] | (fit.mn[s] << 4));
   }
 }
 
@@ -347,15 +274,17 @@ void quantize_q3_k(const float* x, BlockQ3_K* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kSuperBlock) {
     BlockQ3_K& o = out[b];
     std::memset(&o, 0, sizeof o);
-    int sc[16];
-    quantize_symmetric(x, 4, 32, &o.d, sc, [&](int e, int q) {
-      const int u = q + 4, h = e / 128, j = (e % 128) / 32, l = e % 32;
+    SuperBlockFit fit;
+    fit_symmetric(x, 4, 32, &fit);
+    o.d = fit.d;
+    for (int e = 0; e < kSuperBlock; ++e) {
+      const int u = fit.q[e] + 4, h = e / 128, j = (e % 128) / 32, l = e % 32;
       o.qs[32 * h + l] = static_cast<std::uint8_t>(o.qs[32 * h + l] | ((u & 3) << (2 * j)));
       if (u & 4)
         o.hmask[l] = static_cast<std::uint8_t>(o.hmask[l] | (1u << (4 * h + j)));
-    });
+    }
     for (int s = 0; s < 16; ++s)
-      set_q3_k_scale(o.scales, s, sc[s] + 32);
+      set_q3_k_scale(o.scales, s, fit.sc[s] + 32);
   }
 }
 
@@ -363,13 +292,16 @@ void quantize_q4_k(const float* x, BlockQ4_K* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kSuperBlock) {
     BlockQ4_K& o = out[b];
     std::memset(&o, 0, sizeof o);
-    int sc[8], mn[8];
-    quantize_asymmetric(x, 8, 32, 15, 63, &o.d, &o.dmin, sc, mn, [&](int e, int q) {
+    SuperBlockFit fit;
+    fit_asymmetric(x, 8, 32, 15, 63, &fit);
+    o.d = fit.d;
+    o.dmin = fit.dmin;
+    for (int e = 0; e < kSuperBlock; ++e) {
       const int c = e / 64, r = e % 64;
-      o.qs[32 * c + r % 32] = static_cast<std::uint8_t>(o.qs[32 * c + r % 32] | (q << (r >= 32 ? 4 : 0)));
-    });
+      o.qs[32 * c + r % 32] = static_cast<std::uint8_t>(o.qs[32 * c + r % 32] | (fit.q[e] << (r >= 32 ? 4 : 0)));
+    }
     for (int s = 0; s < 8; ++s)
-      set_k_scale_min(o.scales, s, sc[s], mn[s]);
+      set_k_scale_min(o.scales, s, fit.sc[s], fit.mn[s]);
   }
 }
 
@@ -377,15 +309,18 @@ void quantize_q5_k(const float* x, BlockQ5_K* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kSuperBlock) {
     BlockQ5_K& o = out[b];
     std::memset(&o, 0, sizeof o);
-    int sc[8], mn[8];
-    quantize_asymmetric(x, 8, 32, 31, 63, &o.d, &o.dmin, sc, mn, [&](int e, int q) {
-      const int c = e / 64, r = e % 64, l = r % 32;
+    SuperBlockFit fit;
+    fit_asymmetric(x, 8, 32, 31, 63, &fit);
+    o.d = fit.d;
+    o.dmin = fit.dmin;
+    for (int e = 0; e < kSuperBlock; ++e) {
+      const int q = fit.q[e], c = e / 64, r = e % 64, l = r % 32;
       o.qs[32 * c + l] = static_cast<std::uint8_t>(o.qs[32 * c + l] | ((q & 0x0f) << (r >= 32 ? 4 : 0)));
       if (q & 16)
         o.qh[l] = static_cast<std::uint8_t>(o.qh[l] | (1u << (2 * c + (r >= 32 ? 1 : 0))));
-    });
+    }
     for (int s = 0; s < 8; ++s)
-      set_k_scale_min(o.scales, s, sc[s], mn[s]);
+      set_k_scale_min(o.scales, s, fit.sc[s], fit.mn[s]);
   }
 }
 
@@ -393,15 +328,17 @@ void quantize_q6_k(const float* x, BlockQ6_K* out, std::int64_t nblocks) {
   for (std::int64_t b = 0; b < nblocks; ++b, x += kSuperBlock) {
     BlockQ6_K& o = out[b];
     std::memset(&o, 0, sizeof o);
-    int sc[16];
-    quantize_symmetric(x, 32, 128, &o.d, sc, [&](int e, int q) {
-      const int u = q + 32, h = e / 128, i = (e % 128) / 32, l = e % 32;
+    SuperBlockFit fit;
+    fit_symmetric(x, 32, 128, &fit);
+    o.d = fit.d;
+    for (int e = 0; e < kSuperBlock; ++e) {
+      const int u = fit.q[e] + 32, h = e / 128, i = (e % 128) / 32, l = e % 32;
       std::uint8_t& low = o.ql[64 * h + l + 32 * (i & 1)];
       low = static_cast<std::uint8_t>(low | ((u & 0x0f) << (i >= 2 ? 4 : 0)));
       o.qh[32 * h + l] = static_cast<std::uint8_t>(o.qh[32 * h + l] | ((u >> 4) << (2 * i)));
-    });
+    }
     for (int s = 0; s < 16; ++s)
-      o.scales[s] = static_cast<std::int8_t>(sc[s]);
+      o.scales[s] = static_cast<std::int8_t>(fit.sc[s]);
   }
 }
 

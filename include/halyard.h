@@ -469,8 +469,8 @@ HALYARD_API void halyard_quantize_options_init(halyard_quantize_options* options
  * mix rules and fallbacks). The same input and type give the same bytes. Errors:
  * HALYARD_ERROR_INVALID_ARGUMENT (unknown type, NULL path), HALYARD_ERROR_NOT_FOUND (no input),
  * HALYARD_ERROR_CORRUPT_FILE (input is not valid GGUF), HALYARD_ERROR_UNIMPLEMENTED (a tensor
- * type Halyard cannot read), HALYARD_ERROR_UNAVAILABLE (output not writable),
- * HALYARD_ERROR_OUT_OF_MEMORY (out of memory or out of disk space; the message says which).
+ * type Halyard cannot read), HALYARD_ERROR_UNAVAILABLE (the output cannot be created or
+ * written, a full disk included), HALYARD_ERROR_OUT_OF_MEMORY (host memory).
  * Any thread; calls for different files may run at once. */
 HALYARD_API halyard_status halyard_quantize(const char* input_path, const char* output_path, const char* type,
                                             const halyard_quantize_options* options);

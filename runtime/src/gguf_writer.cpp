@@ -36,11 +36,12 @@ std::size_t element_size(GgufType t) {
   }
 }
 
-// ENOSPC and EFBIG get their own code and advice: they are the user's disk, not our bug.
+// Unavailable, as for any output that cannot be written; a full disk (or a file-size limit)
+// gets advice, since it is the user's to fix, not a bug.
 Status io_error(const std::string& what, const std::string& path, int err) {
-  const std::string msg = what + " '" + path + "': " + std::strerror(err);
+  std::string msg = what + " '" + path + "': " + std::strerror(err);
   if (err == ENOSPC || err == EFBIG || err == EDQUOT)
-    return resource_exhausted(msg + " (free some disk space or choose another output path)");
+    msg += " (free some disk space or choose another output path)";
   return unavailable(msg);
 }
 

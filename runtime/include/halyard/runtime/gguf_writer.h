@@ -2,6 +2,7 @@
 // data is written in declaration order, so only one tensor need be in memory at a time. The
 // file is written to PATH.tmp and renamed to PATH by finish(); a writer destroyed before
 // finish() (an error on the way, or out of disk) removes PATH.tmp, so no partial file is left.
+// A file that cannot be created or written (a full disk included) is an Unavailable error.
 // Layout per the GGUF spec (docs/gguf.md of the ggml repository): tensor data starts at the next
 // multiple of general.alignment (default 32) after the tensor infos and every tensor's offset
 // is a multiple of it.

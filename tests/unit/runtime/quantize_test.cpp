@@ -20,15 +20,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test under the working directory (the build tree under ctest).
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::current_path() / "quantize_test_tmp" /
-                 (std::string(info->test_suite_name()) + "." + info->name() + "." + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+// A fresh directory per test under the working directory (the build tree under ctest), removed
+// when the test ends.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path = fs::current_path() / "quantize_test_tmp" /
+           (std::string(info->test_suite_name()) + "." + info->name() + "." + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
 
 std::vector<std::uint8_t> read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -40,7 +47,8 @@ GgufValue u32(std::uint32_t v) {
 }
 
 TEST(GgufStreamWriter, RoundTripsThroughTheReader) {
-  const fs::path dir = temp_dir();
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
   const std::vector<std::int32_t> ints{1, -2, 3};
   const std::vector<float> floats{0.5f, -1.25f};
   GgufArray int_array{GgufType::kI32, ints.size(), reinterpret_cast<const std::uint8_t*>(ints.data()), {}};
@@ -129,7 +137,8 @@ TEST(GgufStreamWriter, RoundTripsThroughTheReader) {
 }
 
 TEST(GgufStreamWriter, AnUnfinishedFileIsRemoved) {
-  const fs::path dir = temp_dir();
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
   const fs::path out = dir / "partial.gguf";
   {
     GgufStreamWriter w;
@@ -365,7 +374,8 @@ double nmse(const GgufTensor& a, const GgufTensor& b) {
 }
 
 TEST(Quantize, WritesTheMixWithMetadataAndIsDeterministic) {
-  const fs::path dir = temp_dir();
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
   const fs::path in = write_synthetic_model(dir);
   std::vector<std::string> lines;
   QuantizeOptions o;
@@ -412,7 +422,8 @@ TEST(Quantize, WritesTheMixWithMetadataAndIsDeterministic) {
 }
 
 TEST(Quantize, EveryTypeWritesAFileTheReaderAccepts) {
-  const fs::path dir = temp_dir();
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
   const fs::path in = write_synthetic_model(dir);
   for (const char* type :
        {"F32",    "F16",    "BF16",   "Q8_0", "Q4_0",   "Q4_1",   "Q5_0", "Q5_1",   "Q2_K",   "Q3_K",
@@ -430,8 +441,33 @@ TEST(Quantize, EveryTypeWritesAFileTheReaderAccepts) {
   }
 }
 
+TEST(Quantize, AcceptsF16AndBF16InputsWithoutAWarning) {
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
+  for (DType d : {DType::kF16, DType::kBF16}) {
+    const fs::path in = write_synthetic_model(dir, d, std::string(dtype_name(d)) + ".gguf");
+    std::string text;
+    QuantizeOptions o;
+    o.type = "Q5_K_M";
+    o.on_message = [&](std::string_view l) { text += std::string(l) + "\n"; };
+    const fs::path out = dir / (std::string(dtype_name(d)) + ".q5_k_m.gguf");
+    auto r = quantize_gguf(in.string(), out.string(), o);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->requantized, 0);
+    EXPECT_EQ(text.find("warning"), std::string::npos) << text;
+    auto src = GgufFile::open(in.string());
+    auto f = GgufFile::open(out.string());
+    ASSERT_TRUE(src.is_ok() && f.is_ok());
+    const auto* t = f.value()->find_tensor("blk.1.attn_q.weight");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->desc.dtype, DType::kQ5_K);
+    EXPECT_LT(nmse(*src.value()->find_tensor("blk.1.attn_q.weight"), *t), 5e-3) << dtype_name(d);
+  }
+}
+
 TEST(Quantize, RequantizingWarnsAndSameFormatIsCopied) {
-  const fs::path dir = temp_dir();
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
   const fs::path in = write_synthetic_model(dir, DType::kQ8_0);
   std::string text;
   QuantizeOptions o;
@@ -456,7 +492,8 @@ TEST(Quantize, RequantizingWarnsAndSameFormatIsCopied) {
 }
 
 TEST(Quantize, BadInputIsAClearErrorAndLeavesNoFile) {
-  const fs::path dir = temp_dir();
+  const TempDir tmp;
+  const fs::path& dir = tmp.path;
   QuantizeOptions o;
   o.type = "Q4_K_M";
   const fs::path out = dir / "out.gguf";

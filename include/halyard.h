@@ -445,6 +445,36 @@ HALYARD_API int64_t halyard_context_prefix_hits(const halyard_context* context);
 HALYARD_API int64_t halyard_context_prefix_misses(const halyard_context* context);
 HALYARD_API int32_t halyard_context_kv_blocks_cached(const halyard_context* context);
 
+/* ---- Quantization ----------------------------------------------------------------------- */
+
+/* One line of text (no trailing newline), valid during the call. It runs on the caller's thread
+ * and must call no Halyard function. */
+typedef void (*halyard_message_callback)(const char* line, void* user_data);
+
+typedef struct halyard_quantize_options {
+  size_t struct_size;
+  int32_t pure;    /* non-zero: every matrix in TYPE's own format, no mix (like llama-quantize --pure) */
+  int32_t threads; /* threads over rows; 0 (default): one per hardware thread. The output bytes do
+                      not depend on it. */
+  halyard_message_callback on_message; /* the plan, warnings and per-format summary; NULL: silent */
+  void* user_data;                     /* passed to on_message */
+} halyard_quantize_options;
+
+HALYARD_API void halyard_quantize_options_init(halyard_quantize_options* options, size_t size);
+#define halyard_quantize_options_default(options) halyard_quantize_options_init((options), sizeof(*(options)))
+/* Reads the GGUF model at input_path and writes it quantized as `type` to output_path (through
+ * output_path.tmp, renamed when complete: on any failure no output file is left). Types: F32,
+ * F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K, Q4_K_S,
+ * Q4_K_M, Q5_K, Q5_K_S, Q5_K_M, Q6_K (case-insensitive; see README "halyard quantize" for the
+ * mix rules and fallbacks). The same input and type give the same bytes. Errors:
+ * HALYARD_ERROR_INVALID_ARGUMENT (unknown type, NULL path), HALYARD_ERROR_NOT_FOUND (no input),
+ * HALYARD_ERROR_CORRUPT_FILE (input is not valid GGUF), HALYARD_ERROR_UNIMPLEMENTED (a tensor
+ * type Halyard cannot read), HALYARD_ERROR_UNAVAILABLE (the output cannot be created or
+ * written, a full disk included), HALYARD_ERROR_OUT_OF_MEMORY (host memory).
+ * Any thread; calls for different files may run at once. */
+HALYARD_API halyard_status halyard_quantize(const char* input_path, const char* output_path, const char* type,
+                                            const halyard_quantize_options* options);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 #include "conform.h"
 #include "default_model.h"
 #include "halyard.h"
+#include "quantize.h"
 
 namespace {
 
@@ -360,6 +361,22 @@ int main(int argc, char** argv) {
   conform->add_option("--seed", c.seed, "Seed of the random inputs")->envname("HALYARD_CONFORMANCE_SEED");
   conform->add_option("-o,--option", c.options, option_help);
 
+  QuantizeArgs q;
+  auto* quantize = app.add_subcommand(
+      "quantize", "Write a quantized copy of a GGUF model (llama.cpp's mix names; Halyard and llama.cpp load it)");
+  quantize->add_option("input", q.input, "Input GGUF (F32, F16, BF16 or any format Halyard reads)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  quantize->add_option("output", q.output, "Output GGUF (written as OUTPUT.tmp, renamed when complete)")->required();
+  quantize
+      ->add_option("type", q.type,
+                   "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q3_K_S Q3_K_M Q3_K_L Q4_K Q4_K_S Q4_K_M "
+                   "Q5_K Q5_K_S Q5_K_M Q6_K")
+      ->required();
+  quantize->add_flag("--pure", q.pure, "Every matrix in TYPE's own format (no mix); 1-D tensors stay F32");
+  quantize->add_option("-t,--threads", q.threads, "Threads (0: one per hardware thread); the output is the same")
+      ->check(CLI::Range(0, 1024));
+
   CLI11_PARSE(app, argc, argv);
   halyard_set_log_level(1 + verbosity);
   g.verbose = verbosity > 0;
@@ -369,6 +386,8 @@ int main(int argc, char** argv) {
     return cmd_generate(g);
   if (conform->parsed())
     return run_conform(c);
+  if (quantize->parsed())
+    return run_quantize(q);
   if (bench->parsed()) {
     if (b.model.empty())
       b.model = default_model_path();

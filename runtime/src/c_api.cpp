@@ -24,6 +24,7 @@
 #include "halyard/runtime/context.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
+#include "halyard/runtime/quantize.h"
 #include "halyard/runtime/session.h"
 #include "logging.h"
 
@@ -225,6 +226,13 @@ void fill_defaults(halyard_context_options& o) {
   o.kv_bytes = 0;
   o.kv_dtype = 0;
   o.prefix_cache = 1;
+}
+
+void fill_defaults(halyard_quantize_options& o) {
+  o.pure = 0;
+  o.threads = 0;
+  o.on_message = nullptr;
+  o.user_data = nullptr;
 }
 
 // What every halyard_X_options_init does: the defaults (padding zeroed) of the first
@@ -433,6 +441,40 @@ const char* halyard_option_list_doc(const halyard_option_list* l, size_t i) {
 }
 void halyard_option_list_free(halyard_option_list* l) {
   delete l;
+}
+
+void halyard_quantize_options_init(halyard_quantize_options* o, size_t size) {
+  init_options(o, size);
+}
+
+halyard_status halyard_quantize(const char* input_path, const char* output_path, const char* type,
+                                const halyard_quantize_options* options) {
+  if (!input_path || !output_path || !type)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "input_path, output_path and type must not be NULL");
+  halyard_quantize_options o;
+  halyard_quantize_options_init(&o, sizeof o);
+  if (options) {
+    if (options->struct_size < sizeof(size_t))
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_quantize_options.struct_size is too small");
+    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+    // Fields past the caller's struct_size keep the defaults written above.
+  }
+  if (o.threads < 0)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "threads must be >= 0 (0: one per hardware thread)");
+  return guarded([&] {
+    rt::QuantizeOptions qo;
+    qo.type = type;
+    qo.pure = o.pure != 0;
+    qo.threads = o.threads;
+    if (o.on_message) {
+      qo.on_message = [&o](std::string_view line) {
+        const std::string s(line);
+        o.on_message(s.c_str(), o.user_data);
+      };
+    }
+    auto r = rt::quantize_gguf(input_path, output_path, qo);
+    return to_c(r.status());
+  });
 }
 
 void halyard_model_options_init(halyard_model_options* o, size_t size) {

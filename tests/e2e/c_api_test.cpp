@@ -1170,3 +1170,55 @@ TEST(CApi, BackendOptionsReachTheDevice) {
 }
 
 }  // namespace
+
+namespace {
+
+// halyard_quantize through the C API: the lines reach the callback, the file loads, and bad
+// arguments are errors with messages.
+TEST(CApiQuantize, WritesAModelThatLoadsAndReportsThroughTheCallback) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  const std::string out = "c_api_quantize." + std::to_string(::getpid()) + ".gguf";
+  std::vector<std::string> lines;
+  halyard_quantize_options o;
+  halyard_quantize_options_default(&o);
+  EXPECT_EQ(o.struct_size, sizeof o);
+  EXPECT_EQ(o.threads, 0);
+  EXPECT_EQ(o.pure, 0);
+  o.on_message = [](const char* line, void* user) { static_cast<std::vector<std::string>*>(user)->push_back(line); };
+  o.user_data = &lines;
+  ASSERT_EQ(halyard_quantize(halyard::testing::default_model_path().c_str(), out.c_str(), "q4_0", &o), HALYARD_OK)
+      << halyard_last_error();
+  EXPECT_GE(lines.size(), 3u);
+  bool summary = false;
+  for (const auto& l : lines)
+    summary |= l.find("q4_0") != std::string::npos && l.find("tensors") != std::string::npos;
+  EXPECT_TRUE(summary);
+  halyard_model_options mo;
+  halyard_model_options_default(&mo);
+  mo.device = "ref";
+  mo.context_length = 64;
+  halyard_model* m = nullptr;
+  EXPECT_EQ(halyard_model_load(out.c_str(), &mo, &m), HALYARD_OK) << halyard_last_error();
+  halyard_model_free(m);
+  std::remove(out.c_str());
+}
+
+TEST(CApiQuantize, BadArgumentsAreErrors) {
+  EXPECT_EQ(halyard_quantize(nullptr, "x.gguf", "Q4_0", nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_quantize("/nonexistent/in.gguf", "x.gguf", "Q4_0", nullptr), HALYARD_ERROR_NOT_FOUND);
+  EXPECT_NE(std::string(halyard_last_error()).find("/nonexistent/in.gguf"), std::string::npos);
+  EXPECT_EQ(halyard_quantize(halyard::testing::default_model_path().c_str(), "x.gguf", "Q4_X", nullptr),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("Q4_K_M"), std::string::npos);
+  halyard_quantize_options o;
+  halyard_quantize_options_default(&o);
+  o.threads = -1;
+  EXPECT_EQ(halyard_quantize(halyard::testing::default_model_path().c_str(), "x.gguf", "Q4_0", &o),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  o.struct_size = 2;
+  EXPECT_EQ(halyard_quantize(halyard::testing::default_model_path().c_str(), "x.gguf", "Q4_0", &o),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_FALSE(std::ifstream("x.gguf").good());
+}
+
+}  // namespace

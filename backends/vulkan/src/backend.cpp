@@ -400,10 +400,38 @@ bool VulkanDevice::has_weight_shaders(DType dtype) {
     case DType::kQ8_0:
     case DType::kQ4_0:
     case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ2_K:
+    case DType::kQ3_K:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
       return true;
     default:
       return false;
   }
+}
+
+bool VulkanDevice::has_encoder_shader(DType dtype) {
+  switch (dtype) {
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool VulkanDevice::supports_copy(DType from, DType to) {
+  if (from == to)  // a plain buffer copy
+    return from == DType::kI32 || has_weight_shaders(from);
+  if (to == DType::kF32)
+    return has_weight_shaders(from);
+  return from == DType::kF32 && has_encoder_shader(to);
 }
 
 bool VulkanDevice::supports(OpKind op, std::span<const DType> dtypes) const {
@@ -412,8 +440,9 @@ bool VulkanDevice::supports(OpKind op, std::span<const DType> dtypes) const {
     case OpKind::kMatmul:
       return !dtypes.empty() && has_weight_shaders(dtypes[0]);
     case OpKind::kCopy:  // COPY: the input dtype, then the output dtype
-      return std::all_of(dtypes.begin(), dtypes.end(),
-                         [](DType dt) { return dt == DType::kI32 || has_weight_shaders(dt); });
+      if (dtypes.size() == 1)
+        return dtypes[0] == DType::kI32 || has_weight_shaders(dtypes[0]);
+      return dtypes.size() == 2 && supports_copy(dtypes[0], dtypes[1]);
     case OpKind::kAttention:  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
     default:

@@ -300,10 +300,11 @@ Status VulkanExecutable::lower(const GraphNode& node) {
     case OpKind::kCopy: {
       const TensorDesc& x = desc(in[0]);
       const TensorDesc& o = desc(out);
-      for (DType dt : {x.dtype, o.dtype}) {
-        if (dt != DType::kI32 && !VulkanDevice::has_weight_shaders(dt))
-          return unimplemented("COPY with " + std::string(dtype_name(dt)) +
-                               " on vulkan: no shaders for that format yet");
+      if (!VulkanDevice::supports_copy(x.dtype, o.dtype)) {
+        return unimplemented("COPY from " + std::string(dtype_name(x.dtype)) + " to " +
+                             std::string(dtype_name(o.dtype)) +
+                             " on vulkan: only same-type copies, any weight format to f32, and f32 to f16, bf16, "
+                             "q8_0, q4_0 or q4_1");
       }
       if (x.dtype == o.dtype) {
         Step step;

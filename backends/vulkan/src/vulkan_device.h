@@ -110,9 +110,15 @@ class VulkanDevice final : public Device {
   // The physical device's description plus the choices this device made from its options.
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind op, std::span<const DType> input_dtypes) const override;
-  // The weight dtypes this backend has shaders for (embed_*, matmul_*, copy_*): F32, F16, BF16,
-  // Q8_0, Q4_0, Q4_1. The other GGUF block formats (Q5_0, Q5_1, the K-quants) are refused.
+  // The weight dtypes this backend has shaders for (embed_*, matmul_*, copy_to_f32_*): F32, F16,
+  // BF16 and every GGUF block format Halyard reads (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K).
   static bool has_weight_shaders(DType dtype);
+  // The dtypes COPY may encode from f32 on the GPU (copy_from_f32_*): F16, BF16, Q8_0, Q4_0,
+  // Q4_1. The 5-bit formats and the K-quants have no GPU quantizer.
+  static bool has_encoder_shader(DType dtype);
+  // COPY from `from` to `to`: the same dtype (a buffer copy), any weight dtype to f32, or f32
+  // to an encoder dtype. What supports(COPY) answers and what the executable lowers.
+  static bool supports_copy(DType from, DType to);
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override;
   // Device-local memory for an executable's own tensors, however small.
   Result<std::unique_ptr<Buffer>> allocate_internal(std::size_t bytes);

@@ -267,5 +267,40 @@ TEST(CpuQuantKernels, TablesAgreeWithThePortableKernels) {
   }
 }
 
+// The f32 GEMM prefill path dequantizes weight rows with dequantize_row_fast: bit for bit the
+// definition, every f16 scale pattern that is finite (subnormals and negatives included).
+TEST(CpuQuantKernels, DequantizeRowFastIsBitExact) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f"))
+    GTEST_SKIP() << "dequantize_row_fast's vector paths need AVX-512F";
+#endif
+  for (DType dt : formats()) {
+    const std::int64_t k = 4096;
+    auto w = make_rows(dt, k, 1, true, 7);
+    const auto& info = dtype_info(dt);
+    std::mt19937_64 rng(8);
+    for (std::size_t i = 0; i < w.size() / info.block_bytes; ++i) {
+      for (std::size_t off : f16_fields(dt)) {
+        std::uint16_t h;
+        do {
+          h = static_cast<std::uint16_t>(rng());
+        } while ((h & 0x7c00) == 0x7c00);  // not inf or NaN
+        std::memcpy(w.data() + i * info.block_bytes + off, &h, 2);
+      }
+    }
+    std::vector<float> want(static_cast<std::size_t>(k)), got(static_cast<std::size_t>(k));
+    dequantize_row(dt, w.data(), want.data(), k);
+    dequantize_row_fast(dt, w.data(), got.data(), k);
+    for (std::int64_t i = 0; i < k; ++i) {
+      std::uint32_t a, b;
+      std::memcpy(&a, &want[static_cast<std::size_t>(i)], 4);
+      std::memcpy(&b, &got[static_cast<std::size_t>(i)], 4);
+      ASSERT_EQ(a, b) << dtype_name(dt) << " element " << i << ": " << want[static_cast<std::size_t>(i)] << " vs "
+                      << got[static_cast<std::size_t>(i)];
+    }
+  }
+}
+
 }  // namespace
 }  // namespace halyard::cpu

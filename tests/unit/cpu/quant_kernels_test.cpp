@@ -3,6 +3,9 @@
 // dequantized activations, and every table against the portable one. Weight rows are random
 // bytes with sane f16 scales, so every bit of every scale, minimum and high-bit field is
 // exercised, plus rows quantized from floats (the blocks real files hold).
+// Built twice: as cpu_quant_kernels_tests, and on x86-64 as cpu_neon_emulated_tests with
+// kernels_neon.cpp compiled against a scalar model of the NEON intrinsics
+// (neon_emulation/arm_neon.h), so the NEON kernels run here too.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,6 +23,13 @@
 namespace halyard::cpu {
 namespace {
 
+#if defined(HALYARD_NEON_EMULATED)
+#define QUANT_SUITE CpuQuantKernelsNeonEmulated
+std::vector<const KernelTable*> runnable_tables() {
+  return {&generic_kernels(), neon_kernels()};
+}
+#else
+#define QUANT_SUITE CpuQuantKernels
 std::vector<const KernelTable*> runnable_tables() {
   std::vector<const KernelTable*> tables{&generic_kernels()};
 #if defined(__x86_64__)
@@ -37,6 +47,7 @@ std::vector<const KernelTable*> runnable_tables() {
 #endif
   return tables;
 }
+#endif
 
 // The formats every table must have, and those only some tables have on this branch (their
 // portable kernels come with another change): those are tested where a table has them.
@@ -152,12 +163,16 @@ std::vector<DType> formats() {
   return all;
 }
 
-TEST(CpuQuantKernels, EveryTableHasTheFormats) {
+TEST(QUANT_SUITE, EveryTableHasTheFormats) {
   for (const KernelTable* kt : runnable_tables()) {
     for (DType dt : kRequired)
       EXPECT_NE(kt->quantized(dt).dot, nullptr) << kt->name << " has no " << dtype_name(dt) << " dot";
   }
-#if defined(__x86_64__)
+#if defined(HALYARD_NEON_EMULATED)
+  // The NEON table has every new format's dot product, Q4_K .. Q6_K included.
+  for (DType dt : kWherePresent)
+    EXPECT_NE(neon_kernels()->quantized(dt).dot, nullptr) << "neon-dotprod has no " << dtype_name(dt) << " dot";
+#elif defined(__x86_64__)
   // The x86 tables have tiles for them (prefill through the integer tiles and batched decode).
   for (const KernelTable* kt : {avx2_kernels(), avx512vnni_kernels()}) {
     if (!kt)
@@ -168,7 +183,7 @@ TEST(CpuQuantKernels, EveryTableHasTheFormats) {
 #endif
 }
 
-TEST(CpuQuantKernels, DotMatchesDequantizedReference) {
+TEST(QUANT_SUITE, DotMatchesDequantizedReference) {
   for (const KernelTable* kt : runnable_tables()) {
     for (DType dt : formats()) {
       const QuantKernels& qk = kt->quantized(dt);
@@ -195,7 +210,7 @@ TEST(CpuQuantKernels, DotMatchesDequantizedReference) {
   }
 }
 
-TEST(CpuQuantKernels, TilesMatchReferenceAndWriteOnlyTheirCells) {
+TEST(QUANT_SUITE, TilesMatchReferenceAndWriteOnlyTheirCells) {
   for (const KernelTable* kt : runnable_tables()) {
     for (DType dt : formats()) {
       const QuantKernels& qk = kt->quantized(dt);
@@ -242,7 +257,7 @@ TEST(CpuQuantKernels, TilesMatchReferenceAndWriteOnlyTheirCells) {
 // Tables against each other on the same activation blocks: a SIMD kernel that agreed with the
 // reference only by compensating errors in two places would still show here against the
 // portable kernels, which are plain loops.
-TEST(CpuQuantKernels, TablesAgreeWithThePortableKernels) {
+TEST(QUANT_SUITE, TablesAgreeWithThePortableKernels) {
   const KernelTable& generic = generic_kernels();
   for (const KernelTable* kt : runnable_tables()) {
     if (kt == &generic)
@@ -269,7 +284,8 @@ TEST(CpuQuantKernels, TablesAgreeWithThePortableKernels) {
 
 // The f32 GEMM prefill path dequantizes weight rows with dequantize_row_fast: bit for bit the
 // definition, every f16 scale pattern that is finite (subnormals and negatives included).
-TEST(CpuQuantKernels, DequantizeRowFastIsBitExact) {
+#if !defined(HALYARD_NEON_EMULATED)
+TEST(QUANT_SUITE, DequantizeRowFastIsBitExact) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx512f"))
@@ -301,6 +317,7 @@ TEST(CpuQuantKernels, DequantizeRowFastIsBitExact) {
     }
   }
 }
+#endif
 
 }  // namespace
 }  // namespace halyard::cpu

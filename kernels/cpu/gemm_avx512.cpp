@@ -114,6 +114,42 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
       }
       return;
     }
+    case DType::kQ5_0:
+    case DType::kQ5_1: {
+      // As Q4_0 / Q4_1, with the fifth bits of the 16 weights of each half (bits 0-15 and
+      // 16-31 of qh) as a write mask that ORs 16 in. (q - 16) d and q d are exact (q < 32, d
+      // an f16), so the fused q d + m rounds once, as the definition's product and sum do.
+      const bool q51 = dtype == DType::kQ5_1;
+      const std::size_t bytes = q51 ? sizeof(BlockQ5_1) : sizeof(BlockQ5_0);
+      const auto* base = static_cast<const std::uint8_t*>(src);
+      const __m512i sixteen = _mm512_set1_epi32(16);
+      for (std::int64_t i = 0; i < n / kQuantBlock; ++i) {
+        const auto* blk = base + static_cast<std::size_t>(i) * bytes;
+        std::uint16_t dh, mh = 0;
+        std::uint32_t qh;
+        std::memcpy(&dh, blk, 2);
+        if (q51)
+          std::memcpy(&mh, blk + 2, 2);
+        std::memcpy(&qh, blk + (q51 ? 4 : 2), 4);
+        const std::uint8_t* qs = blk + (q51 ? 8 : 6);
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+        __m512i lo = _mm512_cvtepu8_epi32(_mm_and_si128(raw, _mm_set1_epi8(0x0f)));
+        __m512i hi = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f)));
+        lo = _mm512_mask_or_epi32(lo, static_cast<__mmask16>(qh & 0xffff), lo, sixteen);
+        hi = _mm512_mask_or_epi32(hi, static_cast<__mmask16>(qh >> 16), hi, sixteen);
+        float* y = dst + i * kQuantBlock;
+        if (q51) {
+          const __m512 m = _mm512_set1_ps(_cvtsh_ss(mh));
+          _mm512_storeu_ps(y, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), d, m));
+          _mm512_storeu_ps(y + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), d, m));
+        } else {
+          _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, sixteen)), d));
+          _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi, sixteen)), d));
+        }
+      }
+      return;
+    }
     default:  // f32, i32 and the formats without a vector path here
       dequantize_row(dtype, src, dst, n);
       return;

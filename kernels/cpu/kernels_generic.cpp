@@ -11,6 +11,7 @@
 #include "halyard/hal/dtype.h"
 #include "kernels.h"
 #include "kernels_common.h"
+#include "kquant_scales.h"
 
 namespace halyard::cpu {
 namespace {
@@ -88,6 +89,8 @@ float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
   return acc;
 }
 
+#include "legacy_kquants_generic.inc"
+
 float dot_f32(const float* w, const float* x, int n) {
   float acc = 0.f;
   for (int i = 0; i < n; ++i)
@@ -124,6 +127,10 @@ KernelTable make_generic() {
   t.set(DType::kQ8_0, dot_kernels<BlockQ8_0, dot_q8_0>());
   t.set(DType::kQ4_0, dot_kernels<BlockQ4_0, dot_q4_0>());
   t.set(DType::kQ4_1, dot_kernels<BlockQ4_1, dot_q4_1>());
+  t.set(DType::kQ5_0, dot_kernels<BlockQ5_0, dot_q5_0>());
+  t.set(DType::kQ5_1, dot_kernels<BlockQ5_1, dot_q5_1>());
+  t.set(DType::kQ2_K, dot_kernels<BlockQ2_K, dot_q2_k>());
+  t.set(DType::kQ3_K, dot_kernels<BlockQ3_K, dot_q3_k>());
   return t;
 }
 

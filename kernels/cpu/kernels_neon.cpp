@@ -7,6 +7,7 @@
 
 #include "kernels.h"
 #include "kernels_common.h"
+#include "kquant_scales.h"
 
 namespace halyard::cpu {
 namespace {
@@ -80,6 +81,8 @@ float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
   return vaddvq_f32(acc) + offset;
 }
 
+#include "kquants_neon.inc"
+
 float dot_f32(const float* w, const float* x, int n) {
   float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0;
   int i = 0;
@@ -145,6 +148,13 @@ KernelTable make_neon() {
   t.set(DType::kQ8_0, dot_kernels<BlockQ8_0, dot_q8_0>());
   t.set(DType::kQ4_0, dot_kernels<BlockQ4_0, dot_q4_0>());
   t.set(DType::kQ4_1, dot_kernels<BlockQ4_1, dot_q4_1>());
+  t.set(DType::kQ5_0, dot_kernels<BlockQ5_0, dot_q5_0>());
+  t.set(DType::kQ5_1, dot_kernels<BlockQ5_1, dot_q5_1>());
+  t.set(DType::kQ2_K, dot_kernels<BlockQ2_K, dot_q2_k>());
+  t.set(DType::kQ3_K, dot_kernels<BlockQ3_K, dot_q3_k>());
+  t.set(DType::kQ4_K, dot_kernels<BlockQ4_K, dot_q4_k>());
+  t.set(DType::kQ5_K, dot_kernels<BlockQ5_K, dot_q5_k>());
+  t.set(DType::kQ6_K, dot_kernels<BlockQ6_K, dot_q6_k>());
   return t;
 }
 

@@ -11,6 +11,7 @@
 #include "halyard/hal/dtype.h"
 #include "kernels.h"
 #include "kernels_common.h"
+#include "kquants.h"
 
 namespace halyard::cpu {
 namespace {
@@ -124,6 +125,9 @@ KernelTable make_generic() {
   t.set(DType::kQ8_0, dot_kernels<BlockQ8_0, dot_q8_0>());
   t.set(DType::kQ4_0, dot_kernels<BlockQ4_0, dot_q4_0>());
   t.set(DType::kQ4_1, dot_kernels<BlockQ4_1, dot_q4_1>());
+  t.set(DType::kQ4_K, dot_kernels<BlockQ4_K, dot_q4_k_generic>());
+  t.set(DType::kQ5_K, dot_kernels<BlockQ5_K, dot_q5_k_generic>());
+  t.set(DType::kQ6_K, dot_kernels<BlockQ6_K, dot_q6_k_generic>());
   return t;
 }
 

@@ -62,8 +62,10 @@ inline __m128i load16(const std::uint8_t* p) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
-// Q4_K and Q5_K as dequantize_q4_k / _q5_k: y = (d * sc) * q - dmin * m, the two products
-// rounded as there (a multiply and a subtraction, not a fused multiply-add).
+// Q4_K and Q5_K as dequantize_q4_k / _q5_k: y = (d * sc) * q - dmin * m. Bit for bit even
+// where the compiler fuses the multiply and the subtraction: d and dmin are f16 (11 significant
+// bits), sc and m 6-bit, q 5-bit, so every product is exact in float and only the subtraction
+// rounds, fused or not.
 template <typename Block, bool kHigh>
 void dequantize_q45_k(const Block* b, float* y, std::int64_t nblocks) {
   const __m128i low4 = _mm_set1_epi8(0x0f), bit4 = _mm_set1_epi8(0x10);

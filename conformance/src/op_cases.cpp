@@ -196,6 +196,20 @@ void add_block_format_ops(std::vector<OpCase>& out) {
                    0,
                    0});
   }
+  // A 512-token prompt on the K-quants a Q4_K_M / Q5_K_M / Q6_K model is made of: many token
+  // blocks of every prefill path (the GEMM's 64-token blocks, the tiles' 32-token blocks) and
+  // 37 rows, no multiple of any band or tile.
+  for (DType dt : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    const std::int64_t k = 512, m = 37, n = 512;
+    out.push_back({"MATMUL/" + std::string(dtype_name(dt)) + "/" + shape_name({{"k", k}, {"m", m}, {"n", n}}),
+                   OpKind::kMatmul,
+                   {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)},
+                   {Fill::kRandom, Fill::kRandom},
+                   {},
+                   0,
+                   0,
+                   kReduction});
+  }
   // A group as a K-quant model has it (Q4_K_M: Q4_K for most products, Q6_K for some, with
   // the same activations), decode and prompt.
   for (std::int64_t n : {1, 40}) {

@@ -12,6 +12,7 @@
 
 #include "halyard/hal/dtype.h"
 #include "kernels.h"
+#include "kquants.h"
 
 namespace halyard::cpu {
 namespace {
@@ -47,6 +48,70 @@ void block(const float* w, int ldw, const float* xt, int ldx, int k, float* ct, 
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v)
       _mm512_storeu_ps(ct + static_cast<std::ptrdiff_t>(r) * ldc + 16 * v, acc[r][v]);
+  }
+}
+
+// Sixteen u8 (or s8) values to floats.
+inline __m512 u8_to_ps(__m128i v) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+}
+inline __m512 s8_to_ps(__m128i v) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v));
+}
+inline __m128i load16(const std::uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// Q4_K and Q5_K as dequantize_q4_k / _q5_k: y = (d * sc) * q - dmin * m. Bit for bit even
+// where the compiler fuses the multiply and the subtraction: d and dmin are f16 (11 significant
+// bits), sc and m 6-bit, q 5-bit, so every product is exact in float and only the subtraction
+// rounds, fused or not.
+template <typename Block, bool kHigh>
+void dequantize_q45_k(const Block* b, float* y, std::int64_t nblocks) {
+  const __m128i low4 = _mm_set1_epi8(0x0f), bit4 = _mm_set1_epi8(0x10);
+  for (std::int64_t i = 0; i < nblocks; ++i) {
+    const float d = _cvtsh_ss(b[i].d), dmin = _cvtsh_ss(b[i].dmin);
+    std::uint8_t sm[16];
+    unpack_k_scales(b[i].scales, sm);
+    for (int s = 0; s < 8; ++s, y += 32) {
+      const __m512 ds = _mm512_set1_ps(d * static_cast<float>(sm[s]));
+      const __m512 dm = _mm512_set1_ps(dmin * static_cast<float>(sm[8 + s]));
+      for (int half = 0; half < 2; ++half) {
+        __m128i q = load16(b[i].qs + 32 * (s / 2) + 16 * half);
+        q = _mm_and_si128(s & 1 ? _mm_srli_epi16(q, 4) : q, low4);
+        if constexpr (kHigh) {
+          // bit s of qh[l] -> 16: shift it to bit 0 of its 16-bit lane's bytes, then to bit 4
+          const __m128i h = _mm_srl_epi16(load16(b[i].qh + 16 * half), _mm_cvtsi32_si128(s));
+          q = _mm_or_si128(q, _mm_and_si128(_mm_slli_epi16(h, 4), bit4));
+        }
+        _mm512_storeu_ps(y + 16 * half, _mm512_sub_ps(_mm512_mul_ps(ds, u8_to_ps(q)), dm));
+      }
+    }
+  }
+}
+
+// Q6_K as dequantize_q6_k: y = (d * scale) * (q - 32).
+void dequantize_q6_k_fast(const BlockQ6_K* b, float* y, std::int64_t nblocks) {
+  const __m128i low4 = _mm_set1_epi8(0x0f), top2 = _mm_set1_epi8(0x30), k32 = _mm_set1_epi8(32);
+  for (std::int64_t i = 0; i < nblocks; ++i) {
+    const float d = _cvtsh_ss(b[i].d);
+    for (int h = 0; h < 2; ++h, y += 128) {
+      const std::int8_t* sc = b[i].scales + 8 * h;
+      for (int part = 0; part < 2; ++part) {  // l in [16 part, 16 part + 16): one scale each
+        const __m128i ql0 = load16(b[i].ql + 64 * h + 16 * part), ql1 = load16(b[i].ql + 64 * h + 32 + 16 * part);
+        const __m128i qh = load16(b[i].qh + 32 * h + 16 * part);
+        const __m128i q[4] = {
+            _mm_or_si128(_mm_and_si128(ql0, low4), _mm_and_si128(_mm_slli_epi16(qh, 4), top2)),
+            _mm_or_si128(_mm_and_si128(ql1, low4), _mm_and_si128(_mm_slli_epi16(qh, 2), top2)),
+            _mm_or_si128(_mm_and_si128(_mm_srli_epi16(ql0, 4), low4), _mm_and_si128(qh, top2)),
+            _mm_or_si128(_mm_and_si128(_mm_srli_epi16(ql1, 4), low4), _mm_and_si128(_mm_srli_epi16(qh, 2), top2)),
+        };
+        for (int j = 0; j < 4; ++j) {
+          const __m512 ds = _mm512_set1_ps(d * static_cast<float>(sc[part + 2 * j]));
+          _mm512_storeu_ps(y + 32 * j + 16 * part, _mm512_mul_ps(ds, s8_to_ps(_mm_sub_epi8(q[j], k32))));
+        }
+      }
+    }
   }
 }
 
@@ -150,6 +215,15 @@ void dequantize_row_fast(DType dtype, const void* src, float* dst, std::int64_t 
       }
       return;
     }
+    case DType::kQ4_K:
+      dequantize_q45_k<BlockQ4_K, false>(static_cast<const BlockQ4_K*>(src), dst, n / kSuperBlock);
+      return;
+    case DType::kQ5_K:
+      dequantize_q45_k<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(src), dst, n / kSuperBlock);
+      return;
+    case DType::kQ6_K:
+      dequantize_q6_k_fast(static_cast<const BlockQ6_K*>(src), dst, n / kSuperBlock);
+      return;
     default:  // f32, i32 and the formats without a vector path here
       dequantize_row(dtype, src, dst, n);
       return;

@@ -12,6 +12,7 @@
 #include "kernels.h"
 #include "kernels_common.h"
 #include "kquant_scales.h"
+#include "kquants.h"
 
 namespace halyard::cpu {
 namespace {
@@ -131,6 +132,9 @@ KernelTable make_generic() {
   t.set(DType::kQ5_1, dot_kernels<BlockQ5_1, dot_q5_1>());
   t.set(DType::kQ2_K, dot_kernels<BlockQ2_K, dot_q2_k>());
   t.set(DType::kQ3_K, dot_kernels<BlockQ3_K, dot_q3_k>());
+  t.set(DType::kQ4_K, dot_kernels<BlockQ4_K, dot_q4_k_generic>());
+  t.set(DType::kQ5_K, dot_kernels<BlockQ5_K, dot_q5_k_generic>());
+  t.set(DType::kQ6_K, dot_kernels<BlockQ6_K, dot_q6_k_generic>());
   return t;
 }
 

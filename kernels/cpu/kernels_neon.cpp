@@ -8,6 +8,7 @@
 #include "kernels.h"
 #include "kernels_common.h"
 #include "kquant_scales.h"
+#include "kquants.h"
 
 namespace halyard::cpu {
 namespace {

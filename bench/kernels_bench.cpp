@@ -116,15 +116,9 @@ void register_table(const KernelTable* kt) {
 
 int main(int argc, char** argv) {
   using namespace halyard::cpu;
-  // Only tables this CPU can run: select_kernels says which is best; the others below it.
-  const KernelTable& best = select_kernels(nullptr);
-  register_table(&generic_kernels());
-  for (const KernelTable* kt : {avx2_kernels(), avx512vnni_kernels(), neon_kernels()}) {
-    if (kt && &select_kernels(kt->name) == kt)
-      register_table(kt);
-    if (kt == &best)
-      break;
-  }
+  // Only tables this CPU can run.
+  for (const KernelTable* kt : runnable_kernel_tables())
+    register_table(kt);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv))
     return 1;

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "halyard/hal/blocks.h"
 #include "halyard/hal/dtype.h"
@@ -156,5 +157,8 @@ const KernelTable* avx512vnni_kernels();  // nullptr when not compiled in
 const KernelTable* neon_kernels();        // AArch64 +dotprod; nullptr when not compiled in
 // The best table this CPU runs; `forced` (generic, avx2, avx512vnni, neon-dotprod) picks one.
 const KernelTable& select_kernels(const char* forced);
+// Every table this CPU can run (its instruction sets present), the portable one first and the
+// best last: what tests and benchmarks walk.
+std::vector<const KernelTable*> runnable_kernel_tables();
 
 }  // namespace halyard::cpu

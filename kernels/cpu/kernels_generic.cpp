@@ -152,6 +152,47 @@ const KernelTable& generic_kernels() {
   return table;
 }
 
+namespace {
+
+// Whether this CPU has the instruction sets of each SIMD table.
+bool cpu_runs_avx512vnni() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+bool cpu_runs_avx2() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+bool cpu_runs_neon_dotprod() {
+#if defined(__aarch64__) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+std::vector<const KernelTable*> runnable_kernel_tables() {
+  std::vector<const KernelTable*> tables{&generic_kernels()};
+  if (const KernelTable* t = neon_kernels(); t && cpu_runs_neon_dotprod())
+    tables.push_back(t);
+  if (const KernelTable* t = avx2_kernels(); t && cpu_runs_avx2())
+    tables.push_back(t);
+  if (const KernelTable* t = avx512vnni_kernels(); t && cpu_runs_avx512vnni())
+    tables.push_back(t);
+  return tables;
+}
+
 const KernelTable& select_kernels(const char* forced) {
   const KernelTable* avx512 = avx512vnni_kernels();
   const KernelTable* avx2 = avx2_kernels();
@@ -166,21 +207,7 @@ const KernelTable& select_kernels(const char* forced) {
     if (std::strcmp(forced, "avx512vnni") == 0 && avx512)
       return *avx512;
   }
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
-    return *avx512;
-  }
-  if (avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
-    return *avx2;
-  }
-#endif
-#if defined(__aarch64__) && defined(__linux__)
-  if (neon && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP))
-    return *neon;
-#endif
-  return generic_kernels();
+  return *runnable_kernel_tables().back();
 }
 
 }  // namespace halyard::cpu

@@ -59,28 +59,6 @@ class Cursor {
   std::size_t pos_ = 0;
 };
 
-std::size_t fixed_size(GgufType t) {
-  switch (t) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 Result<GgufValue> read_value(Cursor& c, GgufType type, int depth, const std::string& key) {
   GgufValue v;
   v.type = type;
@@ -158,7 +136,7 @@ Result<GgufValue> read_value(Cursor& c, GgufType type, int depth, const std::str
       if (raw_type > static_cast<std::uint32_t>(GgufType::kF64)) {
         return data_loss("GGUF: metadata '" + key + "' has unknown array element type " + std::to_string(raw_type));
       }
-      if (const std::size_t es = fixed_size(arr.type)) {
+      if (const std::size_t es = gguf_scalar_size(arr.type)) {
         if (count > c.remaining() / es) {
           return data_loss("GGUF: array '" + key + "' claims " + std::to_string(count) +
                            " elements, more than the file holds");
@@ -194,6 +172,28 @@ Result<GgufValue> read_value(Cursor& c, GgufType type, int depth, const std::str
 }
 
 }  // namespace
+
+std::size_t gguf_scalar_size(GgufType t) {
+  switch (t) {
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kU16:
+    case GgufType::kI16:
+      return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32:
+      return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64:
+      return 8;
+    default:
+      return 0;
+  }
+}
 
 std::optional<std::int64_t> GgufValue::as_int() const {
   if (auto* u = std::get_if<std::uint64_t>(&value)) {

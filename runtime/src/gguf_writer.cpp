@@ -14,28 +14,6 @@ constexpr std::uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as a little-end
 constexpr std::uint32_t kGgufVersion = 3;
 constexpr std::size_t kBufferBytes = std::size_t{1} << 20;
 
-std::size_t element_size(GgufType t) {
-  switch (t) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kU16:
-    case GgufType::kI16:
-      return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32:
-      return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 // Unavailable, as for any output that cannot be written; a full disk (or a file-size limit)
 // gets advice, since it is the user's to fix, not a bug.
 Status io_error(const std::string& what, const std::string& path, int err) {
@@ -217,7 +195,7 @@ Status GgufStreamWriter::put_value(const GgufValue& v) {
           HALYARD_RETURN_IF_ERROR(put_string(s));
         return Status::ok();
       }
-      const std::size_t es = element_size(arr->type);
+      const std::size_t es = gguf_scalar_size(arr->type);
       if (es == 0)
         return unimplemented("GGUF writer: arrays of this element type are not written");
       if (arr->count > 0 && arr->data == nullptr)

@@ -16,21 +16,7 @@ namespace halyard::cpu {
 namespace {
 
 std::vector<const KernelTable*> runnable_tables() {
-  std::vector<const KernelTable*> tables{&generic_kernels()};
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (avx2_kernels() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c"))
-    tables.push_back(avx2_kernels());
-  if (avx512vnni_kernels() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-    tables.push_back(avx512vnni_kernels());
-#endif
-#if defined(__aarch64__)
-  if (neon_kernels() && &select_kernels(nullptr) == neon_kernels())  // this CPU has dotprod
-    tables.push_back(neon_kernels());
-#endif
-  return tables;
+  return runnable_kernel_tables();
 }
 
 std::uint32_t bits(float f) {

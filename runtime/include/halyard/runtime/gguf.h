@@ -36,6 +36,9 @@ enum class GgufType : std::uint32_t {
   kF64 = 12,
 };
 
+// Bytes of one value of a fixed-size type; 0 for strings, arrays and unknown ids.
+std::size_t gguf_scalar_size(GgufType type);
+
 struct GgufArray {
   GgufType type = GgufType::kU8;
   std::uint64_t count = 0;

@@ -1,5 +1,6 @@
 #include "halyard/reference/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -26,7 +27,7 @@ void row_to_f32(const HostTensor& t, std::int64_t r, float* dst) {
   dequantize_row(t.desc.dtype, base, dst, t.desc.ne[0]);
 }
 
-Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& out) {
+Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& out, float scale) {
   const std::int64_t d = table.desc.ne[0];
   const std::int64_t rows = table.desc.ne[1];
   for (std::int64_t i = 0; i < ids.desc.ne[0]; ++i) {
@@ -34,14 +35,20 @@ Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& o
     if (id < 0 || id >= rows) {
       return out_of_range("EMBED: id " + std::to_string(id) + " outside [0, " + std::to_string(rows) + ")");
     }
-    row_to_f32(table, id, f32_out(out) + i * d);
+    float* row = f32_out(out) + i * d;
+    row_to_f32(table, id, row);
+    if (scale != 1.f) {
+      for (std::int64_t j = 0; j < d; ++j)
+        row[j] = static_cast<float>(static_cast<double>(row[j]) * scale);
+    }
   }
   return Status::ok();
 }
 
-Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps) {
-  const std::int64_t d = x.desc.ne[0];
-  for (std::int64_t t = 0; t < x.desc.ne[1]; ++t) {
+// Each run of `group` elements (the row when norm_group is 0) is normalized on its own.
+Status rms_norm(const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps, int norm_group) {
+  const std::int64_t d = norm_group > 0 ? norm_group : x.desc.ne[0];
+  for (std::int64_t t = 0; t < x.desc.rows() * (x.desc.ne[0] / d); ++t) {
     const float* row = f32(x) + t * d;
     double sum = 0.0;
     for (std::int64_t i = 0; i < d; ++i)
@@ -72,7 +79,8 @@ Status matmul(const HostTensor& w, const HostTensor& x, const HostTensor& out) {
   return Status::ok();
 }
 
-Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& out, const OpParams& p) {
+Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor* factors, const HostTensor& out,
+            const OpParams& p) {
   const std::int64_t row = x.desc.ne[0];
   const int hd = p.head_dim;
   const int dims = p.rope_dims ? p.rope_dims : hd;
@@ -83,7 +91,9 @@ Status rope(const HostTensor& x, const HostTensor& positions, const HostTensor& 
     for (std::int64_t h = 0; h < row / hd; ++h) {
       float* v = f32_out(out) + t * row + h * hd;
       for (int i = 0; i < dims / 2; ++i) {
-        const double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
+        double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
+        if (factors)
+          theta /= static_cast<double>(f32(*factors)[i]);
         const int a = p.rope_layout == RopeLayout::kNormal ? 2 * i : i;
         const int b = p.rope_layout == RopeLayout::kNormal ? 2 * i + 1 : i + dims / 2;
         const double x0 = v[a], x1 = v[b];
@@ -170,13 +180,15 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
   std::vector<double> scores;
   std::vector<double> acc(static_cast<std::size_t>(hd));
   for (std::int64_t t = 0; t < n; ++t) {
+    // Keys before `first` are outside the sliding window and take no part in the softmax.
     const std::int64_t len = pos[t] + 1;
+    const std::int64_t first = p.sliding_window > 0 ? std::max<std::int64_t>(0, len - p.sliding_window) : 0;
     scores.assign(static_cast<std::size_t>(len), 0.0);
     for (std::int64_t h = 0; h < p.n_heads; ++h) {
       const float* qh = f32(q) + t * qdim + h * hd;
       const std::int64_t kvh = h / group;
       double max_score = -std::numeric_limits<double>::infinity();
-      for (std::int64_t j = 0; j < len; ++j) {
+      for (std::int64_t j = first; j < len; ++j) {
         const float* kj = read_head(k_cache, slot[t], j, kvh);
         double dot = 0.0;
         for (std::int64_t i = 0; i < hd; ++i)
@@ -185,12 +197,13 @@ Status attention(std::span<const HostTensor> in, const HostTensor& out, const Op
         max_score = std::max(max_score, dot * scale);
       }
       double denom = 0.0;
-      for (auto& s : scores) {
+      for (std::int64_t j = first; j < len; ++j) {
+        double& s = scores[static_cast<std::size_t>(j)];
         s = std::exp(s - max_score);
         denom += s;
       }
       std::fill(acc.begin(), acc.end(), 0.0);
-      for (std::int64_t j = 0; j < len; ++j) {
+      for (std::int64_t j = first; j < len; ++j) {
         const float* vj = read_head(v_cache, slot[t], j, kvh);
         const double w = scores[static_cast<std::size_t>(j)] / denom;
         for (std::int64_t i = 0; i < hd; ++i)
@@ -277,17 +290,22 @@ Status run_op(OpKind op, std::span<const HostTensor> in, const HostTensor& out, 
   }
   switch (op) {
     case OpKind::kEmbed:
-      return embed(in[0], in[1], out);
+      return embed(in[0], in[1], out, p.scale);
     case OpKind::kRmsNorm:
-      return rms_norm(in[0], in[1], out, p.eps);
+      return rms_norm(in[0], in[1], out, p.eps, p.norm_group);
     case OpKind::kMatmul:
       return matmul(in[0], in[1], out);
     case OpKind::kRope:
-      return rope(in[0], in[1], out, p);
+      return rope(in[0], in[1], in.size() == 3 ? &in[2] : nullptr, out, p);
     case OpKind::kAttention:
       return attention(in, out, p);
     case OpKind::kSwiglu:
       return binary(in[0], in[1], out, [](double g, double u) { return g / (1.0 + std::exp(-g)) * u; });
+    case OpKind::kGeglu:
+      return binary(in[0], in[1], out, [](double g, double u) {
+        constexpr double kSqrt2OverPi = 0.79788456080286535588;
+        return 0.5 * g * (1.0 + std::tanh(kSqrt2OverPi * (g + 0.044715 * g * g * g))) * u;
+      });
     case OpKind::kAdd:
       return binary(in[0], in[1], out, [](double a, double b) { return a + b; });
     case OpKind::kMul:

@@ -1,13 +1,14 @@
 #include "halyard/hal/ops.h"
 
 #include <array>
+#include <cmath>
 #include <string>
 
 namespace halyard {
 namespace {
 
 constexpr std::array<std::string_view, kOpCount> kOpNames{
-    "EMBED", "RMS_NORM", "MATMUL", "ROPE", "ATTENTION", "SWIGLU", "ADD", "MUL", "SOFTMAX", "ARGMAX", "COPY"};
+    "EMBED", "RMS_NORM", "MATMUL", "ROPE", "ATTENTION", "SWIGLU", "ADD", "MUL", "SOFTMAX", "ARGMAX", "COPY", "GEGLU"};
 
 Status shape_error(OpKind op, const std::string& what) {
   return invalid_argument(std::string(op_name(op)) + ": " + what);
@@ -61,6 +62,19 @@ std::optional<OpKind> op_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+bool uses_extended_params(OpKind op, const OpParams& p) {
+  switch (op) {
+    case OpKind::kEmbed:
+      return p.scale != 1.f;
+    case OpKind::kRmsNorm:
+      return p.norm_group != 0;
+    case OpKind::kAttention:
+      return p.sliding_window != 0;
+    default:
+      return false;
+  }
+}
+
 Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const OpParams& p) {
   switch (op) {
     case OpKind::kEmbed: {
@@ -68,13 +82,20 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       HALYARD_RETURN_IF_ERROR(check_weight_rows(op, in[0]));
       if (in[1].dtype != DType::kI32 || in[1].rows() != 1)
         return shape_error(op, "ids must be i32[n]");
+      if (!std::isfinite(p.scale))
+        return shape_error(op, "scale must be finite");
       return TensorDesc::make(DType::kF32, in[0].ne[0], in[1].ne[0]);
     }
     case OpKind::kRmsNorm: {
       HALYARD_RETURN_IF_ERROR(check_arity(op, in, 2));
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[0], "x"));
-      if (in[1].dtype != DType::kF32 || in[1].ne[0] != in[0].ne[0] || in[1].rows() != 1) {
-        return shape_error(op, "weight must be f32[" + std::to_string(in[0].ne[0]) + "]");
+      if (p.norm_group < 0 || (p.norm_group > 0 && in[0].ne[0] % p.norm_group != 0)) {
+        return shape_error(op, "norm_group " + std::to_string(p.norm_group) + " does not divide the row of " +
+                                   std::to_string(in[0].ne[0]));
+      }
+      const std::int64_t group = p.norm_group > 0 ? p.norm_group : in[0].ne[0];
+      if (in[1].dtype != DType::kF32 || in[1].ne[0] != group || in[1].rows() != 1) {
+        return shape_error(op, "weight must be f32[" + std::to_string(group) + "]");
       }
       if (!(p.eps > 0.f))
         return shape_error(op, "eps must be positive");
@@ -90,7 +111,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       return TensorDesc::make(DType::kF32, in[0].ne[1], in[1].ne[1]);
     }
     case OpKind::kRope: {
-      HALYARD_RETURN_IF_ERROR(check_arity(op, in, 2));
+      if (in.size() != 2 && in.size() != 3)
+        return shape_error(op, "expects 2 inputs (3 with frequency factors), got " + std::to_string(in.size()));
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[0], "x"));
       HALYARD_RETURN_IF_ERROR(check_ids(op, in[1], in[0].ne[1], "positions"));
       const int dims = p.rope_dims ? p.rope_dims : p.head_dim;
@@ -98,6 +120,9 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
         return shape_error(op, "head_dim must divide the row");
       if (dims <= 0 || dims > p.head_dim || dims % 2 != 0)
         return shape_error(op, "rope_dims must be even and <= head_dim");
+      if (in.size() == 3 && (in[2].dtype != DType::kF32 || in[2].ne[0] != dims / 2 || in[2].rows() != 1)) {
+        return shape_error(op, "freq_factors must be f32[" + std::to_string(dims / 2) + "], got " + in[2].to_string());
+      }
       return in[0];
     }
     case OpKind::kAttention: {
@@ -105,6 +130,8 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       if (p.head_dim <= 0 || p.n_heads <= 0 || p.n_kv_heads <= 0 || p.n_heads % p.n_kv_heads != 0) {
         return shape_error(op, "needs head_dim > 0 and n_heads a multiple of n_kv_heads");
       }
+      if (p.sliding_window < 0)
+        return shape_error(op, "sliding_window must be >= 0");
       const std::int64_t n = in[0].ne[1];
       const std::int64_t qdim = std::int64_t{p.head_dim} * p.n_heads;
       const std::int64_t kvdim = std::int64_t{p.head_dim} * p.n_kv_heads;
@@ -138,13 +165,15 @@ Result<TensorDesc> infer_output(OpKind op, std::span<const TensorDesc> in, const
       return TensorDesc::make(DType::kF32, qdim, n);
     }
     case OpKind::kSwiglu:
+    case OpKind::kGeglu:
     case OpKind::kAdd:
     case OpKind::kMul: {
       HALYARD_RETURN_IF_ERROR(check_arity(op, in, 2));
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[0], "a"));
       HALYARD_RETURN_IF_ERROR(check_f32_2d(op, in[1], "b"));
       const bool same = in[0] == in[1];
-      const bool row_broadcast = op != OpKind::kSwiglu && in[1].ne[0] == in[0].ne[0] && in[1].rows() == 1;
+      const bool row_broadcast =
+          op != OpKind::kSwiglu && op != OpKind::kGeglu && in[1].ne[0] == in[0].ne[0] && in[1].rows() == 1;
       if (!same && !row_broadcast)
         return shape_error(op, "shapes differ: " + in[0].to_string() + " vs " + in[1].to_string());
       return in[0];

@@ -243,6 +243,11 @@ class GpuExecutable final : public Executable {
 
   Status check_supported(const GraphNode& node) const {
     const std::string where = std::string(op_name(node.op)) + " on " + kBackend;
+    if (node.op == OpKind::kGeglu || uses_extended_params(node.op, node.params) ||
+        (node.op == OpKind::kRope && node.inputs.size() == 3))
+      return unimplemented(where +
+                           ": GEGLU, norm groups, sliding windows, embedding scales and RoPE frequency "
+                           "factors are not implemented on this backend yet");
     switch (node.op) {
       case OpKind::kRope: {
         const int dims = node.params.rope_dims ? node.params.rope_dims : node.params.head_dim;
@@ -345,6 +350,8 @@ class GpuExecutable final : public Executable {
           }
           break;
         }
+        case OpKind::kGeglu:
+          return unimplemented("GEGLU on " + std::string(kBackend));  // check_supported refuses it first
       }
       if (e != gpuSuccess)
         return check(e, std::string(op_name(node.op)) + " '" + graph_.tensor(out).name + "'");
@@ -434,6 +441,8 @@ class GpuDevice final : public Device {
       return dtypes.size() < 2 || can_copy(dtypes[0], dtypes[1]);
     if (op == OpKind::kAttention)  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
+    if (op == OpKind::kGeglu)
+      return false;  // not implemented on this backend yet
     return true;
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {

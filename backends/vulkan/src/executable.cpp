@@ -208,6 +208,10 @@ Status VulkanExecutable::lower(const GraphNode& node) {
   const TensorId out = node.output;
   const OpParams& p = node.params;
   const std::string sg = dev_.use_subgroups() ? "_sg" : "_nosg";
+  if (node.op == OpKind::kGeglu || uses_extended_params(node.op, p) || (node.op == OpKind::kRope && in.size() == 3))
+    return unimplemented(std::string(op_name(node.op)) +
+                         " on vulkan: GEGLU, norm groups, sliding windows, embedding scales and RoPE frequency "
+                         "factors are not implemented on this backend yet");
   switch (node.op) {
     case OpKind::kEmbed:
     case OpKind::kMatmul:
@@ -330,6 +334,8 @@ Status VulkanExecutable::lower(const GraphNode& node) {
       return unimplemented("COPY from " + std::string(dtype_name(x.dtype)) + " to " + std::string(dtype_name(o.dtype)) +
                            " on vulkan (only same-type copies and conversions from or to f32)");
     }
+    case OpKind::kGeglu:
+      break;  // refused above
   }
   return unimplemented("unknown op");
 }

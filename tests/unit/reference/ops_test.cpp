@@ -274,6 +274,76 @@ TEST(ReferenceOps, Swiglu) {
   EXPECT_FLOAT_EQ(out[1], static_cast<float>(3 / (1 + std::exp(-1.0))));
 }
 
+TEST(ReferenceOps, GegluUsesTheTanhForm) {
+  std::vector<float> g{0, 1, -2}, u{2, 3, 0.5f}, out(3, NAN);
+  ASSERT_TRUE(run_op(OpKind::kGeglu, {{f32(g, 3), f32(u, 3)}}, f32(out, 3), {}).is_ok());
+  auto gelu = [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); };
+  EXPECT_FLOAT_EQ(out[0], 0);
+  EXPECT_FLOAT_EQ(out[1], static_cast<float>(gelu(1) * 3));  // 0.8412 * 3, not erf's 0.8413 * 3
+  EXPECT_FLOAT_EQ(out[2], static_cast<float>(gelu(-2) * 0.5));
+}
+
+TEST(ReferenceOps, RmsNormGroupsNormalizeEachHeadOnItsOwn) {
+  // Two heads of 2: (3, 4) has rms sqrt(12.5), (0, 2) has rms sqrt(2); one weight per head element.
+  std::vector<float> x{3, 4, 0, 2}, w{1, 10}, out(4, NAN);
+  OpParams p;
+  p.eps = 1e-12f;
+  p.norm_group = 2;
+  ASSERT_TRUE(run_op(OpKind::kRmsNorm, {{f32(x, 4), f32(w, 2)}}, f32(out, 4), p).is_ok());
+  EXPECT_FLOAT_EQ(out[0], static_cast<float>(3 / std::sqrt(12.5)));
+  EXPECT_FLOAT_EQ(out[1], static_cast<float>(4 / std::sqrt(12.5) * 10));
+  EXPECT_FLOAT_EQ(out[2], 0);
+  EXPECT_FLOAT_EQ(out[3], static_cast<float>(2 / std::sqrt(2.0) * 10));
+  p.norm_group = 3;  // does not divide the row
+  EXPECT_FALSE(run_op(OpKind::kRmsNorm, {{f32(x, 4), f32(w, 2)}}, f32(out, 4), p).is_ok());
+}
+
+TEST(ReferenceOps, RopeFrequencyFactorsDivideTheAngles) {
+  std::vector<float> x{1, 0, 1, 0}, factors{2, 0.5f}, out(4, NAN);
+  std::vector<std::int32_t> pos{1};
+  OpParams p;
+  p.head_dim = 4;
+  p.rope_base = 10000;
+  ASSERT_TRUE(run_op(OpKind::kRope, {{f32(x, 4), i32(pos), f32(factors, 2)}}, f32(out, 4), p).is_ok());
+  // pair 0 turns by 1 / 2 rad, pair 1 by 0.01 / 0.5 rad
+  EXPECT_FLOAT_EQ(out[0], std::cos(0.5f));
+  EXPECT_FLOAT_EQ(out[1], std::sin(0.5f));
+  EXPECT_FLOAT_EQ(out[2], std::cos(0.02f));
+  EXPECT_FLOAT_EQ(out[3], std::sin(0.02f));
+  std::vector<float> wrong{1, 1, 1};
+  EXPECT_FALSE(run_op(OpKind::kRope, {{f32(x, 4), i32(pos), f32(wrong, 3)}}, f32(out, 4), p).is_ok());
+}
+
+TEST(ReferenceOps, AttentionSlidingWindowDropsOldPositions) {
+  // head_dim 1, equal scores: the output is the mean of the values each token sees.
+  OpParams p;
+  p.head_dim = 1;
+  p.n_heads = 1;
+  p.n_kv_heads = 1;
+  p.sliding_window = 2;
+  std::vector<float> q{0, 0, 0, 0}, k{0, 0, 0, 0}, v{1, 2, 4, 8}, kc(4), vc(4), out(4, NAN);
+  std::vector<std::int32_t> pos{0, 1, 2, 3}, slot{0, 0, 0, 0}, bt{0};
+  ASSERT_TRUE(run_op(OpKind::kAttention,
+                     {{f32(q, 1, 4), f32(k, 1, 4), f32(v, 1, 4), f32(kc, 1, 4, 1), f32(vc, 1, 4, 1), i32(pos),
+                       i32(slot), table(bt, 1, 1)}},
+                     f32(out, 1, 4), p)
+                  .is_ok());
+  EXPECT_FLOAT_EQ(out[0], 1);
+  EXPECT_FLOAT_EQ(out[1], 1.5f);
+  EXPECT_FLOAT_EQ(out[2], 3);  // positions 1 and 2
+  EXPECT_FLOAT_EQ(out[3], 6);  // positions 2 and 3
+}
+
+TEST(ReferenceOps, EmbedScaleMultipliesTheRows) {
+  std::vector<float> table{1, 2, 3, 4};
+  std::vector<std::int32_t> ids{1};
+  std::vector<float> out(2, NAN);
+  OpParams p;
+  p.scale = 0.5f;
+  ASSERT_TRUE(run_op(OpKind::kEmbed, {{f32(table, 2, 2), i32(ids)}}, f32(out, 2, 1), p).is_ok());
+  EXPECT_EQ(out, (std::vector<float>{1.5f, 2}));
+}
+
 TEST(ReferenceOps, AddAndMulBroadcastRows) {
   std::vector<float> a{1, 2, 3, 4}, b{10, 20}, out(4, NAN);
   ASSERT_TRUE(run_op(OpKind::kAdd, {{f32(a, 2, 2), f32(b, 2)}}, f32(out, 2, 2), {}).is_ok());

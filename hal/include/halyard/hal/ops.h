@@ -5,9 +5,15 @@
 // tokens] and ops that need heads take them from OpParams, so no view op is needed.
 //
 //   EMBED      in: table [d, rows] (any weight dtype), ids I32 [n]     out: F32 [d, n] (row gather)
-//   RMS_NORM   in: x F32 [d, n], weight F32 [d]                        out: x / rms(x) * weight
+//              times params.scale (1 by default; Gemma scales its embeddings by sqrt(d))
+//   RMS_NORM   in: x F32 [d, n], weight F32 [d] or F32 [g]             out: x / rms(x) * weight
+//              params.norm_group g (0: the whole row) normalizes each run of g consecutive
+//              elements on its own with the same weight [g]: the per-head Q/K norm of Qwen3 and
+//              Gemma 3 with g = head_dim. g must divide d.
 //   MATMUL     in: W [k, m] (any weight dtype), x F32 [k, n]           out: F32 [m, n] = W^T-rows . x
 //   ROPE       in: x F32 [hd * heads, n], positions I32 [n]            out: rotated, NORMAL or NEOX pairs
+//              [, freq_factors F32 [rope_dims / 2]]: pair i turns by pos * base^(-2i/rope_dims)
+//              / freq_factors[i] (Llama 3.1's rope_freqs tensor); without it the factors are 1
 //   ATTENTION  in: q [hd*H, n], k [hd*Hkv, n], v [hd*Hkv, n],
 //                  k_cache, v_cache F32 or F16 [hd*Hkv, block_size, n_blocks] (a pool of blocks,
 //                  both one dtype; F16 stores round to nearest even, reads widen to f32 exactly),
@@ -24,7 +30,11 @@
 //              past max_blocks * block_size, a slot outside [0, n_slots) or a block id outside
 //              [0, n_blocks) is out_of_range on host backends; device kernels write nothing for
 //              that token and give it NaN output.
+//              params.sliding_window w > 0 (Gemma 3's local layers): a token at position p
+//              attends only to positions j with p - w < j <= p; 0 means no window.
 //   SWIGLU     in: gate, up F32 [d, n]                                 out: silu(gate) * up
+//   GEGLU      in: gate, up F32 [d, n]                                 out: gelu(gate) * up, gelu by
+//              its tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Gemma's FFN)
 //   ADD, MUL   in: a F32 [d, n], b F32 [d, n] or [d] (broadcast)       out: a + b, a * b
 //   SOFTMAX    in: x F32 [d, n]                                        out: softmax over d, per token
 //   ARGMAX     in: x F32 [d, n]                                        out: I32 [n] (first max wins)
@@ -53,8 +63,9 @@ enum class OpKind : std::uint8_t {
   kSoftmax,
   kArgmax,
   kCopy,
+  kGeglu,
 };
-inline constexpr int kOpCount = 11;
+inline constexpr int kOpCount = 12;
 
 enum class RopeLayout : std::uint8_t {
   kNormal,  // rotate adjacent pairs (2i, 2i+1): GGUF architecture "llama"
@@ -71,7 +82,15 @@ struct OpParams {
   float rope_base = 10000.f;    // ROPE
   RopeLayout rope_layout = RopeLayout::kNormal;
   DType out_dtype = DType::kF32;  // COPY
+  int norm_group = 0;             // RMS_NORM: normalize runs of this many elements; 0 means the row
+  int sliding_window = 0;         // ATTENTION: attend to the last this many positions; 0 means all
+  float scale = 1.f;              // EMBED: multiplies the gathered rows
 };
+
+// Whether `p` asks `op` for anything beyond its original form (a norm group, a sliding window,
+// an embedding scale; ROPE's frequency factors show in its input count instead). Backends that
+// lack one of these refuse the graph with this op's name rather than compute the plain form.
+bool uses_extended_params(OpKind op, const OpParams& p);
 
 std::string_view op_name(OpKind op);
 std::optional<OpKind> op_from_name(std::string_view name);

@@ -248,6 +248,20 @@ void init_options(T* o, std::size_t size) {
   std::memcpy(o, &defaults, defaults.struct_size);
 }
 
+// What every entry point taking a halyard_X_options does with the caller's struct: the bytes
+// its struct_size covers replace the defaults already in `o`; a struct_size that does not
+// reach `min_size` (the fields of the first published struct, or at least struct_size itself)
+// is an error naming the struct. A null `caller` leaves the defaults.
+template <typename T>
+halyard_status copy_caller_options(T& o, const T* caller, std::size_t min_size, const char* name) {
+  if (!caller)
+    return HALYARD_OK;
+  if (caller->struct_size < std::max(min_size, sizeof(std::size_t)))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, std::string(name) + ".struct_size is too small");
+  std::memcpy(&o, caller, std::min(caller->struct_size, sizeof o));
+  return HALYARD_OK;
+}
+
 }  // namespace
 
 extern "C" {
@@ -453,12 +467,9 @@ halyard_status halyard_quantize(const char* input_path, const char* output_path,
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "input_path, output_path and type must not be NULL");
   halyard_quantize_options o;
   halyard_quantize_options_init(&o, sizeof o);
-  if (options) {
-    if (options->struct_size < sizeof(size_t))
-      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_quantize_options.struct_size is too small");
-    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
-    // Fields past the caller's struct_size keep the defaults written above.
-  }
+  // Fields past the caller's struct_size keep the defaults written above.
+  if (const halyard_status s = copy_caller_options(o, options, 0, "halyard_quantize_options"); s != HALYARD_OK)
+    return s;
   if (o.threads < 0)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "threads must be >= 0 (0: one per hardware thread)");
   return guarded([&] {
@@ -491,12 +502,10 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
   *out = nullptr;
   halyard_model_options o;
   halyard_model_options_init(&o, sizeof o);
-  if (options) {
-    if (options->struct_size < offsetof(halyard_model_options, context_length) + sizeof(int32_t)) {
-      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_model_options.struct_size is too small");
-    }
-    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
-  }
+  if (const halyard_status s = copy_caller_options(
+          o, options, offsetof(halyard_model_options, context_length) + sizeof(int32_t), "halyard_model_options");
+      s != HALYARD_OK)
+    return s;
   return guarded([&] {
     auto reg = registry();
     if (!reg.is_ok())
@@ -697,8 +706,8 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and prompt must not be NULL");
   halyard_generate_options o;
   halyard_generate_options_init(&o, sizeof o);
-  if (options)
-    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
+  if (const halyard_status s = copy_caller_options(o, options, 0, "halyard_generate_options"); s != HALYARD_OK)
+    return s;
   if (o.max_tokens < 0)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_tokens must be >= 0, not " + std::to_string(o.max_tokens));
   rt::SamplerOptions sampler;
@@ -785,10 +794,11 @@ halyard_status halyard_context_create(halyard_model* model, const halyard_contex
   *out = nullptr;
   halyard_context_options o;
   halyard_context_options_init(&o, sizeof o);
+  if (const halyard_status s = copy_caller_options(
+          o, options, offsetof(halyard_context_options, max_sequences) + sizeof(int32_t), "halyard_context_options");
+      s != HALYARD_OK)
+    return s;
   if (options) {
-    if (options->struct_size < offsetof(halyard_context_options, max_sequences) + sizeof(int32_t))
-      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_context_options.struct_size is too small");
-    std::memcpy(&o, options, std::min(options->struct_size, sizeof o));
     // A field the caller's struct_size does not wholly cover keeps its default.
     halyard_context_options defaults;
     halyard_context_options_init(&defaults, sizeof defaults);

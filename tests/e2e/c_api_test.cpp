@@ -343,6 +343,10 @@ TEST(CApi, InvalidSamplingValuesAreRefused) {
   EXPECT_EQ(generate_with([](O& o) { o.top_p = 2.f; }), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(generate_with([](O& o) { o.top_p = NAN; }), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(generate_with([](O& o) { o.top_p = 0.f; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  // A struct_size too small to hold struct_size itself was copied in part (2 bytes over the
+  // defaults, so a garbage struct_size); it is an error naming the struct, like every options struct's.
+  EXPECT_EQ(generate_with([](O& o) { o.struct_size = 2; }), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("halyard_generate_options.struct_size"), std::string::npos);
   EXPECT_EQ(generate_with([](O& o) { o.top_k = -5; }), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(generate_with([](O& o) { o.top_k = INT_MIN; }), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(halyard_last_error()).find("top-k"), std::string::npos) << halyard_last_error();

@@ -1,5 +1,7 @@
-// STREAM-like triad, a[i] = b[i] + s * c[i], to measure this machine's memory bandwidth: the
-// ceiling decode speed is judged against. Counts 3 x 4 bytes per element (two reads, one write).
+// STREAM-like triad, a[i] = b[i] + s * c[i], to measure this machine's memory bandwidth, counted
+// as 3 x 4 bytes per element (two reads, one write); and beside it a pure streaming read of
+// the same size (read_bandwidth.h), the ceiling of decode, which reads weights and writes
+// almost nothing. Both in one JSON object.
 //   halyard-triad [--mib N] [--threads T] [--repeats R]
 #include <algorithm>
 #include <chrono>
@@ -9,6 +11,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "read_bandwidth.h"
 
 int main(int argc, char** argv) {
   std::size_t mib = 1024;
@@ -43,9 +47,13 @@ int main(int argc, char** argv) {
     gbps.push_back(3.0 * static_cast<double>(n) * sizeof(float) / s / 1e9);
   }
   std::sort(gbps.begin(), gbps.end());
+  std::uint64_t sink = 0;
+  const auto read = halyard::apps::measure_read_bandwidth(mib, threads, repeats, &sink);
   std::printf(
       "{\"test\": \"triad\", \"mib_per_array\": %zu, \"threads\": %d, \"repeats\": %d, \"median_gb_per_s\": %.1f, "
-      "\"best_gb_per_s\": %.1f, \"check\": %.1f}\n",
-      mib, threads, repeats, gbps[gbps.size() / 2], gbps.back(), static_cast<double>(a[n / 2]));
+      "\"best_gb_per_s\": %.1f, \"read_median_gb_per_s\": %.1f, \"read_best_gb_per_s\": %.1f, \"check\": %.1f, "
+      "\"read_check\": %llu}\n",
+      mib, threads, repeats, gbps[gbps.size() / 2], gbps.back(), read.median_gb_per_s, read.best_gb_per_s,
+      static_cast<double>(a[n / 2]), static_cast<unsigned long long>(sink % 1000));
   return 0;
 }

@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "halyard.h"
+#include "read_bandwidth.h"
 
 namespace {
 
@@ -47,6 +49,7 @@ struct DeviceResult {
   std::string device;
   Stats pp_tps, tg_tps, ttft_ms, tg_gbps;
   std::vector<double> pp_runs, tg_runs;
+  double read_share = 0;  // decode GB/s over the streaming-read ceiling (host devices)
 };
 
 // --json: the results, when a path was given; 0, or 1 after saying why it could not be written.
@@ -391,6 +394,8 @@ int run_bench(const BenchArgs& a) {
   std::vector<DeviceResult> table;
   std::string model_name;
   double size_gib = 0, params_m = 0;
+  double read_ceiling = 0;
+  int read_threads = 0;
   for (const auto& device : a.devices) {
     halyard_model* model = nullptr;
     if (halyard_status s = load_for_bench(a, device, std::max(a.prompt_tokens, a.gen_tokens) + 8, &model);
@@ -457,6 +462,17 @@ int run_bench(const BenchArgs& a) {
     r.tg_tps = stats(r.tg_runs);
     r.ttft_ms = stats(ttft);
     r.tg_gbps = stats(gbps);
+    // A host device's decode is judged against the machine's streaming-read ceiling, measured
+    // once per run with as many threads as the device uses (0: one per hardware thread).
+    if ((r.device.starts_with("cpu") || r.device.starts_with("ref")) && read_ceiling == 0) {
+      const int threads =
+          a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      std::fprintf(stderr, "measuring the streaming-read ceiling (%d threads)...\n", threads);
+      std::uint64_t sink = 0;
+      read_ceiling = halyard::apps::measure_read_bandwidth(512, threads, 5, &sink).median_gb_per_s;
+      read_threads = threads;
+    }
+    r.read_share = r.device.starts_with("cpu") || r.device.starts_with("ref") ? r.tg_gbps.median / read_ceiling : 0;
     results.push_back({{"model", model_name},
                        {"model_path", a.model},
                        {"size_bytes", weight_bytes},
@@ -475,6 +491,11 @@ int run_bench(const BenchArgs& a) {
                        {"tg_runs", r.tg_runs},
                        {"time_to_first_token_ms_median", r.ttft_ms.median},
                        {"tg_effective_gb_per_s_median", r.tg_gbps.median}});
+    if (r.read_share > 0) {
+      results.back()["read_ceiling_gb_per_s"] = read_ceiling;
+      results.back()["read_ceiling_threads"] = read_threads;
+      results.back()["tg_share_of_read_ceiling"] = r.read_share;
+    }
     table.push_back(std::move(r));
   }
   std::printf(
@@ -482,8 +503,14 @@ int run_bench(const BenchArgs& a) {
   for (const auto& r : table) {
     std::printf("| %s | %.2f GiB | %.1f M | %s | pp%d | %.2f ± %.2f | %.1f | |\n", model_name.c_str(), size_gib,
                 params_m, r.device.c_str(), a.prompt_tokens, r.pp_tps.median, r.pp_tps.stddev, r.ttft_ms.median);
-    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%d | %.2f ± %.2f | | %.1f |\n", model_name.c_str(), size_gib,
-                params_m, r.device.c_str(), a.gen_tokens, r.tg_tps.median, r.tg_tps.stddev, r.tg_gbps.median);
+    const std::string share =
+        r.read_share > 0 ? " (" + std::to_string(static_cast<int>(std::lround(100 * r.read_share))) + "% of read)" : "";
+    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%d | %.2f ± %.2f | | %.1f%s |\n", model_name.c_str(), size_gib,
+                params_m, r.device.c_str(), a.gen_tokens, r.tg_tps.median, r.tg_tps.stddev, r.tg_gbps.median,
+                share.c_str());
   }
+  if (read_ceiling > 0)
+    std::printf("\nstreaming-read ceiling: %.1f GB/s on %d threads (halyard-triad measures the same read)\n",
+                read_ceiling, read_threads);
   return write_json(a.json_path, results);
 }

@@ -185,6 +185,20 @@ def check_unknown_chat_template():
     expect(r.stderr.count("not one Halyard knows") == 1, "the warning is given once", r)
 
 
+
+def check_bench_read_ceiling():
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "bench.json")
+        r = run(["bench", "-m", MODEL, "-d", "cpu", "-t", "1", "-p", "4", "-n", "2", "-r", "1", "--json", path])
+        expect(r.returncode == 0, "bench runs", r)
+        result = json.load(open(path))[0]
+    ceiling = result.get("read_ceiling_gb_per_s", 0)
+    expect(ceiling > 0 and result.get("read_ceiling_threads") == 1, "bench measures the read ceiling on its threads", r)
+    share = result["tg_effective_gb_per_s_median"] / ceiling
+    expect(abs(result["tg_share_of_read_ceiling"] - share) < 1e-9, "the share is decode GB/s over the ceiling", r)
+    expect(f"{round(100 * share)}% of read" in r.stdout and "streaming-read ceiling" in r.stdout,
+           "the table states decode's share of the read ceiling", r)
+
 if __name__ == "__main__":
     globals()["check_" + sys.argv[2]]()
     print(f"PASS: {sys.argv[2]}")

@@ -43,12 +43,15 @@ struct NamedSplit {
   bool default_add_bos = false;
 };
 
-// The tokenizer.ggml.pre names Halyard splits by, with llama.cpp's meaning for each, except
-// "default" (also what a file without the key gets): GPT-2's split here, where llama.cpp adds
-// punctuation and three-digit splits around it.
+// The tokenizer.ggml.pre names Halyard splits by, each with llama.cpp's meaning.
 const std::vector<NamedSplit>& named_splits() {
   static const std::vector<NamedSplit> table = {
-      {{"gpt2", "gpt-2", "default", "mpt", "olmo"}, {kGpt2}},
+      {{"gpt2", "gpt-2", "mpt", "olmo"}, {kGpt2}},
+      // What llama.cpp uses for a file without the key: runs of punctuation and a few symbols
+      // first, then GPT-2's split, then runs of digits cut into threes.
+      {{"default"}, {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2, "\\p{N}+", "[0-9][0-9][0-9]"}},
+      // Falcon's: the same with the backtick among the symbols and no separate digit runs.
+      {{"falcon"}, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"}},
       // Every digit is its own piece before the GPT-2 split.
       {{"smollm", "starcoder", "refact", "command-r", "codeshell"}, {"\\p{N}", kGpt2}},
       {{"llama3", "llama-v3", "llama-bpe"}, {kLlama3}, true, true},

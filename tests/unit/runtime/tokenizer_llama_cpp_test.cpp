@@ -169,19 +169,16 @@ std::string gemma3_path() {
   return cache_dir() + "/models/gemma-3-270m-q4_k_m.gguf";
 }
 
-TEST(Gemma3Tokenizer, MatchesLlamaCpp) {
-  const std::string path = gemma3_path();
-  if (!std::filesystem::exists(path)) {
-    GTEST_SKIP() << "the Gemma 3 270M file is not at " << path
-                 << ": run scripts/fetch-model.sh gemma3-270m or set HALYARD_TEST_GEMMA3_MODEL";
-  }
+// Every recorded case of `json_name` (scripts/record-tokenizer-reference.py) on the tokenizer of
+// the GGUF at `path`.
+void expect_recorded_ids(const std::string& path, const std::string& json_name) {
   auto file = GgufFile::open(path);
   ASSERT_TRUE(file.is_ok()) << file.status().to_string();
-  // Only the tokenizer: the gemma3 architecture itself is not what this test is about.
+  // Only the tokenizer: whether the architecture loads is not what this is about.
   auto tok = Tokenizer::from_gguf(*file.value());
   ASSERT_TRUE(tok.is_ok()) << tok.status().to_string();
-  std::ifstream in(testing::data_dir() + "/llama_cpp_reference/tokenizer_gemma3_270m.json");
-  ASSERT_TRUE(in) << "missing tests/data/llama_cpp_reference/tokenizer_gemma3_270m.json";
+  std::ifstream in(testing::data_dir() + "/llama_cpp_reference/" + json_name);
+  ASSERT_TRUE(in) << "missing tests/data/llama_cpp_reference/" << json_name;
   const auto data = nlohmann::json::parse(in);
   int checked = 0;
   for (const auto& c : data["cases"]) {
@@ -197,6 +194,15 @@ TEST(Gemma3Tokenizer, MatchesLlamaCpp) {
     ++checked;
   }
   EXPECT_GE(checked, 60);
+}
+
+TEST(Gemma3Tokenizer, MatchesLlamaCpp) {
+  const std::string path = gemma3_path();
+  if (!std::filesystem::exists(path)) {
+    GTEST_SKIP() << "the Gemma 3 270M file is not at " << path
+                 << ": run scripts/fetch-model.sh gemma3-270m or set HALYARD_TEST_GEMMA3_MODEL";
+  }
+  expect_recorded_ids(path, "tokenizer_gemma3_270m.json");
 }
 
 // ---- llama.cpp's own tokenizer tests ---------------------------------------------------------
@@ -304,6 +310,18 @@ TEST(LlamaCppVocabUnknownSplit, IsAClearLoadError) {
     EXPECT_NE(tok.status().message().find("unknown pre-tokenizer"), std::string::npos)
         << name << ": " << tok.status().message();
   }
+}
+
+// GPT-NeoX's vocabulary has no tokenizer.ggml.pre, so llama.cpp (and Halyard) split it by the
+// default expressions; llama.cpp ships no test for it, so its ids for the same text set as
+// Gemma's were recorded (tokenizer_gpt_neox_default.json).
+TEST(DefaultPreTokenizer, GptNeoxVocabMatchesLlamaCpp) {
+  const std::string path = llama_cpp_models_dir() + "/ggml-vocab-gpt-neox.gguf";
+  if (!std::filesystem::exists(path)) {
+    GTEST_SKIP() << "llama.cpp's vocabularies are not at " << llama_cpp_models_dir()
+                 << ": run scripts/fetch-llama-cpp-sdist.sh or set HALYARD_LLAMA_CPP_SRC to its output";
+  }
+  expect_recorded_ids(path, "tokenizer_gpt_neox_default.json");
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ typedef struct halyard_model_options {
   int32_t reserved0; /* ignored */
   /* Nonzero: a byte-level BPE file whose tokenizer.ggml.pre Halyard does not know is split as
    * GPT-2 splits (a warning is logged) instead of failing the load with
-   * HALYARD_ERROR_INVALID_ARGUMENT. Default 0. */
+   * HALYARD_ERROR_UNIMPLEMENTED. Default 0. */
   int32_t force_gpt2_split;
 } halyard_model_options;
 

@@ -109,7 +109,7 @@ class Model:
     last_n_tokens_size: the window of repeat_penalty, presence_penalty and frequency_penalty
     (llama-cpp-python's name): the last N tokens, prompt included; 0 none, -1 all.
     force_gpt2_split: load a byte-level BPE file whose tokenizer.ggml.pre Halyard does not know
-    with GPT-2's split (a warning is logged) instead of failing with InvalidArgumentError.
+    with GPT-2's split (a warning is logged) instead of failing with halyard.Unimplemented.
 
     Read-only calls (tokenize, detokenize, chat formatting) may run on several threads at once;
     generations on one Model are serialised by the library (a second one waits for the first).

@@ -110,8 +110,8 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pr
   }
   // Another split would give other tokens than the model was trained on: quietly wrong output.
   if (!force_gpt2_split) {
-    return invalid_argument("unknown pre-tokenizer '" + std::string(pre) + "' (tokenizer.ggml.pre); known: " +
-                            known_names() + "; --force-gpt2-split to use GPT-2's split");
+    return unimplemented("unknown pre-tokenizer '" + std::string(pre) + "' (tokenizer.ggml.pre); known: " +
+                         known_names() + "; --force-gpt2-split to use GPT-2's split");
   }
   *forced = true;
   return from_expressions({kGpt2});

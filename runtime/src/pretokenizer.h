@@ -16,7 +16,7 @@ namespace halyard::runtime {
 class PreTokenizer {
  public:
   ~PreTokenizer();
-  // `pre` is GGUF's tokenizer.ggml.pre. An unknown name is an invalid_argument error listing
+  // `pre` is GGUF's tokenizer.ggml.pre. An unknown name is an unimplemented error listing
   // the known ones, unless force_gpt2_split asks for GPT-2's expression instead (`*forced` then
   // says that it was used, so the caller can warn).
   static Result<std::unique_ptr<PreTokenizer>> for_name(std::string_view pre, bool force_gpt2_split, bool* forced);

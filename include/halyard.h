@@ -139,6 +139,13 @@ typedef struct halyard_model_options {
    * nearest even) or HALYARD_KV_F32 (4 bytes, exact). Another value fails the load with
    * HALYARD_ERROR_INVALID_ARGUMENT; a device without that cache type with HALYARD_ERROR_UNIMPLEMENTED. */
   int32_t kv_dtype;
+  /* Fields added later begin after the older struct's trailing padding (the reserved field
+   * covers it), so an older struct_size covers none of them and they keep their defaults. */
+  int32_t reserved0; /* ignored */
+  /* Nonzero: a byte-level BPE file whose tokenizer.ggml.pre Halyard does not know is split as
+   * GPT-2 splits (a warning is logged) instead of failing the load with
+   * HALYARD_ERROR_UNIMPLEMENTED. Default 0. */
+  int32_t force_gpt2_split;
 } halyard_model_options;
 
 enum { HALYARD_KV_F16 = 0, HALYARD_KV_F32 = 1 };
@@ -178,8 +185,9 @@ HALYARD_API uint64_t halyard_model_kv_bytes_per_token(const halyard_model* model
 /* ---- Text ------------------------------------------------------------------------------- */
 
 /* Writes up to capacity ids; *n_out receives the full count (BUFFER_TOO_SMALL if it exceeds
- * capacity). add_special prepends BOS where the model wants it; parse_special turns special
- * token texts such as "<|im_start|>" into those tokens. */
+ * capacity). add_special prepends BOS where the model wants it; parse_special turns control
+ * token texts such as "<|im_start|>" into those tokens (user-defined tokens, such as Gemma's
+ * runs of newlines, are matched either way, as in llama.cpp). */
 HALYARD_API halyard_status halyard_tokenize(const halyard_model* model, const char* text, size_t text_len,
                                             int add_special, int parse_special, int32_t* tokens, size_t capacity,
                                             size_t* n_out);

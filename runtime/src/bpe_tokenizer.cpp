@@ -31,7 +31,7 @@ struct BpeTokenizer::Scratch {
   std::vector<Candidate> heap;
 };
 
-Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(const GgufFile& file) {
+Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(const GgufFile& file, const TokenizerOptions& options) {
   auto tok = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
   HALYARD_RETURN_IF_ERROR(tok->load_common(file));
   // GPT-2's reversible byte -> printable character mapping.
@@ -74,17 +74,16 @@ Result<std::unique_ptr<Tokenizer>> BpeTokenizer::create(const GgufFile& file) {
   }
 
   const std::string pre(file.get_string("tokenizer.ggml.pre").value_or("default"));
-  bool known = true;
-  HALYARD_ASSIGN_OR_RETURN(tok->pre_, PreTokenizer::for_name(pre, &known));
-  if (!known) {
-    spdlog::warn("tokenizer: unknown pre-tokenizer '{}', using the GPT-2 expression; text may tokenize differently",
-                 pre);
+  bool forced = false;
+  HALYARD_ASSIGN_OR_RETURN(tok->pre_, PreTokenizer::for_name(pre, options.force_gpt2_split, &forced));
+  if (forced) {
+    spdlog::warn(
+        "tokenizer: unknown pre-tokenizer '{}', split as GPT-2 splits (forced); text may tokenize "
+        "differently from the model's own tokenizer",
+        pre);
   }
-  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe") {
-    tok->ignore_merges_ = true;  // a whole word that is a token is taken as is
-    if (!file.find("tokenizer.ggml.add_bos_token"))
-      tok->add_bos_ = true;
-  }
+  if (tok->pre_->default_add_bos() && !file.find("tokenizer.ggml.add_bos_token"))
+    tok->add_bos_ = true;
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 
@@ -114,7 +113,7 @@ void BpeTokenizer::push_symbol(std::int32_t symbol, std::string_view bytes, std:
 void BpeTokenizer::encode_word(std::string_view word, Scratch& s, std::vector<TokenId>& out) const {
   if (word.empty())
     return;
-  if (ignore_merges_) {
+  if (pre_->ignore_merges()) {  // a whole word that is a token is taken as is
     std::string mapped;
     for (unsigned char c : word)
       mapped += byte_to_char_[c];
@@ -177,7 +176,7 @@ void BpeTokenizer::encode_word(std::string_view word, Scratch& s, std::vector<To
   }
 }
 
-void BpeTokenizer::encode_fragment(std::string_view text, bool /*first*/, std::size_t max_tokens,
+void BpeTokenizer::encode_fragment(std::string_view text, bool /*after_special*/, std::size_t max_tokens,
                                    std::vector<TokenId>& out) const {
   Scratch scratch;
   pre_->split(text, [&](std::string_view word) {

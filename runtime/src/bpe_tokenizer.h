@@ -19,8 +19,8 @@ namespace halyard::runtime {
 
 class BpeTokenizer final : public Tokenizer {
  public:
-  static Result<std::unique_ptr<Tokenizer>> create(const GgufFile& file);
-  void encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+  static Result<std::unique_ptr<Tokenizer>> create(const GgufFile& file, const TokenizerOptions& options);
+  void encode_fragment(std::string_view text, bool after_special, std::size_t max_tokens,
                        std::vector<TokenId>& out) const override;
   std::string token_to_piece(TokenId id, bool render_special) const override;
 
@@ -39,7 +39,6 @@ class BpeTokenizer final : public Tokenizer {
   // from vocab_size() up. (left id, right id) -> the merge of that pair.
   std::unordered_map<std::uint64_t, Merge> merges_;
   std::int32_t byte_symbol_[256];  // symbol id of each byte's GPT-2 character
-  bool ignore_merges_ = false;
   std::string byte_to_char_[256];
   std::unordered_map<std::string, unsigned char> char_to_byte_;
   mutable std::atomic<bool> warned_unencodable_{false};

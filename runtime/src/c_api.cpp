@@ -193,6 +193,7 @@ static_assert(sizeof(void*) != 8 || (kFrozenModelOptionsSize == 40 && kFrozenGen
 // The fields appended to halyard_context_options begin exactly where the 230fb20 struct ended
 // (its trailing padding included), so an older struct_size covers none of them.
 static_assert(offsetof(halyard_context_options, kv_bytes) == kFrozenContextOptionsSize);
+static_assert(offsetof(halyard_model_options, force_gpt2_split) >= kFrozenModelOptionsSize);
 
 void fill_defaults(halyard_model_options& o) {
   o.device = nullptr;
@@ -200,6 +201,8 @@ void fill_defaults(halyard_model_options& o) {
   o.threads = 0;
   o.backend_options = nullptr;
   o.kv_dtype = HALYARD_KV_F16;
+  o.reserved0 = 0;
+  o.force_gpt2_split = 0;
 }
 
 void fill_defaults(halyard_generate_options& o) {
@@ -547,6 +550,8 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
       }
       mo.kv_dtype = o.kv_dtype == HALYARD_KV_F32 ? halyard::DType::kF32 : halyard::DType::kF16;
     }
+    if (o.struct_size >= offsetof(halyard_model_options, force_gpt2_split) + sizeof(o.force_gpt2_split))
+      mo.tokenizer.force_gpt2_split = o.force_gpt2_split != 0;
     auto model = rt::Model::load(path, mo, *reg.value());
     if (!model.is_ok())
       return to_c(model.status());

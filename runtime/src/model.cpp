@@ -141,7 +141,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   HALYARD_ASSIGN_OR_RETURN(model->file_, GgufFile::open(path));
   const GgufFile& f = *model->file_;
   HALYARD_ASSIGN_OR_RETURN(model->config_, LlamaConfig::from_gguf(f));
-  HALYARD_ASSIGN_OR_RETURN(model->tokenizer_, Tokenizer::from_gguf(f));
+  HALYARD_ASSIGN_OR_RETURN(model->tokenizer_, Tokenizer::from_gguf(f, options.tokenizer));
   const LlamaConfig& c = model->config_;
   if (static_cast<int>(model->tokenizer_->vocab_size()) != c.vocab_size) {
     return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) +

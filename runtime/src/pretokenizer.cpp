@@ -3,15 +3,64 @@
 #include <unicode/regex.h>
 #include <unicode/unistr.h>
 
+#include <algorithm>
+
 namespace halyard::runtime {
 namespace {
 
-// GPT-2's expression, as tokenizer.json files carry it.
-constexpr const char* kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
-// Llama-3's expression.
-constexpr const char* kLlama3 =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// The expressions as the models' tokenizer.json files give them, with two changes that make ICU
+// split as those tokenizers (and llama.cpp) do:
+//  - whitespace is Unicode's White_Space property: ICU's \s leaves out U+000B and U+0085;
+//  - the contractions of Llama 3 and Qwen2, "(?i:'s|'t|...)" there, match ASCII letters of
+//    either case only: ICU's case-insensitive match would also take "'\u017F" (long s).
+#define HALYARD_WS "\\p{White_Space}"
+#define HALYARD_NOT_WS "\\P{White_Space}"
+#define HALYARD_CONTRACTIONS "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]"
+
+// GPT-2's: contractions, letters, numbers and other runs each with an optional leading space,
+// whitespace not followed by a non-space.
+constexpr const char* kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" HALYARD_WS "\\p{L}\\p{N}]+|" HALYARD_WS
+                              "+(?!" HALYARD_NOT_WS ")";
+
+// Llama 3's and Qwen2's differ only in how many digits make one piece: Llama 3 groups up to
+// three, Qwen2 splits every digit. Letters take one leading non-letter, non-digit character
+// (not a newline); punctuation runs take the newlines after them; newlines with the whitespace
+// before them are a piece.
+#define HALYARD_LLAMA3_LIKE(DIGITS)                                                      \
+  "(?:" HALYARD_CONTRACTIONS ")|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|" DIGITS " ?[^" HALYARD_WS \
+  "\\p{L}\\p{N}]+[\\r\\n]*|" HALYARD_WS "*[\\r\\n]+|" HALYARD_WS "+(?!" HALYARD_NOT_WS ")|" HALYARD_WS "+"
+constexpr const char* kLlama3 = HALYARD_LLAMA3_LIKE("\\p{N}{1,3}|");
+constexpr const char* kQwen2 = HALYARD_LLAMA3_LIKE("\\p{N}|");
+#undef HALYARD_LLAMA3_LIKE
+#undef HALYARD_CONTRACTIONS
+#undef HALYARD_NOT_WS
+#undef HALYARD_WS
+
+struct NamedSplit {
+  std::vector<std::string_view> names;  // tokenizer.ggml.pre values
+  std::vector<const char*> expressions;
+  bool ignore_merges = false;
+  bool default_add_bos = false;
+};
+
+// The tokenizer.ggml.pre names Halyard splits by, each with llama.cpp's meaning.
+const std::vector<NamedSplit>& named_splits() {
+  static const std::vector<NamedSplit> table = {
+      {{"gpt2", "gpt-2", "mpt", "olmo"}, {kGpt2}},
+      // What llama.cpp uses for a file without the key: runs of punctuation and a few symbols
+      // first, then GPT-2's split, then runs of digits cut into threes.
+      {{"default"}, {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2, "\\p{N}+", "[0-9][0-9][0-9]"}},
+      // Falcon's: the same with the backtick among the symbols and no separate digit runs.
+      {{"falcon"}, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"}},
+      // Every digit is its own piece before the GPT-2 split.
+      {{"smollm", "starcoder", "refact", "command-r", "codeshell"}, {"\\p{N}", kGpt2}},
+      {{"llama3", "llama-v3", "llama-bpe"}, {kLlama3}, true, true},
+      {{"dbrx", "smaug-bpe"}, {kLlama3}},
+      // DeepSeek-R1-Distill-Qwen files keep Qwen2's tokenizer under their own name.
+      {{"qwen2", "deepseek-r1-qwen"}, {kQwen2}},
+  };
+  return table;
+}
 
 }  // namespace
 
@@ -36,17 +85,35 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::from_expressions(const std::
   return pre;
 }
 
-Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pre, bool* known) {
-  *known = true;
-  if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "codeshell") {
-    // Every digit is its own piece before the GPT-2 split.
-    return from_expressions({"\\p{N}", kGpt2});
+std::string PreTokenizer::known_names() {
+  std::string out;
+  for (const auto& split : named_splits()) {
+    for (std::string_view name : split.names) {
+      if (!out.empty())
+        out += ", ";
+      out += name;
+    }
   }
-  if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "dbrx" || pre == "smaug-bpe") {
-    return from_expressions({kLlama3});
+  return out;
+}
+
+Result<std::unique_ptr<PreTokenizer>> PreTokenizer::for_name(std::string_view pre, bool force_gpt2_split,
+                                                             bool* forced) {
+  *forced = false;
+  for (const auto& split : named_splits()) {
+    if (std::find(split.names.begin(), split.names.end(), pre) == split.names.end())
+      continue;
+    HALYARD_ASSIGN_OR_RETURN(auto p, from_expressions({split.expressions.begin(), split.expressions.end()}));
+    p->ignore_merges_ = split.ignore_merges;
+    p->default_add_bos_ = split.default_add_bos;
+    return p;
   }
-  if (pre != "gpt2" && pre != "default" && pre != "mpt" && pre != "olmo")
-    *known = false;
+  // Another split would give other tokens than the model was trained on: quietly wrong output.
+  if (!force_gpt2_split) {
+    return unimplemented("unknown pre-tokenizer '" + std::string(pre) + "' (tokenizer.ggml.pre); known: " +
+                         known_names() + "; --force-gpt2-split to use GPT-2's split");
+  }
+  *forced = true;
   return from_expressions({kGpt2});
 }
 

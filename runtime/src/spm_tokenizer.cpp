@@ -47,11 +47,11 @@ Result<std::unique_ptr<Tokenizer>> SpmTokenizer::create(const GgufFile& file) {
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 
-void SpmTokenizer::encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+void SpmTokenizer::encode_fragment(std::string_view text, bool after_special, std::size_t max_tokens,
                                    std::vector<TokenId>& out) const {
   std::string escaped;
-  if (first && add_space_prefix_)
-    escaped += kSpace;  // the leading space goes before the first text only
+  if (after_special && add_space_prefix_)
+    escaped += kSpace;  // before the text's start and after each special token, as llama.cpp does
   for (char c : text) {
     if (c == ' ') {
       escaped += kSpace;

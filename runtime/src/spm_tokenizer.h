@@ -14,7 +14,7 @@ namespace halyard::runtime {
 class SpmTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> create(const GgufFile& file);
-  void encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+  void encode_fragment(std::string_view text, bool after_special, std::size_t max_tokens,
                        std::vector<TokenId>& out) const override;
   std::string token_to_piece(TokenId id, bool render_special) const override;
   // Drops the space that encode() put in front of the text.

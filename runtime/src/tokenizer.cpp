@@ -8,13 +8,13 @@
 
 namespace halyard::runtime {
 
-Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const GgufFile& file) {
+Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const GgufFile& file, const TokenizerOptions& options) {
   const auto model = file.get_string("tokenizer.ggml.model");
   if (!model)
     return invalid_argument("model has no tokenizer (tokenizer.ggml.model is missing)");
   std::unique_ptr<Tokenizer> tok;
   if (*model == "gpt2") {
-    HALYARD_ASSIGN_OR_RETURN(tok, BpeTokenizer::create(file));
+    HALYARD_ASSIGN_OR_RETURN(tok, BpeTokenizer::create(file, options));
   } else if (*model == "llama") {
     HALYARD_ASSIGN_OR_RETURN(tok, SpmTokenizer::create(file));
   } else {
@@ -91,11 +91,14 @@ bool Tokenizer::is_end_of_generation(TokenId id) const {
   return std::find(end_of_generation_.begin(), end_of_generation_.end(), id) != end_of_generation_.end();
 }
 
-std::vector<std::pair<std::string_view, TokenId>> Tokenizer::split_special(std::string_view text) const {
+std::vector<std::pair<std::string_view, TokenId>> Tokenizer::split_special(std::string_view text,
+                                                                           bool parse_special) const {
   std::vector<std::pair<std::string_view, TokenId>> pieces;
   pieces.emplace_back(text, -1);
   // Longest special tokens first, so "<|im_start|>" wins over any shorter token inside it.
   for (TokenId special : special_by_length_) {
+    if (!parse_special && token_type(special) != TokenType::kUserDefined)
+      continue;
     const std::string& st = token_text(special);
     std::vector<std::pair<std::string_view, TokenId>> next;
     for (const auto& [piece, id] : pieces) {
@@ -126,22 +129,22 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, 
   std::vector<TokenId> out;
   if (add_special && add_bos_ && bos_ >= 0)
     out.push_back(bos_);
-  std::vector<std::pair<std::string_view, TokenId>> pieces;
-  if (parse_special) {
-    pieces = split_special(text);
-  } else {
-    pieces.emplace_back(text, -1);
-  }
-  bool first = true;
+  // User-defined tokens are cut out of the text even when special tokens are not parsed, as
+  // Hugging Face's tokenizers and llama.cpp do: Gemma's "\n\n" is one user-defined token.
+  const std::vector<std::pair<std::string_view, TokenId>> pieces = split_special(text, parse_special);
+  bool after_special = true;
   for (const auto& [piece, id] : pieces) {
     if (out.size() > max_tokens)
       break;
     if (id >= 0) {
       out.push_back(id);
+      after_special = true;
       continue;
     }
-    encode_fragment(piece, first, max_tokens, out);
-    first = false;
+    if (piece.empty())
+      continue;  // an empty text has no tokens: no SentencePiece space prefix alone either
+    encode_fragment(piece, after_special, max_tokens, out);
+    after_special = false;
   }
   if (out.size() > max_tokens)
     out.resize(max_tokens + 1);

@@ -33,6 +33,7 @@ struct Args {
   int threads = 0;
   int context_length = 0;
   std::string kv_dtype = "f16";
+  bool force_gpt2_split = false;
   int kv_blocks = 0;
   int max_running = 8;
   int max_waiting = 64;
@@ -60,6 +61,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, INT_MAX));
   app.add_option("--kv-dtype", a.kv_dtype, "KV cache element type: f16 (default) or f32")
       ->check(CLI::IsMember({"f16", "f32"}, CLI::ignore_case));
+  app.add_flag("--force-gpt2-split", a.force_gpt2_split,
+               "Split text as GPT-2 does when the model's tokenizer.ggml.pre is one Halyard does not know "
+               "(otherwise the load fails)");
   app.add_option("--kv-blocks", a.kv_blocks,
                  "KV cache capacity in blocks of 16 positions (0: every running sequence can fill its context)")
       ->check(CLI::Range(0, INT_MAX));
@@ -168,6 +172,7 @@ int main(int argc, char** argv) {
   mo.context_length = a.context_length;
   mo.max_sequences = a.max_running;
   mo.kv_dtype = a.kv_dtype == "f32" || a.kv_dtype == "F32" ? halyard::DType::kF32 : halyard::DType::kF16;
+  mo.tokenizer.force_gpt2_split = a.force_gpt2_split;
   for (const std::string& o : a.options) {
     auto setting = halyard::parse_option_setting(o);
     if (!setting.is_ok()) {

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "gguf_writer.h"
 #include "halyard.h"
 #include "test_paths.h"
 
@@ -1104,6 +1105,62 @@ TEST(CApi, LoadErrorsAreClear) {
   EXPECT_EQ(halyard_model_load(halyard::testing::default_model_path().c_str(), &o, &m), HALYARD_ERROR_NOT_FOUND);
   EXPECT_NE(std::string(halyard_last_error()).find("nosuch"), std::string::npos);
   EXPECT_EQ(halyard_model_load(nullptr, &o, &m), HALYARD_ERROR_INVALID_ARGUMENT);
+}
+
+// A tiny byte-level BPE model whose tokenizer.ggml.pre Halyard does not know: the load fails
+// with a message naming the known splits, and force_gpt2_split loads it with GPT-2's split.
+TEST(CApi, UnknownPreTokenizerFailsUnlessGpt2SplitIsForced) {
+  constexpr int kDim = 8, kVocab = 4;
+  halyard::testing::GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_u32("llama.block_count", 1);
+  w.add_u32("llama.embedding_length", kDim);
+  w.add_u32("llama.feed_forward_length", kDim);
+  w.add_u32("llama.attention.head_count", 1);
+  w.add_u32("llama.context_length", 16);
+  w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.add_string("tokenizer.ggml.model", "gpt2");
+  w.add_string("tokenizer.ggml.pre", "mystery-bpe");
+  w.add_string_array("tokenizer.ggml.tokens", {"a", "b", "c", "d"});
+  w.add_string_array("tokenizer.ggml.merges", {});
+  // F32 tensors (GGUF type 0) as raw bytes: constant rows, enough for a model that loads.
+  auto f32 = [](std::size_t n, float value) {
+    std::vector<std::uint8_t> raw(n * sizeof(float));
+    for (std::size_t i = 0; i < n; ++i)
+      std::memcpy(raw.data() + i * sizeof(float), &value, sizeof(float));
+    return raw;
+  };
+  constexpr std::uint64_t d = kDim;
+  w.add_raw_tensor("token_embd.weight", {d, kVocab}, 0, f32(kDim * kVocab, 0.5f));
+  w.add_raw_tensor("output_norm.weight", {d}, 0, f32(kDim, 1.f));
+  w.add_raw_tensor("blk.0.attn_norm.weight", {d}, 0, f32(kDim, 1.f));
+  for (const char* name : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+    w.add_raw_tensor(std::string("blk.0.") + name + ".weight", {d, d}, 0, f32(kDim * kDim, 0.f));
+  w.add_raw_tensor("blk.0.ffn_norm.weight", {d}, 0, f32(kDim, 1.f));
+  const std::string path = ::testing::TempDir() + "/mystery_pre_" + std::to_string(::getpid()) + ".gguf";
+  const auto bytes = w.bytes();
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+
+  halyard_model_options o;
+  halyard_model_options_default(&o);
+  o.device = "ref";
+  EXPECT_EQ(o.force_gpt2_split, 0);
+  halyard_model* m = nullptr;
+  EXPECT_EQ(halyard_model_load(path.c_str(), &o, &m), HALYARD_ERROR_UNIMPLEMENTED);
+  const std::string error = halyard_last_error();
+  EXPECT_NE(error.find("unknown pre-tokenizer 'mystery-bpe'"), std::string::npos) << error;
+  EXPECT_NE(error.find("qwen2"), std::string::npos) << error;
+  EXPECT_EQ(m, nullptr);
+
+  o.force_gpt2_split = 1;
+  ASSERT_EQ(halyard_model_load(path.c_str(), &o, &m), HALYARD_OK) << halyard_last_error();
+  int32_t ids[8];
+  size_t n = 0;
+  EXPECT_EQ(halyard_tokenize(m, "abcd", 4, 0, 0, ids, 8, &n), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(n, 4u);
+  halyard_model_free(m);
+  std::remove(path.c_str());
 }
 
 // Every backend's options through the C API, with the environment's current value; listing

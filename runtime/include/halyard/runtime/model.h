@@ -48,6 +48,7 @@ struct ModelOptions {
   // The KV cache's element type: F16 (half the memory and bandwidth of F32, rounded to nearest
   // even) or F32 (the exact reference).
   DType kv_dtype = DType::kF16;
+  TokenizerOptions tokenizer;  // e.g. force_gpt2_split for an unknown tokenizer.ggml.pre
 };
 
 struct Weight {

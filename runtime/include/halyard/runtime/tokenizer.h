@@ -1,8 +1,12 @@
 // Tokenizers read from GGUF metadata:
 //  - "gpt2": byte-level BPE with a regex pre-tokenizer chosen by tokenizer.ggml.pre
-//    (smollm, gpt2/default, llama3/llama-bpe), as SmolLM2 and Llama-3 use;
-//  - "llama": SentencePiece-style BPE over scores with byte fallback (Llama 1/2, Mistral).
-// Special tokens (control and user-defined) are matched literally when parse_special is set.
+//    (smollm, gpt2/default, llama3/llama-bpe, qwen2/deepseek-r1-qwen, ...; an unknown one is an
+//    error unless TokenizerOptions::force_gpt2_split), as SmolLM2, Llama 3 and Qwen2 use;
+//  - "llama": SentencePiece-style BPE over scores with byte fallback (Llama 1/2, Mistral,
+//    Gemma 3).
+// As in llama.cpp, user-defined tokens (Gemma's runs of newlines, spaces and tabs, its HTML tags)
+// are always matched literally in the text; control tokens ("<start_of_turn>") only when
+// parse_special is set.
 // Thread safety: immutable after construction; encode/decode from any thread.
 #pragma once
 
@@ -33,15 +37,23 @@ enum class TokenType : std::int32_t {
   kByte = 6,
 };
 
+struct TokenizerOptions {
+  // A byte-level BPE file whose tokenizer.ggml.pre Halyard does not know fails to load, since
+  // another split would quietly give other tokens than the model was trained on; set this to
+  // split it as GPT-2 does instead (a warning is logged).
+  bool force_gpt2_split = false;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  static Result<std::unique_ptr<Tokenizer>> from_gguf(const GgufFile& file);
+  static Result<std::unique_ptr<Tokenizer>> from_gguf(const GgufFile& file, const TokenizerOptions& options = {});
 
   static constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();
 
   // add_special: prepend BOS where the model asks for it. parse_special: treat control-token
-  // texts in `text` (e.g. "<|im_start|>") as those tokens rather than as plain text.
+  // texts in `text` (e.g. "<|im_start|>") as those tokens rather than as plain text
+  // (user-defined tokens are matched either way).
   // max_tokens: once more than max_tokens tokens are produced, stop without tokenizing the rest
   // of the text and return the first max_tokens + 1 tokens; a result longer than max_tokens
   // thus says the limit was exceeded. (The byte-level BPE stops after the pre-token that passes
@@ -64,12 +76,14 @@ class Tokenizer {
 
  protected:
   Status load_common(const GgufFile& file);
-  // Appends the tokens of plain text (no special tokens in it); `first` marks the first text
-  // fragment of the input. May stop early once `out` holds more than max_tokens tokens.
-  virtual void encode_fragment(std::string_view text, bool first, std::size_t max_tokens,
+  // Appends the tokens of plain text (no special tokens in it); `after_special` marks a fragment
+  // at the start of the input or right after a special token, where SentencePiece puts its
+  // space prefix (as llama.cpp does). May stop early once `out` holds more than max_tokens tokens.
+  virtual void encode_fragment(std::string_view text, bool after_special, std::size_t max_tokens,
                                std::vector<TokenId>& out) const = 0;
-  // Splits text around special tokens; pieces with id >= 0 are special tokens.
-  std::vector<std::pair<std::string_view, TokenId>> split_special(std::string_view text) const;
+  // Splits text around special tokens (user-defined ones always, control and unknown ones when
+  // parse_special); pieces with id >= 0 are special tokens.
+  std::vector<std::pair<std::string_view, TokenId>> split_special(std::string_view text, bool parse_special) const;
 
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;

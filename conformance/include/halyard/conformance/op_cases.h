@@ -17,8 +17,10 @@ namespace halyard::conformance {
 // kTies: rows whose maximum occurs more than once (ARGMAX's "first maximum wins"), in turn:
 // integers in [-3, 3]; one constant; N(0, 1) with its maximum copied to a random later index
 // and to the last; -1, -0 and +0 mixed (0 and -0 compare equal); N(0, 1) whose single maximum
-// is the last element.
-enum class Fill { kRandom, kIds, kPositions, kSlots, kCache, kTinyRows, kBlockTable, kTies };
+// is the last element. kFreqFactors: ROPE's freq_factors [rope_dims / 2] as Llama 3.1 makes them
+// from the case's rope_base and rope_dims (factor 8, low/high frequency factors 1 and 4, an
+// original context of 8192): 1 for wavelengths under 2048, 8 over 8192, smooth in between.
+enum class Fill { kRandom, kIds, kPositions, kSlots, kCache, kTinyRows, kBlockTable, kTies, kFreqFactors };
 
 // How an ATTENTION case maps its sequences' logical blocks onto the pool of physical blocks.
 // kIdentity: slot s owns blocks s * max_blocks... in order (an unpaged cache's layout);

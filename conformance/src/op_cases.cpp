@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "halyard/reference/ops.h"
@@ -466,12 +467,29 @@ void add_model_family_cases(std::vector<OpCase>& out) {
       {{128, 4, 2, 100, 16, 9, 1, 30, 0, T::kPermuted, 16, 0, 2}, 64},    // paged prompt after history
       {{64, 9, 3, 3, 16, 6, 3, 32, 0, T::kSharedPrefix, 60, 2, 1}, 50},   // decode batch past a shared prefix
       {{64, 4, 2, 40, 16, 6, 2, 48, 1, T::kSharedPrefix, 16, 3, 1}, 17},  // a prompt after a shared prefix
+      // Histories longer than the window: keys before every token's window are never needed.
+      {{64, 4, 2, 40, 16, 12, 1, 120}, 32},                              // a prompt (the blocked path)
+      {{128, 4, 2, 48, 16, 12, 1, 100, 0, T::kPermuted, 16, 0, 2}, 40},  // a paged prompt, head 128
+      {{64, 4, 1, 8, 16, 8, 1, 60}, 10},                                 // a short prompt (per-token path)
   };
   for (DType kv : {DType::kF32, DType::kF16}) {
     for (Windowed w : windowed) {
       w.s.kv = kv;
       w.s.window = w.window;
       out.push_back(attention_case(w.s));
+    }
+  }
+  // Positions outside every window hold NaN: decodes, decode batches (one paged, one past a shared
+  // prefix) and prompts whose history is longer than the window.
+  for (DType kv : {DType::kF32, DType::kF16}) {
+    for (int i : {0, 3, 11, 12, 16, 17, 18, 19, 20}) {
+      Windowed w = windowed[i];
+      w.s.kv = kv;
+      w.s.window = w.window;
+      OpCase c = attention_case(w.s);
+      c.name.replace(c.name.find("/window_") + 1, 7, "window_nan_outside_");
+      c.nan_outside_window = true;
+      out.push_back(std::move(c));
     }
   }
 
@@ -489,6 +507,48 @@ void add_model_family_cases(std::vector<OpCase>& out) {
            rows,
            0,
            kElementwise});
+    }
+  }
+}
+
+// OpCase::nan_outside_window: sets the K and V cache rows (inputs 3 and 4) of the case's
+// sequences that no token's window covers to NaN. Rows a token reads through one slot but that
+// another slot's window covers (a shared prefix) stay as they are.
+void poison_outside_window(const OpCase& c, std::vector<std::vector<std::uint8_t>>& data) {
+  const auto* pos = reinterpret_cast<const std::int32_t*>(data[5].data());
+  const auto* slot = reinterpret_cast<const std::int32_t*>(data[6].data());
+  const auto* table = reinterpret_cast<const std::int32_t*>(data[7].data());
+  const std::int64_t n = c.inputs[5].ne[0], max_blocks = c.inputs[7].ne[0], block_size = c.inputs[3].ne[1];
+  const int w = c.params.sliding_window;
+  auto row = [&](std::int64_t s, std::int64_t j) {
+    return std::int64_t{table[s * max_blocks + j / block_size]} * block_size + j % block_size;
+  };
+  std::vector<bool> seen(static_cast<std::size_t>(c.inputs[3].rows()), false);
+  std::vector<std::int64_t> len(static_cast<std::size_t>(c.inputs[7].ne[1]), 0);
+  for (std::int64_t t = 0; t < n; ++t) {
+    for (std::int64_t j = std::max<std::int64_t>(0, pos[t] + 1 - w); j <= pos[t]; ++j)
+      seen[static_cast<std::size_t>(row(slot[t], j))] = true;
+    len[static_cast<std::size_t>(slot[t])] = std::max<std::int64_t>(len[static_cast<std::size_t>(slot[t])], pos[t] + 1);
+  }
+  for (std::size_t i : {std::size_t{3}, std::size_t{4}}) {
+    const TensorDesc& d = c.inputs[i];
+    const std::size_t row_bytes = d.row_size();
+    std::vector<std::uint8_t> nan_row(row_bytes);
+    for (std::size_t b = 0; b < row_bytes; b += d.dtype == DType::kF16 ? 2 : 4) {
+      if (d.dtype == DType::kF16) {
+        const std::uint16_t h = 0x7e00;
+        std::memcpy(nan_row.data() + b, &h, 2);
+      } else {
+        const float f = std::numeric_limits<float>::quiet_NaN();
+        std::memcpy(nan_row.data() + b, &f, 4);
+      }
+    }
+    for (std::size_t s = 0; s < len.size(); ++s) {
+      for (std::int64_t j = 0; j < len[s]; ++j) {
+        const std::int64_t r = row(static_cast<std::int64_t>(s), j);
+        if (!seen[static_cast<std::size_t>(r)])
+          std::memcpy(data[i].data() + static_cast<std::size_t>(r) * row_bytes, nan_row.data(), row_bytes);
+      }
     }
   }
 }
@@ -645,6 +705,8 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
     }
     data.push_back(std::move(bytes));
   }
+  if (c.nan_outside_window)
+    poison_outside_window(c, data);
   return data;
 }
 

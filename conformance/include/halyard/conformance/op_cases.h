@@ -47,6 +47,10 @@ struct OpCase {
   KvTable kv_table = KvTable::kIdentity;
   int shared_blocks = 0;             // KvTable::kSharedPrefix
   bool expect_out_of_range = false;  // passes when the reference and the device both reject it
+  // ATTENTION with a sliding window: every cache row of the case's sequences that no token's
+  // window covers holds NaN (as a block recycled by the runtime may hold anything), so a kernel
+  // that reads positions outside the window and masks them, rather than skipping them, fails.
+  bool nan_outside_window = false;
 };
 
 // Every op x every weight dtype x edge-case shapes.

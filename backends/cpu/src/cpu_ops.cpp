@@ -442,7 +442,17 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       std::memcpy(f32_out(vc) + r * kvdim, f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
     }
   }
-  if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 &&
+  // Under a sliding window the blocked path reads every key from a row block's first to its last
+  // (zero weights in between), which stays inside the tokens' windows only when the prompt's
+  // positions are consecutive, as a prompt's are; any other batch takes the per-token path.
+  const bool consecutive = p.sliding_window == 0 || [&] {
+    for (std::int64_t t = 1; t < n; ++t) {
+      if (pos[t] != pos[t - 1] + 1)
+        return false;
+    }
+    return true;
+  }();
+  if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 && consecutive &&
       std::all_of(slot, slot + n, [&](std::int32_t s) { return s == slot[0]; })) {
     blocked_prefill_attention(ctx, in, out, p, scale);
     return Status::ok();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "halyard/reference/ops.h"
@@ -296,6 +297,7 @@ struct AttentionShape {
   int shared = 0;          // kSharedPrefix: blocks every slot shares
   int spare_blocks = 0;    // pool blocks no table names (they must stay untouched)
   DType kv = DType::kF32;  // the caches' dtype (F32 or F16)
+  int window = 0;          // the sliding window (0: none); named "window_w<w>_..."
 };
 
 OpCase attention_case(const AttentionShape& s) {
@@ -303,12 +305,14 @@ OpCase attention_case(const AttentionShape& s) {
   p.head_dim = s.hd;
   p.n_heads = s.heads;
   p.n_kv_heads = s.kv_heads;
+  p.sliding_window = s.window;
   const std::int64_t qd = std::int64_t{s.hd} * s.heads, kvd = std::int64_t{s.hd} * s.kv_heads;
   const std::int64_t owned = s.max_blocks - s.shared;
   const std::int64_t n_blocks = s.shared + std::int64_t{s.slots} * owned + s.spare_blocks;
   const auto cache = TensorDesc::make(s.kv, kvd, s.block_size, n_blocks);
   const char* table_names[] = {"identity", "permuted", "shared", "out_of_pool"};
   OpCase c{std::string("ATTENTION/") + (s.kv == DType::kF16 ? "f16" : "f32") + "/" +
+               (s.window ? "window_w" + std::to_string(s.window) + "_" : "") +
                shape_name({{"hd", s.hd},
                            {"h", s.heads},
                            {"kvh", s.kv_heads},
@@ -367,6 +371,205 @@ void add_attention(std::vector<OpCase>& out) {
   for (AttentionShape s : shapes) {
     s.kv = DType::kF16;
     out.push_back(attention_case(s));
+  }
+}
+
+// The ops and parameters newer model families need (ops.h), in one place so that a backend that
+// implements them can run them by the prefixes: GEGLU is with the elementwise cases;
+// RMS_NORM/f32/group_* (per-head Q/K norm, Qwen3 and Gemma 3), ROPE/<layout>/freq_factors_*
+// (Llama 3.1's rope_freqs), ATTENTION/<kv>/window_* (Gemma 3's sliding window) and
+// EMBED/<dtype>/scale_* (Gemma's scaled embeddings).
+void add_model_family_cases(std::vector<OpCase>& out) {
+  // Per-head norms: head sizes 64 to 256, 1 to 16 heads, decode, a small batch and a prompt.
+  for (int hd : {64, 128, 256}) {
+    for (int heads : {1, 3, 16}) {
+      for (int n : {1, 7, 512}) {
+        OpParams p;
+        p.eps = 1e-6f;
+        p.norm_group = hd;
+        out.push_back({"RMS_NORM/f32/group_" + shape_name({{"hd", hd}, {"heads", heads}, {"n", n}}),
+                       OpKind::kRmsNorm,
+                       {TensorDesc::make(DType::kF32, std::int64_t{hd} * heads, n), TensorDesc::make(DType::kF32, hd)},
+                       {Fill::kRandom, Fill::kRandom},
+                       p,
+                       0,
+                       0,
+                       kElementwise});
+      }
+    }
+  }
+  // Rows (every group of them) of mean square near or below epsilon, and zero rows.
+  for (const auto& [hd, heads, n, eps] :
+       {std::tuple<int, int, int, float>{64, 4, 8, 1e-6f}, {128, 2, 12, 1e-5f}, {256, 16, 4, 1e-6f}}) {
+    OpParams p;
+    p.eps = eps;
+    p.norm_group = hd;
+    out.push_back({"RMS_NORM/f32/group_tiny_rows_" + shape_name({{"hd", hd}, {"heads", heads}, {"n", n}}) +
+                       (eps < 5e-6f ? "_eps1e-6" : "_eps1e-5"),
+                   OpKind::kRmsNorm,
+                   {TensorDesc::make(DType::kF32, std::int64_t{hd} * heads, n), TensorDesc::make(DType::kF32, hd)},
+                   {Fill::kTinyRows, Fill::kRandom},
+                   p,
+                   0,
+                   0,
+                   kElementwise});
+  }
+
+  // RoPE with Llama 3.1's frequency factors, whole heads and partial rotation (rope_dims <
+  // head_dim), Llama 3's base and the classic one; positions up to 4096.
+  for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
+    for (const auto& [hd, heads, n, dims, base] : {std::tuple<int, int, int, int, float>{128, 4, 7, 128, 500000.f},
+                                                   {64, 3, 1, 64, 10000.f},
+                                                   {128, 2, 17, 64, 500000.f},
+                                                   {64, 4, 100, 32, 10000.f}}) {
+      OpParams p;
+      p.head_dim = hd;
+      p.rope_dims = dims;
+      p.rope_base = base;
+      p.rope_layout = layout;
+      out.push_back({std::string("ROPE/") + (layout == RopeLayout::kNormal ? "normal" : "neox") + "/freq_factors_" +
+                         shape_name({{"hd", hd}, {"heads", heads}, {"n", n}, {"rot", dims}}) + "_base" +
+                         std::to_string(static_cast<int>(base)),
+                     OpKind::kRope,
+                     {TensorDesc::make(DType::kF32, std::int64_t{hd} * heads, n), TensorDesc::make(DType::kI32, n),
+                      TensorDesc::make(DType::kF32, dims / 2)},
+                     {Fill::kRandom, Fill::kPositions, Fill::kFreqFactors},
+                     p,
+                     0,
+                     0,
+                     kElementwise});
+    }
+  }
+
+  // Sliding windows smaller than, equal to and larger than the sequence (a sequence has start + n
+  // positions for a prompt, up to start + spread for a decode batch), down to a window of 1.
+  using T = KvTable;
+  struct Windowed {
+    AttentionShape s;
+    int window;
+  };
+  const Windowed windowed[] = {
+      {{64, 8, 8, 1, 16, 4, 1, 40}, 16},                              // decode
+      {{64, 8, 8, 1, 16, 4, 1, 40}, 41},                              // decode, window = the sequence
+      {{64, 8, 8, 1, 16, 4, 1, 40}, 100},                             // decode, window past the sequence
+      {{128, 8, 2, 1, 16, 69, 1, 1050}, 1024},                        // long KV, Gemma 3's window
+      {{128, 2, 2, 128, 32, 5, 2, 0}, 32},                            // prefill from scratch
+      {{128, 2, 2, 128, 32, 5, 2, 0}, 128},                           // prefill, window = the prompt
+      {{128, 2, 2, 128, 32, 5, 2, 0}, 1000},                          // prefill, window past the prompt
+      {{64, 4, 1, 33, 16, 4, 1, 5}, 8},                               // prefill after history
+      {{64, 4, 1, 33, 16, 4, 1, 5}, 1},                               // every token sees only itself
+      {{64, 4, 2, 40, 16, 6, 3, 20, 2}, 24},                          // prefill after history into the last of 3 slots
+      {{64, 4, 2, 256, 32, 10, 1, 64}, 96},                           // a long prompt after history: many row blocks
+      {{64, 16, 2, 3, 16, 2, 3, 0}, 4},                               // decode batch, one slot per token
+      {{64, 8, 2, 4, 16, 8, 4, 0, 0, T::kPermuted, 128, 0, 5}, 20},   // ragged decode batch, paged
+      {{128, 4, 4, 3, 16, 4, 3, 0, 0, T::kPermuted, 64, 0, 1}, 33},   // ragged decode batch, head 128
+      {{64, 4, 1, 100, 16, 8, 2, 0, 1, T::kPermuted, 16, 0, 4}, 40},  // a paged prompt over 7 blocks
+      {{128, 4, 2, 100, 16, 9, 1, 30, 0, T::kPermuted, 16, 0, 2}, 64},    // paged prompt after history
+      {{64, 9, 3, 3, 16, 6, 3, 32, 0, T::kSharedPrefix, 60, 2, 1}, 50},   // decode batch past a shared prefix
+      {{64, 4, 2, 40, 16, 6, 2, 48, 1, T::kSharedPrefix, 16, 3, 1}, 17},  // a prompt after a shared prefix
+      // Histories longer than the window: keys before every token's window are never needed.
+      {{64, 4, 2, 40, 16, 12, 1, 120}, 32},                              // a prompt (the blocked path)
+      {{128, 4, 2, 48, 16, 12, 1, 100, 0, T::kPermuted, 16, 0, 2}, 40},  // a paged prompt, head 128
+      {{64, 4, 1, 8, 16, 8, 1, 60}, 10},                                 // a short prompt (per-token path)
+  };
+  for (DType kv : {DType::kF32, DType::kF16}) {
+    for (Windowed w : windowed) {
+      w.s.kv = kv;
+      w.s.window = w.window;
+      out.push_back(attention_case(w.s));
+    }
+  }
+  // Positions outside every window hold NaN: decodes, decode batches (one paged, one past a shared
+  // prefix) and prompts whose history is longer than the window.
+  for (DType kv : {DType::kF32, DType::kF16}) {
+    for (int i : {0, 3, 11, 12, 16, 17, 18, 19, 20}) {
+      Windowed w = windowed[i];
+      w.s.kv = kv;
+      w.s.window = w.window;
+      OpCase c = attention_case(w.s);
+      c.name.replace(c.name.find("/window_") + 1, 7, "window_nan_outside_");
+      c.nan_outside_window = true;
+      out.push_back(std::move(c));
+    }
+  }
+
+  // Scaled embeddings (Gemma: sqrt(d)) on float and quantized tables.
+  for (DType dt : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_1, DType::kQ4_K}) {
+    for (const auto& [d, rows, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{256, 5, 1}, {768, 100, 9}}) {
+      OpParams p;
+      p.scale = std::sqrt(static_cast<float>(d));
+      out.push_back(
+          {"EMBED/" + std::string(dtype_name(dt)) + "/scale_" + shape_name({{"d", d}, {"rows", rows}, {"n", n}}),
+           OpKind::kEmbed,
+           {TensorDesc::make(dt, d, rows), TensorDesc::make(DType::kI32, n)},
+           {Fill::kRandom, Fill::kIds},
+           p,
+           rows,
+           0,
+           kElementwise});
+    }
+  }
+}
+
+// OpCase::nan_outside_window: sets the K and V cache rows (inputs 3 and 4) of the case's
+// sequences that no token's window covers to NaN. Rows a token reads through one slot but that
+// another slot's window covers (a shared prefix) stay as they are.
+void poison_outside_window(const OpCase& c, std::vector<std::vector<std::uint8_t>>& data) {
+  const auto* pos = reinterpret_cast<const std::int32_t*>(data[5].data());
+  const auto* slot = reinterpret_cast<const std::int32_t*>(data[6].data());
+  const auto* table = reinterpret_cast<const std::int32_t*>(data[7].data());
+  const std::int64_t n = c.inputs[5].ne[0], max_blocks = c.inputs[7].ne[0], block_size = c.inputs[3].ne[1];
+  const int w = c.params.sliding_window;
+  auto row = [&](std::int64_t s, std::int64_t j) {
+    return std::int64_t{table[s * max_blocks + j / block_size]} * block_size + j % block_size;
+  };
+  std::vector<bool> seen(static_cast<std::size_t>(c.inputs[3].rows()), false);
+  std::vector<std::int64_t> len(static_cast<std::size_t>(c.inputs[7].ne[1]), 0);
+  for (std::int64_t t = 0; t < n; ++t) {
+    for (std::int64_t j = std::max<std::int64_t>(0, pos[t] + 1 - w); j <= pos[t]; ++j)
+      seen[static_cast<std::size_t>(row(slot[t], j))] = true;
+    len[static_cast<std::size_t>(slot[t])] = std::max<std::int64_t>(len[static_cast<std::size_t>(slot[t])], pos[t] + 1);
+  }
+  for (std::size_t i : {std::size_t{3}, std::size_t{4}}) {
+    const TensorDesc& d = c.inputs[i];
+    const std::size_t row_bytes = d.row_size();
+    std::vector<std::uint8_t> nan_row(row_bytes);
+    for (std::size_t b = 0; b < row_bytes; b += d.dtype == DType::kF16 ? 2 : 4) {
+      if (d.dtype == DType::kF16) {
+        const std::uint16_t h = 0x7e00;
+        std::memcpy(nan_row.data() + b, &h, 2);
+      } else {
+        const float f = std::numeric_limits<float>::quiet_NaN();
+        std::memcpy(nan_row.data() + b, &f, 4);
+      }
+    }
+    for (std::size_t s = 0; s < len.size(); ++s) {
+      for (std::int64_t j = 0; j < len[s]; ++j) {
+        const std::int64_t r = row(static_cast<std::int64_t>(s), j);
+        if (!seen[static_cast<std::size_t>(r)])
+          std::memcpy(data[i].data() + static_cast<std::size_t>(r) * row_bytes, nan_row.data(), row_bytes);
+      }
+    }
+  }
+}
+
+// Fill::kFreqFactors (op_cases.h): Llama 3.1's rope_freqs for the case's base and rope_dims.
+void fill_freq_factors(const OpParams& p, std::int64_t count, float* f) {
+  constexpr double kFactor = 8, kLowFreqFactor = 1, kHighFreqFactor = 4, kOriginalContext = 8192;
+  const double pi = std::acos(-1.0);
+  const int dims = p.rope_dims ? p.rope_dims : p.head_dim;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const double wavelen = 2 * pi / std::pow(static_cast<double>(p.rope_base), -2.0 * static_cast<double>(i) / dims);
+    double factor;
+    if (wavelen < kOriginalContext / kHighFreqFactor) {
+      factor = 1;
+    } else if (wavelen > kOriginalContext / kLowFreqFactor) {
+      factor = kFactor;
+    } else {
+      const double smooth = (kOriginalContext / wavelen - kLowFreqFactor) / (kHighFreqFactor - kLowFreqFactor);
+      factor = 1 / ((1 - smooth) / kFactor + smooth);
+    }
+    f[i] = static_cast<float>(factor);
   }
 }
 
@@ -496,9 +699,14 @@ std::vector<std::vector<std::uint8_t>> make_inputs(const OpCase& c, std::uint64_
       case Fill::kBlockTable:
         fill_block_table(c, d, data, rng, ints);
         break;
+      case Fill::kFreqFactors:
+        fill_freq_factors(c.params, n, reinterpret_cast<float*>(bytes.data()));
+        break;
     }
     data.push_back(std::move(bytes));
   }
+  if (c.nan_outside_window)
+    poison_outside_window(c, data);
   return data;
 }
 
@@ -589,6 +797,7 @@ std::vector<OpCase> all_op_cases() {
   add_banded_matmuls(cases);
   add_rope(cases);
   add_attention(cases);
+  add_model_family_cases(cases);
   return cases;
 }
 

@@ -64,6 +64,11 @@ struct KernelTable {
   float (*exp_sum)(float* s, int n, float max);
   // SWIGLU: out[i] = g[i] * sigmoid(g[i]) * u[i] for i < n (vector versions through the same exp).
   void (*swiglu)(const float* g, const float* u, float* out, int n);
+  // GEGLU: out[i] = gelu(g[i]) * u[i], gelu by its tanh form 0.5 g (1 + tanh(z)) with
+  // z = sqrt(2/pi) (g + 0.044715 g^3). Computed as g * sigmoid(2z) (the same identity, since
+  // 1 + tanh(z) = 2 sigmoid(2z)): no cancellation near z = 0 and the vector versions reuse the
+  // SWIGLU sigmoid.
+  void (*geglu)(const float* g, const float* u, float* out, int n);
   // nullptr where the table has no f32 GEMM block (then prefill uses the tiles or OpenBLAS).
   void (*gemm_f32_block)(const float* w, int ldw, int rows, const float* xt, int ldx, int k, float* ct, int ldc,
                          bool accumulate);

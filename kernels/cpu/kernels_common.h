@@ -32,6 +32,17 @@ inline void swiglu_scalar(const float* g, const float* u, float* out, int n) {
     out[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
 }
 
+// The argument of GEGLU's sigmoid: 2 sqrt(2/pi) (g + 0.044715 g^3) (kernels.h).
+inline float geglu_sigmoid_arg(float g) {
+  constexpr float kTwoSqrt2OverPi = 1.5957691216057308f;
+  return kTwoSqrt2OverPi * (g + 0.044715f * g * g * g);
+}
+
+inline void geglu_scalar(const float* g, const float* u, float* out, int n) {
+  for (int i = 0; i < n; ++i)
+    out[i] = g[i] / (1.f + std::exp(-geglu_sigmoid_arg(g[i]))) * u[i];
+}
+
 inline void widen_f16_scalar(const std::uint16_t* src, float* dst, int n) {
   for (int i = 0; i < n; ++i)
     dst[i] = f16_to_f32(src[i]);

@@ -139,6 +139,7 @@ KernelTable make_neon() {
                 weighted_sum_scalar,
                 exp_sum_scalar,
                 swiglu_scalar,
+                geglu_scalar,
                 nullptr,
                 quantize_activations,
                 dot_f32,

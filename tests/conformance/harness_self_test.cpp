@@ -13,7 +13,9 @@ namespace {
 
 // Wraps a real device; its executables run the real graph and then damage the output.
 // kLastMaxWins rewrites an ARGMAX output as the index of the last maximum of each row.
-enum class Damage { kNone, kSkipRun, kPerturb, kLastMaxWins };
+// kRefuse: compile() refuses every graph as unimplemented, as a backend that lacks an op form
+// (a sliding window, a norm group) does.
+enum class Damage { kNone, kSkipRun, kPerturb, kLastMaxWins, kRefuse };
 
 class DamagedExecutable final : public Executable {
  public:
@@ -83,6 +85,8 @@ class DamagedDevice final : public Device {
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override { return inner_->allocate(bytes); }
   Result<std::unique_ptr<Queue>> create_queue() override { return inner_->create_queue(); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
+    if (damage_ == Damage::kRefuse)
+      return unimplemented("damaged: this form is not implemented here");
     HALYARD_ASSIGN_OR_RETURN(auto exe, inner_->compile(graph));
     return std::unique_ptr<Executable>(new DamagedExecutable(std::move(exe), graph, damage_));
   }
@@ -123,6 +127,28 @@ TEST(ConformanceHarness, CoversEveryOpAndWeightDtype) {
     find_case(cases, std::string("MATMUL/") + dt);
     find_case(cases, std::string("EMBED/") + dt);
   }
+  // Every parameter beyond an op's original form (uses_extended_params) and ROPE's third input.
+  for (const char* prefix : {"GEGLU/f32/", "RMS_NORM/f32/group_", "RMS_NORM/f32/group_tiny_rows_",
+                             "ROPE/normal/freq_factors_", "ROPE/neox/freq_factors_", "ATTENTION/f32/window_",
+                             "ATTENTION/f16/window_", "EMBED/f32/scale_", "EMBED/q8_0/scale_"})
+    find_case(cases, prefix);
+  int extended = 0;
+  for (const auto& c : cases)
+    extended += uses_extended_params(c.op, c.params) || (c.op == OpKind::kRope && c.inputs.size() == 3);
+  EXPECT_GE(extended, 80);
+}
+
+// A device that refuses a graph as unimplemented (an op form it lacks) reports the case as
+// unsupported with its reason, never as passed or failed.
+TEST(ConformanceHarness, ReportsAnUnimplementedFormAsUnsupported) {
+  auto dev = damaged_ref(Damage::kRefuse);
+  const auto cases = all_op_cases();
+  for (const char* name : {"ATTENTION/f32/window_", "RMS_NORM/f32/group_", "ROPE/neox/freq_factors_"}) {
+    const auto r = run_op_case(*dev, find_case(cases, name), 1);
+    EXPECT_TRUE(r.unsupported) << name;
+    EXPECT_FALSE(r.passed) << name;
+    EXPECT_NE(r.message.find("not implemented here"), std::string::npos) << r.message;
+  }
 }
 
 TEST(ConformanceHarness, PassesAnUndamagedDevice) {
@@ -158,7 +184,8 @@ TEST(ConformanceHarness, CatchesAWrongValue) {
   auto dev = damaged_ref(Damage::kPerturb);
   const auto cases = all_op_cases();
   for (const char* name :
-       {"MATMUL/q8_0", "ATTENTION/", "ATTENTION/f32/hd64_h8_kvh2_n4", "SOFTMAX/", "ARGMAX/", "COPY/f32_to_q4_0"}) {
+       {"MATMUL/q8_0", "ATTENTION/", "ATTENTION/f32/hd64_h8_kvh2_n4", "SOFTMAX/", "ARGMAX/", "COPY/f32_to_q4_0",
+        "GEGLU/", "RMS_NORM/f32/group_", "ROPE/normal/freq_factors_", "ATTENTION/f16/window_", "EMBED/q4_1/scale_"}) {
     const auto r = run_op_case(*dev, find_case(cases, name), 1);
     EXPECT_FALSE(r.passed) << name;
   }

@@ -60,8 +60,6 @@ class CpuDevice final : public Device {
   // formats that have no dot-product kernels here yet (Q5_0, Q5_1, the K-quants). EMBED and COPY
   // convert rows through hal's dequantize_row / quantize_row, which know every format.
   bool supports(OpKind op, std::span<const DType> dtypes) const override {
-    if (op == OpKind::kGeglu)
-      return false;  // not implemented on this backend yet
     return op != OpKind::kMatmul || dtypes.empty() || has_matmul_kernels(dtypes[0]);
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
@@ -69,13 +67,6 @@ class CpuDevice final : public Device {
   }
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
-    for (const GraphNode& node : graph.nodes()) {
-      if (node.op == OpKind::kGeglu || uses_extended_params(node.op, node.params) ||
-          (node.op == OpKind::kRope && node.inputs.size() == 3))
-        return unimplemented(std::string(op_name(node.op)) +
-                             " on cpu: GEGLU, norm groups, sliding windows, embedding scales and RoPE frequency "
-                             "factors are not implemented on this backend yet");
-    }
     auto scratch = std::make_shared<Scratch>();
     HostGrouping grouping{cpu_group_size, [this, scratch](std::span<const HostNodeCall> calls) {
                             CpuContext ctx{pool_, kernels_, *scratch, prefill_};

@@ -171,14 +171,20 @@ Status matmul(CpuContext& ctx, const HostTensor& w, const HostTensor& x, const H
   return matmul_group(ctx, std::span(&part, 1), x);
 }
 
-Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& out) {
+// Rows times `scale` (Gemma's sqrt(d)): one float product per element, correctly rounded, so the
+// result is the reference's (which multiplies in double and rounds) bit for bit.
+Status embed(const HostTensor& table, const HostTensor& ids, const HostTensor& out, float scale) {
   const std::int64_t d = table.desc.ne[0], rows = table.desc.ne[1];
   for (std::int64_t i = 0; i < ids.desc.ne[0]; ++i) {
     const std::int32_t id = i32(ids)[i];
     if (id < 0 || id >= rows)
       return out_of_range("EMBED: id " + std::to_string(id) + " outside [0, " + std::to_string(rows) + ")");
-    dequantize_row(table.desc.dtype, bytes(table) + static_cast<std::size_t>(id) * table.desc.row_size(),
-                   f32_out(out) + i * d, d);
+    float* row = f32_out(out) + i * d;
+    dequantize_row(table.desc.dtype, bytes(table) + static_cast<std::size_t>(id) * table.desc.row_size(), row, d);
+    if (scale != 1.f) {
+      for (std::int64_t j = 0; j < d; ++j)
+        row[j] *= scale;
+    }
   }
   return Status::ok();
 }
@@ -199,9 +205,12 @@ void for_rows(CpuContext& ctx, std::int64_t rows, std::int64_t row_elements, Fn&
                         [&](int c) { fn(std::int64_t{c} * per, std::min(rows, std::int64_t{c + 1} * per)); });
 }
 
-Status rms_norm(CpuContext& ctx, const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps) {
-  const std::int64_t d = x.desc.ne[0];
-  for_rows(ctx, x.desc.ne[1], d, [&](std::int64_t t0, std::int64_t t1) {
+// Each run of `group` elements (the whole row when 0: norm_group) is normalized on its own, so a
+// per-head Q/K norm is the same loop over [head_dim, heads * tokens].
+Status rms_norm(CpuContext& ctx, const HostTensor& x, const HostTensor& w, const HostTensor& out, float eps,
+                int group) {
+  const std::int64_t d = group > 0 ? group : x.desc.ne[0];
+  for_rows(ctx, x.desc.rows() * (x.desc.ne[0] / d), d, [&](std::int64_t t0, std::int64_t t1) {
     for (std::int64_t t = t0; t < t1; ++t) {
       const float* row = f32(x) + t * d;
       float sum = 0.f;
@@ -216,8 +225,9 @@ Status rms_norm(CpuContext& ctx, const HostTensor& x, const HostTensor& w, const
   return Status::ok();
 }
 
-Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, const HostTensor& out,
-            const OpParams& p) {
+// `factors` (nullptr: all 1) divide pair i's angle (Llama 3.1's rope_freqs).
+Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, const HostTensor* factors,
+            const HostTensor& out, const OpParams& p) {
   const std::int64_t row = x.desc.ne[0];
   const int hd = p.head_dim, dims = p.rope_dims ? p.rope_dims : hd;
   for_rows(ctx, x.desc.ne[1], row, [&](std::int64_t t0, std::int64_t t1) {
@@ -230,7 +240,9 @@ Status rope(CpuContext& ctx, const HostTensor& x, const HostTensor& positions, c
       const double pos = i32(positions)[t];
       // Angles in double: at position 4096 a float angle would be off by ~2e-4 rad.
       for (int i = 0; i < dims / 2; ++i) {
-        const double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
+        double theta = pos * std::pow(static_cast<double>(p.rope_base), -2.0 * i / dims);
+        if (factors)
+          theta /= static_cast<double>(f32(*factors)[i]);
         cos_t[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(theta));
         sin_t[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(theta));
       }
@@ -272,12 +284,23 @@ struct SequenceView {
   }
 };
 
+// The first key a token with `len` keys (its position + 1) attends to: len - window under a
+// sliding window (ops.h: p - w < j <= p), else 0. Keys before it are never read, so a long
+// sequence costs the window, not its length.
+std::int64_t first_key(std::int64_t len, int window) {
+  return window > 0 ? std::max<std::int64_t>(0, len - window) : 0;
+}
+
 // Prompt attention of one sequence through the f32 GEMM block: the query rows that share a KV
 // head (its GQA heads times the tokens, token-major) go in blocks of kGemmRows; per block,
 // S = Q K^T over 64-key slices of the transposed keys, a causal softmax per row, then
 // O = P V with V read in place (its rows are the GEMM's contiguous side), one product per
 // physically contiguous run of cache blocks, accumulated. The cache already holds this batch's
-// keys and values.
+// keys and values. Under a sliding window only keys [key_lo, keys) that some token sees are
+// transposed (and widened), and each block of rows computes scores only from the first key its
+// rows see: the rows of a block are a few consecutive tokens, so the few keys one row sees and
+// another does not are zeroed after the softmax, while keys outside every row's window are
+// never read.
 void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTensor& out,
                                const OpParams& p, float scale) {
   const HostTensor &q = in[0], &kc = in[3], &vc = in[4];
@@ -285,8 +308,13 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
   const SequenceView seq{i32(in[7]) + static_cast<std::int64_t>(i32(in[6])[0]) * in[7].desc.ne[0], kc.desc.ne[1]};
   const int n = static_cast<int>(q.desc.ne[1]), hd = p.head_dim, n_kv = p.n_kv_heads;
   const int group = p.n_heads / n_kv, kvdim = hd * n_kv, qdim = hd * p.n_heads;
+  const int window = p.sliding_window;
   const int keys = *std::max_element(pos, pos + n) + 1;
-  const int keys_pad = (keys + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
+  const int key_lo = static_cast<int>(first_key(*std::min_element(pos, pos + n) + 1, window));
+  const int span_keys = keys - key_lo;
+  // Column c of K^T is key key_lo + c. A block of rows starts its 64-key slices at its own first
+  // key, up to 63 columns past the last key: the zero columns cover them.
+  const int keys_pad = (span_keys + kGemmTokens - 1) / kGemmTokens * kGemmTokens + (window > 0 ? kGemmTokens : 0);
 
   // K^T per KV head, zero past the last key. An f16 cache is widened here (exactly), and its V
   // rows into an f32 copy in logical order, so the GEMM blocks stay f32 and V reads as one run.
@@ -295,30 +323,30 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
   kt.resize(static_cast<std::size_t>(n_kv) * hd * keys_pad);
   std::vector<float>& vf = ctx.scratch.values_f32;
   if (f16_cache) {
-    vf.resize(static_cast<std::size_t>(keys) * kvdim);
-    ctx.pool.parallel_for(keys, [&](int j) {
-      ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + seq.row(j) * kvdim,
-                            vf.data() + static_cast<std::ptrdiff_t>(j) * kvdim, kvdim);
+    vf.resize(static_cast<std::size_t>(span_keys) * kvdim);
+    ctx.pool.parallel_for(span_keys, [&](int c) {
+      ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + seq.row(key_lo + c) * kvdim,
+                            vf.data() + static_cast<std::ptrdiff_t>(c) * kvdim, kvdim);
     });
   }
   ctx.pool.parallel_for(n_kv, [&](int h) {
     float* dst = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
     thread_local std::vector<float> row;
     row.resize(static_cast<std::size_t>(hd));
-    for (int j = 0; j < keys; ++j) {
-      const std::ptrdiff_t off = seq.row(j) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
+    for (int c = 0; c < span_keys; ++c) {
+      const std::ptrdiff_t off = seq.row(key_lo + c) * kvdim + static_cast<std::ptrdiff_t>(h) * hd;
       if (f16_cache) {
         ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, row.data(), hd);
         for (int i = 0; i < hd; ++i)
-          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = row[static_cast<std::size_t>(i)];
+          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + c] = row[static_cast<std::size_t>(i)];
       } else {
         const float* src = f32(kc) + off;
         for (int i = 0; i < hd; ++i)
-          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + j] = src[i];
+          dst[static_cast<std::ptrdiff_t>(i) * keys_pad + c] = src[i];
       }
     }
     for (int i = 0; i < hd; ++i)
-      std::fill(dst + static_cast<std::ptrdiff_t>(i) * keys_pad + keys, dst + (i + 1) * keys_pad, 0.f);
+      std::fill(dst + static_cast<std::ptrdiff_t>(i) * keys_pad + span_keys, dst + (i + 1) * keys_pad, 0.f);
   });
 
   const int rows = n * group;
@@ -329,35 +357,41 @@ void blocked_prefill_attention(CpuContext& ctx, std::span<const HostTensor> in, 
     thread_local std::vector<float> qb, s, o;
     qb.resize(static_cast<std::size_t>(kGemmRows) * hd);
     o.resize(static_cast<std::size_t>(kGemmRows) * hd);
-    int len_max = 0;
+    // The block's keys are [a, len_max): a is the first key any of its rows sees; score column
+    // c is key a + c.
+    int len_max = 0, a = keys;
     for (int r = 0; r < nr; ++r) {
       const int t = (r0 + r) / group, head = h * group + (r0 + r) % group;
       const float* src = f32(q) + static_cast<std::ptrdiff_t>(t) * qdim + static_cast<std::ptrdiff_t>(head) * hd;
       for (int i = 0; i < hd; ++i)
         qb[static_cast<std::size_t>(r) * hd + i] = src[i] * scale;
       len_max = std::max(len_max, pos[t] + 1);
+      a = std::min(a, static_cast<int>(first_key(pos[t] + 1, window)));
     }
-    const int len_pad = (len_max + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
-    s.resize(static_cast<std::size_t>(kGemmRows) * len_pad);
-    const float* kth = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad;
-    for (int c = 0; c < len_pad; c += kGemmTokens)
-      ctx.kernels.gemm_f32_block(qb.data(), hd, nr, kth + c, keys_pad, hd, s.data() + c, len_pad, false);
+    const int span_pad = (len_max - a + kGemmTokens - 1) / kGemmTokens * kGemmTokens;
+    s.resize(static_cast<std::size_t>(kGemmRows) * span_pad);
+    const float* kth = kt.data() + static_cast<std::size_t>(h) * hd * keys_pad + (a - key_lo);
+    for (int c = 0; c < span_pad; c += kGemmTokens)
+      ctx.kernels.gemm_f32_block(qb.data(), hd, nr, kth + c, keys_pad, hd, s.data() + c, span_pad, false);
     for (int r = 0; r < nr; ++r) {
       const int len = pos[(r0 + r) / group] + 1;
-      float* row = s.data() + static_cast<std::size_t>(r) * len_pad;
-      const float mx = *std::max_element(row, row + len);
-      const float inv = 1.f / ctx.kernels.exp_sum(row, len, mx);
-      for (int j = 0; j < len; ++j)
+      const int lo = static_cast<int>(first_key(len, window)) - a, hi = len - a;
+      float* row = s.data() + static_cast<std::size_t>(r) * span_pad;
+      const float mx = *std::max_element(row + lo, row + hi);
+      const float inv = 1.f / ctx.kernels.exp_sum(row + lo, hi - lo, mx);
+      for (int j = lo; j < hi; ++j)
         row[j] *= inv;
-      std::fill(row + len, row + len_max, 0.f);  // causal: later keys get no weight
+      std::fill(row, row + lo, 0.f);                // keys before this row's window
+      std::fill(row + hi, row + len_max - a, 0.f);  // causal: later keys get no weight
     }
-    for (int j0 = 0; j0 < len_max;) {
+    for (int j0 = a; j0 < len_max;) {
       const int j1 = f16_cache ? len_max : static_cast<int>(seq.run_end(j0, len_max));
       const float* vrun =
-          (f16_cache ? vf.data() + static_cast<std::ptrdiff_t>(j0) * kvdim : f32(vc) + seq.row(j0) * kvdim) +
+          (f16_cache ? vf.data() + static_cast<std::ptrdiff_t>(j0 - key_lo) * kvdim : f32(vc) + seq.row(j0) * kvdim) +
           static_cast<std::ptrdiff_t>(h) * hd;
       for (int d0 = 0; d0 < hd; d0 += kGemmTokens) {
-        ctx.kernels.gemm_f32_block(s.data() + j0, len_pad, nr, vrun + d0, kvdim, j1 - j0, o.data() + d0, hd, j0 > 0);
+        ctx.kernels.gemm_f32_block(s.data() + (j0 - a), span_pad, nr, vrun + d0, kvdim, j1 - j0, o.data() + d0, hd,
+                                   j0 > a);
       }
       j0 = j1;
     }
@@ -408,7 +442,17 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
       std::memcpy(f32_out(vc) + r * kvdim, f32(v) + t * kvdim, static_cast<std::size_t>(kvdim) * 4);
     }
   }
-  if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 &&
+  // Under a sliding window the blocked path reads every key from a row block's first to its last
+  // (zero weights in between), which stays inside the tokens' windows only when the prompt's
+  // positions are consecutive, as a prompt's are; any other batch takes the per-token path.
+  const bool consecutive = p.sliding_window == 0 || [&] {
+    for (std::int64_t t = 1; t < n; ++t) {
+      if (pos[t] != pos[t - 1] + 1)
+        return false;
+    }
+    return true;
+  }();
+  if (ctx.kernels.gemm_f32_block && n >= 16 && hd % kGemmTokens == 0 && consecutive &&
       std::all_of(slot, slot + n, [&](std::int32_t s) { return s == slot[0]; })) {
     blocked_prefill_attention(ctx, in, out, p, scale);
     return Status::ok();
@@ -422,38 +466,39 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
   ctx.pool.parallel_for(static_cast<int>(n * tasks_per_token), [&](int task) {
     const std::int64_t t = task / tasks_per_token, h0 = (task % tasks_per_token) * heads_per_task;
     const std::int64_t kvh = h0 / group;
-    const std::int64_t len = pos[t] + 1;
+    // Keys [first, len): the sliding window's (all of them without one); scores[j - first].
+    const std::int64_t len = pos[t] + 1, first = first_key(len, p.sliding_window), span = len - first;
     const SequenceView seq = view(slot[t]);
     thread_local std::vector<float> scores, part, kbuf, vbuf;
-    scores.resize(static_cast<std::size_t>(len));
+    scores.resize(static_cast<std::size_t>(span));
     const float* kbase = f32_cache_or_null(kc);
     const float* vbase = f32_cache_or_null(vc);
     std::int64_t stride = kvdim;
     if (f16_cache) {
-      kbuf.resize(static_cast<std::size_t>(len * hd));
-      vbuf.resize(static_cast<std::size_t>(len * hd));
-      for (std::int64_t j = 0; j < len; ++j) {
+      kbuf.resize(static_cast<std::size_t>(span * hd));
+      vbuf.resize(static_cast<std::size_t>(span * hd));
+      for (std::int64_t j = first; j < len; ++j) {
         const std::int64_t off = seq.row(j) * kvdim + kvh * hd;
-        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + j * hd,
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(kc.data) + off, kbuf.data() + (j - first) * hd,
                               static_cast<int>(hd));
-        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + j * hd,
+        ctx.kernels.widen_f16(static_cast<const std::uint16_t*>(vc.data) + off, vbuf.data() + (j - first) * hd,
                               static_cast<int>(hd));
       }
       stride = hd;
     }
     auto run_end = [&](std::int64_t j0) { return f16_cache ? len : seq.run_end(j0, len); };
     auto k_at = [&](std::int64_t j) {
-      return f16_cache ? kbuf.data() + j * hd : kbase + seq.row(j) * kvdim + kvh * hd;
+      return f16_cache ? kbuf.data() + (j - first) * hd : kbase + seq.row(j) * kvdim + kvh * hd;
     };
     auto v_at = [&](std::int64_t j) {
-      return f16_cache ? vbuf.data() + j * hd : vbase + seq.row(j) * kvdim + kvh * hd;
+      return f16_cache ? vbuf.data() + (j - first) * hd : vbase + seq.row(j) * kvdim + kvh * hd;
     };
     for (std::int64_t h = h0; h < h0 + heads_per_task; ++h) {
       const float* qh = f32(q) + t * qdim + h * hd;
-      for (std::int64_t j0 = 0; j0 < len;) {
+      for (std::int64_t j0 = first; j0 < len;) {
         const std::int64_t j1 = run_end(j0);
         ctx.kernels.dot_many_f32(qh, k_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0),
-                                 static_cast<int>(hd), scores.data() + j0);
+                                 static_cast<int>(hd), scores.data() + (j0 - first));
         j0 = j1;
       }
       float max_score = -std::numeric_limits<float>::infinity();
@@ -461,18 +506,18 @@ Status attention(CpuContext& ctx, std::span<const HostTensor> in, const HostTens
         sc *= scale;
         max_score = std::max(max_score, sc);
       }
-      const float inv = 1.f / ctx.kernels.exp_sum(scores.data(), static_cast<int>(len), max_score);
+      const float inv = 1.f / ctx.kernels.exp_sum(scores.data(), static_cast<int>(span), max_score);
       for (auto& sc : scores)
         sc *= inv;
       float* o = f32_out(out) + t * qdim + h * hd;
       part.resize(static_cast<std::size_t>(hd));
-      for (std::int64_t j0 = 0; j0 < len;) {
+      for (std::int64_t j0 = first; j0 < len;) {
         const std::int64_t j1 = run_end(j0);
         // The first run writes the output; later runs (a table that is not contiguous) add to it.
-        float* dst = j0 == 0 ? o : part.data();
-        ctx.kernels.weighted_sum_f32(scores.data() + j0, v_at(j0), static_cast<int>(stride), static_cast<int>(j1 - j0),
-                                     static_cast<int>(hd), dst);
-        if (j0 > 0) {
+        float* dst = j0 == first ? o : part.data();
+        ctx.kernels.weighted_sum_f32(scores.data() + (j0 - first), v_at(j0), static_cast<int>(stride),
+                                     static_cast<int>(j1 - j0), static_cast<int>(hd), dst);
+        if (j0 > first) {
           for (std::int64_t i = 0; i < hd; ++i)
             o[i] += part[static_cast<std::size_t>(i)];
         }
@@ -592,19 +637,24 @@ Status run_cpu_group(CpuContext& ctx, std::span<const HostNodeCall> calls) {
 Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTensor> in, const HostTensor& out) {
   switch (node.op) {
     case OpKind::kEmbed:
-      return embed(in[0], in[1], out);
+      return embed(in[0], in[1], out, node.params.scale);
     case OpKind::kRmsNorm:
-      return rms_norm(ctx, in[0], in[1], out, node.params.eps);
+      return rms_norm(ctx, in[0], in[1], out, node.params.eps, node.params.norm_group);
     case OpKind::kMatmul:
       HALYARD_RETURN_IF_ERROR(check_matmul_dtype(in[0].desc.dtype));
       return matmul(ctx, in[0], in[1], out);
     case OpKind::kRope:
-      return rope(ctx, in[0], in[1], out, node.params);
+      return rope(ctx, in[0], in[1], in.size() == 3 ? &in[2] : nullptr, out, node.params);
     case OpKind::kAttention:
       return attention(ctx, in, out, node.params);
     case OpKind::kSwiglu:
       binary_rows(ctx, in[0], in[1], out, [&](const float* g, const float* u, float* o, std::int64_t d) {
         ctx.kernels.swiglu(g, u, o, static_cast<int>(d));
+      });
+      return Status::ok();
+    case OpKind::kGeglu:
+      binary_rows(ctx, in[0], in[1], out, [&](const float* g, const float* u, float* o, std::int64_t d) {
+        ctx.kernels.geglu(g, u, o, static_cast<int>(d));
       });
       return Status::ok();
     case OpKind::kAdd:
@@ -621,8 +671,6 @@ Status run_cpu_op(CpuContext& ctx, const GraphNode& node, std::span<const HostTe
       return Status::ok();
     case OpKind::kCopy:
       return copy(in[0], out);
-    case OpKind::kGeglu:
-      break;  // refused above
   }
   return unimplemented("cpu: unknown op");
 }

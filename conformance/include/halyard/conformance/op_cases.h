@@ -17,8 +17,10 @@ namespace halyard::conformance {
 // kTies: rows whose maximum occurs more than once (ARGMAX's "first maximum wins"), in turn:
 // integers in [-3, 3]; one constant; N(0, 1) with its maximum copied to a random later index
 // and to the last; -1, -0 and +0 mixed (0 and -0 compare equal); N(0, 1) whose single maximum
-// is the last element.
-enum class Fill { kRandom, kIds, kPositions, kSlots, kCache, kTinyRows, kBlockTable, kTies };
+// is the last element. kFreqFactors: ROPE's freq_factors [rope_dims / 2] as Llama 3.1 makes them
+// from the case's rope_base and rope_dims (factor 8, low/high frequency factors 1 and 4, an
+// original context of 8192): 1 for wavelengths under 2048, 8 over 8192, smooth in between.
+enum class Fill { kRandom, kIds, kPositions, kSlots, kCache, kTinyRows, kBlockTable, kTies, kFreqFactors };
 
 // How an ATTENTION case maps its sequences' logical blocks onto the pool of physical blocks.
 // kIdentity: slot s owns blocks s * max_blocks... in order (an unpaged cache's layout);
@@ -45,6 +47,10 @@ struct OpCase {
   KvTable kv_table = KvTable::kIdentity;
   int shared_blocks = 0;             // KvTable::kSharedPrefix
   bool expect_out_of_range = false;  // passes when the reference and the device both reject it
+  // ATTENTION with a sliding window: every cache row of the case's sequences that no token's
+  // window covers holds NaN (as a block recycled by the runtime may hold anything), so a kernel
+  // that reads positions outside the window and masks them, rather than skipping them, fails.
+  bool nan_outside_window = false;
 };
 
 // Every op x every weight dtype x edge-case shapes.

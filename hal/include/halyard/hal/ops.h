@@ -31,7 +31,8 @@
 //              [0, n_blocks) is out_of_range on host backends; device kernels write nothing for
 //              that token and give it NaN output.
 //              params.sliding_window w > 0 (Gemma 3's local layers): a token at position p
-//              attends only to positions j with p - w < j <= p; 0 means no window.
+//              attends only to positions j with p - w < j <= p; 0 means no window. Cache rows
+//              outside every token's window are not read (they may hold anything, NaN included).
 //   SWIGLU     in: gate, up F32 [d, n]                                 out: silu(gate) * up
 //   GEGLU      in: gate, up F32 [d, n]                                 out: gelu(gate) * up, gelu by
 //              its tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Gemma's FFN)

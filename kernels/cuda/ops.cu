@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "op_math.h"
 #include "ops.h"
 #include "weight_decode.h"
 
@@ -87,18 +88,20 @@ __device__ float block_reduce(float v, Op op) {
 
 // Kernels over tokens or rows take them from blockIdx.y and stride by gridDim.y (at most 65535).
 //
-// Rows of a weight table as f32: output row t is table row ids[t] (EMBED; NaN for an id out of
-// range) or, with no ids, row t itself (COPY to f32). Neither is a hot loop, so the dtype is a
-// kernel argument (load_weight's switch is uniform across the grid) and one kernel serves all.
+// Rows of a weight table as f32: output row t is table row ids[t] times scale (EMBED; NaN for an
+// id out of range) or, with no ids, row t itself (COPY to f32, scale 1: exact). Neither is a hot
+// loop, so the dtype is a kernel argument (load_weight's switch is uniform across the grid) and
+// one kernel serves all.
 __global__ void rows_to_f32_kernel(DType dt, const std::uint8_t* table, std::size_t row_bytes, std::int64_t rows,
-                                   const std::int32_t* ids, float* out, int d, std::int64_t n) {
+                                   const std::int32_t* ids, float* out, int d, std::int64_t n, float scale) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= d)
     return;
   for (std::int64_t t = blockIdx.y; t < n; t += gridDim.y) {
     const std::int64_t r = ids ? ids[t] : t;
-    out[t * d + i] =
-        (r < 0 || r >= rows) ? nan_value() : load_weight(dt, table + static_cast<std::size_t>(r) * row_bytes, i);
+    out[t * d + i] = (r < 0 || r >= rows)
+                         ? nan_value()
+                         : __fmul_rn(load_weight(dt, table + static_cast<std::size_t>(r) * row_bytes, i), scale);
   }
 }
 
@@ -278,13 +281,16 @@ __global__ void binary_kernel(int op, const float* a, const float* b, float* out
   for (int r = blockIdx.y; r < rows; r += gridDim.y) {
     const std::int64_t at = static_cast<std::int64_t>(r) * d + i;
     const float av = a[at], bv = b[broadcast ? i : at];
-    out[at] = op == 0 ? av + bv : op == 1 ? av * bv : av / (1.f + expf(-av)) * bv;
+    out[at] = op == 0   ? av + bv
+              : op == 1 ? av * bv
+              : op == 2 ? av / (1.f + expf(-av)) * bv
+                        : op_math::gelu_tanh(av) * bv;
   }
 }
 
-// RoPE in double precision, as the reference computes it.
-__global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out, int row, int hd, int dims, bool neox,
-                            double base, int n) {
+// RoPE in double precision, as the reference computes it (op_math::rope_angle).
+__global__ void rope_kernel(const float* x, const std::int32_t* pos, const float* factors, float* out, int row, int hd,
+                            int dims, bool neox, double base, int n) {
   const int pairs = hd / 2;
   const int g = blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= pairs * (row / hd))
@@ -299,7 +305,7 @@ __global__ void rope_kernel(const float* x, const std::int32_t* pos, float* out,
       continue;
     }
     const int a = neox ? p : 2 * p, b = neox ? p + dims / 2 : 2 * p + 1;
-    const double theta = static_cast<double>(pos[t]) * pow(base, -2.0 * p / dims);
+    const double theta = op_math::rope_angle(pos[t], base, p, dims, factors);
     double sn, cs;
     sincos(theta, &sn, &cs);
     const double x0 = x[off + a], x1 = x[off + b];
@@ -356,7 +362,7 @@ __global__ void kv_store_kernel(const float* k, const float* v, C* kc, C* vc, co
 template <typename C>
 __device__ void attend(const float* q, const C* kc, const C* vc, const std::int32_t* pos, const std::int32_t* slot,
                        const std::int32_t* table, float* out, int hd, int n_heads, int n_kv, PagedKv kv, float scale,
-                       int h, int t) {
+                       int window, int h, int t) {
   __shared__ float qs[256];
   __shared__ float ps[kThreads];
   __shared__ std::int64_t rows[kThreads];
@@ -386,7 +392,8 @@ __device__ void attend(const float* q, const C* kc, const C* vc, const std::int3
   const int kvh = h / (n_heads / n_kv);
   const int len = p + 1;
   float mx = -3.0e38f, l = 0.f, acc0 = 0.f, acc1 = 0.f;
-  for (int c0 = 0; c0 < len; c0 += blockDim.x) {
+  // A sliding window starts the walk at its first key: keys before it are never read.
+  for (int c0 = op_math::window_first(p, window); c0 < len; c0 += blockDim.x) {
     const int j = c0 + tid;
     float sc = -3.0e38f;
     if (j < len) {
@@ -431,9 +438,9 @@ __device__ void attend(const float* q, const C* kc, const C* vc, const std::int3
 template <typename C>
 __global__ void attention_kernel(const float* q, const C* kc, const C* vc, const std::int32_t* pos,
                                  const std::int32_t* slot, const std::int32_t* table, float* out, int hd, int n_heads,
-                                 int n_kv, PagedKv kv, float scale, int n) {
+                                 int n_kv, PagedKv kv, float scale, int window, int n) {
   for (int t = blockIdx.y; t < n; t += gridDim.y)  // uniform across the block
-    attend(q, kc, vc, pos, slot, table, out, hd, n_heads, n_kv, kv, scale, blockIdx.x, t);
+    attend(q, kc, vc, pos, slot, table, out, hd, n_heads, n_kv, kv, scale, window, blockIdx.x, t);
 }
 __global__ void to_16bit_kernel(const float* in, std::uint16_t* out, std::int64_t count, bool bf16) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -545,11 +552,11 @@ gpuError_t with_dtype(DType dt, F&& f) {
 }  // namespace
 
 gpuError_t launch_embed(DType dt, const void* table, std::size_t row_bytes, std::int64_t rows, const std::int32_t* ids,
-                        float* out, std::int64_t d, std::int64_t n, gpuStream_t s) {
+                        float* out, std::int64_t d, std::int64_t n, float scale, gpuStream_t s) {
   if (dt == DType::kI32)
     return gpuErrorInvalidValue;
   rows_to_f32_kernel<<<dim3(blocks_for(d, kThreads), grid_y(n)), kThreads, 0, s>>>(
-      dt, static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d), n);
+      dt, static_cast<const std::uint8_t*>(table), row_bytes, rows, ids, out, static_cast<int>(d), n, scale);
   return gpuGetLastError();
 }
 
@@ -598,12 +605,12 @@ gpuError_t launch_binary(int op, const float* a, const float* b, float* out, std
   return gpuGetLastError();
 }
 
-gpuError_t launch_rope(const float* x, const std::int32_t* pos, float* out, std::int64_t row, std::int64_t n,
-                       const OpParams& p, gpuStream_t s) {
+gpuError_t launch_rope(const float* x, const std::int32_t* pos, const float* factors, float* out, std::int64_t row,
+                       std::int64_t n, const OpParams& p, gpuStream_t s) {
   const int dims = p.rope_dims ? p.rope_dims : p.head_dim;
   const std::int64_t work = (row / p.head_dim) * (p.head_dim / 2);
   rope_kernel<<<dim3(blocks_for(work, 64), grid_y(n)), 64, 0, s>>>(
-      x, pos, out, static_cast<int>(row), p.head_dim, dims, p.rope_layout == RopeLayout::kNeox,
+      x, pos, factors, out, static_cast<int>(row), p.head_dim, dims, p.rope_layout == RopeLayout::kNeox,
       static_cast<double>(p.rope_base), static_cast<int>(n));
   return gpuGetLastError();
 }
@@ -621,7 +628,7 @@ gpuError_t launch_attention_as(const float* q, const float* k, const float* v, C
   const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(p.head_dim));
   attention_kernel<<<dim3(static_cast<unsigned>(p.n_heads), grid_y(n)), kThreads, 0, s>>>(
       q, k_cache, v_cache, pos, slot, block_table, out, p.head_dim, p.n_heads, p.n_kv_heads, kv, scale,
-      static_cast<int>(n));
+      p.sliding_window, static_cast<int>(n));
   return gpuGetLastError();
 }
 }  // namespace
@@ -643,7 +650,7 @@ gpuError_t launch_convert(DType from, DType to, const void* in, void* out, std::
   if (to == DType::kF32 && from != DType::kI32) {
     rows_to_f32_kernel<<<dim3(blocks_for(d, kThreads), grid_y(rows)), kThreads, 0, s>>>(
         from, static_cast<const std::uint8_t*>(in), row_bytes(from, d), rows, nullptr, static_cast<float*>(out),
-        static_cast<int>(d), rows);
+        static_cast<int>(d), rows, 1.f);
     return gpuGetLastError();
   }
   if (from != DType::kF32)

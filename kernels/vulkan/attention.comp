@@ -5,7 +5,9 @@
 // each invocation scores one key, the chunk's maximum and sum update a running softmax, and each
 // invocation accumulates up to two dims of the output (head_dim <= 2 * WG). The head size is
 // specialization constant 1. A token whose position, slot or any block id it reads is out of
-// range gets NaN. With KV_F16 the caches are f16, read as uint words (element i is half i & 1 of
+// range gets NaN. With a sliding window w > 0 the walk starts at position p - w + 1: keys outside
+// the window are never read (not read and masked), so a local layer's cost is bounded by w.
+// With KV_F16 the caches are f16, read as uint words (element i is half i & 1 of
 // word i / 2; no 16-bit storage needed) and widened exactly; kc_off, vc_off count words.
 #include "common.glsl"
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
@@ -24,6 +26,7 @@ layout(push_constant) uniform PC {
   uint q_off, kc_off, vc_off, pos_off, slot_off, table_off, o_off, hd, n_heads, n_kv, block_size, n_blocks,
       max_blocks, slots;
   float scale;
+  uint window;  // 0: attend to the whole sequence
 } pc;
 // Element i of a cache (from the start of its binding's range), as f32.
 #ifdef KV_F16
@@ -61,9 +64,10 @@ void main() {
   barrier();
   const uint kvh = h / (pc.n_heads / pc.n_kv);
   const uint len = uint(p) + 1u;
+  const uint first = pc.window != 0u && len > pc.window ? len - pc.window : 0u;
   float m = -3.0e38, l = 0.0;
   float acc0 = 0.0, acc1 = 0.0;
-  for (uint c0 = 0; c0 < len; c0 += WG) {
+  for (uint c0 = first; c0 < len; c0 += WG) {
     const uint j = c0 + tid;
     float sc = -3.0e38;
     if (j < len) {

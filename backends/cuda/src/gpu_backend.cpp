@@ -22,6 +22,7 @@
 #include "halyard/hal/device.h"
 #include "halyard/hal/host.h"
 #include "halyard/hal/plugin_entry.h"
+#include "op_math.h"
 #include "ops.h"
 
 namespace halyard::HALYARD_GPU_NS {
@@ -243,11 +244,6 @@ class GpuExecutable final : public Executable {
 
   Status check_supported(const GraphNode& node) const {
     const std::string where = std::string(op_name(node.op)) + " on " + kBackend;
-    if (node.op == OpKind::kGeglu || uses_extended_params(node.op, node.params) ||
-        (node.op == OpKind::kRope && node.inputs.size() == 3))
-      return unimplemented(where +
-                           ": GEGLU, norm groups, sliding windows, embedding scales and RoPE frequency "
-                           "factors are not implemented on this backend yet");
     switch (node.op) {
       case OpKind::kRope: {
         const int dims = node.params.rope_dims ? node.params.rope_dims : node.params.head_dim;
@@ -286,9 +282,12 @@ class GpuExecutable final : public Executable {
       if (graph_.tensor(out).desc.elements() == 0)
         continue;                                      // nothing to compute (a launch with no blocks is an error)
       if (const GraphNode* norm = fusable_norm(ni)) {  // residual ADD + RMS_NORM in one kernel
+        // A norm group makes each group a row of its own: the ADD is elementwise (not broadcast),
+        // so the pair reads as [group, tokens * d / group] just as well.
         const TensorDesc& a = desc(in[0]);
-        e = launch_add_rms_norm(f(in[0]), f(in[1]), f(out), f(norm->inputs[1]), f(norm->output), a.ne[0], a.rows(),
-                                norm->params.eps, stream);
+        const op_math::NormRuns runs = op_math::norm_runs(a.ne[0], a.rows(), norm->params.norm_group);
+        e = launch_add_rms_norm(f(in[0]), f(in[1]), f(out), f(norm->inputs[1]), f(norm->output), runs.length,
+                                runs.count, norm->params.eps, stream);
         if (e != gpuSuccess)
           return check(e, "ADD + RMS_NORM '" + graph_.tensor(norm->output).name + "'");
         ++ni;
@@ -298,7 +297,7 @@ class GpuExecutable final : public Executable {
         case OpKind::kEmbed: {
           const TensorDesc& t = desc(in[0]);
           e = launch_embed(t.dtype, ptrs[static_cast<std::size_t>(in[0])], t.row_size(), t.ne[1], i32(in[1]), f(out),
-                           t.ne[0], desc(in[1]).ne[0], stream);
+                           t.ne[0], desc(in[1]).ne[0], node.params.scale, stream);
           break;
         }
         case OpKind::kMatmul: {
@@ -307,10 +306,12 @@ class GpuExecutable final : public Executable {
                             w.ne[1], desc(in[1]).ne[1], stream);
           break;
         }
-        case OpKind::kRmsNorm:
-          e = launch_rms_norm(f(in[0]), f(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), node.params.eps,
-                              stream);
+        case OpKind::kRmsNorm: {
+          const op_math::NormRuns runs =
+              op_math::norm_runs(desc(in[0]).ne[0], desc(in[0]).rows(), node.params.norm_group);
+          e = launch_rms_norm(f(in[0]), f(in[1]), f(out), runs.length, runs.count, node.params.eps, stream);
           break;
+        }
         case OpKind::kSoftmax:
           e = launch_softmax(f(in[0]), f(out), desc(in[0]).ne[0], desc(in[0]).rows(), stream);
           break;
@@ -319,15 +320,20 @@ class GpuExecutable final : public Executable {
           break;
         case OpKind::kAdd:
         case OpKind::kMul:
-        case OpKind::kSwiglu: {
+        case OpKind::kSwiglu:
+        case OpKind::kGeglu: {
           const TensorDesc& a = desc(in[0]);
           const bool broadcast = desc(in[1]).rows() == 1 && a.rows() != 1;
-          const int code = node.op == OpKind::kAdd ? 0 : node.op == OpKind::kMul ? 1 : 2;
+          const int code = node.op == OpKind::kAdd      ? 0
+                           : node.op == OpKind::kMul    ? 1
+                           : node.op == OpKind::kSwiglu ? 2
+                                                        : 3;
           e = launch_binary(code, f(in[0]), f(in[1]), f(out), a.ne[0], a.rows(), broadcast, stream);
           break;
         }
         case OpKind::kRope:
-          e = launch_rope(f(in[0]), i32(in[1]), f(out), desc(in[0]).ne[0], desc(in[0]).ne[1], node.params, stream);
+          e = launch_rope(f(in[0]), i32(in[1]), in.size() == 3 ? f(in[2]) : nullptr, f(out), desc(in[0]).ne[0],
+                          desc(in[0]).ne[1], node.params, stream);
           break;
         case OpKind::kAttention: {
           const TensorDesc& cache = desc(in[3]);
@@ -350,8 +356,6 @@ class GpuExecutable final : public Executable {
           }
           break;
         }
-        case OpKind::kGeglu:
-          return unimplemented("GEGLU on " + std::string(kBackend));  // check_supported refuses it first
       }
       if (e != gpuSuccess)
         return check(e, std::string(op_name(node.op)) + " '" + graph_.tensor(out).name + "'");
@@ -360,7 +364,8 @@ class GpuExecutable final : public Executable {
   }
 
   // The RMS_NORM right after node `i` when node i is a plain (not broadcast) ADD and the norm
-  // reads its result: the pair a Llama layer has twice. <backend>.fusion=0 turns fusion off.
+  // reads its result: the pair a Llama layer has twice (a norm group fuses too: the enqueue
+  // splits both into per-group rows). <backend>.fusion=0 turns fusion off.
   const GraphNode* fusable_norm(std::size_t i) const {
     const auto& nodes = graph_.nodes();
     if (!settings_.fusion || i + 1 >= nodes.size() || nodes[i].op != OpKind::kAdd ||
@@ -441,8 +446,6 @@ class GpuDevice final : public Device {
       return dtypes.size() < 2 || can_copy(dtypes[0], dtypes[1]);
     if (op == OpKind::kAttention)  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
-    if (op == OpKind::kGeglu)
-      return false;  // not implemented on this backend yet
     return true;
   }
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {

@@ -445,8 +445,6 @@ bool VulkanDevice::supports(OpKind op, std::span<const DType> dtypes) const {
       return dtypes.size() == 2 && supports_copy(dtypes[0], dtypes[1]);
     case OpKind::kAttention:  // f32 or f16 caches (infer_output checks the rest)
       return dtypes.size() < 4 || dtypes[3] == DType::kF32 || dtypes[3] == DType::kF16;
-    case OpKind::kGeglu:
-      return false;  // not implemented on this backend yet
     default:
       return true;
   }

@@ -180,9 +180,10 @@ Status VulkanExecutable::lower_weight_rows(const GraphNode& node) {
     wa.byte_offset = true;
     if (node.op == OpKind::kEmbed) {
       const std::int64_t d = w.ne[0], n = desc(node.inputs[1]).ne[0];
-      HALYARD_RETURN_IF_ERROR(add_dispatch(node, "embed_" + dt, 64, {wa, tensor_arg(node.inputs[1]), tensor_arg(out)},
-                                           {u32(d), u32(n), u32(row_bytes), u32(r0), u32(r1), u32(rows)},
-                                           {ceil_div(d, 64), u32(n), 1}));
+      HALYARD_RETURN_IF_ERROR(
+          add_dispatch(node, "embed_" + dt, 64, {wa, tensor_arg(node.inputs[1]), tensor_arg(out)},
+                       {u32(d), u32(n), u32(row_bytes), u32(r0), u32(r1), u32(rows), float_word(node.params.scale)},
+                       {ceil_div(d, 64), u32(n), 1}));
     } else {
       const TensorDesc& x = desc(node.inputs[1]);
       const std::int64_t k = w.ne[0], n = x.ne[1], m = r1 - r0;
@@ -208,18 +209,18 @@ Status VulkanExecutable::lower(const GraphNode& node) {
   const TensorId out = node.output;
   const OpParams& p = node.params;
   const std::string sg = dev_.use_subgroups() ? "_sg" : "_nosg";
-  if (node.op == OpKind::kGeglu || uses_extended_params(node.op, p) || (node.op == OpKind::kRope && in.size() == 3))
-    return unimplemented(std::string(op_name(node.op)) +
-                         " on vulkan: GEGLU, norm groups, sliding windows, embedding scales and RoPE frequency "
-                         "factors are not implemented on this backend yet");
   switch (node.op) {
     case OpKind::kEmbed:
     case OpKind::kMatmul:
       return lower_weight_rows(node);
     case OpKind::kRmsNorm: {
+      // A norm group (per-head Q/K norm) is a row of its own: the shader sees [g, rows * d / g].
       const TensorDesc& x = desc(in[0]);
+      const std::int64_t d = p.norm_group > 0 ? p.norm_group : x.ne[0];
+      const std::int64_t rows = x.rows() * (x.ne[0] / d);
+      const auto gx = static_cast<std::uint32_t>(std::clamp<std::int64_t>(rows, 1, 65535));  // 0 rows: no groups
       return add_dispatch(node, "rms_norm" + sg, 128, {tensor_arg(in[0]), tensor_arg(in[1]), tensor_arg(out)},
-                          {u32(x.ne[0]), float_word(p.eps)}, {u32(x.rows()), 1, 1});
+                          {u32(d), float_word(p.eps), u32(rows)}, {gx, ceil_div(rows, gx), 1});
     }
     case OpKind::kSoftmax: {
       const TensorDesc& x = desc(in[0]);
@@ -233,10 +234,14 @@ Status VulkanExecutable::lower(const GraphNode& node) {
     }
     case OpKind::kAdd:
     case OpKind::kMul:
-    case OpKind::kSwiglu: {
+    case OpKind::kSwiglu:
+    case OpKind::kGeglu: {
       const TensorDesc& a = desc(in[0]);
       const TensorDesc& b = desc(in[1]);
-      const std::uint32_t code = node.op == OpKind::kAdd ? 0 : node.op == OpKind::kMul ? 1 : 2;
+      const std::uint32_t code = node.op == OpKind::kAdd      ? 0
+                                 : node.op == OpKind::kMul    ? 1
+                                 : node.op == OpKind::kSwiglu ? 2
+                                                              : 3;
       const bool broadcast = b.rows() == 1 && a.rows() != 1;
       return add_dispatch(node, "binary", 64, {tensor_arg(in[0]), tensor_arg(in[1]), tensor_arg(out)},
                           {u32(a.ne[0]), u32(a.rows()), code, broadcast ? 1u : 0u},
@@ -267,10 +272,20 @@ Status VulkanExecutable::lower(const GraphNode& node) {
       fa.offset_in_pc = false;
       constants_.push_back(std::move(freq));
       const std::int64_t heads = x.ne[0] / hd;
-      return add_dispatch(
-          node, f64 ? "rope_f64" : "rope_f32", 64, {tensor_arg(in[0]), tensor_arg(in[1]), tensor_arg(out), fa},
-          {u32(x.ne[0]), u32(hd), u32(dims), p.rope_layout == RopeLayout::kNeox ? 1u : 0u, u32(x.ne[1])},
-          {ceil_div(heads * (hd / 2), 64), u32(x.ne[1]), 1});
+      // Frequency factors are a graph input (binding 4, its offset in push-constant word 3); with
+      // none, word 3 is a 0 pushed in its place and the shader never reads binding 4.
+      const bool factors = in.size() == 3;
+      std::vector<Arg> args = {tensor_arg(in[0]), tensor_arg(in[1]), tensor_arg(out), fa};
+      if (factors)
+        args.push_back(tensor_arg(in[2]));
+      const std::uint32_t neox = p.rope_layout == RopeLayout::kNeox ? 1u : 0u;
+      const auto groups = std::array<std::uint32_t, 3>{ceil_div(heads * (hd / 2), 64), u32(x.ne[1]), 1};
+      const std::string shader = f64 ? "rope_f64" : "rope_f32";
+      if (factors)
+        return add_dispatch(node, shader, 64, std::move(args),
+                            {u32(x.ne[0]), u32(hd), u32(dims), neox, u32(x.ne[1]), 1u}, groups);
+      return add_dispatch(node, shader, 64, std::move(args),
+                          {0u, u32(x.ne[0]), u32(hd), u32(dims), neox, u32(x.ne[1]), 0u}, groups);
     }
     case OpKind::kAttention: {
       const TensorDesc& q = desc(in[0]);
@@ -294,12 +309,12 @@ Status VulkanExecutable::lower(const GraphNode& node) {
                                            {u32(kvdim), block_size, n_blocks, max_blocks, slots, u32(n)},
                                            {ceil_div(f16 ? kvdim / 2 : kvdim, 64), u32(n), 1}));
       const float scale = p.attention_scale != 0.f ? p.attention_scale : 1.f / std::sqrt(static_cast<float>(hd));
-      return add_dispatch(
-          node, (f16 ? "attention_f16" : "attention") + sg, 128,
-          {tensor_arg(in[0]), tensor_arg(in[3]), tensor_arg(in[4]), tensor_arg(in[5]), tensor_arg(in[6]),
-           tensor_arg(in[7]), tensor_arg(out)},
-          {u32(hd), u32(p.n_heads), u32(p.n_kv_heads), block_size, n_blocks, max_blocks, slots, float_word(scale)},
-          {u32(p.n_heads), u32(n), 1}, {u32(hd)});  // the shared query buffer is head_dim long
+      return add_dispatch(node, (f16 ? "attention_f16" : "attention") + sg, 128,
+                          {tensor_arg(in[0]), tensor_arg(in[3]), tensor_arg(in[4]), tensor_arg(in[5]),
+                           tensor_arg(in[6]), tensor_arg(in[7]), tensor_arg(out)},
+                          {u32(hd), u32(p.n_heads), u32(p.n_kv_heads), block_size, n_blocks, max_blocks, slots,
+                           float_word(scale), u32(p.sliding_window)},
+                          {u32(p.n_heads), u32(n), 1}, {u32(hd)});  // the shared query buffer is head_dim long
     }
     case OpKind::kCopy: {
       const TensorDesc& x = desc(in[0]);
@@ -334,8 +349,6 @@ Status VulkanExecutable::lower(const GraphNode& node) {
       return unimplemented("COPY from " + std::string(dtype_name(x.dtype)) + " to " + std::string(dtype_name(o.dtype)) +
                            " on vulkan (only same-type copies and conversions from or to f32)");
     }
-    case OpKind::kGeglu:
-      break;  // refused above
   }
   return unimplemented("unknown op");
 }

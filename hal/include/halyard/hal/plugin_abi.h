@@ -11,8 +11,9 @@
 
 #include <stdint.h>
 
-/* 2: Backend::options(), DeviceOptions::backend_options (backend_options.h). */
-#define HALYARD_BACKEND_ABI_VERSION 2u
+/* 2: Backend::options(), DeviceOptions::backend_options (backend_options.h).
+ * 3: Device::wrap_host (a new virtual: the Device vtable changed). */
+#define HALYARD_BACKEND_ABI_VERSION 3u
 #define HALYARD_BACKEND_ENTRY_SYMBOL "halyard_backend_plugin_v1"
 
 #ifdef __cplusplus

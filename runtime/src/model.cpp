@@ -215,6 +215,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   // model differs in its config, its tensor table, or its data from the first block on (a
   // fine-tune or a requantization changes every tensor's bytes).
   HALYARD_RETURN_IF_ERROR(check_weight_support(f, c, expected, dev, model->device_uri_));
+  bool wrap_weights = options.map_weights;
   Fnv1a64 fp;
   fp.text("halyard model fingerprint 1");
   fp.text(c.architecture);
@@ -247,15 +248,30 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
       fp.bytes(data + bytes - std::min(bytes - kSample, kSample), std::min(bytes - kSample, kSample));
     Weight w;
     w.desc = t->desc;
-    HALYARD_ASSIGN_OR_RETURN(w.buffer, dev.allocate(t->desc.bytes()));
-    HALYARD_RETURN_IF_ERROR(w.buffer->upload(0, t->data, t->desc.bytes()));
+    if (wrap_weights) {
+      auto wrapped = dev.wrap_host(t->data, bytes);
+      if (wrapped.is_ok()) {
+        w.buffer = std::move(wrapped).value();
+        model->mapped_weight_bytes_ += bytes;
+      } else if (wrapped.status().code() == StatusCode::kUnimplemented) {
+        wrap_weights = false;  // the device cannot read host memory in place: copy every tensor
+      } else if (wrapped.status().code() != StatusCode::kFailedPrecondition) {
+        return wrapped.status();
+      }
+      // failed_precondition: this tensor's data is not aligned as the device needs; copied below.
+    }
+    if (!w.buffer) {
+      HALYARD_ASSIGN_OR_RETURN(w.buffer, dev.allocate(bytes));
+      HALYARD_RETURN_IF_ERROR(w.buffer->upload(0, t->data, bytes));
+    }
     model->weight_bytes_ += t->desc.bytes();
     model->parameter_count_ += static_cast<std::uint64_t>(t->desc.elements());
     model->weights_.emplace(name, std::move(w));
   }
   model->fingerprint_ = fp.digest();
-  spdlog::info("loaded {} ({} layers, {:.1f} MiB of weights) on {}", model->name_, c.n_layers,
-               static_cast<double>(model->weight_bytes_) / (1 << 20), model->device_uri_);
+  spdlog::info("loaded {} ({} layers, {:.1f} MiB of weights, {:.1f} MiB used in place from the file) on {}",
+               model->name_, c.n_layers, static_cast<double>(model->weight_bytes_) / (1 << 20),
+               static_cast<double>(model->mapped_weight_bytes_) / (1 << 20), model->device_uri_);
   return model;
 }
 

@@ -13,7 +13,8 @@ struct BenchArgs {
   int gen_tokens = 128;
   int repeats = 5;
   int threads = 0;
-  int kv_dtype = 0;  // halyard_model_options.kv_dtype (HALYARD_KV_F16 or HALYARD_KV_F32)
+  int kv_dtype = 0;      // halyard_model_options.kv_dtype (HALYARD_KV_F16 or HALYARD_KV_F32)
+  bool no_mmap = false;  // HALYARD_LOAD_NO_MMAP: copy the weights instead of using the mapped file
   std::string json_path;
   std::vector<std::string> options;  // backend options, "key=value"
   // > 0: measure aggregate decode of this many concurrent sequences in one context instead

@@ -139,9 +139,10 @@ typedef struct halyard_model_options {
    * nearest even) or HALYARD_KV_F32 (4 bytes, exact). Another value fails the load with
    * HALYARD_ERROR_INVALID_ARGUMENT; a device without that cache type with HALYARD_ERROR_UNIMPLEMENTED. */
   int32_t kv_dtype;
-  /* Fields added later begin after the older struct's trailing padding (the reserved field
-   * covers it), so an older struct_size covers none of them and they keep their defaults. */
-  int32_t reserved0; /* ignored */
+  /* Appended after the 230fb20 header (an older struct_size ends where this begins, and gets the
+   * default). A bitwise OR of HALYARD_LOAD_* flags; 0 (default): none. An unknown bit fails the
+   * load with HALYARD_ERROR_INVALID_ARGUMENT. */
+  uint64_t load_flags;
   /* Nonzero: a byte-level BPE file whose tokenizer.ggml.pre Halyard does not know is split as
    * GPT-2 splits (a warning is logged) instead of failing the load with
    * HALYARD_ERROR_UNIMPLEMENTED. Default 0. */
@@ -149,6 +150,11 @@ typedef struct halyard_model_options {
 } halyard_model_options;
 
 enum { HALYARD_KV_F16 = 0, HALYARD_KV_F32 = 1 };
+/* Without it, on a device that reads host memory in place (ref, cpu), weights are used straight
+ * from the memory-mapped model file (the file must not change while the model is loaded); with
+ * it they are copied into device buffers, as GPU devices always do (llama.cpp's --no-mmap): a
+ * load then holds about twice the file's size in memory at its peak. */
+#define HALYARD_LOAD_NO_MMAP ((uint64_t)1)
 
 /* Each halyard_X_options_init(options, size) writes the defaults of the first min(size,
  * sizeof(halyard_X_options)) bytes of *options and sets struct_size to that many (nothing is
@@ -173,6 +179,9 @@ HALYARD_API int32_t halyard_model_vocab_size(const halyard_model* model);
 /* Bytes of weights on the device (what every decode step reads) and their element count. */
 HALYARD_API uint64_t halyard_model_weight_bytes(const halyard_model* model);
 HALYARD_API uint64_t halyard_model_parameter_count(const halyard_model* model);
+/* The part of halyard_model_weight_bytes used in place from the memory-mapped file (see
+ * HALYARD_LOAD_NO_MMAP); the rest was copied into device buffers. 0 for NULL. */
+HALYARD_API uint64_t halyard_model_mapped_weight_bytes(const halyard_model* model);
 /* A 64-bit name of the model's weights, computed once at load (a hash of its architecture
  * config and, per tensor, its name, dtype, shape and first and last 4 KiB): the same file gives
  * the same value on every device, context length and KV dtype. Saved sequence states carry it

@@ -75,6 +75,7 @@ halyard_status load_for_bench(const BenchArgs& a, const std::string& device, int
   mo.threads = a.threads;
   mo.kv_dtype = a.kv_dtype;
   mo.force_gpt2_split = a.force_gpt2_split ? 1 : 0;
+  mo.load_flags = a.no_mmap ? HALYARD_LOAD_NO_MMAP : 0;
   std::vector<const char*> options;
   for (const auto& o : a.options)
     options.push_back(o.c_str());

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <climits>
 #include <csignal>
 #include <cstdio>
@@ -80,6 +81,7 @@ struct GenerateArgs {
   int threads = 0;
   int kv_dtype = HALYARD_KV_F16;
   bool force_gpt2_split = false;
+  bool no_mmap = false;
   float temp = 0.f;
   int top_k = 40;
   float top_p = 0.95f;
@@ -159,14 +161,20 @@ int cmd_generate(const GenerateArgs& a) {
   mo.threads = a.threads;
   mo.kv_dtype = a.kv_dtype;
   mo.force_gpt2_split = a.force_gpt2_split ? 1 : 0;
+  mo.load_flags = a.no_mmap ? HALYARD_LOAD_NO_MMAP : 0;
   const std::vector<const char*> options = option_pointers(a.options);
   mo.backend_options = options.data();
   halyard_model* model = nullptr;
+  const auto load_start = std::chrono::steady_clock::now();
   if (halyard_status s = halyard_model_load(path.c_str(), &mo, &model); s != HALYARD_OK)
     return report(s, "loading the model");
+  const std::chrono::duration<double, std::milli> load_ms = std::chrono::steady_clock::now() - load_start;
   if (a.verbose) {
-    std::fprintf(stderr, "halyard: %s on %s (%s)\n", halyard_model_name(model), halyard_model_device(model),
-                 halyard_model_device_details(model));
+    std::fprintf(stderr,
+                 "halyard: %s on %s (%s); loaded in %.1f ms, %.1f of %.1f MiB of weights used in place from the file\n",
+                 halyard_model_name(model), halyard_model_device(model), halyard_model_device_details(model),
+                 load_ms.count(), static_cast<double>(halyard_model_mapped_weight_bytes(model)) / (1 << 20),
+                 static_cast<double>(halyard_model_weight_bytes(model)) / (1 << 20));
   } else {
     std::fprintf(stderr, "halyard: %s on %s\n", halyard_model_name(model), halyard_model_device(model));
   }
@@ -303,6 +311,9 @@ int main(int argc, char** argv) {
   const char* kv_help = "KV cache element type: f16 (default, half the memory) or f32 (exact)";
   gen->add_option("--kv-dtype", g.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
   gen->add_flag("--force-gpt2-split", g.force_gpt2_split, force_gpt2_help);
+  const char* no_mmap_help =
+      "Copy the weights into device memory instead of using them in place from the mapped file (cpu, ref)";
+  gen->add_flag("--no-mmap", g.no_mmap, no_mmap_help);
   gen->add_option("--temp", g.temp, "Temperature >= 0; 0 is greedy");
   gen->add_option("--top-k", g.top_k, "Top-k >= 0 (0 disables)");
   gen->add_option("--top-p", g.top_p, "Top-p in (0, 1] (1 disables)");
@@ -341,6 +352,7 @@ int main(int argc, char** argv) {
       ->envname("HALYARD_THREADS");
   bench->add_option("--kv-dtype", b.kv_dtype, kv_help)->transform(CLI::CheckedTransformer(kv_dtypes, CLI::ignore_case));
   bench->add_flag("--force-gpt2-split", b.force_gpt2_split, force_gpt2_help);
+  bench->add_flag("--no-mmap", b.no_mmap, no_mmap_help);
   bench->add_option("--json", b.json_path, "Also write the results as JSON");
   bench
       ->add_option("--batch", b.batch,

@@ -33,6 +33,10 @@ class ReferenceDevice final : public Device {
   Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) override {
     return HostBuffer::create(bytes, &kBufferOwner);
   }
+  // Host memory is this device's memory: weights are read where they lie (a mapped file).
+  Result<std::unique_ptr<Buffer>> wrap_host(const void* data, std::size_t bytes) override {
+    return HostBuffer::wrap(data, bytes, &kBufferOwner);
+  }
   Result<std::unique_ptr<Queue>> create_queue() override { return std::unique_ptr<Queue>(new SyncQueue()); }
   Result<std::unique_ptr<Executable>> compile(const Graph& graph) override {
     return create_host_executable(

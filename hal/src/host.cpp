@@ -5,6 +5,7 @@
 #endif
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -20,14 +21,33 @@ Result<std::unique_ptr<Buffer>> HostBuffer::create(std::size_t bytes, const void
   void* p = nullptr;
   if (posix_memalign(&p, huge ? kHugePage : kAlignment, rounded ? rounded : kAlignment) != 0 || !p)
     return resource_exhausted("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
-  return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes, owner));
+  return std::unique_ptr<Buffer>(new HostBuffer(static_cast<std::uint8_t*>(p), bytes, owner, /*owns=*/true));
+}
+
+Result<std::unique_ptr<Buffer>> HostBuffer::wrap(const void* data, std::size_t bytes, const void* owner) {
+  if (!data)
+    return invalid_argument("cannot wrap a null pointer as a buffer");
+  if (reinterpret_cast<std::uintptr_t>(data) % kWrapAlignment != 0) {
+    return failed_precondition("memory at " + std::to_string(reinterpret_cast<std::uintptr_t>(data) % kWrapAlignment) +
+                               " bytes past a " + std::to_string(kWrapAlignment) +
+                               "-byte boundary cannot be used in place: copy it into an allocated buffer");
+  }
+  // Never written through (upload() and executables refuse read-only buffers), so the cast does
+  // not make the memory writable.
+  auto* p = const_cast<std::uint8_t*>(static_cast<const std::uint8_t*>(data));
+  return std::unique_ptr<Buffer>(new HostBuffer(p, bytes, owner, /*owns=*/false));
 }
 
 HostBuffer::~HostBuffer() {
-  std::free(data_);
+  if (owns_)
+    std::free(data_);
 }
 
 Status HostBuffer::upload(std::size_t offset, const void* src, std::size_t size) {
+  if (!owns_) {
+    return failed_precondition(
+        "upload into a read-only buffer (host memory used in place, such as weights mapped from a model file)");
+  }
   if (offset > size_ || size > size_ - offset)
     return out_of_range("upload past the end of a buffer");
 #if defined(__linux__)
@@ -181,6 +201,11 @@ class HostExecutable final : public Executable {
       auto* hb = dynamic_cast<HostBuffer*>(b.buffer);
       if (!hb || hb->owner() != owner_)
         return invalid_argument("tensor '" + t.name + "' is bound to a buffer of another device");
+      if (hb->read_only() && t.role != TensorRole::kWeight && t.role != TensorRole::kInput) {
+        return invalid_argument(
+            "tensor '" + t.name +
+            "' is written by the graph but bound to a read-only buffer (host memory used in place)");
+      }
       if (b.offset > b.buffer->size() || t.desc.bytes() > b.buffer->size() - b.offset) {
         return invalid_argument("buffer bound to '" + t.name + "' is too small for " + t.desc.to_string());
       }

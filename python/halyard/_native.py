@@ -26,7 +26,7 @@ class ModelOptions(ctypes.Structure):
         ("threads", ctypes.c_int32),
         ("backend_options", ctypes.POINTER(ctypes.c_char_p)),
         ("kv_dtype", ctypes.c_int32),
-        ("reserved0", ctypes.c_int32),
+        ("load_flags", ctypes.c_uint64),  # HALYARD_LOAD_* bits; 0: weights used in place on host devices
         ("force_gpt2_split", ctypes.c_int32),
     ]
 

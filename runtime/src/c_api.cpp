@@ -193,7 +193,8 @@ static_assert(sizeof(void*) != 8 || (kFrozenModelOptionsSize == 40 && kFrozenGen
 // The fields appended to halyard_context_options begin exactly where the 230fb20 struct ended
 // (its trailing padding included), so an older struct_size covers none of them.
 static_assert(offsetof(halyard_context_options, kv_bytes) == kFrozenContextOptionsSize);
-static_assert(offsetof(halyard_model_options, force_gpt2_split) >= kFrozenModelOptionsSize);
+static_assert(offsetof(halyard_model_options, load_flags) == kFrozenModelOptionsSize);
+static_assert(offsetof(halyard_model_options, force_gpt2_split) > offsetof(halyard_model_options, load_flags));
 
 void fill_defaults(halyard_model_options& o) {
   o.device = nullptr;
@@ -201,7 +202,7 @@ void fill_defaults(halyard_model_options& o) {
   o.threads = 0;
   o.backend_options = nullptr;
   o.kv_dtype = HALYARD_KV_F16;
-  o.reserved0 = 0;
+  o.load_flags = 0;
   o.force_gpt2_split = 0;
 }
 
@@ -550,6 +551,14 @@ halyard_status halyard_model_load(const char* path, const halyard_model_options*
       }
       mo.kv_dtype = o.kv_dtype == HALYARD_KV_F32 ? halyard::DType::kF32 : halyard::DType::kF16;
     }
+    if (o.struct_size >= offsetof(halyard_model_options, load_flags) + sizeof(o.load_flags)) {
+      if (o.load_flags & ~HALYARD_LOAD_NO_MMAP) {
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "load_flags has unknown bits " +
+                                                        std::to_string(o.load_flags & ~HALYARD_LOAD_NO_MMAP) +
+                                                        " (known: HALYARD_LOAD_NO_MMAP = 1)");
+      }
+      mo.map_weights = (o.load_flags & HALYARD_LOAD_NO_MMAP) == 0;
+    }
     if (o.struct_size >= offsetof(halyard_model_options, force_gpt2_split) + sizeof(o.force_gpt2_split))
       mo.tokenizer.force_gpt2_split = o.force_gpt2_split != 0;
     auto model = rt::Model::load(path, mo, *reg.value());
@@ -582,6 +591,9 @@ int32_t halyard_model_vocab_size(const halyard_model* m) {
 }
 uint64_t halyard_model_weight_bytes(const halyard_model* m) {
   return m ? m->model->weight_bytes() : 0;
+}
+uint64_t halyard_model_mapped_weight_bytes(const halyard_model* m) {
+  return m ? m->model->mapped_weight_bytes() : 0;
 }
 uint64_t halyard_model_fingerprint(const halyard_model* m) {
   return m ? m->model->fingerprint() : 0;

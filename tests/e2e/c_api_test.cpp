@@ -929,6 +929,43 @@ size_t written(const std::vector<unsigned char>& buf) {
   return n;
 }
 
+// On a host device the weights are used in place from the mapped file unless
+// HALYARD_LOAD_NO_MMAP asks for a copy; a caller whose struct ends before load_flags gets the
+// default whatever lies there; unknown bits are refused.
+TEST(CApi, LoadFlagsChooseMappedOrCopiedWeights) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  const std::string path = halyard::testing::default_model_path();
+  for (const char* device : {"ref", "cpu"}) {
+    SCOPED_TRACE(device);
+    halyard_model_options o;
+    halyard_model_options_default(&o);
+    EXPECT_EQ(o.load_flags, 0u);
+    o.device = device;
+    o.context_length = 8;
+    halyard_model* m = nullptr;
+    ASSERT_EQ(halyard_model_load(path.c_str(), &o, &m), HALYARD_OK) << halyard_last_error();
+    EXPECT_EQ(halyard_model_mapped_weight_bytes(m), halyard_model_weight_bytes(m));  // 32-byte aligned file
+    halyard_model_free(m);
+    o.load_flags = HALYARD_LOAD_NO_MMAP;
+    ASSERT_EQ(halyard_model_load(path.c_str(), &o, &m), HALYARD_OK) << halyard_last_error();
+    EXPECT_EQ(halyard_model_mapped_weight_bytes(m), 0u);
+    EXPECT_GT(halyard_model_weight_bytes(m), 90u << 20);
+    halyard_model_free(m);
+    o.struct_size = offsetof(halyard_model_options, load_flags);
+    o.load_flags = ~std::uint64_t{0};
+    ASSERT_EQ(halyard_model_load(path.c_str(), &o, &m), HALYARD_OK) << halyard_last_error();
+    EXPECT_EQ(halyard_model_mapped_weight_bytes(m), halyard_model_weight_bytes(m));
+    halyard_model_free(m);
+    o.struct_size = sizeof o;
+    o.load_flags = 2;
+    m = nullptr;
+    EXPECT_EQ(halyard_model_load(path.c_str(), &o, &m), HALYARD_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(m, nullptr);
+    EXPECT_NE(std::string(halyard_last_error()).find("load_flags"), std::string::npos) << halyard_last_error();
+  }
+  EXPECT_EQ(halyard_model_mapped_weight_bytes(nullptr), 0u);
+}
+
 TEST(CApi, OptionsInitWritesOnlyTheSizeItIsGiven) {
   if (sizeof(void*) != 8)
     GTEST_SKIP() << "the frozen sizes checked here are those of LP64";

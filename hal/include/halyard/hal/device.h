@@ -82,6 +82,17 @@ class Device {
   // is a parameter, callers pass the input's dtype and then OpParams::out_dtype.
   virtual bool supports(OpKind op, std::span<const DType> input_dtypes) const = 0;
   virtual Result<std::unique_ptr<Buffer>> allocate(std::size_t bytes) = 0;
+  // Makes `bytes` of host memory at `data` a read-only Buffer without copying it, so that a
+  // host device runs weights straight from a memory-mapped model file instead of holding a
+  // second copy of them. The buffer does not own the memory: the caller keeps it valid and
+  // unchanged until the buffer is destroyed. Writes are refused: upload() fails, and an
+  // executable refuses the buffer for a tensor the graph writes (state, output).
+  // unimplemented where the device cannot read host memory in place (GPUs: allocate() and
+  // upload() instead); failed_precondition where `data` is not aligned as the device's kernels
+  // need (copy that tensor instead).
+  virtual Result<std::unique_ptr<Buffer>> wrap_host(const void* /*data*/, std::size_t /*bytes*/) {
+    return unimplemented("device " + info().uri + " cannot use host memory in place");
+  }
   virtual Result<std::unique_ptr<Queue>> create_queue() = 0;
   virtual Result<std::unique_ptr<Executable>> compile(const Graph& graph) = 0;
 };

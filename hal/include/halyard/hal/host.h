@@ -34,21 +34,36 @@ class HostBuffer final : public Buffer {
  public:
   static constexpr std::size_t kAlignment = 64;
   static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  // What wrap() asks of memory it wraps. The host kernels load weights with unaligned vector
+  // loads (no aligned load of a weight anywhere in kernels/cpu), so they need only each element
+  // type's natural alignment, at most 4 bytes (f32); 32 is GGUF's default general.alignment, so
+  // every tensor of a file written with the default qualifies and one with a smaller alignment
+  // is copied instead of read at addresses no kernel was tested on.
+  static constexpr std::size_t kWrapAlignment = 32;
   // `owner` tags the buffer with the backend that allocated it (any address unique to that
   // backend; null for none): an executable of another host backend refuses it.
   static Result<std::unique_ptr<Buffer>> create(std::size_t bytes, const void* owner = nullptr);
+  // A read-only buffer over `bytes` of memory at `data` that the caller owns and keeps valid and
+  // unchanged while the buffer lives (Device::wrap_host). failed_precondition when `data` is not
+  // aligned to kWrapAlignment.
+  static Result<std::unique_ptr<Buffer>> wrap(const void* data, std::size_t bytes, const void* owner = nullptr);
   ~HostBuffer() override;
   std::size_t size() const override { return size_; }
+  // Fails with failed_precondition on a wrapped (read-only) buffer.
   Status upload(std::size_t offset, const void* src, std::size_t size) override;
   Status download(std::size_t offset, void* dst, std::size_t size) const override;
+  // Writable only when !read_only(): a wrapped buffer's memory may be a PROT_READ mapping.
   std::uint8_t* data() { return data_; }
   const void* owner() const { return owner_; }
+  bool read_only() const { return !owns_; }
 
  private:
-  HostBuffer(std::uint8_t* p, std::size_t size, const void* owner) : data_(p), size_(size), owner_(owner) {}
+  HostBuffer(std::uint8_t* p, std::size_t size, const void* owner, bool owns)
+      : data_(p), size_(size), owner_(owner), owns_(owns) {}
   std::uint8_t* data_;
   std::size_t size_;
   const void* owner_;
+  bool owns_;  // allocated here (freed, writable) or wrapped (neither)
 };
 
 class ReadyEvent final : public Event {
@@ -90,7 +105,8 @@ struct HostGrouping {
 // non-intermediate tensor and calls `run_node` for each node in order (or `grouping.run_group`
 // for each group), synchronously. A bound buffer must be a HostBuffer with the same `owner` as
 // the executable's (see HostBuffer::create); any other (another backend's, a GPU's) is refused
-// with invalid_argument, never read as host memory.
+// with invalid_argument, never read as host memory. A read-only (wrapped) buffer is refused for
+// a tensor the graph writes (state, output): it may be a read-only mapping of a file.
 Result<std::unique_ptr<Executable>> create_host_executable(const Graph& graph, HostNodeFn run_node,
                                                            HostGrouping grouping = {}, const void* owner = nullptr);
 

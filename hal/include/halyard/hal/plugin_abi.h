@@ -12,8 +12,9 @@
 #include <stdint.h>
 
 /* 2: Backend::options(), DeviceOptions::backend_options (backend_options.h).
- * 3: OpKind::kGeglu; OpParams norm_group, sliding_window, scale; ROPE's optional third input. */
-#define HALYARD_BACKEND_ABI_VERSION 3u
+ * 3: OpKind::kGeglu; OpParams norm_group, sliding_window, scale; ROPE's optional third input.
+ * 4: Device::wrap_host (a new virtual: the Device vtable changed). */
+#define HALYARD_BACKEND_ABI_VERSION 4u
 #define HALYARD_BACKEND_ENTRY_SYMBOL "halyard_backend_plugin_v1"
 
 #ifdef __cplusplus

@@ -1,7 +1,7 @@
 // A Llama-family model loaded from GGUF onto one device: its hyper-parameters, tokenizer, chat
-// template and weights (uploaded once). Graph building lives in llama_graph.h; running in session.h.
-// Ownership: the Model owns its Device and weight Buffers; Sessions borrow the Model and must not
-// outlive it. Thread safety: immutable after load.
+// template and weights (uploaded once, or used in place from the mapped file). Graph building lives in llama_graph.h;
+// running in session.h. Ownership: the Model owns its Device, weight Buffers and the mapped file they may point into;
+// Sessions borrow the Model and must not outlive it. Thread safety: immutable after load.
 #pragma once
 
 #include <map>
@@ -49,6 +49,11 @@ struct ModelOptions {
   // even) or F32 (the exact reference).
   DType kv_dtype = DType::kF16;
   TokenizerOptions tokenizer;  // e.g. force_gpt2_split for an unknown tokenizer.ggml.pre
+  // On a device that reads host memory in place (ref, cpu), weights are used straight from the
+  // memory-mapped file instead of copied into device buffers: a load then holds the file's pages
+  // once (shared with the page cache) instead of twice. false copies them, as GPUs always do
+  // (llama.cpp's --no-mmap): for a file that may change while loaded, or to measure the copy.
+  bool map_weights = true;
 };
 
 struct Weight {
@@ -74,6 +79,9 @@ class Model {
   DType kv_dtype() const { return kv_dtype_; }
   const std::string& name() const { return name_; }
   std::size_t weight_bytes() const { return weight_bytes_; }
+  // The part of weight_bytes() used in place from the mapped file (ModelOptions::map_weights);
+  // the rest was copied into device buffers. 0 on devices that cannot read host memory.
+  std::size_t mapped_weight_bytes() const { return mapped_weight_bytes_; }
   std::uint64_t parameter_count() const { return parameter_count_; }
   // A 64-bit name of the weights, computed once at load: FNV-1a over the architecture config and,
   // per tensor the graph uses, its name, dtype, shape and first and last 4 KiB (model.cpp says
@@ -86,6 +94,8 @@ class Model {
  private:
   Model() = default;
   LlamaConfig config_;
+  // Declared before device_ and weights_, so destroyed after them: weight buffers may point into
+  // its mapping (Device::wrap_host).
   std::unique_ptr<GgufFile> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   ChatTemplate chat_template_;
@@ -98,6 +108,7 @@ class Model {
   DType kv_dtype_ = DType::kF16;
   std::string name_;
   std::size_t weight_bytes_ = 0;
+  std::size_t mapped_weight_bytes_ = 0;
   std::uint64_t parameter_count_ = 0;
   std::uint64_t fingerprint_ = 0;
 };

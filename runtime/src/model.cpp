@@ -9,19 +9,11 @@
 #include <cstdint>
 #include <map>
 
+#include "arch/architecture.h"
 #include "fnv1a.h"
 
 namespace halyard::runtime {
 namespace {
-
-Result<int> require_int(const GgufFile& f, const std::string& key, std::int64_t lo, std::int64_t hi) {
-  const auto v = f.get_int(key);
-  if (!v)
-    return data_loss("model metadata '" + key + "' is missing or not an integer");
-  if (*v < lo || *v > hi)
-    return data_loss("model metadata '" + key + "' = " + std::to_string(*v) + " is out of range");
-  return static_cast<int>(*v);
-}
 
 // One message for every dtype the file uses that Halyard cannot run, with how many tensors use
 // it, so a user learns at once what the file needs rather than one tensor at a time.
@@ -54,8 +46,7 @@ Status check_tensor_dtypes(const GgufFile& f) {
 // the device before anything is uploaded, so a file the device cannot run is refused with one
 // message naming each op and dtype it lacks, with tensor counts, instead of at the first tensor
 // or, for the tied output projection, at the first step.
-Status check_weight_support(const GgufFile& f, const LlamaConfig& c,
-                            const std::vector<std::pair<std::string, std::array<std::int64_t, 2>>>& expected,
+Status check_weight_support(const GgufFile& f, const ModelConfig& c, const std::vector<TensorSpec>& expected,
                             const Device& dev, const std::string& uri) {
   struct Missing {
     int tensors = 0;
@@ -70,10 +61,10 @@ Status check_weight_support(const GgufFile& f, const LlamaConfig& c,
     if (m.tensors++ == 0)
       m.example = name;
   };
-  for (const auto& [name, shape] : expected) {
+  for (const auto& [name, shape, kind] : expected) {
     const GgufTensor* t = f.find_tensor(name);
-    if (!t || name.ends_with("norm.weight"))
-      continue;  // a missing tensor and a norm's dtype are reported by the loader's own checks
+    if (!t || kind == TensorSpec::Kind::kVector)
+      continue;  // a missing tensor and a vector's dtype are reported by the loader's own checks
     if (name == "token_embd.weight") {
       check(name, OpKind::kEmbed, t->desc.dtype);
       if (c.tied_output)
@@ -122,45 +113,22 @@ void prefault_weights(const GgufFile& f) {
 
 }  // namespace
 
-Result<LlamaConfig> LlamaConfig::from_gguf(const GgufFile& f) {
-  LlamaConfig c;
+Result<ModelConfig> ModelConfig::from_gguf(const GgufFile& f) {
+  ModelConfig c;
   c.architecture = std::string(f.get_string("general.architecture").value_or(""));
-  if (c.architecture != "llama") {
-    return unimplemented("architecture '" + c.architecture + "' is not supported (supported: llama)");
+  const Architecture* arch = find_architecture(c.architecture);
+  if (!arch) {
+    return unimplemented("architecture '" + c.architecture + "' is not supported (supported: " + architecture_names() +
+                         ")");
   }
-  // After the architecture: a qwen2 file with K-quants is refused for its architecture first.
+  // After the architecture: a mamba file with K-quants is refused for its architecture first.
   HALYARD_RETURN_IF_ERROR(check_tensor_dtypes(f));
-  const std::string a = c.architecture + ".";
-  HALYARD_ASSIGN_OR_RETURN(c.n_layers, require_int(f, a + "block_count", 1, 4096));
-  HALYARD_ASSIGN_OR_RETURN(c.d_model, require_int(f, a + "embedding_length", 1, 1 << 20));
-  HALYARD_ASSIGN_OR_RETURN(c.d_ff, require_int(f, a + "feed_forward_length", 1, 1 << 22));
-  HALYARD_ASSIGN_OR_RETURN(c.n_heads, require_int(f, a + "attention.head_count", 1, 4096));
-  c.n_kv_heads = c.n_heads;
-  if (f.find(a + "attention.head_count_kv")) {
-    HALYARD_ASSIGN_OR_RETURN(c.n_kv_heads, require_int(f, a + "attention.head_count_kv", 1, 4096));
-  }
-  HALYARD_ASSIGN_OR_RETURN(c.context_train, require_int(f, a + "context_length", 1, 1 << 24));
-  if (c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0) {
-    return data_loss("model heads do not divide: embedding " + std::to_string(c.d_model) + ", heads " +
-                     std::to_string(c.n_heads) + ", kv heads " + std::to_string(c.n_kv_heads));
-  }
-  c.head_dim = c.d_model / c.n_heads;
-  c.rope_dims = c.head_dim;
-  if (f.find(a + "rope.dimension_count")) {
-    HALYARD_ASSIGN_OR_RETURN(c.rope_dims, require_int(f, a + "rope.dimension_count", 2, c.head_dim));
-  }
-  c.rope_base = static_cast<float>(f.get_float(a + "rope.freq_base").value_or(10000.0));
-  c.rms_eps = static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon").value_or(1e-5));
-  if (!(c.rope_base > 0.f) || !(c.rms_eps > 0.f))
-    return data_loss("rope.freq_base and the RMS epsilon must be positive");
-  if (f.find(a + "rope.scaling.type") || f.find("llama.rope.scaling.factor")) {
-    spdlog::warn("model asks for RoPE scaling, which Halyard does not implement yet; long contexts will be off");
-  }
   const GgufTensor* embd = f.find_tensor("token_embd.weight");
   if (!embd)
     return data_loss("model has no token_embd.weight");
   c.vocab_size = static_cast<int>(embd->desc.ne[1]);
   c.tied_output = f.find_tensor("output.weight") == nullptr;
+  HALYARD_RETURN_IF_ERROR(arch->configure(f, c));
   return c;
 }
 
@@ -169,9 +137,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   auto model = std::unique_ptr<Model>(new Model());
   HALYARD_ASSIGN_OR_RETURN(model->file_, GgufFile::open(path));
   const GgufFile& f = *model->file_;
-  HALYARD_ASSIGN_OR_RETURN(model->config_, LlamaConfig::from_gguf(f));
+  HALYARD_ASSIGN_OR_RETURN(model->config_, ModelConfig::from_gguf(f));
   HALYARD_ASSIGN_OR_RETURN(model->tokenizer_, Tokenizer::from_gguf(f, options.tokenizer));
-  const LlamaConfig& c = model->config_;
+  const ModelConfig& c = model->config_;
   if (static_cast<int>(model->tokenizer_->vocab_size()) != c.vocab_size) {
     return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) +
                      " tokens but token_embd.weight has " + std::to_string(c.vocab_size) + " rows");
@@ -220,24 +188,11 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     }
   }
 
-  // Every tensor the graph needs, with its expected shape.
-  const std::int64_t d = c.d_model, kv = std::int64_t{c.head_dim} * c.n_kv_heads;
-  std::vector<std::pair<std::string, std::array<std::int64_t, 2>>> expected = {{"token_embd.weight", {d, c.vocab_size}},
-                                                                               {"output_norm.weight", {d, 1}}};
-  if (!c.tied_output)
-    expected.push_back({"output.weight", {d, c.vocab_size}});
-  for (int l = 0; l < c.n_layers; ++l) {
-    const std::string p = "blk." + std::to_string(l) + ".";
-    expected.push_back({p + "attn_norm.weight", {d, 1}});
-    expected.push_back({p + "attn_q.weight", {d, d}});
-    expected.push_back({p + "attn_k.weight", {d, kv}});
-    expected.push_back({p + "attn_v.weight", {d, kv}});
-    expected.push_back({p + "attn_output.weight", {d, d}});
-    expected.push_back({p + "ffn_norm.weight", {d, 1}});
-    expected.push_back({p + "ffn_gate.weight", {d, c.d_ff}});
-    expected.push_back({p + "ffn_up.weight", {d, c.d_ff}});
-    expected.push_back({p + "ffn_down.weight", {c.d_ff, d}});
-  }
+  // Every tensor the graph needs, with its expected shape (the architecture's list).
+  const Architecture* arch = find_architecture(c.architecture);
+  if (!arch)
+    return internal_error("architecture '" + c.architecture + "' vanished from the registry");
+  const std::vector<TensorSpec> expected = arch->tensors(c);
   // The fingerprint samples each tensor's first and last 4 KiB rather than hashing all of it:
   // hashing every byte would read the whole file once more at load (a second at FNV's ~1 GB/s
   // for a 1 GB model), and its job is to tell models apart, not to detect corruption. Another
@@ -255,7 +210,17 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
   fp.value(c.rms_eps);
   fp.value(static_cast<std::int32_t>(c.rope_layout));
   fp.value(static_cast<std::uint8_t>(c.tied_output));
-  for (const auto& [name, shape] : expected) {
+  // The fields later architectures added, only where they differ from Llama's defaults, so a
+  // llama file's fingerprint (and the sequence states saved against it) stays what it was.
+  if (c.embed_scale != 1.f || c.attention_scale != 0.f || c.sliding_window != 0) {
+    fp.value(c.embed_scale);
+    fp.value(c.attention_scale);
+    fp.value(static_cast<std::int64_t>(c.sliding_window));
+    fp.value(c.rope_base_local);
+    for (const bool local : c.local_layers)
+      fp.value(static_cast<std::uint8_t>(local));
+  }
+  for (const auto& [name, shape, kind] : expected) {
     const GgufTensor* t = f.find_tensor(name);
     if (!t)
       return data_loss("model is missing tensor '" + name + "'");
@@ -263,8 +228,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
       return data_loss("tensor '" + name + "' is " + t->desc.to_string() + ", expected [" + std::to_string(shape[0]) +
                        ", " + std::to_string(shape[1]) + "]");
     }
-    if (name.ends_with("norm.weight") && t->desc.dtype != DType::kF32)
-      return unimplemented("norm weight '" + name + "' must be f32");
+    if (kind == TensorSpec::Kind::kVector && t->desc.dtype != DType::kF32)
+      return unimplemented("tensor '" + name + "' must be f32, got " + std::string(dtype_name(t->desc.dtype)));
     fp.text(name);
     fp.value(t->type_id);  // GGUF's id: stable, unlike Halyard's enum
     for (const std::int64_t ne : t->desc.ne)

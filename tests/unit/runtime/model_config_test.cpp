@@ -38,14 +38,14 @@ std::unique_ptr<GgufFile> parse(const GgufWriter& w) {
 
 TEST(ModelConfig, ArchitectureIsCheckedBeforeDtypes) {
   GgufWriter w;
-  w.add_string("general.architecture", "qwen2");
+  w.add_string("general.architecture", "mamba");
   add_kquant(w, "blk.0.ffn_down.weight", 14);
   auto f = parse(w);
   ASSERT_NE(f, nullptr);
   auto c = LlamaConfig::from_gguf(*f);
   ASSERT_FALSE(c.is_ok());
   EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(c.status().message().find("architecture 'qwen2' is not supported"), std::string::npos)
+  EXPECT_NE(c.status().message().find("architecture 'mamba' is not supported"), std::string::npos)
       << c.status().to_string();
   EXPECT_EQ(c.status().message().find("dtype"), std::string::npos) << c.status().to_string();
 }
@@ -141,11 +141,15 @@ struct LlamaFile {
       {"llama.context_length", std::int64_t{512}},
   };
   bool separate_output = false;
+  // Another architecture's file: the keys' "llama." prefix becomes "<architecture>.".
+  std::string architecture = "llama";
 
   std::unique_ptr<GgufFile> gguf() const {
     GgufWriter w;
-    w.add_string("general.architecture", "llama");
-    for (const auto& [key, value] : keys) {
+    w.add_string("general.architecture", architecture);
+    for (const auto& [llama_key, value] : keys) {
+      const std::string key =
+          llama_key.starts_with("llama.") ? architecture + llama_key.substr(std::string("llama").size()) : llama_key;
       if (const auto* i = std::get_if<std::int64_t>(&value)) {
         if (*i < 0)
           w.add_i32(key, static_cast<std::int32_t>(*i));
@@ -201,8 +205,8 @@ TEST(ModelConfig, DefaultsWhereTheFileIsSilent) {
   EXPECT_EQ(c->rms_eps, 1e-5f);
 }
 
-// llama rotates adjacent pairs (ggml's "normal" RoPE). Halyard accepts no NeoX-RoPE architecture
-// (qwen2, gpt-neox) yet, so every accepted file must get the normal layout.
+// llama rotates adjacent pairs (ggml's "normal" RoPE); qwen2, qwen3 and gemma3 (arch_test.cpp)
+// rotate NeoX half-split pairs.
 TEST(ModelConfig, LlamaUsesTheNormalRopeLayout) {
   auto c = LlamaFile{}.config();
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
@@ -264,10 +268,93 @@ TEST(ModelConfig, HeadsThatDoNotDivideAreRefused) {
   LlamaFile file;
   file.keys["llama.attention.head_count"] = std::int64_t{5};  // 64 is not a multiple of 5
   file.keys["llama.attention.head_count_kv"] = std::int64_t{5};
-  expect_config_error(file, "model heads do not divide: embedding 64, heads 5, kv heads 5");
+  expect_config_error(file, "model heads do not divide: embedding 64, heads 5, and no attention.key_length");
   file.keys["llama.attention.head_count"] = std::int64_t{4};
   file.keys["llama.attention.head_count_kv"] = std::int64_t{3};  // 4 query heads cannot share 3
-  expect_config_error(file, "model heads do not divide: embedding 64, heads 4, kv heads 3");
+  expect_config_error(file, "model heads do not divide: heads 4, kv heads 3");
+}
+
+// Mistral-Nemo, Qwen3 and Gemma 3 give the head size as its own key: it need not be
+// d_model / n_heads (which was assumed before, making the Q projection's shape wrong).
+TEST(ModelConfig, KeyLengthIsTheHeadSize) {
+  LlamaFile file;
+  file.keys["llama.attention.key_length"] = std::int64_t{24};
+  file.keys["llama.attention.value_length"] = std::int64_t{24};
+  auto c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->head_dim, 24);
+  EXPECT_EQ(c->rope_dims, 24);
+  EXPECT_EQ(c->q_dim(), 96);
+  EXPECT_EQ(c->kv_dim(), 48);
+  // With the head size given, heads need not divide the embedding.
+  file.keys["llama.attention.head_count"] = std::int64_t{6};
+  file.keys["llama.attention.head_count_kv"] = std::int64_t{3};
+  c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->q_dim(), 144);
+}
+
+TEST(ModelConfig, ValueLengthOtherThanKeyLengthIsRefused) {
+  LlamaFile file;
+  file.keys["llama.attention.key_length"] = std::int64_t{16};
+  file.keys["llama.attention.value_length"] = std::int64_t{32};
+  auto c = file.config();
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(c.status().message(),
+            "attention.value_length 32 differs from key_length 16; Halyard needs one head size for keys and values");
+}
+
+TEST(ModelConfig, QwenAndGemmaRotateNeoxPairs) {
+  for (const char* arch : {"qwen2", "qwen3", "gemma3"}) {
+    LlamaFile file;
+    file.architecture = arch;
+    auto c = file.config();
+    ASSERT_TRUE(c.is_ok()) << arch << ": " << c.status().to_string();
+    EXPECT_EQ(c->architecture, arch);
+    EXPECT_EQ(c->rope_layout, RopeLayout::kNeox) << arch;
+    EXPECT_EQ(c->n_layers, 2) << arch;
+  }
+}
+
+// llama.cpp's rule for Gemma 3: five local layers then a global one (l % 6 == 5 is global);
+// local layers use the window and rope.freq_base_swa, global ones rope.freq_base.
+TEST(ModelConfig, Gemma3LayersAlternateLocalAndGlobal) {
+  LlamaFile file;
+  file.architecture = "gemma3";
+  file.keys["llama.block_count"] = std::int64_t{13};
+  file.keys["llama.attention.sliding_window"] = std::int64_t{512};
+  file.keys["llama.rope.freq_base"] = 1000000.f;
+  auto c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->sliding_window, 512);
+  EXPECT_EQ(c->embed_scale, 8.f);  // sqrt(64)
+  EXPECT_EQ(c->rope_base, 1000000.f);
+  EXPECT_EQ(c->rope_base_local, 10000.f);  // no freq_base_swa: llama.cpp's default
+  std::string pattern;
+  for (int l = 0; l < 13; ++l)
+    pattern += c->is_local(l) ? 'L' : 'G';
+  EXPECT_EQ(pattern, "LLLLLGLLLLLGL");
+  file.keys["llama.rope.freq_base_swa"] = 20000.f;
+  file.keys["llama.attention.sliding_window_pattern"] = std::int64_t{2};
+  c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->rope_base_local, 20000.f);
+  EXPECT_TRUE(c->is_local(0));
+  EXPECT_FALSE(c->is_local(1));
+  // Without a window every layer is global.
+  file.keys.erase("llama.attention.sliding_window");
+  c = file.config();
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_FALSE(c->is_local(0));
+}
+
+TEST(ModelConfig, UnsupportedArchitectureNamesTheSupportedOnes) {
+  LlamaFile file;
+  file.architecture = "phi3";
+  auto c = file.config();
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_EQ(c.status().message(), "architecture 'phi3' is not supported (supported: llama, qwen2, qwen3, gemma3)");
 }
 
 TEST(ModelConfig, RopeBaseAndEpsilonMustBePositive) {
@@ -295,12 +382,12 @@ TEST(ModelConfig, NoTokenEmbeddingIsRefused) {
 }
 
 // The same through Model::load, as the CLI and the C API reach it: a file on disk.
-TEST(ModelConfig, LoadReportsTheArchitectureOfAQwenFile) {
+TEST(ModelConfig, LoadReportsTheArchitectureOfAMambaFile) {
   GgufWriter w;
-  w.add_string("general.architecture", "qwen2");
+  w.add_string("general.architecture", "mamba");
   add_kquant(w, "blk.0.attn_q.weight", 12);
   add_kquant(w, "blk.0.ffn_down.weight", 14);
-  const std::string path = ::testing::TempDir() + "/qwen2_kquants.gguf";
+  const std::string path = ::testing::TempDir() + "/mamba_kquants.gguf";
   {
     const auto bytes = w.bytes();
     std::ofstream(path, std::ios::binary)
@@ -313,7 +400,7 @@ TEST(ModelConfig, LoadReportsTheArchitectureOfAQwenFile) {
   auto m = Model::load(path, o, *registry);
   std::remove(path.c_str());
   ASSERT_FALSE(m.is_ok());
-  EXPECT_NE(m.status().message().find("architecture 'qwen2' is not supported"), std::string::npos)
+  EXPECT_NE(m.status().message().find("architecture 'mamba' is not supported"), std::string::npos)
       << m.status().to_string();
 }
 

@@ -1,7 +1,8 @@
-// A Llama-family model loaded from GGUF onto one device: its hyper-parameters, tokenizer, chat
-// template and weights (uploaded once, or used in place from the mapped file). Graph building lives in llama_graph.h;
-// running in session.h. Ownership: the Model owns its Device, weight Buffers and the mapped file they may point into;
-// Sessions borrow the Model and must not outlive it. Thread safety: immutable after load.
+// A model of one of the architectures in runtime/src/arch/ loaded from GGUF onto one device: its
+// hyper-parameters, tokenizer, chat template and weights (uploaded once, or used in place from the
+// mapped file). Graph building lives in llama_graph.h; running in session.h. Ownership: the Model
+// owns its Device, weight Buffers and the mapped file they may point into; Sessions borrow the
+// Model and must not outlive it. Thread safety: immutable after load.
 #pragma once
 
 #include <map>
@@ -18,14 +19,17 @@
 
 namespace halyard::runtime {
 
-struct LlamaConfig {
+// The hyper-parameters of one model, read from GGUF by its architecture (runtime/src/arch/: one
+// file per GGUF general.architecture). The common fields mean the same for every architecture;
+// the rest say which variant of a block the architecture's layers use.
+struct ModelConfig {
   std::string architecture;
   int n_layers = 0;
   int d_model = 0;
   int d_ff = 0;
   int n_heads = 0;
   int n_kv_heads = 0;
-  int head_dim = 0;
+  int head_dim = 0;  // attention.key_length (= value_length), else d_model / n_heads
   int vocab_size = 0;
   int context_train = 0;
   int rope_dims = 0;
@@ -33,9 +37,26 @@ struct LlamaConfig {
   float rms_eps = 1e-5f;
   RopeLayout rope_layout = RopeLayout::kNormal;
   bool tied_output = false;  // output projection reuses token_embd.weight
+  // Llama 3.1: rope_freqs.weight, f32 [rope_dims / 2], divides each pair's frequency.
+  bool rope_freqs = false;
+  float embed_scale = 1.f;      // EMBED's scale (Gemma: sqrt(d_model))
+  float attention_scale = 0.f;  // ATTENTION's; 0 means 1/sqrt(head_dim)
+  // Sliding-window attention (Gemma 3): window > 0 and, per layer, whether the layer is local
+  // (windowed, rope_base_local) or global (full context, rope_base). Empty: every layer global.
+  int sliding_window = 0;
+  float rope_base_local = 10000.f;
+  std::vector<bool> local_layers;
 
-  static Result<LlamaConfig> from_gguf(const GgufFile& file);
+  int q_dim() const { return head_dim * n_heads; }
+  int kv_dim() const { return head_dim * n_kv_heads; }
+  bool is_local(int layer) const {
+    return sliding_window > 0 && static_cast<std::size_t>(layer) < local_layers.size() && local_layers[layer];
+  }
+
+  static Result<ModelConfig> from_gguf(const GgufFile& file);
 };
+// The name before more architectures than Llama's were read; kept for existing callers.
+using LlamaConfig = ModelConfig;
 
 struct ModelOptions {
   std::string device = "auto";
@@ -66,7 +87,7 @@ class Model {
   static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& options,
                                              BackendRegistry& registry);
 
-  const LlamaConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ChatTemplate& chat_template() const { return chat_template_; }
   // Non-empty when the file's template is not one Halyard renders and ChatML stands in for it.
@@ -93,7 +114,7 @@ class Model {
 
  private:
   Model() = default;
-  LlamaConfig config_;
+  ModelConfig config_;
   // Declared before device_ and weights_, so destroyed after them: weight buffers may point into
   // its mapping (Device::wrap_host).
   std::unique_ptr<GgufFile> file_;

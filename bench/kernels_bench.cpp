@@ -57,31 +57,6 @@ void dot_rows(benchmark::State& state, const KernelTable* kt, DType dt) {
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(s.weights.size()));
 }
 
-// The same rows through the table's multi-row decode entry (decode_rows rows per call, the
-// remainder by dot), as the cpu backend's decode takes them.
-void decode_rows(benchmark::State& state, const KernelTable* kt, DType dt) {
-  const std::int64_t rows = state.range(0);
-  DotSetup s(*kt, dt, rows);
-  const QuantKernels& qk = kt->quantized(dt);
-  const int R = qk.decode_rows;
-  const ActBlock* x = s.act.data();
-  std::vector<float> out(static_cast<std::size_t>(rows));
-  for (auto _ : state) {
-    std::int64_t r = 0;
-    for (; r + R <= rows; r += R) {
-      const void* w[8];
-      for (int i = 0; i < R; ++i)
-        w[i] = s.weights.data() + static_cast<std::size_t>(r + i) * s.row_size;
-      qk.decode(w, &x, kBlocks, out.data() + r, 1);
-    }
-    for (; r < rows; ++r)
-      out[static_cast<std::size_t>(r)] =
-          qk.dot(s.weights.data() + static_cast<std::size_t>(r) * s.row_size, x, kBlocks);
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(s.weights.size()));
-}
-
 void quantize(benchmark::State& state, const KernelTable* kt) {
   const auto x = random_floats(kK, 3);
   std::vector<ActBlock> out(kBlocks);
@@ -130,13 +105,6 @@ void register_table(const KernelTable* kt) {
         ->Arg(256)
         ->Arg(131072)
         ->Unit(benchmark::kMicrosecond);
-    if (kt->quant[id_value].decode) {
-      const std::string dlabel = "decode_" + std::string(info->name);
-      benchmark::RegisterBenchmark(id(dlabel.c_str()).c_str(), decode_rows, kt, info->dtype)
-          ->Arg(256)
-          ->Arg(131072)
-          ->Unit(benchmark::kMicrosecond);
-    }
   }
   benchmark::RegisterBenchmark(id("quantize_activations").c_str(), quantize, kt);
   benchmark::RegisterBenchmark(id("swiglu").c_str(), swiglu, kt);

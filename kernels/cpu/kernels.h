@@ -39,9 +39,6 @@ static_assert(sizeof(ActBlock) == 68);
 // tile: `tile_rows` weight rows times `tile_tokens` activation rows at once, so each weight
 // block is unpacked once per tile and each activation block loaded once per tile;
 // out[t * ldo + r] = dot(w[r], x[t]). nullptr where the table has only the dot product.
-// decode: `decode_rows` weight rows times one token (x[0]), out[r] = dot(w[r], x[0]) (ldo
-// unused): a single token's product (decode) shares the activations' loads across the rows.
-// nullptr where the table has none (then decode calls dot per row).
 using QuantDotFn = float (*)(const void* w, const ActBlock* x, int n_blocks);
 using QuantTileFn = void (*)(const void* const* w, const ActBlock* const* x, int n_blocks, float* out, int ldo);
 struct QuantKernels {
@@ -49,8 +46,6 @@ struct QuantKernels {
   QuantTileFn tile = nullptr;
   int tile_rows = 1;
   int tile_tokens = 1;
-  QuantTileFn decode = nullptr;
-  int decode_rows = 1;
 };
 
 // Kernel tables are indexed by dtype (GGUF ids, all below this): a weight format is added with

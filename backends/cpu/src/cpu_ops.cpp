@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <numeric>
 #include <string>
 
 #include "blas_matmul.h"
@@ -80,26 +79,10 @@ void matmul_rows(const KernelTable& kt, const HostTensor& w, const HostTensor& x
     const int ldo = static_cast<int>(m);
     qk.tile(wr, xr, nb, o, ldo);
   };
-  // Fewer tokens than a tile's (decode): the multi-row entry, which loads each activation block
-  // once for decode_rows rows.
-  const int DR = qk.decode ? qk.decode_rows : 0;
-  auto decode_rows = [&](std::int64_t j, std::int64_t t) {
-    const std::uint8_t* w0 = bytes(w) + static_cast<std::size_t>(j) * row_size;
-    const void* wr[8];
-    for (int r = 0; r < DR; ++r)
-      wr[r] = w0 + static_cast<std::size_t>(r) * row_size;
-    const ActBlock* xr = act + t * nb;
-    qk.decode(wr, &xr, nb, f32_out(out) + t * m + j, 1);
-  };
   for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
     const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
     std::int64_t j = j0;
-    if (DR > 0 && t1 - t0 < T) {
-      for (; j + DR <= j1; j += DR) {
-        for (std::int64_t t = t0; t < t1; ++t)
-          decode_rows(j, t);
-      }
-    } else if (R * T > 1 && t1 - t0 >= T) {
+    if (R * T > 1 && t1 - t0 >= T) {
       for (; j + R <= j1; j += R) {
         std::int64_t t = t0;
         for (; t + T <= t1; t += T)
@@ -144,9 +127,7 @@ Status matmul_group(CpuContext& ctx, std::span<const MatmulPart> parts, const Ho
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const TensorDesc& wd = parts[i].w->desc;
     const QuantKernels& qk = kt.quantized(wd.dtype);
-    // Bands hold whole tiles and whole decode groups (both entries' row counts divide it).
-    const std::int64_t m = wd.ne[1],
-                       R = std::lcm<std::int64_t>(qk.tile ? qk.tile_rows : 1, qk.decode ? qk.decode_rows : 1);
+    const std::int64_t m = wd.ne[1], R = qk.tile ? qk.tile_rows : 1;
     const std::size_t row_size = wd.row_size();
     for (std::int64_t j = 0; j < m;) {
       const std::size_t target = std::max(kMinBand, left / share);

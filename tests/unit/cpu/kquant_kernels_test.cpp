@@ -180,56 +180,6 @@ TEST_P(KQuantKernels, TileMatchesDequantizedReferenceInEveryTable) {
 #endif
 }
 
-// The multi-row decode entries (decode_rows rows x one token): each row against the reference
-// and the table's dot, over four super-blocks and over the first one alone, writing only its
-// decode_rows outputs.
-TEST_P(KQuantKernels, DecodeRowsMatchDequantizedReferenceInEveryTable) {
-  const Format f = GetParam();
-  std::mt19937 rng(4242);
-  constexpr int kRows = 8, kTokens = 2;
-  const auto w = random_rows(f, kRows, rng);
-  std::vector<double> xd;
-  const auto act = random_activations(kTokens, rng, xd);
-  const std::size_t row_bytes = w.size() / kRows;
-  int decodes_run = 0;
-  for (const KernelTable* kt : runnable_tables()) {
-    const QuantKernels& qk = kt->quantized(f.dtype);
-    if (!qk.decode)
-      continue;
-    ASSERT_LE(qk.decode_rows, kRows);
-    ++decodes_run;
-    const int r0 = kRows - qk.decode_rows;  // rows at an offset in the matrix
-    const void* wr[8];
-    for (int r = 0; r < qk.decode_rows; ++r)
-      wr[r] = w.data() + (r0 + r) * row_bytes;
-    for (int t = 0; t < kTokens; ++t) {
-      const ActBlock* xr = act.data() + t * kNb;
-      for (const int nb : {kNb, kSuperBlock / kQuantBlock}) {
-        std::vector<float> out(kRows + 1, -12345.f);
-        qk.decode(wr, &xr, nb, out.data(), 1);
-        EXPECT_EQ(out[static_cast<std::size_t>(qk.decode_rows)], -12345.f) << kt->name << " wrote past its rows";
-        for (int r = 0; r < qk.decode_rows; ++r) {
-          const std::uint8_t* row = w.data() + (r0 + r) * row_bytes;
-          std::vector<std::uint8_t> prefix(row, row + static_cast<std::size_t>(nb / 8) * f.block_bytes);
-          prefix.resize(row_bytes, 0);  // zero blocks after the prefix dequantize to 0
-          const Expected e = reference(f, prefix.data(), xd.data() + t * kK);
-          const float got = out[static_cast<std::size_t>(r)];
-          EXPECT_NEAR(got, e.value, tolerance(e))
-              << kt->name << " " << dtype_name(f.dtype) << " row " << r << " nb " << nb;
-          EXPECT_NEAR(got, qk.dot(row, xr, nb), 2 * tolerance(e)) << kt->name << " decode against its dot";
-        }
-      }
-    }
-  }
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512vnni")) {
-    EXPECT_GT(decodes_run, 0) << "the avx512vnni table has no " << dtype_name(f.dtype) << " decode entry";
-  }
-#endif
-}
-
 // The prefill GEMM dequantizes weight rows with dequantize_row_fast: bit for bit the definition.
 TEST_P(KQuantKernels, FastDequantizationIsBitExact) {
 #if defined(__x86_64__)

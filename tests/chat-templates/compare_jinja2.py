@@ -3,8 +3,8 @@
 
 Every chat template of llama.cpp's models/templates (taken from the llama-cpp-python 0.3.36
 sdist at test time: a cache under ~/.cache/halyard, filled with `pip download` when empty; no
-template is committed) and the template of each test GGUF (HALYARD_TEST_MODEL, *.gguf under
-tests/data) is rendered over a set of conversations by halyard-template (ChatTemplate, the path
+template is committed) and the template of each test GGUF (HALYARD_TEST_MODEL, the *.gguf models in the
+cache, *.gguf under tests/data) is rendered over a set of conversations by halyard-template (ChatTemplate, the path
 the CLI, C API and server take) and by jinja2 in the environment transformers'
 apply_chat_template builds: ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
 with the loopcontrols extension, a {% generation %} tag, tojson as json.dumps (ensure_ascii=False),
@@ -247,6 +247,8 @@ def main():
         default = os.path.join(args.cache_dir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
         if os.path.exists(default):
             ggufs.append(default)
+    # Other models fetched into the cache (e.g. gemma-3-270m for the architecture tests).
+    ggufs += [p for p in sorted(glob.glob(os.path.join(args.cache_dir, "models", "*.gguf"))) if p not in ggufs]
     if args.data_dir:
         ggufs += sorted(glob.glob(os.path.join(args.data_dir, "**", "*.gguf"), recursive=True))
     for path in ggufs:

@@ -104,6 +104,17 @@ bool contains(const Value& container, const Value& item, int line) {
 
 }  // namespace
 
+// Bounds the C++ stack a render uses: each macro call may nest the source's whole depth again.
+struct EvalDepth {
+  static constexpr int kMax = 1500;
+  EvalDepth(Interpreter& in, int line) : in_(in) {
+    if (++in_.eval_depth_ > kMax)
+      throw JinjaLimitError("evaluation nests more than " + std::to_string(kMax) + " levels", line);
+  }
+  ~EvalDepth() { --in_.eval_depth_; }
+  Interpreter& in_;
+};
+
 Interpreter::Interpreter(const Limits& limits, std::optional<std::int64_t> now_unix_seconds)
     : limits_(limits), now_(now_unix_seconds) {
   scopes_.push_back(push_frame());
@@ -207,6 +218,7 @@ Interpreter::Flow Interpreter::exec(const Body& body) {
 }
 
 Interpreter::Flow Interpreter::exec(const Node& n) {
+  EvalDepth guard(*this, n.line);
   switch (n.kind) {
     case Node::Kind::kText:
       write(n.text, n.line);
@@ -423,6 +435,7 @@ Value Interpreter::call(const Value& callee, CallArgs& args, const std::string& 
 }
 
 Value Interpreter::eval(const Expr& e) {
+  EvalDepth guard(*this, e.line);
   switch (e.kind) {
     case Expr::Kind::kLiteral:
       return e.literal;

@@ -73,6 +73,8 @@ class Interpreter {
   std::string* out_ = nullptr;
   std::int64_t iterations_ = 0;
   int call_depth_ = 0;
+  int eval_depth_ = 0;  // eval and exec frames on the stack (macros multiply the source's nesting)
+  friend struct EvalDepth;
 };
 
 // Filters, tests and globals (builtins.cpp); `args` are the call's arguments after the operand.

@@ -1,5 +1,6 @@
 #include "parser.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -204,6 +205,7 @@ class Parser {
         obj->name = first;
         obj->line = line;
         target->children.push_back(obj);
+        (void)sealed(target);
         n->kind = Node::Kind::kSet;
         n->target_expr = target;
         expect_op("=");
@@ -287,12 +289,27 @@ class Parser {
     expect_op(")");
   }
 
+  // Sets the node's depth; a tree deeper than the limit (a chain of 10^5 additions) is refused,
+  // since evaluating and freeing it recurse once per level.
+  ExprPtr sealed(std::shared_ptr<Expr> e) {
+    int d = 0;
+    for (const auto& c : e->children)
+      if (c)
+        d = std::max(d, c->depth);
+    for (const auto& [k, c] : e->kwargs)
+      d = std::max(d, c->depth);
+    e->depth = d + 1;
+    if (e->depth > max_nesting_)
+      throw JinjaLimitError("an expression nests more than " + std::to_string(max_nesting_) + " levels", e->line);
+    return e;
+  }
+
   ExprPtr make(Expr::Kind kind, int line, std::vector<ExprPtr> children = {}) {
     auto e = std::make_shared<Expr>();
     e->kind = kind;
     e->line = line;
     e->children = std::move(children);
-    return e;
+    return sealed(e);
   }
 
   // `a, b` without parentheses, as the right side of set allows.
@@ -383,7 +400,7 @@ class Parser {
     e->line = line;
     e->children = std::move(operands);
     e->ops = std::move(ops);
-    return e;
+    return sealed(e);
   }
 
   ExprPtr binary(ExprPtr l, const Token& op, ExprPtr r) {
@@ -392,7 +409,7 @@ class Parser {
     e->line = op.line;
     e->name = op.text;
     e->children = {std::move(l), std::move(r)};
-    return e;
+    return sealed(e);
   }
 
   ExprPtr math1() {
@@ -481,7 +498,7 @@ class Parser {
       f->children.push_back(e);
       if (is_op("("))
         call_arguments(*f);
-      e = f;
+      e = sealed(f);
     }
   }
 
@@ -515,7 +532,7 @@ class Parser {
       // `x is divisibleby 3`: one argument without parentheses.
       t->children.push_back(postfix(primary_or_negative()));
     }
-    return t;
+    return sealed(t);
   }
 
   ExprPtr primary_or_negative() {
@@ -563,7 +580,7 @@ class Parser {
           a->name = expect_name();
           a->children = {e};
         }
-        e = a;
+        e = sealed(a);
       } else if (is_op("[")) {
         const int line = next().line;
         e = subscript(e, line);
@@ -573,7 +590,7 @@ class Parser {
         c->line = peek().line;
         c->children.push_back(e);
         call_arguments(*c);
-        e = c;
+        e = sealed(c);
       } else {
         return e;
       }

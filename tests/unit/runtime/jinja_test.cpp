@@ -296,6 +296,25 @@ TEST(Jinja, RecursionDepthIsBounded) {
   for (int i = 0; i < 1000; ++i)
     deep += "(";
   EXPECT_EQ(render_status("{{ " + deep + " }}").code(), StatusCode::kResourceExhausted);
+  // Long chains nest as deep as they are long: refused at parse, not a stack overflow later.
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i)
+    chain += " + 1";
+  EXPECT_EQ(render_status(chain + " }}").code(), StatusCode::kResourceExhausted);
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 100000; ++i)
+    filters += "|trim";
+  EXPECT_EQ(render_status(filters + " }}").code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(render_status(chain.substr(0, 4 + 4 * 150) + " }}").code(), StatusCode::kOk);
+  // Macros nesting deep expressions are bounded by the evaluation depth.
+  std::string deep_call = "{% macro f(n) %}{{ ";
+  for (int i = 0; i < 150; ++i)
+    deep_call += "(";
+  deep_call += "f(n + 1)";
+  for (int i = 0; i < 150; ++i)
+    deep_call += " ~ '')";
+  deep_call += " }}{% endmacro %}{{ f(0) }}";
+  EXPECT_EQ(render_status(deep_call).code(), StatusCode::kResourceExhausted);
   std::string blocks;
   for (int i = 0; i < 1000; ++i)
     blocks += "{% if true %}";

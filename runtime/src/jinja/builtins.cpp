@@ -665,8 +665,11 @@ void install_globals(Interpreter& in) {
                   if (n > 0)
                     ip.count_iterations(static_cast<std::int64_t>(std::min(n, 9e18)), a.line);
                   Value out = Value::new_list();
-                  for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+                  for (std::int64_t i = start; step > 0 ? i < stop : i > stop;) {
                     out.list->push_back(Value::integer(i));
+                    if (__builtin_add_overflow(i, step, &i))
+                      break;  // past INT64 range: past stop too
+                  }
                   return out;
                 }));
   in.set_global("namespace", Value::function([](Interpreter&, CallArgs& a) {

@@ -63,6 +63,8 @@ std::string percent_format(const std::string& fmt, const Value& args, int line) 
       case 'i':
         if (!a.is_number())
           throw JinjaError("%d format: a number is required, not " + a.type_name(), line);
+        if (!is_int(a) && !(std::fabs(a.f) < 9.2e18))
+          throw JinjaError("%d format: the number is out of range", line);
         out += std::to_string(is_int(a) ? int_of(a) : static_cast<std::int64_t>(a.f));
         break;
       case 'f': {
@@ -589,11 +591,13 @@ Value Interpreter::eval_slice(const Expr& e) {
   const std::int64_t en = adjust(stop, step < 0 ? -1 : len);
   std::string s;
   List l;
-  for (std::int64_t i = b; step > 0 ? i < en : i > en; i += step) {
+  for (std::int64_t i = b; step > 0 ? i < en : i > en;) {
     if (obj.is_string())
       s += chars[static_cast<std::size_t>(i)];
     else
       l.push_back((*obj.list)[static_cast<std::size_t>(i)]);
+    if (__builtin_add_overflow(i, step, &i))
+      break;  // a step past INT64 range leaves the sequence
   }
   return obj.is_string() ? Value::string(std::move(s)) : Value::new_list(std::move(l));
 }

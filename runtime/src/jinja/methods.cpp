@@ -179,6 +179,8 @@ std::string py_format(const std::string& fmt, const CallArgs& a) {
       v = a.positional[auto_index++];
     } else if (std::all_of(field.begin(), field.end(),
                            [](char d) { return std::isdigit(static_cast<unsigned char>(d)); })) {
+      if (field.size() > 6)
+        throw JinjaError("format: argument index " + field + " is out of range", a.line);
       const std::size_t k = std::stoul(field);
       if (k >= a.positional.size())
         throw JinjaError("format: too few arguments", a.line);

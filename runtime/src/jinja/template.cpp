@@ -31,6 +31,8 @@ Result<Template> Template::parse(std::string_view source, Limits limits) {
     return invalid_argument("chat template: " + located(e));
   } catch (const std::bad_alloc&) {
     return resource_exhausted("chat template: out of memory while parsing");
+  } catch (const std::exception& e) {
+    return internal_error(std::string("chat template: ") + e.what());
   }
 }
 
@@ -53,6 +55,9 @@ Result<std::string> Template::render(const nlohmann::ordered_json& context,
     return invalid_argument("chat template: " + located(e));
   } catch (const std::bad_alloc&) {
     return resource_exhausted("chat template: out of memory while rendering");
+  } catch (const std::exception& e) {
+    // A library call's own error (none is expected): still a Status, never an escape.
+    return internal_error(std::string("chat template: ") + e.what());
   }
 }
 

@@ -132,6 +132,21 @@ TEST(Jinja, Expressions) {
   EXPECT_EQ(render("{{ -x|abs }}", {{"x", 3}}), "3");
 }
 
+TEST(Jinja, ExtremeIntegersStayDefined) {
+  // Steps and bounds at the edge of int64 end the sequence instead of overflowing (UBSan checks).
+  EXPECT_EQ(render("{{ [1, 2, 3][1::9223372036854775807] }} {{ 'abc'[::-9223372036854775807] }}"), "[2] c");
+  EXPECT_EQ(render("{{ range(9223372036854775800, 9223372036854775807, 5)|list }}"),
+            "[9223372036854775800, 9223372036854775805]");
+  EXPECT_EQ(render("{{ '%d' % 1e300 }}"),
+            "RENDER ERROR: chat template: %d format: the number is out of range at line 1");
+  EXPECT_EQ(render("{{ '{99999999999999999999}'.format(1) }}"),
+            "RENDER ERROR: chat template: format: argument index 99999999999999999999 is out of range at line 1");
+  // Python's ints are unbounded; here an int past int64 becomes a float (a difference from
+  // jinja2 no chat template reaches).
+  EXPECT_EQ(render("{{ 9223372036854775807 + 1 }} {{ -9223372036854775807 - 2 }}"),
+            "9.223372036854776e+18 -9.223372036854776e+18");
+}
+
 TEST(Jinja, UndefinedBehavesAsJinja2Default) {
   EXPECT_EQ(render("[{{ nope }}]{% if nope %}t{% else %}f{% endif %}{{ nope|length }}"), "[]f0");
   EXPECT_EQ(render("{{ d.missing }}|{{ d['missing'] }}|{{ d.missing is defined }}", {{"d", json::object()}}),

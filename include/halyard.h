@@ -172,6 +172,10 @@ HALYARD_API void halyard_model_free(halyard_model* model);
 /* Strings live as long as the model. */
 HALYARD_API const char* halyard_model_name(const halyard_model* model);
 HALYARD_API const char* halyard_model_device(const halyard_model* model);
+/* Which chat template halyard_apply_chat_template renders: "the model's own
+ * (tokenizer.chat_template)", or the builtin format standing in for it ("builtin ChatML",
+ * "builtin Llama-3") when the file has none or one the interpreter cannot render. */
+HALYARD_API const char* halyard_model_chat_template(const halyard_model* model);
 /* What the opened device runs: e.g. for cpu its threads, kernel set and prefill path. */
 HALYARD_API const char* halyard_model_device_details(const halyard_model* model);
 HALYARD_API int32_t halyard_model_context_length(const halyard_model* model);
@@ -214,7 +218,9 @@ typedef struct halyard_chat_message {
   const char* content;
 } halyard_chat_message;
 
-/* Formats a conversation with the model's chat template, ending with the assistant header. */
+/* Formats a conversation with the model's chat template, ending with the assistant header.
+ * A template that refuses the conversation (its raise_exception, e.g. roles that do not
+ * alternate) gives HALYARD_ERROR_INVALID_ARGUMENT with its message. Content may be empty. */
 HALYARD_API halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
                                                        size_t n_messages, char* text, size_t capacity, size_t* n_out);
 

@@ -3,7 +3,7 @@
 # Idempotent: does nothing when every package is already there.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build ccache pkg-config git python3 python3-pip python3-venv unzip
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-pip python3-venv python3-jinja2 unzip
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libicu-dev zlib1g-dev libgtest-dev libgmock-dev
   libbenchmark-dev libopenblas-dev clang libclang-rt-14-dev
   chromium chromium-driver

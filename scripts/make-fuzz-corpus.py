@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the two libFuzzer targets, derived at test time from the default
+"""Writes the seed corpora of the libFuzzer targets, derived at test time from the default
 model (nothing of the model is committed):
 
   gguf/       small, valid GGUF files built from the model's own metadata: every key kept, the
               vocabulary, scores, types and merges cut to their first N entries, and a few tiny
               tensors; plus truncations of one of them, so the reader's error paths are reached
               from the first inputs.
+  jinja/      chat templates (the model's own, llama.cpp's when cached, construct snippets), each
+              followed by a NUL and a JSON context.
   tokenizer/  texts: the 40 strings of tests/data/llama_cpp_reference/tokenizer.json and strings
               made of the model's own token texts (byte-level BPE pieces turned back into bytes).
 
@@ -178,7 +180,32 @@ def main(model, out_dir):
     for i, b in enumerate(bodies):
         with open(os.path.join(request_dir, f"body-{i:02d}.json"), "w") as f:
             json.dump(b, f)
-    print(f"make-fuzz-corpus: {len(seeds)} GGUF seeds, {len(texts)} texts, {len(bodies)} request bodies in {out_dir}")
+    # Templates for jinja_fuzz: the model's own chat template, llama.cpp's model templates when
+    # compare_jinja2.py has cached them, and snippets of every construct; each followed by a NUL
+    # and a context.
+    jinja_dir = os.path.join(out_dir, "jinja")
+    os.makedirs(jinja_dir, exist_ok=True)
+    templates = [raw[8:] for key, vtype, raw, _ in kvs if key == b"tokenizer.chat_template" and vtype == STRING]
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "halyard", "llama_cpp_python-0.3.36", "vendor",
+                         "llama.cpp", "models", "templates")
+    if os.path.isdir(cache):
+        for name in sorted(os.listdir(cache)):
+            if name.endswith(".jinja"):
+                with open(os.path.join(cache, name), "rb") as f:
+                    templates.append(f.read())
+    templates += [s.encode() for s in (
+        "{% for m in messages %}{{ loop.index }}{{ m.role|upper }}{% if not loop.last %},{% endif %}{% endfor %}",
+        "{% set ns = namespace(a=0) %}{% for x in range(5) if x is odd %}{% set ns.a = ns.a + x %}{% endfor %}{{ ns.a }}",
+        "{% macro f(x, y=2) %}{{ x ~ y }}{{ caller() if caller is defined }}{% endmacro %}{% call f(1) %}c{% endcall %}",
+        "{{ tools|tojson(indent=2, sort_keys=true) }}{{ (messages|map(attribute='content')|list)[::-1] }}",
+        "{%- filter trim -%} {{ 'a,b'.split(',')|join('|') }} {%- endfilter %}{{ '%s' % 1 }}{{ {'k': [1, 2.5]}|items|list }}",
+        "{% set t %}x{% endset %}{{ t * 3 }}{{ 7 // 2 }}{{ 2 ** 8 }}{{ 'y' if t else 'n' }}{{ raise_exception('no') }}",
+    )]
+    for i, t in enumerate(templates):
+        with open(os.path.join(jinja_dir, f"template-{i:03d}.jinja"), "wb") as f:
+            f.write(t + b"\0" + json.dumps({"messages": chat[:2], "add_generation_prompt": True}).encode())
+    print(f"make-fuzz-corpus: {len(seeds)} GGUF seeds, {len(texts)} texts, {len(bodies)} request bodies, "
+          f"{len(templates)} templates in {out_dir}")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ cd "$(dirname "$0")/.."
 export HALYARD_TEST_MODEL
 
 cmake --preset asan >/dev/null
-cmake --build --preset asan -j "$(nproc)" --target hal_unit_tests reference_unit_tests runtime_unit_tests \
+cmake --build --preset asan -j "$(nproc)" --target hal_unit_tests reference_unit_tests runtime_unit_tests jinja_unit_tests \
   conformance_harness_tests c_api_e2e_tests conformance_tests halyard-backend-ref halyard-backend-cpu
 # allocator_may_return_null: an impossible allocation (the C API tests ask for a KV budget of
 # INT64_MAX bytes) must come back as a null the code reports as out of memory, as from a real
 # allocator, not abort the run.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for t in hal_unit_tests reference_unit_tests runtime_unit_tests conformance_harness_tests c_api_e2e_tests; do
+for t in hal_unit_tests reference_unit_tests runtime_unit_tests jinja_unit_tests conformance_harness_tests c_api_e2e_tests; do
   echo "asan: $t"
   "build/asan/bin/$t" --gtest_brief=1
 done
@@ -26,11 +26,11 @@ done
 
 # libFuzzer (clang): each target for 60 s from a seed corpus derived from the default model now.
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)" --target gguf_fuzz tokenizer_fuzz server_request_fuzz
+cmake --build --preset fuzz -j "$(nproc)" --target gguf_fuzz tokenizer_fuzz server_request_fuzz jinja_fuzz
 corpus=build/fuzz/corpus
 rm -rf "$corpus"
 python3 scripts/make-fuzz-corpus.py "$HALYARD_TEST_MODEL" "$corpus"
-for target in gguf tokenizer server_request; do
+for target in gguf tokenizer server_request jinja; do
   echo "fuzz: ${target}_fuzz for 60 s"
   mkdir -p "$corpus/$target-new"
   log=build/fuzz/${target}_fuzz.log

@@ -181,6 +181,7 @@ int cmd_generate(const GenerateArgs& a) {
 
   std::string prompt = a.prompt;
   if (a.chat) {
+    std::fprintf(stderr, "halyard: chat template: %s\n", halyard_model_chat_template(model));
     const halyard_chat_message msg{"user", a.prompt.c_str()};
     size_t need = 0;
     (void)halyard_apply_chat_template(model, &msg, 1, nullptr, 0, &need);

@@ -577,6 +577,9 @@ void halyard_model_free(halyard_model* model) {
 const char* halyard_model_name(const halyard_model* m) {
   return m ? m->model->name().c_str() : "";
 }
+const char* halyard_model_chat_template(const halyard_model* m) {
+  return m ? m->model->chat_template().description().c_str() : "";
+}
 const char* halyard_model_device(const halyard_model* m) {
   return m ? m->model->device_uri().c_str() : "";
 }
@@ -698,7 +701,10 @@ halyard_status halyard_apply_chat_template(const halyard_model* model, const hal
     }
     if (const std::string& w = model->model->chat_template_warning(); !w.empty())
       std::call_once(const_cast<halyard_model*>(model)->chat_template_warned, [&] { spdlog::warn("{}", w); });
-    return copy_out(model->model->chat_template().apply(msgs, true), text, capacity, n_out);
+    auto prompt = model->model->chat_template().apply(msgs, true);
+    if (!prompt.is_ok())
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, prompt.status().message());
+    return copy_out(prompt.value(), text, capacity, n_out);
   });
 }
 

@@ -1,5 +1,9 @@
 #include "halyard/runtime/chat_template.h"
 
+#include <nlohmann/json.hpp>
+
+#include "halyard/runtime/jinja.h"
+
 namespace halyard::runtime {
 namespace {
 
@@ -15,34 +19,46 @@ std::string trim(std::string_view s) {
 
 ChatTemplate ChatTemplate::make(ChatFormat format, std::string default_system) {
   ChatTemplate t;
-  t.format_ = format;
+  t.format_ = format == ChatFormat::kJinja ? ChatFormat::kChatML : format;
+  t.description_ = t.format_ == ChatFormat::kLlama3 ? "builtin Llama-3" : "builtin ChatML";
   t.default_system_ = std::move(default_system);
   return t;
 }
 
-Result<ChatTemplate> ChatTemplate::from_jinja(std::string_view jinja) {
+Result<ChatTemplate> ChatTemplate::from_jinja(std::string_view jinja, std::string bos_token, std::string eos_token) {
   if (jinja.empty())
     return make(ChatFormat::kChatML);
-  if (jinja.find("<|start_header_id|>") != std::string_view::npos)
-    return make(ChatFormat::kLlama3);
-  if (jinja.find("<|im_start|>") != std::string_view::npos) {
-    // A template that writes a fixed system turn when the first message is not a system one
-    // (SmolLM2's does) carries its default system prompt as a literal.
-    std::string default_system;
-    constexpr std::string_view kOpen = "<|im_start|>system\n";
-    const auto open = jinja.find(kOpen);
-    if (open != std::string_view::npos && jinja.find("!= 'system'") != std::string_view::npos) {
-      const auto start = open + kOpen.size();
-      const auto end = jinja.find("<|im_end|>", start);
-      if (end != std::string_view::npos)
-        default_system = std::string(jinja.substr(start, end - start));
-    }
-    return make(ChatFormat::kChatML, std::move(default_system));
-  }
-  return unimplemented("the model's chat template is not one Halyard knows (ChatML, Llama-3); use a plain prompt");
+  HALYARD_ASSIGN_OR_RETURN(jinja::Template parsed, jinja::Template::parse(jinja));
+  ChatTemplate t;
+  t.format_ = ChatFormat::kJinja;
+  t.description_ = "the model's own (tokenizer.chat_template)";
+  t.jinja_ = std::make_shared<const jinja::Template>(std::move(parsed));
+  t.bos_token_ = std::move(bos_token);
+  t.eos_token_ = std::move(eos_token);
+  return t;
 }
 
-std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                        std::string_view tools_json) const {
+  if (format_ == ChatFormat::kJinja) {
+    nlohmann::ordered_json context = nlohmann::ordered_json::object();
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const auto& m : messages)
+      list.push_back({{"role", m.role}, {"content", m.content}});
+    context["messages"] = std::move(list);
+    if (!tools_json.empty()) {
+      auto tools = nlohmann::ordered_json::parse(tools_json, nullptr, /*allow_exceptions=*/false);
+      if (tools.is_discarded() || !tools.is_array())
+        return invalid_argument("the tools must be a JSON array of tool definitions");
+      context["tools"] = std::move(tools);
+    }
+    context["add_generation_prompt"] = add_generation_prompt;
+    context["bos_token"] = bos_token_;
+    context["eos_token"] = eos_token_;
+    return jinja_->render(context);
+  }
+  if (!tools_json.empty())
+    return invalid_argument("the " + description_ + " chat format has no place for tools");
   std::string out;
   const bool has_system = !messages.empty() && messages.front().role == "system";
   if (format_ == ChatFormat::kChatML) {

@@ -144,21 +144,38 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     return data_loss("tokenizer has " + std::to_string(model->tokenizer_->vocab_size()) +
                      " tokens but token_embd.weight has " + std::to_string(c.vocab_size) + " rows");
   }
+  // The model's own template, rendered by the Jinja interpreter. Without one (or with one the
+  // interpreter cannot parse) the builtin format the vocabulary's markers name stands in: the
+  // llama architecture covers both Llama-3 (<|start_header_id|>) and ChatML models (SmolLM2,
+  // Qwen: <|im_start|>).
+  const Tokenizer& tok = *model->tokenizer_;
+  auto token_text = [&](TokenId id) {
+    return id >= 0 && static_cast<std::size_t>(id) < tok.vocab_size() ? tok.token_text(id) : std::string();
+  };
   const std::string_view jinja = f.get_string("tokenizer.chat_template").value_or("");
-  auto tmpl = ChatTemplate::from_jinja(jinja);
-  if (tmpl.is_ok()) {
-    model->chat_template_ = tmpl.value();
+  auto builtin = [&] {
+    return tok.find("<|start_header_id|>") ? ChatTemplate::make(ChatFormat::kLlama3)
+                                           : ChatTemplate::make(ChatFormat::kChatML);
+  };
+  if (jinja.empty()) {
+    model->chat_template_ = builtin();
+    if (!tok.find("<|start_header_id|>") && !tok.find("<|im_start|>"))
+      model->chat_template_warning_ =
+          "the model file has no chat template and its vocabulary has neither ChatML nor Llama-3 markers, so "
+          "builtin ChatML is a guess";
+  } else if (auto tmpl = ChatTemplate::from_jinja(jinja, token_text(tok.bos()), token_text(tok.eos())); tmpl.is_ok()) {
+    model->chat_template_ = std::move(tmpl.value());
   } else {
-    // Not one of the formats Halyard renders: ChatML is a guess, so say so (with the template's
-    // start, which usually identifies it) instead of silently wrapping prompts in it.
+    // Say why, with the template's start (which usually identifies it), instead of silently
+    // wrapping prompts in a format the model may not know.
+    model->chat_template_ = builtin();
     constexpr std::size_t kShown = 60;
     std::string start(jinja.substr(0, kShown));
     std::replace(start.begin(), start.end(), '\n', ' ');
-    model->chat_template_warning_ =
-        "the model's chat template is not one Halyard knows (ChatML, Llama-3), so ChatML "
-        "is used instead; the template begins: \"" +
-        start + (jinja.size() > kShown ? "...\"" : "\"");
-    model->chat_template_ = ChatTemplate::make(ChatFormat::kChatML);
+    model->chat_template_warning_ = "the model's chat template cannot be rendered (" + tmpl.status().message() +
+                                    "), so " + model->chat_template_.description() +
+                                    " is used instead; the template begins: \"" + start +
+                                    (jinja.size() > kShown ? "...\"" : "\"");
   }
   model->name_ = std::string(f.get_string("general.name").value_or(path));
 

@@ -20,7 +20,17 @@ PromptTokens build_prompt(GenerationRequest& r, const runtime::Tokenizer& tok, c
   // Tokenizing stops one token past the limit: a huge prompt costs no more than a long one.
   const auto limit = static_cast<std::size_t>(max_prompt) + 1;
   if (r.kind == ApiKind::kChat) {
-    out.tokens = tok.encode(chat.apply(r.messages, true), true, true, limit);
+    auto text = chat.apply(r.messages, true);
+    if (!text.is_ok()) {
+      // The model's template refused the conversation (raise_exception: roles that do not
+      // alternate, say): the client's to fix.
+      ApiError e;
+      e.message = text.status().message();
+      e.param = param;
+      out.error = e;
+      return out;
+    }
+    out.tokens = tok.encode(text.value(), true, true, limit);
     // A template that writes BOS itself, after a tokenizer that adds one: keep one.
     if (out.tokens.size() >= 2 && out.tokens[0] == tok.bos() && out.tokens[1] == tok.bos())
       out.tokens.erase(out.tokens.begin());

@@ -83,6 +83,9 @@ TEST(CApi, TokenizeDetokenizeAndChat) {
   chat.resize(n);
   EXPECT_TRUE(chat.starts_with("<|im_start|>system\n")) << chat;
   EXPECT_TRUE(chat.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")) << chat;
+  // The default model's own template is what renders it.
+  EXPECT_STREQ(halyard_model_chat_template(m), "the model's own (tokenizer.chat_template)");
+  EXPECT_STREQ(halyard_model_chat_template(nullptr), "");
   halyard_model_free(m);
 }
 

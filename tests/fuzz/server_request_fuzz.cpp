@@ -46,7 +46,9 @@ const Model& model() {
     if (!t.is_ok())
       std::abort();
     m->tokenizer = std::move(t).value();
-    if (auto c = runtime::ChatTemplate::from_jinja(m->file->get_string("tokenizer.chat_template").value_or(""));
+    if (auto c = runtime::ChatTemplate::from_jinja(m->file->get_string("tokenizer.chat_template").value_or(""),
+                                                   m->tokenizer->token_text(m->tokenizer->bos()),
+                                                   m->tokenizer->token_text(m->tokenizer->eos()));
         c.is_ok())
       m->chat = c.value();
   }

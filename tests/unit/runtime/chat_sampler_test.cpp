@@ -13,32 +13,70 @@
 namespace halyard::runtime {
 namespace {
 
-TEST(ChatTemplate, ChatMLWithTheTemplatesDefaultSystemPrompt) {
+// SmolLM2's own template (the default model's tokenizer.chat_template), rendered by the Jinja
+// interpreter: its default system prompt comes from the template itself.
+TEST(ChatTemplate, TheModelsOwnTemplateIsRendered) {
   const std::string jinja =
       "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
       "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
-      "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+      "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
   auto t = ChatTemplate::from_jinja(jinja);
-  ASSERT_TRUE(t.is_ok());
-  EXPECT_EQ(t->format(), ChatFormat::kChatML);
-  EXPECT_EQ(t->apply({{"user", "Hi"}}, true),
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ(t->format(), ChatFormat::kJinja);
+  EXPECT_EQ(t->description(), "the model's own (tokenizer.chat_template)");
+  EXPECT_EQ(t->apply({{"user", "Hi"}}, true).value(),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(t->apply({{"system", "Be brief."}, {"user", "Hi"}}, false),
+  EXPECT_EQ(t->apply({{"system", "Be brief."}, {"user", "Hi"}}, false).value(),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+  EXPECT_EQ(t->apply({{"user", ""}}, false).value(),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            "<|im_start|>user\n<|im_end|>\n");
 }
 
-TEST(ChatTemplate, Llama3) {
-  auto t = ChatTemplate::from_jinja("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}");
-  ASSERT_TRUE(t.is_ok());
-  EXPECT_EQ(t->format(), ChatFormat::kLlama3);
-  EXPECT_EQ(t->apply({{"user", " Hi \n"}}, true),
+TEST(ChatTemplate, BosEosAndToolsReachTheTemplate) {
+  auto t = ChatTemplate::from_jinja(
+      "{{ bos_token }}{% if tools %}{{ tools|map(attribute='function.name')|join(',') }}{% endif %}"
+      "{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{{ eos_token }}",
+      "<s>", "</s>");
+  ASSERT_TRUE(t.is_ok()) << t.status().to_string();
+  EXPECT_EQ(t->apply({{"user", "x"}}, true).value(), "<s>[user:x]</s>");
+  EXPECT_EQ(t->apply({{"user", "x"}}, true, R"([{"type": "function", "function": {"name": "f"}}])").value(),
+            "<s>f[user:x]</s>");
+  EXPECT_EQ(t->apply({}, true, "{not json").status().message(), "the tools must be a JSON array of tool definitions");
+}
+
+TEST(ChatTemplate, BuiltinLlama3) {
+  const ChatTemplate t = ChatTemplate::make(ChatFormat::kLlama3);
+  EXPECT_EQ(t.description(), "builtin Llama-3");
+  EXPECT_EQ(t.apply({{"user", " Hi \n"}}, true).value(),
             "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-TEST(ChatTemplate, UnknownFamilyIsAnError) {
-  EXPECT_FALSE(ChatTemplate::from_jinja("[INST] {{ message }} [/INST]").is_ok());
+TEST(ChatTemplate, BuiltinChatML) {
+  const ChatTemplate t = ChatTemplate::make(ChatFormat::kChatML);
+  EXPECT_EQ(t.description(), "builtin ChatML");
+  EXPECT_EQ(t.apply({{"user", "Hi"}}, true).value(), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_FALSE(t.apply({{"user", "Hi"}}, true, "[]").is_ok());
+}
+
+TEST(ChatTemplate, ATemplateTheInterpreterCannotParseIsAnErrorNamingTheConstruct) {
+  auto t = ChatTemplate::from_jinja("{% for m in messages %}\n{{ m|frobnicate }}{% endfor %}");
+  ASSERT_FALSE(t.is_ok());
+  EXPECT_EQ(t.status().message(), "chat template: unsupported filter 'frobnicate' at line 2");
+}
+
+TEST(ChatTemplate, TheTemplatesOwnRefusalIsAnApplyError) {
+  // Gemma's templates refuse a system turn with raise_exception.
+  auto t = ChatTemplate::from_jinja(
+      "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}ok");
+  ASSERT_TRUE(t.is_ok());
+  EXPECT_EQ(t->apply({{"user", "Hi"}}, true).value(), "ok");
+  const auto r = t->apply({{"system", "S"}, {"user", "Hi"}}, true);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "the template raised an error: System role not supported at line 1");
 }
 
 TEST(TokenLogprobs, LogSoftmaxOfTheTokenAndTheTopAlternativesInOrder) {

@@ -1,7 +1,11 @@
-// Chat formatting for the template families Halyard knows: ChatML (SmolLM2, Qwen) and Llama-3.
-// The family is recognised from the GGUF's tokenizer.chat_template; Jinja is not interpreted.
+// Chat formatting. A model's own template (the Jinja text of the GGUF's tokenizer.chat_template)
+// is rendered by the Jinja interpreter (jinja.h) with the conversation, add_generation_prompt,
+// the vocabulary's bos_token and eos_token, and optional tools, as transformers renders it.
+// Without a usable template, builtin ChatML or Llama-3 formats stand in (Model picks which).
+// Thread safety: immutable after construction; apply may run on any threads at once.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,28 +14,46 @@
 
 namespace halyard::runtime {
 
+namespace jinja {
+class Template;
+}
+
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
+  std::string role;     // "system", "user", "assistant", "tool"
+  std::string content;  // may be empty
 };
 
-enum class ChatFormat { kChatML, kLlama3 };
+// kJinja: the model's own template; the others are the builtin formats.
+enum class ChatFormat { kJinja, kChatML, kLlama3 };
 
 class ChatTemplate {
  public:
-  // Recognises the family of `jinja`; an empty template means ChatML.
-  static Result<ChatTemplate> from_jinja(std::string_view jinja);
+  // Parses the model's template; an empty one means builtin ChatML. An error names the construct
+  // the interpreter does not know and its line.
+  static Result<ChatTemplate> from_jinja(std::string_view jinja, std::string bos_token = {},
+                                         std::string eos_token = {});
+  // A builtin format; `default_system` is written when the conversation has no system message.
   static ChatTemplate make(ChatFormat format, std::string default_system = {});
 
   ChatFormat format() const { return format_; }
-  // The system prompt the template inserts when the conversation has none (SmolLM2 has one).
+  // Which template this is, for the CLI and logs: "the model's own (tokenizer.chat_template)",
+  // "builtin ChatML", "builtin Llama-3".
+  const std::string& description() const { return description_; }
+  // The system prompt the builtin format inserts when the conversation has none.
   const std::string& default_system() const { return default_system_; }
-  // The prompt text, ending with the assistant header when add_generation_prompt.
-  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // The prompt text, ending with the assistant header when add_generation_prompt. `tools_json`,
+  // when not empty, is a JSON array of tool definitions passed to the template as `tools`. An
+  // error is the template's own (raise_exception) or a construct it used wrongly.
+  Result<std::string> apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                            std::string_view tools_json = {}) const;
 
  private:
   ChatFormat format_ = ChatFormat::kChatML;
+  std::string description_ = "builtin ChatML";
   std::string default_system_;
+  std::shared_ptr<const jinja::Template> jinja_;
+  std::string bos_token_;
+  std::string eos_token_;
 };
 
 }  // namespace halyard::runtime

@@ -90,7 +90,8 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ChatTemplate& chat_template() const { return chat_template_; }
-  // Non-empty when the file's template is not one Halyard renders and ChatML stands in for it.
+  // Non-empty when the file's template cannot be rendered (or there is none and the builtin
+  // format is a guess), so a builtin format stands in for it.
   const std::string& chat_template_warning() const { return chat_template_warning_; }
   Device& device() { return *device_; }
   const std::string& device_uri() const { return device_uri_; }

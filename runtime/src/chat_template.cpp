@@ -20,7 +20,9 @@ std::string trim(std::string_view s) {
 ChatTemplate ChatTemplate::make(ChatFormat format, std::string default_system) {
   ChatTemplate t;
   t.format_ = format == ChatFormat::kJinja ? ChatFormat::kChatML : format;
-  t.description_ = t.format_ == ChatFormat::kLlama3 ? "builtin Llama-3" : "builtin ChatML";
+  t.description_ = t.format_ == ChatFormat::kLlama3  ? "builtin Llama-3"
+                   : t.format_ == ChatFormat::kGemma ? "builtin Gemma"
+                                                     : "builtin ChatML";
   t.default_system_ = std::move(default_system);
   return t;
 }
@@ -68,6 +70,23 @@ Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages
       out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
     if (add_generation_prompt)
       out += "<|im_start|>assistant\n";
+    return out;
+  }
+  if (format_ == ChatFormat::kGemma) {
+    // The BOS comes from the tokenizer (Gemma's vocabulary adds it), not from the text.
+    std::string system = has_system ? trim(messages.front().content) : default_system_;
+    for (std::size_t i = has_system ? 1 : 0; i < messages.size(); ++i) {
+      const ChatMessage& m = messages[i];
+      std::string content = trim(m.content);
+      if (!system.empty() && m.role == "user") {
+        content = system + "\n\n" + content;
+        system.clear();
+      }
+      out += "<start_of_turn>" + (m.role == "assistant" ? std::string("model") : m.role) + "\n" + content +
+             "<end_of_turn>\n";
+    }
+    if (add_generation_prompt)
+      out += "<start_of_turn>model\n";
     return out;
   }
   out += "<|begin_of_text|>";

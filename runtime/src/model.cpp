@@ -153,13 +153,14 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelO
     return id >= 0 && static_cast<std::size_t>(id) < tok.vocab_size() ? tok.token_text(id) : std::string();
   };
   const std::string_view jinja = f.get_string("tokenizer.chat_template").value_or("");
-  auto builtin = [&] {
-    return tok.find("<|start_header_id|>") ? ChatTemplate::make(ChatFormat::kLlama3)
-                                           : ChatTemplate::make(ChatFormat::kChatML);
-  };
+  const Architecture* arch_of_file = find_architecture(c.architecture);
+  if (!arch_of_file)
+    return internal_error("architecture '" + c.architecture + "' vanished from the registry");
+  const ChatFormat builtin_format = arch_of_file->default_chat_format(tok);
+  auto builtin = [&] { return ChatTemplate::make(builtin_format); };
   if (jinja.empty()) {
     model->chat_template_ = builtin();
-    if (!tok.find("<|start_header_id|>") && !tok.find("<|im_start|>"))
+    if (builtin_format == ChatFormat::kChatML && !tok.find("<|im_start|>"))
       model->chat_template_warning_ =
           "the model file has no chat template and its vocabulary has neither ChatML nor Llama-3 markers, so "
           "builtin ChatML is a guess";

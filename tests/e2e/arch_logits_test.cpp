@@ -218,5 +218,19 @@ TEST(Gemma3VsLlamaCpp, Real270mGreedyTokensMatchUpToNearTies) {
   compare(path, ref, 0, kQuantNearTie);
 }
 
+// Gemma 3's file carries no chat template: the architecture's own format stands in, not ChatML.
+TEST(Gemma3VsLlamaCpp, TheFileWithoutATemplateGetsTheBuiltinGemmaFormat) {
+  const std::string path = gemma3_path();
+  if (!fs::exists(path))
+    GTEST_SKIP() << "Gemma 3 270M is not cached at " << path << " (scripts/fetch-model.sh gemma3-270m)";
+  std::string skip;
+  Loaded l = load(path, skip);
+  if (!l.model)
+    GTEST_SKIP() << device() << " cannot run " << path << ": " << skip;
+  EXPECT_EQ(l.model->chat_template().description(), "builtin Gemma");
+  EXPECT_EQ(l.model->chat_template().apply({{"user", "Hi"}}, true).value(),
+            "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+}
+
 }  // namespace
 }  // namespace halyard::runtime

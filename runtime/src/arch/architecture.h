@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "halyard/runtime/chat_template.h"
 #include "halyard/runtime/model.h"
 
 namespace halyard::runtime {
@@ -37,6 +38,12 @@ class Architecture {
   virtual std::vector<TensorSpec> tensors(const ModelConfig& c) const = 0;
   // Layer `layer` of the forward pass: the residual stream `x` in, the layer's output out.
   virtual Result<TensorId> build_layer(GraphBlocks& b, int layer, TensorId x) const = 0;
+  // The builtin chat format for a file without a chat template: by default the one the
+  // vocabulary's markers name (Llama-3's <|start_header_id|>, else ChatML, which llama files such
+  // as SmolLM2 and Qwen's use); an architecture with a format of its own says so.
+  virtual ChatFormat default_chat_format(const Tokenizer& tok) const {
+    return tok.find("<|start_header_id|>") ? ChatFormat::kLlama3 : ChatFormat::kChatML;
+  }
 };
 
 // nullptr for an architecture Halyard does not run.

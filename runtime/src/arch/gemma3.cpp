@@ -18,6 +18,7 @@ constexpr int kDefaultPattern = 6;
 class Gemma3 final : public Architecture {
  public:
   std::string_view name() const override { return "gemma3"; }
+  ChatFormat default_chat_format(const Tokenizer&) const override { return ChatFormat::kGemma; }
 
   Status configure(const GgufFile& f, ModelConfig& c) const override {
     HALYARD_RETURN_IF_ERROR(read_common_config(f, c));

@@ -55,6 +55,16 @@ TEST(ChatTemplate, BuiltinLlama3) {
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+TEST(ChatTemplate, BuiltinGemmaFoldsTheSystemTurnIntoTheFirstUserTurn) {
+  const ChatTemplate t = ChatTemplate::make(ChatFormat::kGemma);
+  EXPECT_EQ(t.description(), "builtin Gemma");
+  EXPECT_EQ(
+      t.apply({{"system", "Be brief."}, {"user", " Hi "}, {"assistant", "Hello."}, {"user", "Bye"}}, true).value(),
+      "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+      "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_EQ(t.apply({{"user", "Hi"}}, false).value(), "<start_of_turn>user\nHi<end_of_turn>\n");
+}
+
 TEST(ChatTemplate, BuiltinChatML) {
   const ChatTemplate t = ChatTemplate::make(ChatFormat::kChatML);
   EXPECT_EQ(t.description(), "builtin ChatML");

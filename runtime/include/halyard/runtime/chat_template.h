@@ -23,8 +23,10 @@ struct ChatMessage {
   std::string content;  // may be empty
 };
 
-// kJinja: the model's own template; the others are the builtin formats.
-enum class ChatFormat { kJinja, kChatML, kLlama3 };
+// kJinja: the model's own template; the others are the builtin formats (kGemma: Gemma's
+// <start_of_turn>role ... <end_of_turn> turns, the assistant as "model", a system message
+// folded into the first user turn, as Gemma's own templates do).
+enum class ChatFormat { kJinja, kChatML, kLlama3, kGemma };
 
 class ChatTemplate {
  public:
@@ -37,7 +39,7 @@ class ChatTemplate {
 
   ChatFormat format() const { return format_; }
   // Which template this is, for the CLI and logs: "the model's own (tokenizer.chat_template)",
-  // "builtin ChatML", "builtin Llama-3".
+  // "builtin ChatML", "builtin Llama-3", "builtin Gemma".
   const std::string& description() const { return description_; }
   // The system prompt the builtin format inserts when the conversation has none.
   const std::string& default_system() const { return default_system_; }

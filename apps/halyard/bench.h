@@ -15,7 +15,7 @@ struct BenchArgs {
   int threads = 0;
   int kv_dtype = 0;               // halyard_model_options.kv_dtype (HALYARD_KV_F16 or HALYARD_KV_F32)
   bool force_gpt2_split = false;  // halyard_model_options.force_gpt2_split
-  bool no_mmap = false;  // HALYARD_LOAD_NO_MMAP: copy the weights instead of using the mapped file
+  bool no_mmap = false;           // HALYARD_LOAD_NO_MMAP: copy the weights instead of using the mapped file
   std::string json_path;
   std::vector<std::string> options;  // backend options, "key=value"
   // > 0: measure aggregate decode of this many concurrent sequences in one context instead

@@ -101,4 +101,30 @@ Result<TensorId> pre_norm_layer(GraphBlocks& b, int layer, TensorId x, const Att
   return b.add(x, down, p + "ffn_residual");
 }
 
+void add_pre_norm_layer_tensors(const ModelConfig& c, int layer, const AttentionOptions& options,
+                                std::vector<TensorSpec>& out) {
+  add_layer_norm(c, layer, "attn_norm.weight", out);
+  add_attention_tensors(c, layer, options.biases, options.qk_norm, out);
+  add_layer_norm(c, layer, "ffn_norm.weight", out);
+  add_ffn_tensors(c, layer, out);
+}
+
+Status NeoxPreNormArchitecture::configure(const GgufFile& f, ModelConfig& c) const {
+  HALYARD_RETURN_IF_ERROR(read_common_config(f, c));
+  c.rope_layout = RopeLayout::kNeox;
+  return Status::ok();
+}
+
+std::vector<TensorSpec> NeoxPreNormArchitecture::tensors(const ModelConfig& c) const {
+  std::vector<TensorSpec> out;
+  add_io_tensors(c, out);
+  for (int l = 0; l < c.n_layers; ++l)
+    add_pre_norm_layer_tensors(c, l, options_, out);
+  return out;
+}
+
+Result<TensorId> NeoxPreNormArchitecture::build_layer(GraphBlocks& b, int layer, TensorId x) const {
+  return pre_norm_layer(b, layer, x, options_);
+}
+
 }  // namespace halyard::runtime

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "arch/architecture.h"
 #include "halyard/runtime/llama_graph.h"
 
 namespace halyard::runtime {
@@ -45,6 +46,25 @@ Result<TensorId> attention_block(GraphBlocks& b, int layer, TensorId h, const At
 Result<TensorId> ffn_block(GraphBlocks& b, int layer, TensorId h, OpKind activation);
 // The pre-norm layer of Llama, Qwen2 and Qwen3: x + attn(norm x), then + ffn(norm x).
 Result<TensorId> pre_norm_layer(GraphBlocks& b, int layer, TensorId x, const AttentionOptions& options);
+// The tensors pre_norm_layer reads for layer `layer`: attn_norm, the attention projections (with
+// the options' biases or Q/K norms), ffn_norm, the FFN.
+void add_pre_norm_layer_tensors(const ModelConfig& c, int layer, const AttentionOptions& options,
+                                std::vector<TensorSpec>& out);
+
+// An architecture of pre-norm layers with NeoX RoPE that differs from the others only in its
+// attention options: Qwen2 (Q/K/V biases) and Qwen3 (per-head Q/K norms) are one each.
+class NeoxPreNormArchitecture final : public Architecture {
+ public:
+  NeoxPreNormArchitecture(std::string_view name, AttentionOptions options) : name_(name), options_(options) {}
+  std::string_view name() const override { return name_; }
+  Status configure(const GgufFile& f, ModelConfig& c) const override;
+  std::vector<TensorSpec> tensors(const ModelConfig& c) const override;
+  Result<TensorId> build_layer(GraphBlocks& b, int layer, TensorId x) const override;
+
+ private:
+  std::string_view name_;
+  AttentionOptions options_;
+};
 
 std::string layer_prefix(int layer);
 

@@ -30,12 +30,8 @@ class Llama final : public Architecture {
     add_io_tensors(c, out);
     if (c.rope_freqs)
       out.push_back({"rope_freqs.weight", {c.rope_dims / 2, 1}, TensorSpec::Kind::kVector});
-    for (int l = 0; l < c.n_layers; ++l) {
-      add_layer_norm(c, l, "attn_norm.weight", out);
-      add_attention_tensors(c, l, /*biases=*/false, /*qk_norm=*/false, out);
-      add_layer_norm(c, l, "ffn_norm.weight", out);
-      add_ffn_tensors(c, l, out);
-    }
+    for (int l = 0; l < c.n_layers; ++l)
+      add_pre_norm_layer_tensors(c, l, AttentionOptions{}, out);
     return out;
   }
 

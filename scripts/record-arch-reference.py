@@ -20,16 +20,14 @@ Usage (the commands that made the committed files are in each file's "record_com
 """
 
 import argparse
-import hashlib
+import importlib.util
 import json
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,29 +35,11 @@ GREEDY = REPO / "tests" / "data" / "llama_cpp_reference" / "greedy.json"
 OUT = REPO / "tests" / "data" / "arch_reference"
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url, body, timeout=600):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def get(url, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
+# The llama-server helpers (sha256_file, free_port, post, get) are the greedy recorder's.
+_spec = importlib.util.spec_from_file_location("llama_server_greedy", REPO / "scripts" / "llama-server-greedy.py")
+_greedy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_greedy)
+sha256_file, free_port, post, get = _greedy.sha256_file, _greedy.free_port, _greedy.post, _greedy.get
 
 
 def record(args, model):

@@ -57,6 +57,38 @@ void dot_rows(benchmark::State& state, const KernelTable* kt, DType dt) {
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(s.weights.size()));
 }
 
+// One core computes every row against a decode batch of kTileTokens tokens through the table's
+// R x T tiles, as a batched decode step does for its band; items are 32-value block-dots.
+constexpr int kTileTokens = 8;
+void tile_rows(benchmark::State& state, const KernelTable* kt, DType dt) {
+  const std::int64_t rows = state.range(0);
+  DotSetup s(*kt, dt, rows);
+  std::vector<ActBlock> act(static_cast<std::size_t>(kTileTokens) * kBlocks);
+  for (int t = 0; t < kTileTokens; ++t) {
+    const auto x = random_floats(kK, 10 + static_cast<std::uint64_t>(t));
+    kt->quantize_activations(x.data(), act.data() + t * kBlocks, kBlocks);
+  }
+  const QuantKernels& qk = kt->quantized(dt);
+  const int R = qk.tile_rows, T = qk.tile_tokens;
+  std::vector<float> out(static_cast<std::size_t>(kTileTokens * rows));
+  for (auto _ : state) {
+    for (std::int64_t j = 0; j + R <= rows; j += R) {
+      const void* w[8];
+      const ActBlock* x[8];
+      for (int r = 0; r < R; ++r)
+        w[r] = s.weights.data() + static_cast<std::size_t>(j + r) * s.row_size;
+      for (int t0 = 0; t0 + T <= kTileTokens; t0 += T) {
+        for (int t = 0; t < T; ++t)
+          x[t] = act.data() + (t0 + t) * kBlocks;
+        qk.tile(w, x, kBlocks, out.data() + t0 * rows + j, static_cast<int>(rows));
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * rows * kTileTokens * kBlocks);
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(s.weights.size()));
+}
+
 void quantize(benchmark::State& state, const KernelTable* kt) {
   const auto x = random_floats(kK, 3);
   std::vector<ActBlock> out(kBlocks);
@@ -105,6 +137,13 @@ void register_table(const KernelTable* kt) {
         ->Arg(256)
         ->Arg(131072)
         ->Unit(benchmark::kMicrosecond);
+    if (kt->quant[id_value].tile) {
+      const std::string tl = "tile8_" + std::string(info->name);
+      benchmark::RegisterBenchmark(id(tl.c_str()).c_str(), tile_rows, kt, info->dtype)
+          ->Arg(256)
+          ->Arg(32768)
+          ->Unit(benchmark::kMicrosecond);
+    }
   }
   benchmark::RegisterBenchmark(id("quantize_activations").c_str(), quantize, kt);
   benchmark::RegisterBenchmark(id("swiglu").c_str(), swiglu, kt);

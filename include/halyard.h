@@ -376,7 +376,16 @@ typedef struct halyard_batch {
   const int32_t* positions; /* each token's position in its sequence */
   const int32_t* seq_ids;   /* each token's sequence */
   const int8_t* logits;     /* non-zero: keep this token's logits; NULL: only the last token's */
+  /* Fields added later: a caller built against the older header passes the older struct_size,
+   * which ends where output begins, and gets HALYARD_OUTPUT_LOGITS. */
+  /* What the tokens that ask for logits get: HALYARD_OUTPUT_LOGITS (0, default): their logits
+   * (halyard_context_logits); HALYARD_OUTPUT_ARGMAX (1): only the index of their largest logit
+   * (halyard_context_argmax; the first one on ties), taken on the device where it can (the
+   * graph ends in ARGMAX and one int32 per token is downloaded instead of vocab_size floats), for
+   * greedy decoding. Another value: HALYARD_ERROR_INVALID_ARGUMENT. */
+  int32_t output;
 } halyard_batch;
+enum { HALYARD_OUTPUT_LOGITS = 0, HALYARD_OUTPUT_ARGMAX = 1 };
 
 /* Runs the batch. First the tokens of cancelled sequences (halyard_seq_cancel) are left out,
  * unchecked and with nothing written for them. Then, for the tokens left:
@@ -394,8 +403,12 @@ HALYARD_API halyard_status halyard_context_step(halyard_context* context, const 
  * left out as cancelled, when the last step failed otherwise, or past its batch. */
 HALYARD_API int halyard_context_step_ran(const halyard_context* context, size_t i);
 /* The logits (vocab_size floats) of token i of the last step, valid until the next step; NULL
- * when token i did not ask for logits, did not run, or the last step did not have it. */
+ * when token i did not ask for logits, did not run, or the last step did not have it (an
+ * HALYARD_OUTPUT_ARGMAX step has no logits). */
 HALYARD_API const float* halyard_context_logits(const halyard_context* context, size_t i);
+/* The index of token i's largest logit after the last step, of either output (the first maximum
+ * on ties); -1 when token i did not ask for logits, did not run, or past the batch. */
+HALYARD_API int32_t halyard_context_argmax(const halyard_context* context, size_t i);
 /* Cancels a sequence: every halyard_context_step that begins after this call returns leaves its
  * tokens out (see there), until the sequence is emptied (halyard_seq_remove(ctx, seq, 0, -1),
  * halyard_seq_keep of another sequence, halyard_seq_copy onto it), which clears the flag so the
@@ -467,6 +480,33 @@ HALYARD_API halyard_status halyard_seq_attach_prefix(halyard_context* context, i
 HALYARD_API int64_t halyard_context_prefix_hits(const halyard_context* context);
 HALYARD_API int64_t halyard_context_prefix_misses(const halyard_context* context);
 HALYARD_API int32_t halyard_context_kv_blocks_cached(const halyard_context* context);
+
+/* ---- Samplers: the chain halyard_generate uses, for callers that step contexts ---------- */
+
+typedef struct halyard_sampler halyard_sampler;
+/* A sampler for one sequence, configured by the sampling fields of options (logit bias, repeat,
+ * presence and frequency penalties with their window, temperature, top_k, top_p, min_p, seed;
+ * max_tokens and parse_special are not used), validated as halyard_generate validates them
+ * against the model's vocabulary (HALYARD_ERROR_INVALID_ARGUMENT naming the field). options
+ * NULL: the defaults (greedy). The bias arrays are copied. Same options, same accepted tokens
+ * and same logits give the same tokens as halyard_generate. Thread safety: one thread at a time
+ * per sampler; samplers are independent of each other and of contexts. */
+HALYARD_API halyard_status halyard_sampler_create(const halyard_model* model, const halyard_generate_options* options,
+                                                  halyard_sampler** out);
+HALYARD_API void halyard_sampler_free(halyard_sampler* sampler);
+/* Records n_tokens tokens of the sequence for the penalties (its prompt, then each token it
+ * samples: halyard_sampler_sample does not record). */
+HALYARD_API halyard_status halyard_sampler_accept(halyard_sampler* sampler, const int32_t* tokens, size_t n_tokens);
+/* Draws the next token from logits (n_vocab floats, the model's vocabulary size; read only):
+ * the chain in halyard_generate_options' order. *token receives it. */
+HALYARD_API halyard_status halyard_sampler_sample(halyard_sampler* sampler, const float* logits, size_t n_vocab,
+                                                  int32_t* token);
+/* 1 when sampling needs the logits now, 0 when it would be their argmax (greedy, no bias, no
+ * penalty with tokens in its window): then an HALYARD_OUTPUT_ARGMAX step's halyard_context_argmax
+ * is the token, and skipping halyard_sampler_sample changes nothing. */
+HALYARD_API int halyard_sampler_needs_logits(const halyard_sampler* sampler);
+/* Forgets the accepted tokens and restarts the random draws from the seed. */
+HALYARD_API void halyard_sampler_reset(halyard_sampler* sampler);
 
 /* ---- Quantization ----------------------------------------------------------------------- */
 

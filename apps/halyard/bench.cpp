@@ -126,7 +126,8 @@ int run_prefix_bench(const BenchArgs& a) {
         pos[i] = static_cast<int32_t>(i);
       halyard_batch b{sizeof(halyard_batch), n - static_cast<std::size_t>(from),
                       ids.data() + from,     pos.data() + from,
-                      seqs.data(),           nullptr};
+                      seqs.data(),           nullptr,
+                      HALYARD_OUTPUT_LOGITS};
       s = halyard_context_step(ctx, &b);
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       if (s == HALYARD_OK)
@@ -273,7 +274,8 @@ int run_batch_bench(const BenchArgs& a) {
         pos[static_cast<std::size_t>(i)] = i;
         seqs[static_cast<std::size_t>(i)] = q;
       }
-      halyard_batch b{sizeof(halyard_batch), static_cast<size_t>(len), ids.data(), pos.data(), seqs.data(), nullptr};
+      halyard_batch b{sizeof(halyard_batch), static_cast<size_t>(len), ids.data(), pos.data(), seqs.data(), nullptr,
+                      HALYARD_OUTPUT_LOGITS};
       return halyard_context_step(ctx, &b);
     };
     // Timed: gen_tokens steps of n tokens, one per sequence, every token asking for logits.
@@ -287,8 +289,8 @@ int run_batch_bench(const BenchArgs& a) {
           pos[u] = halyard_seq_pos_max(ctx, q) + 1;
           seqs[u] = q;
         }
-        halyard_batch b{
-            sizeof(halyard_batch), static_cast<size_t>(n), ids.data(), pos.data(), seqs.data(), want.data()};
+        halyard_batch b{sizeof(halyard_batch), static_cast<size_t>(n), ids.data(), pos.data(), seqs.data(),
+                        want.data(),           HALYARD_OUTPUT_LOGITS};
         s = halyard_context_step(ctx, &b);
       }
       std::fill(want.begin(), want.end(), 0);

@@ -25,6 +25,7 @@
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
 #include "halyard/runtime/quantize.h"
+#include "halyard/runtime/sampler.h"
 #include "halyard/runtime/session.h"
 #include "logging.h"
 
@@ -66,6 +67,12 @@ struct halyard_session {
 struct halyard_context {
   std::unique_ptr<rt::Context> context;
   std::vector<rt::BatchToken> batch;  // reused by every step
+};
+
+struct halyard_sampler {
+  rt::SamplerOptions options;  // kept for halyard_sampler_reset
+  rt::Sampler sampler;
+  std::size_t vocab_size;
 };
 
 namespace {
@@ -723,6 +730,34 @@ void halyard_generate_options_default(halyard_generate_options* o) {
 static_assert(sizeof(void*) != 8 || offsetof(halyard_generate_options, logit_bias_tokens) == 40,
               "the first field added to halyard_generate_options must start where the old struct ended");
 
+namespace {
+// The sampling fields of generate options as the runtime's SamplerOptions, validated against
+// the model's vocabulary (halyard_generate and halyard_sampler_create).
+halyard_status sampler_options(const halyard_model* model, const halyard_generate_options& o,
+                               rt::SamplerOptions& sampler) {
+  sampler.temperature = o.temperature;
+  sampler.top_k = o.top_k;
+  sampler.top_p = o.top_p;
+  sampler.seed = o.seed;
+  sampler.min_p = o.min_p;
+  sampler.repeat_penalty = o.repeat_penalty;
+  sampler.repeat_last_n = o.repeat_last_n;
+  sampler.presence_penalty = o.presence_penalty;
+  sampler.frequency_penalty = o.frequency_penalty;
+  if (o.n_logit_bias > 0 && (!o.logit_bias_tokens || !o.logit_bias_values)) {
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "n_logit_bias is " + std::to_string(o.n_logit_bias) +
+                                                    " but logit_bias_tokens or logit_bias_values is NULL");
+  }
+  // Copying the bias allocates: inside guarded, so running out of memory is an error, not a throw.
+  return guarded([&] {
+    for (std::size_t i = 0; i < o.n_logit_bias; ++i)
+      sampler.logit_bias.emplace_back(o.logit_bias_tokens[i], o.logit_bias_values[i]);
+    return to_c(rt::validate(sampler, static_cast<std::size_t>(model->model->config().vocab_size)));
+  });
+}
+
+}  // namespace
+
 halyard_status halyard_generate(halyard_model* model, const char* prompt, const halyard_generate_options* options,
                                 halyard_token_callback callback, void* user_data, halyard_timings* timings) {
   if (!model || !prompt)
@@ -734,28 +769,7 @@ halyard_status halyard_generate(halyard_model* model, const char* prompt, const 
   if (o.max_tokens < 0)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "max_tokens must be >= 0, not " + std::to_string(o.max_tokens));
   rt::SamplerOptions sampler;
-  sampler.temperature = o.temperature;
-  sampler.top_k = o.top_k;
-  sampler.top_p = o.top_p;
-  sampler.seed = o.seed;
-  sampler.min_p = o.min_p;
-  sampler.repeat_penalty = o.repeat_penalty;
-  sampler.repeat_last_n = o.repeat_last_n;
-  sampler.presence_penalty = o.presence_penalty;
-  sampler.frequency_penalty = o.frequency_penalty;
-  if (o.n_logit_bias > 0) {
-    if (!o.logit_bias_tokens || !o.logit_bias_values) {
-      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "n_logit_bias is " + std::to_string(o.n_logit_bias) +
-                                                      " but logit_bias_tokens or logit_bias_values is NULL");
-    }
-  }
-  // Copying the bias allocates: inside guarded, so running out of memory is an error, not a throw.
-  if (halyard_status s = guarded([&] {
-        for (std::size_t i = 0; i < o.n_logit_bias; ++i)
-          sampler.logit_bias.emplace_back(o.logit_bias_tokens[i], o.logit_bias_values[i]);
-        return to_c(rt::validate(sampler, static_cast<std::size_t>(model->model->config().vocab_size)));
-      });
-      s != HALYARD_OK)
+  if (const halyard_status s = sampler_options(model, o, sampler); s != HALYARD_OK)
     return s;
   return guarded([&] {
     std::lock_guard lock(model->generate_mutex);
@@ -890,6 +904,16 @@ halyard_status halyard_context_step(halyard_context* context, const halyard_batc
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "halyard_batch.struct_size is too small");
   if (batch->n_tokens == 0 || !batch->tokens || !batch->positions || !batch->seq_ids)
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "a batch needs n_tokens > 0 and tokens, positions and seq_ids");
+  const std::int32_t out_kind = batch->struct_size >= offsetof(halyard_batch, output) + sizeof(batch->output)
+                                    ? batch->output
+                                    : HALYARD_OUTPUT_LOGITS;
+  if (out_kind != HALYARD_OUTPUT_LOGITS && out_kind != HALYARD_OUTPUT_ARGMAX) {
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT,
+                "halyard_batch.output must be HALYARD_OUTPUT_LOGITS (0) or "
+                "HALYARD_OUTPUT_ARGMAX (1), not " +
+                    std::to_string(out_kind));
+  }
+  const rt::StepOutput output = out_kind == HALYARD_OUTPUT_ARGMAX ? rt::StepOutput::kArgmax : rt::StepOutput::kLogits;
   return guarded([&] {
     auto& b = context->batch;
     b.resize(batch->n_tokens);
@@ -897,7 +921,7 @@ halyard_status halyard_context_step(halyard_context* context, const halyard_batc
       const bool want = batch->logits ? batch->logits[i] != 0 : i + 1 == batch->n_tokens;
       b[i] = rt::BatchToken{batch->tokens[i], batch->seq_ids[i], batch->positions[i], want};
     }
-    return to_c(context->context->step(b));
+    return to_c(context->context->step(b, output));
   });
 }
 
@@ -964,6 +988,76 @@ const float* halyard_context_logits(const halyard_context* context, size_t i) {
     return nullptr;
   const auto l = context->context->logits(static_cast<int>(i));
   return l.empty() ? nullptr : l.data();
+}
+
+int32_t halyard_context_argmax(const halyard_context* context, size_t i) {
+  if (!context || i > static_cast<size_t>(INT32_MAX))
+    return -1;
+  return context->context->argmax(static_cast<int>(i));
+}
+
+halyard_status halyard_sampler_create(const halyard_model* model, const halyard_generate_options* options,
+                                      halyard_sampler** out) {
+  if (!out)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "out must not be NULL");
+  *out = nullptr;
+  if (!model)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model must not be NULL");
+  halyard_generate_options o;
+  halyard_generate_options_init(&o, sizeof o);
+  if (const halyard_status s = copy_caller_options(o, options, 0, "halyard_generate_options"); s != HALYARD_OK)
+    return s;
+  rt::SamplerOptions so;
+  if (const halyard_status s = sampler_options(model, o, so); s != HALYARD_OK)
+    return s;
+  return guarded([&] {
+    *out = new halyard_sampler{so, rt::Sampler(so), static_cast<std::size_t>(model->model->config().vocab_size)};
+    return HALYARD_OK;
+  });
+}
+
+void halyard_sampler_free(halyard_sampler* sampler) {
+  delete sampler;
+}
+
+halyard_status halyard_sampler_accept(halyard_sampler* sampler, const int32_t* tokens, size_t n_tokens) {
+  if (!sampler || (!tokens && n_tokens > 0))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "sampler must not be NULL, nor tokens when n_tokens > 0");
+  for (size_t i = 0; i < n_tokens; ++i) {
+    if (tokens[i] < 0 || static_cast<std::size_t>(tokens[i]) >= sampler->vocab_size) {
+      return fail(HALYARD_ERROR_INVALID_ARGUMENT, "token " + std::to_string(tokens[i]) + " (index " +
+                                                      std::to_string(i) + ") is outside the vocabulary of " +
+                                                      std::to_string(sampler->vocab_size));
+    }
+  }
+  return guarded([&] {
+    for (size_t i = 0; i < n_tokens; ++i)
+      sampler->sampler.accept(tokens[i]);
+    return HALYARD_OK;
+  });
+}
+
+halyard_status halyard_sampler_sample(halyard_sampler* sampler, const float* logits, size_t n_vocab, int32_t* token) {
+  if (!sampler || !logits || !token)
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "sampler, logits and token must not be NULL");
+  if (n_vocab != sampler->vocab_size) {
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "n_vocab is " + std::to_string(n_vocab) +
+                                                    " but the model's vocabulary has " +
+                                                    std::to_string(sampler->vocab_size) + " tokens");
+  }
+  return guarded([&] {
+    *token = sampler->sampler.sample(std::span<const float>(logits, n_vocab));
+    return HALYARD_OK;
+  });
+}
+
+int halyard_sampler_needs_logits(const halyard_sampler* sampler) {
+  return sampler && sampler->sampler.needs_logits() ? 1 : 0;
+}
+
+void halyard_sampler_reset(halyard_sampler* sampler) {
+  if (sampler)
+    sampler->sampler = rt::Sampler(sampler->options);
 }
 
 halyard_status halyard_seq_remove(halyard_context* context, int32_t seq, int32_t p0, int32_t p1) {

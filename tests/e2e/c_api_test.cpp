@@ -625,7 +625,8 @@ TEST(CApi, ContextDecodesFourSequencesAtOnceLikeGenerateAlone) {
     }
     last[static_cast<size_t>(s)] = tokens.size() - 1;
   }
-  halyard_batch b{sizeof(halyard_batch), tokens.size(), tokens.data(), positions.data(), seqs.data(), want.data()};
+  halyard_batch b{sizeof(halyard_batch), tokens.size(), tokens.data(),        positions.data(),
+                  seqs.data(),           want.data(),   HALYARD_OUTPUT_LOGITS};
   ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
   EXPECT_EQ(halyard_context_logits(ctx, 0), nullptr);  // it did not ask
   const size_t vocab = static_cast<size_t>(halyard_model_vocab_size(m));
@@ -645,7 +646,7 @@ TEST(CApi, ContextDecodesFourSequencesAtOnceLikeGenerateAlone) {
       pos[static_cast<size_t>(s)] = halyard_seq_pos_max(ctx, s) + 1;
     const int32_t seq_ids[4] = {0, 1, 2, 3};
     const int8_t all[4] = {1, 1, 1, 1};
-    halyard_batch d{sizeof(halyard_batch), 4, next.data(), pos.data(), seq_ids, all};
+    halyard_batch d{sizeof(halyard_batch), 4, next.data(), pos.data(), seq_ids, all, HALYARD_OUTPUT_LOGITS};
     ASSERT_EQ(halyard_context_step(ctx, &d), HALYARD_OK) << halyard_last_error();
   }
   for (size_t s = 0; s < 4; ++s)
@@ -712,7 +713,8 @@ TEST(CApi, APrefixCacheHitEqualsRecomputingAndGenerateUsesIt) {
     for (size_t i = static_cast<size_t>(from); i < n; ++i)
       pos.push_back(static_cast<int32_t>(i));
     halyard_batch bt{
-        sizeof(halyard_batch), n - static_cast<size_t>(from), ids.data() + from, pos.data(), seqs.data(), nullptr};
+        sizeof(halyard_batch), n - static_cast<size_t>(from), ids.data() + from, pos.data(), seqs.data(), nullptr,
+        HALYARD_OUTPUT_LOGITS};
     EXPECT_EQ(halyard_context_step(ctx, &bt), HALYARD_OK) << halyard_last_error();
     const float* l = halyard_context_logits(ctx, bt.n_tokens - 1);
     return std::vector<float>(l, l + halyard_model_vocab_size(m));
@@ -761,7 +763,8 @@ TEST(CApi, ContextStepKvCacheFullAndBadBatches) {
   const int32_t tokens[2] = {504, 3575};
   const int32_t pos[2] = {0, 0};
   const int32_t seqs[2] = {0, 1};
-  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, nullptr};  // two sequences need two blocks
+  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, nullptr,
+                  HALYARD_OUTPUT_LOGITS};  // two sequences need two blocks
   EXPECT_EQ(halyard_context_step(ctx, &b), HALYARD_ERROR_KV_CACHE_FULL);
   EXPECT_NE(std::string(halyard_last_error()).find("nothing was changed"), std::string::npos);
   EXPECT_EQ(halyard_seq_pos_max(ctx, 0), -1);
@@ -774,18 +777,19 @@ TEST(CApi, ContextStepKvCacheFullAndBadBatches) {
   // Bad batches: a position that does not continue the sequence, a bad sequence id, NULL
   // arrays, an old struct_size, too many tokens.
   const int32_t gap = 5;
-  halyard_batch bad{sizeof(halyard_batch), 1, tokens, &gap, seqs, nullptr};
+  halyard_batch bad{sizeof(halyard_batch), 1, tokens, &gap, seqs, nullptr, HALYARD_OUTPUT_LOGITS};
   EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
   const int32_t seq9 = 9;
-  bad = halyard_batch{sizeof(halyard_batch), 1, tokens, pos, &seq9, nullptr};
+  bad = halyard_batch{sizeof(halyard_batch), 1, tokens, pos, &seq9, nullptr, HALYARD_OUTPUT_LOGITS};
   EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
-  bad = halyard_batch{sizeof(halyard_batch), 1, nullptr, pos, seqs, nullptr};
+  bad = halyard_batch{sizeof(halyard_batch), 1, nullptr, pos, seqs, nullptr, HALYARD_OUTPUT_LOGITS};
   EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
-  bad = halyard_batch{sizeof(size_t), 1, tokens, pos, seqs, nullptr};
+  bad = halyard_batch{sizeof(size_t), 1, tokens, pos, seqs, nullptr, HALYARD_OUTPUT_LOGITS};
   EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
   std::vector<int32_t> many(21, 504), many_pos(21), many_seq(21, 1);
   std::iota(many_pos.begin(), many_pos.end(), 0);
-  bad = halyard_batch{sizeof(halyard_batch), 21, many.data(), many_pos.data(), many_seq.data(), nullptr};
+  bad = halyard_batch{sizeof(halyard_batch), 21,      many.data(),          many_pos.data(),
+                      many_seq.data(),       nullptr, HALYARD_OUTPUT_LOGITS};
   EXPECT_EQ(halyard_context_step(ctx, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(halyard_context_step(ctx, nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(halyard_seq_pos_max(ctx, 0), 0);
@@ -835,7 +839,7 @@ TEST(CApi, ContextKvBytesAndKvDtype) {
   const int32_t prompt[5] = {504, 3575, 282, 4649, 314};
   const int32_t pos[5] = {0, 1, 2, 3, 4};
   const int32_t seqs[5] = {0, 0, 0, 0, 0};
-  halyard_batch b{sizeof(halyard_batch), 5, prompt, pos, seqs, nullptr};
+  halyard_batch b{sizeof(halyard_batch), 5, prompt, pos, seqs, nullptr, HALYARD_OUTPUT_LOGITS};
   ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
   const float* l = halyard_context_logits(ctx, 4);
   ASSERT_NE(l, nullptr);
@@ -1034,7 +1038,7 @@ TEST(CApi, SeqCancelLeavesASequenceOutUntilItIsEmptied) {
   const int32_t pos[2] = {0, 0};
   const int32_t seqs[2] = {0, 1};
   const int8_t want[2] = {1, 1};
-  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, want};
+  halyard_batch b{sizeof(halyard_batch), 2, tokens, pos, seqs, want, HALYARD_OUTPUT_LOGITS};
   ASSERT_EQ(halyard_context_step(ctx, &b), HALYARD_OK) << halyard_last_error();
   EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
   EXPECT_EQ(halyard_context_step_ran(ctx, 1), 1);
@@ -1055,7 +1059,7 @@ TEST(CApi, SeqCancelLeavesASequenceOutUntilItIsEmptied) {
   EXPECT_EQ(halyard_seq_pos_max(ctx, 1), 0);
   // Emptying sequence 1 clears the flag: it runs again from position 0.
   ASSERT_EQ(halyard_seq_remove(ctx, 1, 0, -1), HALYARD_OK);
-  halyard_batch one{sizeof(halyard_batch), 1, tokens + 1, pos, seqs + 1, nullptr};
+  halyard_batch one{sizeof(halyard_batch), 1, tokens + 1, pos, seqs + 1, nullptr, HALYARD_OUTPUT_LOGITS};
   EXPECT_EQ(halyard_context_step(ctx, &one), HALYARD_OK) << halyard_last_error();
   EXPECT_EQ(halyard_context_step_ran(ctx, 0), 1);
   EXPECT_EQ(halyard_seq_pos_max(ctx, 1), 0);
@@ -1083,7 +1087,7 @@ TEST(CApi, SeqStateRoundTripsBetweenContexts) {
   const int32_t prompt[5] = {504, 3575, 282, 4649, 314};
   const int32_t pos[5] = {0, 1, 2, 3, 4};
   const int32_t seq0[5] = {0, 0, 0, 0, 0};
-  halyard_batch pb{sizeof(halyard_batch), 5, prompt, pos, seq0, nullptr};
+  halyard_batch pb{sizeof(halyard_batch), 5, prompt, pos, seq0, nullptr, HALYARD_OUTPUT_LOGITS};
   ASSERT_EQ(halyard_context_step(a, &pb), HALYARD_OK) << halyard_last_error();
   size_t size = 0;
   ASSERT_EQ(halyard_seq_state_size(a, 0, &size), HALYARD_OK) << halyard_last_error();
@@ -1103,8 +1107,8 @@ TEST(CApi, SeqStateRoundTripsBetweenContexts) {
   ASSERT_EQ(halyard_seq_state_load(b, 1, state.data(), state.size()), HALYARD_OK) << halyard_last_error();
   EXPECT_EQ(halyard_seq_pos_max(b, 1), 4);
   const int32_t next = 7042, next_pos = 5, s0 = 0, s1 = 1;
-  halyard_batch da{sizeof(halyard_batch), 1, &next, &next_pos, &s0, nullptr};
-  halyard_batch db{sizeof(halyard_batch), 1, &next, &next_pos, &s1, nullptr};
+  halyard_batch da{sizeof(halyard_batch), 1, &next, &next_pos, &s0, nullptr, HALYARD_OUTPUT_LOGITS};
+  halyard_batch db{sizeof(halyard_batch), 1, &next, &next_pos, &s1, nullptr, HALYARD_OUTPUT_LOGITS};
   ASSERT_EQ(halyard_context_step(a, &da), HALYARD_OK) << halyard_last_error();
   ASSERT_EQ(halyard_context_step(b, &db), HALYARD_OK) << halyard_last_error();
   const int32_t vocab = halyard_model_vocab_size(m);
@@ -1323,3 +1327,182 @@ TEST(CApiQuantize, BadArgumentsAreErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+// Feeds a prompt to sequence 0 of a fresh one-sequence context (the last token asks for its
+// output) and returns the step's status.
+halyard_status feed(halyard_context* ctx, const std::vector<int32_t>& ids, int32_t first_pos, int32_t output) {
+  std::vector<int32_t> pos(ids.size()), seqs(ids.size(), 0);
+  std::iota(pos.begin(), pos.end(), first_pos);
+  halyard_batch b{sizeof(halyard_batch), ids.size(), ids.data(), pos.data(), seqs.data(), nullptr, output};
+  return halyard_context_step(ctx, &b);
+}
+
+std::vector<int32_t> tokenize_prompt(halyard_model* m, const char* text) {
+  int32_t ids[64];
+  size_t n = 0;
+  EXPECT_EQ(halyard_tokenize(m, text, std::strlen(text), 1, 1, ids, 64, &n), HALYARD_OK) << halyard_last_error();
+  return std::vector<int32_t>(ids, ids + n);
+}
+
+}  // namespace
+
+// A greedy caller asks a step for the argmax only: same token as the logits' argmax, no logits
+// downloaded, on every host device; an older halyard_batch (without `output`) gets logits.
+TEST(CApi, ArgmaxStepsGiveTheLogitsArgmaxWithoutLogits) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  for (const char* device : {"ref", "cpu"}) {
+    halyard_model* m = load(device, 64);
+    ASSERT_NE(m, nullptr);
+    halyard_context_options co;
+    halyard_context_options_default(&co);
+    halyard_context *with_logits = nullptr, *with_argmax = nullptr;
+    ASSERT_EQ(halyard_context_create(m, &co, &with_logits), HALYARD_OK) << halyard_last_error();
+    ASSERT_EQ(halyard_context_create(m, &co, &with_argmax), HALYARD_OK) << halyard_last_error();
+    std::vector<int32_t> ids = tokenize_prompt(m, "The capital of France is");
+    const size_t vocab = static_cast<size_t>(halyard_model_vocab_size(m));
+    int32_t pos = 0;
+    for (int step = 0; step < 4; ++step) {
+      ASSERT_EQ(feed(with_logits, ids, pos, HALYARD_OUTPUT_LOGITS), HALYARD_OK) << halyard_last_error();
+      ASSERT_EQ(feed(with_argmax, ids, pos, HALYARD_OUTPUT_ARGMAX), HALYARD_OK) << halyard_last_error();
+      const size_t last = ids.size() - 1;
+      const float* l = halyard_context_logits(with_logits, last);
+      ASSERT_NE(l, nullptr);
+      const auto want = static_cast<int32_t>(std::max_element(l, l + vocab) - l);
+      EXPECT_EQ(halyard_context_argmax(with_logits, last), want) << device;  // either kind of step has it
+      EXPECT_EQ(halyard_context_argmax(with_argmax, last), want) << device << " step " << step;
+      EXPECT_EQ(halyard_context_logits(with_argmax, last), nullptr) << device;
+      if (last > 0) {
+        EXPECT_EQ(halyard_context_argmax(with_argmax, 0), -1) << "token 0 did not ask for an output";
+      }
+      EXPECT_EQ(halyard_context_argmax(with_argmax, ids.size()), -1);  // past the batch
+      pos += static_cast<int32_t>(ids.size());
+      ids = {want};
+    }
+    // The batch of a caller built before `output` existed: its struct_size ends at logits.
+    const int32_t tok = ids[0], p = pos, seq = 0;
+    halyard_batch old{offsetof(halyard_batch, output), 1, &tok, &p, &seq, nullptr, 7};  // 7 lies past its size
+    ASSERT_EQ(halyard_context_step(with_argmax, &old), HALYARD_OK) << halyard_last_error();
+    EXPECT_NE(halyard_context_logits(with_argmax, 0), nullptr);
+    halyard_batch bad{sizeof(halyard_batch), 1, &tok, &p, &seq, nullptr, 2};
+    EXPECT_EQ(halyard_context_step(with_logits, &bad), HALYARD_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(halyard_last_error()).find("halyard_batch.output"), std::string::npos)
+        << halyard_last_error();
+    EXPECT_EQ(halyard_context_argmax(nullptr, 0), -1);
+    halyard_context_free(with_logits);
+    halyard_context_free(with_argmax);
+    halyard_model_free(m);
+  }
+}
+
+// The sampler chain over a context reproduces halyard_generate: same options (a seeded draw
+// with temperature, top-k, top-p, min-p and penalties), same prompt, same tokens.
+TEST(CApi, ASamplerOverAContextGivesGeneratesTokens) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 64);
+  ASSERT_NE(m, nullptr);
+  const char* prompt = "Once upon a time";
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.max_tokens = 8;
+  go.temperature = 0.9f;
+  go.top_k = 30;
+  go.top_p = 0.9f;
+  go.min_p = 0.02f;
+  go.seed = 1234;
+  go.repeat_penalty = 1.2f;
+  go.presence_penalty = 0.3f;
+  Tokens want;
+  ASSERT_EQ(halyard_generate(m, prompt, &go, collect_tokens, &want, nullptr), HALYARD_OK) << halyard_last_error();
+  ASSERT_FALSE(want.ids.empty());
+
+  halyard_sampler* s = nullptr;
+  ASSERT_EQ(halyard_sampler_create(m, &go, &s), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_sampler_needs_logits(s), 1);
+  halyard_context_options co;
+  halyard_context_options_default(&co);
+  halyard_context* ctx = nullptr;
+  ASSERT_EQ(halyard_context_create(m, &co, &ctx), HALYARD_OK) << halyard_last_error();
+  const size_t vocab = static_cast<size_t>(halyard_model_vocab_size(m));
+  for (int round = 0; round < 2; ++round) {  // the second after a reset: the same draws again
+    std::vector<int32_t> ids = tokenize_prompt(m, prompt), got;
+    ASSERT_EQ(halyard_sampler_accept(s, ids.data(), ids.size()), HALYARD_OK);
+    int32_t pos = 0;
+    while (got.size() < static_cast<size_t>(go.max_tokens)) {
+      ASSERT_EQ(feed(ctx, ids, pos, HALYARD_OUTPUT_LOGITS), HALYARD_OK) << halyard_last_error();
+      pos += static_cast<int32_t>(ids.size());
+      int32_t next = -1;
+      ASSERT_EQ(halyard_sampler_sample(s, halyard_context_logits(ctx, ids.size() - 1), vocab, &next), HALYARD_OK);
+      if (halyard_token_is_end_of_generation(m, next))
+        break;
+      ASSERT_EQ(halyard_sampler_accept(s, &next, 1), HALYARD_OK);
+      got.push_back(next);
+      ids = {next};
+    }
+    EXPECT_EQ(got, want.ids) << "round " << round;
+    halyard_sampler_reset(s);
+    ASSERT_EQ(halyard_seq_remove(ctx, 0, 0, -1), HALYARD_OK);
+  }
+  halyard_sampler_free(s);
+  halyard_context_free(ctx);
+  halyard_model_free(m);
+}
+
+TEST(CApi, SamplerArgumentsAreChecked) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref", 32);
+  ASSERT_NE(m, nullptr);
+  const size_t vocab = static_cast<size_t>(halyard_model_vocab_size(m));
+  halyard_sampler* s = nullptr;
+  // NULL options: the defaults, greedy: the argmax, and no logits needed.
+  ASSERT_EQ(halyard_sampler_create(m, nullptr, &s), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_sampler_needs_logits(s), 0);
+  std::vector<float> logits(vocab, 0.f);
+  logits[123] = 5.f;
+  int32_t t = -1;
+  ASSERT_EQ(halyard_sampler_sample(s, logits.data(), vocab, &t), HALYARD_OK);
+  EXPECT_EQ(t, 123);
+  EXPECT_EQ(halyard_sampler_sample(s, logits.data(), vocab - 1, &t), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(halyard_last_error()).find("n_vocab"), std::string::npos) << halyard_last_error();
+  EXPECT_EQ(halyard_sampler_sample(s, nullptr, vocab, &t), HALYARD_ERROR_INVALID_ARGUMENT);
+  const int32_t outside = static_cast<int32_t>(vocab);
+  EXPECT_EQ(halyard_sampler_accept(s, &outside, 1), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_sampler_accept(s, nullptr, 1), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_sampler_accept(s, nullptr, 0), HALYARD_OK);
+  halyard_sampler_free(s);
+
+  // A penalty with tokens in its window needs the logits, and changes the pick.
+  halyard_generate_options go;
+  halyard_generate_options_default(&go);
+  go.presence_penalty = 10.f;
+  ASSERT_EQ(halyard_sampler_create(m, &go, &s), HALYARD_OK) << halyard_last_error();
+  EXPECT_EQ(halyard_sampler_needs_logits(s), 0);  // an empty window: still the argmax
+  const int32_t seen = 123;
+  ASSERT_EQ(halyard_sampler_accept(s, &seen, 1), HALYARD_OK);
+  EXPECT_EQ(halyard_sampler_needs_logits(s), 1);
+  logits[77] = 4.f;
+  ASSERT_EQ(halyard_sampler_sample(s, logits.data(), vocab, &t), HALYARD_OK);
+  EXPECT_EQ(t, 77);
+  halyard_sampler_free(s);
+
+  // Invalid options are refused naming the field, as halyard_generate refuses them.
+  go.presence_penalty = 0.f;
+  go.top_p = 0.f;
+  EXPECT_EQ(halyard_sampler_create(m, &go, &s), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(std::string(halyard_last_error()).find("top-p"), std::string::npos) << halyard_last_error();
+  go.top_p = 1.f;
+  const int32_t bias_token = outside;
+  const float bias_value = 1.f;
+  go.logit_bias_tokens = &bias_token;
+  go.logit_bias_values = &bias_value;
+  go.n_logit_bias = 1;
+  EXPECT_EQ(halyard_sampler_create(m, &go, &s), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_sampler_create(nullptr, &go, &s), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_sampler_create(m, &go, nullptr), HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(halyard_sampler_needs_logits(nullptr), 0);
+  halyard_sampler_reset(nullptr);
+  halyard_sampler_free(nullptr);
+  halyard_model_free(m);
+}

@@ -22,6 +22,16 @@ typedef struct old_context_options {
   int32_t max_batch_tokens;
 } old_context_options;
 
+/* halyard_batch before output (the header of commit 3764be9). */
+typedef struct old_batch {
+  size_t struct_size;
+  size_t n_tokens;
+  const int32_t* tokens;
+  const int32_t* positions;
+  const int32_t* seq_ids;
+  const int8_t* logits;
+} old_batch;
+
 /* halyard_model_options of 230fb20 (the last header with *_default functions) and, older, the
    one before kv_dtype. */
 typedef struct old_model_options {
@@ -200,8 +210,8 @@ int main(void) {
     positions[i] = (int32_t)i;
     seqs[i] = 1;
   }
-  const halyard_batch batch = {sizeof(halyard_batch), n, ids, positions, seqs, NULL};
-  s = halyard_context_step(ctx, &batch);
+  const old_batch batch = {sizeof(old_batch), n, ids, positions, seqs, NULL};
+  s = halyard_context_step(ctx, (const halyard_batch*)&batch);
   CHECK(s == HALYARD_OK);
   if (s == HALYARD_OK) {
     const float* logits = halyard_context_logits(ctx, n - 1);

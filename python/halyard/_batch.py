@@ -56,6 +56,8 @@ def run(model: "Model", prompts: Sequence[list[int]], max_tokens: int, samplers:
     # Room for what each sequence can fill, no more (0 would reserve a whole context for each).
     blocks = sum(-(-positions_needed(len(ids), max_tokens, n_ctx) // block) for ids in prompts)
     seqs = [_Sequence(i, list(ids), samplers[i], stops[i]) for i, ids in enumerate(prompts)]
+    for s, ids in zip(seqs, prompts):
+        s.sampler.accept(ids)  # as halyard_generate: the prompt is in the penalties' window
     lib = _native.lib()
     with Context(model, max_sequences=len(prompts), kv_blocks=blocks, max_batch_tokens=max_batch_tokens) as ctx:
         active = list(seqs)
@@ -86,11 +88,12 @@ def run(model: "Model", prompts: Sequence[list[int]], max_tokens: int, samplers:
             stepped = set(ids)
             active = [s for s in active if s.seq not in stepped] + [s for s in active if s.seq in stepped]
             for s, index in sampled_from:
-                token = s.sampler.sample(ctx.logits(index))
+                token = s.sampler.sample(ctx, index)
                 if lib.halyard_token_is_end_of_generation(model._h(), token):
                     s.finish_reason = "stop"
                 else:
                     s.generated += 1
+                    s.sampler.accept([token])
                     s.text.append(s.stop.feed(s.decoder.decode(model.detokenize([token]))))
                     if s.stop.stopped:
                         s.finish_reason = "stop"

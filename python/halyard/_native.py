@@ -189,6 +189,11 @@ _SIGNATURES = {
                                                  ctypes.POINTER(ctypes.c_int32)]),
     "halyard_context_prefix_hits": (ctypes.c_int64, [_P]),
     "halyard_context_prefix_misses": (ctypes.c_int64, [_P]),
+    "halyard_sampler_create": (_STATUS, [_P, ctypes.POINTER(GenerateOptions), ctypes.POINTER(_P)]),
+    "halyard_sampler_free": (None, [_P]),
+    "halyard_sampler_accept": (_STATUS, [_P, ctypes.POINTER(ctypes.c_int32), ctypes.c_size_t]),
+    "halyard_sampler_sample": (_STATUS, [_P, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
+                                         ctypes.POINTER(ctypes.c_int32)]),
 }
 
 _INIT_FUNCTIONS = {

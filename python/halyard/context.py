@@ -138,15 +138,21 @@ sequences so attach_prefix() can give them to a new sequence whose prompt starts
             check(_native.lib().halyard_context_step(handle, ctypes.byref(batch)))
         self._last_batch = n
 
-    def logits(self, i: int) -> array:
-        """The logits (n_vocab floats, an array('f') copy) of token i of the last step; raises
-        InvalidArgument when token i did not ask for them or the last step had no token i."""
+    def _logits_pointer(self, i: int):
+        """Token i's logits in the library's memory (valid until the next step); raises
+        InvalidArgument as logits() does."""
         i = int(i)
         handle = self._h()
         ptr = _native.lib().halyard_context_logits(handle, i) if 0 <= i < 2**63 else None
         if not ptr:
             raise InvalidArgument(f"token {i} of the last step has no logits (it did not ask for them, or the "
                                   f"step had {self._last_batch} tokens)")
+        return ptr
+
+    def logits(self, i: int) -> array:
+        """The logits (n_vocab floats, an array('f') copy) of token i of the last step; raises
+        InvalidArgument when token i did not ask for them or the last step had no token i."""
+        ptr = self._logits_pointer(i)
         out = array("f")
         out.frombytes(ctypes.string_at(ptr, self._vocab * ctypes.sizeof(ctypes.c_float)))
         return out

@@ -295,11 +295,9 @@ class Model:
 
     # ---- generation ---------------------------------------------------------------------
 
-    def _pieces(self, prompt: bytes, max_tokens: int | None, sampling: _Sampling, seed: int | None,
-                stop: str | Sequence[str] | None, outcome: _Outcome) -> Iterator[str]:
-        """Text deltas of one generation (stop strings applied); fills outcome at the end.
-        Closing this iterator early cancels the generation and waits for it (one token)."""
-        lib = _native.lib()
+    def _generate_options(self, max_tokens: int | None, sampling: _Sampling,
+                          seed: int | None) -> _native.GenerateOptions:
+        """halyard_generate_options for one generation (or one sequence's sampler)."""
         options = _native.GenerateOptions()
         _native.init_options(options)
         # None or <= 0: until the end of sequence or the context is full (llama-cpp-python's
@@ -309,6 +307,14 @@ class Model:
         options.repeat_last_n = max(-(2**31), min(self._last_n_tokens_size, 2**31 - 1))
         options.seed = int.from_bytes(os.urandom(8), "little") if seed is None else int(seed) & (2**64 - 1)
         options.parse_special = 1
+        return options
+
+    def _pieces(self, prompt: bytes, max_tokens: int | None, sampling: _Sampling, seed: int | None,
+                stop: str | Sequence[str] | None, outcome: _Outcome) -> Iterator[str]:
+        """Text deltas of one generation (stop strings applied); fills outcome at the end.
+        Closing this iterator early cancels the generation and waits for it (one token)."""
+        lib = _native.lib()
+        options = self._generate_options(max_tokens, sampling, seed)
         matcher = StopMatcher(stop)  # validates stop before anything runs
         generation = Generation(self._h(), prompt, options, self._device_lock)
         with self._lock:
@@ -472,6 +478,10 @@ class Model:
         seed: int | None = None,
         stop: str | Sequence[str] | None = None,
         max_batch_tokens: int = 512,
+        repeat_penalty: float = 1.0,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        logit_bias: Mapping[int | str, float] | None = None,
     ) -> list[dict]:
         """Completes every prompt at once: one OpenAI-style text_completion dict per prompt, in
         order, each shaped as create_completion's (choices[0]: text, finish_reason; usage).
@@ -483,13 +493,13 @@ class Model:
         batch while the others go on. max_tokens None or <= 0: until the end of sequence or of
         the context. The cache holds what the prompts and max_tokens can fill.
 
-        Sampler: this runs in Python over the context's logits (the C API has no per-sequence
-        sampler): temperature 0 is greedy (the same tokens as create_completion's greedy, up to
-        the rounding of batched arithmetic on cpu); otherwise top_k, temperature, top_p, min_p
-        and a draw from random.Random(seed) (seed None: random), the library's order, but not
-        its random generator: seeded texts differ from create_completion's. Every prompt draws
-        from its own Random(seed), so a prompt's text does not depend on the others in the batch.
-        No repetition penalties or logit bias here; no streaming.
+        Sampling: the library's sampler chain, one per prompt (halyard_sampler_*), with
+        create_completion's keywords and meaning (temperature 0 is greedy; logit bias, the
+        repetition, presence and frequency penalties over the last last_n_tokens_size tokens,
+        prompt included; top-k, top-p, min-p; seed None draws a random seed per prompt). A
+        prompt's tokens are create_completion's with the same options and seed, up to the
+        rounding of batched arithmetic on cpu, and do not depend on the other prompts. No
+        streaming.
         """
         if isinstance(prompts, (str, bytes)):
             raise TypeError("prompts is a list of prompts; for one prompt use create_completion")
@@ -497,7 +507,9 @@ class Model:
         if not data:
             return []
         limit = self.n_ctx() if max_tokens is None or max_tokens <= 0 else min(int(max_tokens), 2**31 - 1)
-        samplers = [Sampler(temperature, top_k, top_p, min_p, seed) for _ in data]
+        sampling = _Sampling(temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty,
+                             logit_bias)
+        samplers = [Sampler(self, self._generate_options(max_tokens, sampling, seed)) for _ in data]
         stops = [StopMatcher(stop) for _ in data]
         max_batch_tokens = int(max_batch_tokens)
         if max_batch_tokens < 1:

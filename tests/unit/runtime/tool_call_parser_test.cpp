@@ -154,6 +154,49 @@ TEST(ToolCallStream, HeldTextThatIsNotAMarkerIsReleased) {
   EXPECT_EQ(e2.content, "<tool_call>{broken");
 }
 
+// Streamed in pieces of any size, the same calls as the whole text, and text without calls back
+// unchanged (the invariant server_request_fuzz checks on arbitrary bodies).
+TEST(ToolCallStream, PiecesOfAnySizeAgreeWithTheWholeText) {
+  const char* texts[] = {
+      "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call> trailing",
+      "  \n{\"name\": \"a\", \"parameters\": {\"s\": \"<tool_call>\"}} ; {\"name\": \"b\", \"parameters\": {}}",
+      "x [TOOL_CALLS] [{\"name\": \"a\", \"arguments\": \"{}\"}] y",
+      "<<tool_call<tool_call>{\"name\": \"a\"}</tool_call>",
+      "[TOOL_CALLS[TOOL_CALLS]{\"name\": \"x\", \"arguments\": {\"q\": \"\\\"]}\"}}",
+      "<|python_tag<|python_tag|>{\"name\": \"a\", \"parameters\": {}}",
+      "",
+      " ",
+      "<",
+      "[TOOL_CALLS]",
+      "<tool_call></tool_call>",
+      "{",
+      "{}",
+      "{\"name\": 3}",
+  };
+  for (const char* t : texts) {
+    const std::string_view text(t);
+    for (ToolCallFormat f : {ToolCallFormat::kHermes, ToolCallFormat::kLlama3Json, ToolCallFormat::kMistral}) {
+      const ParsedToolCalls whole = parse_tool_calls(f, text);
+      for (std::size_t step = 1; step <= 4; ++step) {
+        ToolCallStream s(f);
+        std::string released;
+        for (std::size_t i = 0; i < text.size(); i += step)
+          released += s.push(text.substr(i, step));
+        const ToolCallStream::End end = s.finish();
+        ASSERT_EQ(end.calls.size(), whole.calls.size()) << t << " " << tool_call_format_name(f) << " step " << step;
+        for (std::size_t i = 0; i < end.calls.size(); ++i) {
+          EXPECT_EQ(end.calls[i].name, whole.calls[i].name);
+          EXPECT_EQ(end.calls[i].arguments, whole.calls[i].arguments);
+        }
+        if (whole.calls.empty()) {
+          EXPECT_EQ(released + end.content, text) << t << " " << tool_call_format_name(f);
+          EXPECT_EQ(whole.content.value_or("<none>"), text);
+        }
+      }
+    }
+  }
+}
+
 TEST(ToolCallFormat, NamesAndDetection) {
   for (const char* n : {"none", "hermes", "llama3_json", "mistral"})
     EXPECT_STREQ(tool_call_format_name(*tool_call_format_from_name(n)), n);

@@ -224,6 +224,42 @@ typedef struct halyard_chat_message {
 HALYARD_API halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
                                                        size_t n_messages, char* text, size_t capacity, size_t* n_out);
 
+/* Chat with tools (added after halyard_apply_chat_template, whose message struct has no
+ * struct_size and so cannot grow): structured messages and tools as OpenAI's JSON. */
+typedef struct halyard_chat_template_options {
+  size_t struct_size;
+  /* NULL: the messages/n_messages arguments are the conversation. Else OpenAI's `messages` as a
+   * JSON array, which replaces them: content a string, null or [{"type": "text", "text"}]
+   * parts; assistant "tool_calls": [{"id", "type": "function", "function": {"name",
+   * "arguments": JSON text}}]; "tool" turns with "tool_call_id" and "name". The template sees
+   * them as transformers gives them (arguments parsed into a mapping when a JSON object). */
+  const char* messages_json;
+  /* NULL or "": no tools. Else OpenAI's `tools`: [{"type": "function", "function": {"name",
+   * "description", "parameters"}}], the template's `tools`. */
+  const char* tools_json;
+  int add_generation_prompt; /* end with the assistant header (default 1) */
+} halyard_chat_template_options;
+HALYARD_API void halyard_chat_template_options_init(halyard_chat_template_options* options, size_t size);
+#define halyard_chat_template_options_default(options) halyard_chat_template_options_init((options), sizeof(*(options)))
+/* halyard_apply_chat_template with options (NULL: the defaults). Invalid JSON or a field of the
+ * wrong type is HALYARD_ERROR_INVALID_ARGUMENT naming the field (e.g.
+ * "messages[1].tool_calls[0].function.name"); a builtin format given tools too. */
+HALYARD_API halyard_status halyard_apply_chat_template_ex(const halyard_model* model,
+                                                          const halyard_chat_message* messages, size_t n_messages,
+                                                          const halyard_chat_template_options* options, char* text,
+                                                          size_t capacity, size_t* n_out);
+/* How the model's chat template teaches tool calls, from its markers: "hermes"
+ * (<tool_call>...</tool_call>), "llama3_json", "mistral" ([TOOL_CALLS]) or "none". Lives as
+ * long as the model. */
+HALYARD_API const char* halyard_model_tool_call_format(const halyard_model* model);
+/* Reads tool calls out of generated text. format: "hermes", "llama3_json", "mistral", "none",
+ * or NULL for halyard_model_tool_call_format. Writes JSON (not NUL-terminated) {"content":
+ * text outside the calls or null, "tool_calls": [{"id": "call_...", "type": "function",
+ * "function": {"name", "arguments": JSON text}}]}; text that does not parse as calls is all
+ * content and tool_calls is empty. *n_out receives the full length. */
+HALYARD_API halyard_status halyard_parse_tool_calls(const halyard_model* model, const char* text, size_t text_len,
+                                                    const char* format, char* json, size_t capacity, size_t* n_out);
+
 /* ---- Generation ------------------------------------------------------------------------- */
 
 /* Values outside these ranges (and NaN) are HALYARD_ERROR_INVALID_ARGUMENT. */

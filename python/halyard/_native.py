@@ -102,6 +102,15 @@ class ChatMessage(ctypes.Structure):
     _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
 
 
+class ChatTemplateOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("messages_json", ctypes.c_char_p),
+        ("tools_json", ctypes.c_char_p),
+        ("add_generation_prompt", ctypes.c_int),
+    ]
+
+
 # halyard_finish_reason
 FINISH_NONE = 0
 FINISH_MAX_TOKENS = 1
@@ -163,6 +172,18 @@ _SIGNATURES = {
     "halyard_apply_chat_template": (
         _STATUS,
         [_P, ctypes.POINTER(ChatMessage), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "halyard_chat_template_options_init": (None, [ctypes.POINTER(ChatTemplateOptions), ctypes.c_size_t]),
+    "halyard_apply_chat_template_ex": (
+        _STATUS,
+        [_P, ctypes.POINTER(ChatMessage), ctypes.c_size_t, ctypes.POINTER(ChatTemplateOptions), ctypes.c_char_p,
+         ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "halyard_model_tool_call_format": (ctypes.c_char_p, [_P]),
+    "halyard_parse_tool_calls": (
+        _STATUS,
+        [_P, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_size_t)],
     ),
     "halyard_generate_options_init": (None, [ctypes.POINTER(GenerateOptions), ctypes.c_size_t]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import math
 import os
 import threading
@@ -266,8 +267,16 @@ class Model:
             check(status)
             return buf.raw[: n.value]
 
-    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        """The conversation in the model's chat template, ending with the assistant header."""
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]],
+                            tools: Sequence[Mapping[str, Any]] | None = None,
+                            add_generation_prompt: bool = True) -> str:
+        """The conversation in the model's chat template, ending with the assistant header
+        (unless add_generation_prompt is False). Messages are OpenAI's: content a string,
+        None or text parts; assistant "tool_calls" ([{"id", "type": "function", "function":
+        {"name", "arguments": JSON text}}]); "tool" turns with "tool_call_id". tools: OpenAI's
+        tool definitions, passed to the template as `tools`."""
+        if tools or not add_generation_prompt or any(_uses_tools(m) for m in messages):
+            return self._apply_chat_template_json(messages, tools, add_generation_prompt)
         encoded = []
         for i, m in enumerate(messages):
             if not isinstance(m, Mapping):
@@ -292,6 +301,58 @@ class Model:
                 continue
             check(status)
             return buf.raw[: n.value].decode("utf-8", errors="replace")
+
+    def _apply_chat_template_json(self, messages: Sequence[Mapping[str, Any]],
+                                  tools: Sequence[Mapping[str, Any]] | None, add_generation_prompt: bool) -> str:
+        for i, m in enumerate(messages):
+            if not isinstance(m, Mapping):
+                raise InvalidArgument(f"messages[{i}] is a {type(m).__name__}, not a mapping with 'role' and 'content'")
+        try:
+            messages_json = json.dumps(list(messages), ensure_ascii=False).encode("utf-8")
+            tools_json = json.dumps(list(tools), ensure_ascii=False).encode("utf-8") if tools else None
+        except (TypeError, ValueError) as e:
+            raise InvalidArgument(f"messages and tools must be JSON-serializable: {e}") from None
+        options = _native.ChatTemplateOptions()
+        lib = _native.lib()
+        lib.halyard_chat_template_options_init(ctypes.byref(options), ctypes.sizeof(options))
+        options.messages_json = messages_json
+        options.tools_json = tools_json
+        options.add_generation_prompt = 1 if add_generation_prompt else 0
+        capacity = len(messages_json) + len(tools_json or b"") + 256
+        while True:
+            buf = ctypes.create_string_buffer(capacity)
+            n = ctypes.c_size_t()
+            status = lib.halyard_apply_chat_template_ex(self._h(), None, 0, ctypes.byref(options), buf, capacity,
+                                                        ctypes.byref(n))
+            if status == _native.ERROR_BUFFER_TOO_SMALL and n.value > capacity:
+                capacity = n.value
+                continue
+            check(status)
+            return buf.raw[: n.value].decode("utf-8", errors="replace")
+
+    @property
+    def tool_call_format(self) -> str:
+        """How the model's chat template teaches tool calls: "hermes", "llama3_json", "mistral" or "none"."""
+        return _native.text(_native.lib().halyard_model_tool_call_format(self._h()))
+
+    def parse_tool_calls(self, text: str, format: str | None = None) -> dict:
+        """Tool calls in generated text: {"content": str | None, "tool_calls": [{"id", "type":
+        "function", "function": {"name", "arguments": JSON text}}]}. format: "hermes",
+        "llama3_json", "mistral", "none", or None for tool_call_format. Text that does not parse
+        as calls is all content."""
+        raw = text.encode("utf-8")
+        lib = _native.lib()
+        capacity = 2 * len(raw) + 256
+        fmt = format.encode("utf-8") if format is not None else None
+        while True:
+            buf = ctypes.create_string_buffer(capacity)
+            n = ctypes.c_size_t()
+            status = lib.halyard_parse_tool_calls(self._h(), raw, len(raw), fmt, buf, capacity, ctypes.byref(n))
+            if status == _native.ERROR_BUFFER_TOO_SMALL and n.value > capacity:
+                capacity = n.value
+                continue
+            check(status)
+            return json.loads(buf.raw[: n.value].decode("utf-8"))
 
     # ---- generation ---------------------------------------------------------------------
 
@@ -413,12 +474,28 @@ class Model:
         presence_penalty: float = 0.0,
         frequency_penalty: float = 0.0,
         logit_bias: Mapping[int | str, float] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
     ) -> dict | Iterator[dict]:
-        """An OpenAI-style chat completion: messages ([{"role": ..., "content": ...}]) go
-        through the model's chat template; max_tokens None runs to the end of the reply (or of
-        the context). With stream=True, chat.completion.chunk dicts: the first delta carries the
-        role, then content deltas, the last has finish_reason."""
-        prompt = _c_string(self.apply_chat_template(messages), "the formatted conversation")
+        """An OpenAI-style chat completion: messages ([{"role": ..., "content": ...}], tool
+        calls and tool turns included) go through the model's chat template; max_tokens None
+        runs to the end of the reply (or of the context). With stream=True,
+        chat.completion.chunk dicts: the first delta carries the role, then content deltas,
+        the last has finish_reason.
+
+        tools (OpenAI's definitions) reach the template; tool_choice "auto" (the default with
+        tools) reads the output for tool calls in the format the template teaches
+        (tool_call_format): found calls come back as message["tool_calls"] (arguments JSON
+        text), content is the text outside them or None, finish_reason "tool_calls". "none"
+        passes no tools. "required" and a named function are not supported (InvalidArgument).
+        Streamed with tools, the output is held until it ends, then sent as content and
+        tool_calls deltas."""
+        if tool_choice is not None and tool_choice not in ("auto", "none"):
+            raise InvalidArgument(f"tool_choice {tool_choice!r} is not supported; use 'auto' or 'none'")
+        if tool_choice == "none":
+            tools = None
+        prompt = _c_string(self.apply_chat_template(messages, tools=tools), "the formatted conversation")
+        read_tools = bool(tools) and self.tool_call_format != "none"
         completion_id = f"chatcmpl-{uuid.uuid4()}"
         created = int(time.time())
         outcome = _Outcome()
@@ -435,11 +512,20 @@ class Model:
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
             }
 
-        if stream:
+        if stream and not read_tools:
             return _stream_chunks(pieces, lambda text: chunk({"content": text}, None),
                                   lambda: chunk({}, outcome.finish_reason),
                                   first=chunk({"role": "assistant"}, None))
         text = "".join(_consume(pieces))
+        message = {"role": "assistant", "content": text}
+        finish_reason = outcome.finish_reason
+        if read_tools:
+            parsed = self.parse_tool_calls(text)
+            if parsed["tool_calls"]:
+                message = {"role": "assistant", "content": parsed["content"], "tool_calls": parsed["tool_calls"]}
+                finish_reason = "tool_calls"
+        if stream:
+            return _held_tool_stream(chunk, message, finish_reason)
         return {
             "id": completion_id,
             "object": "chat.completion",
@@ -447,9 +533,9 @@ class Model:
             "model": self.model_path,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": outcome.finish_reason,
+                "finish_reason": finish_reason,
             }],
             "usage": _usage(outcome),
         }
@@ -571,6 +657,24 @@ def _usage(outcome: _Outcome) -> dict:
         # OpenAI's field for prompt tokens served from a cache.
         "prompt_tokens_details": {"cached_tokens": outcome.cached_tokens},
     }
+
+
+def _uses_tools(m: Any) -> bool:
+    """A message only the JSON path carries: tool calls, a tool turn, or null content kept as null."""
+    return isinstance(m, Mapping) and (bool(m.get("tool_calls")) or m.get("role") == "tool" or "tool_call_id" in m)
+
+
+def _held_tool_stream(chunk, message: dict, finish_reason: str | None) -> Iterator[dict]:
+    """A chat stream of an output that was read for tool calls: the role, the content, each call
+    as OpenAI's deltas (index, id, type and name, then the arguments), the finish."""
+    yield chunk({"role": "assistant", "content": ""}, None)
+    if message.get("content"):
+        yield chunk({"content": message["content"]}, None)
+    for i, call in enumerate(message.get("tool_calls", [])):
+        yield chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                     "function": {"name": call["function"]["name"], "arguments": ""}}]}, None)
+        yield chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]}, None)
+    yield chunk({}, finish_reason)
 
 
 def _content_text(content: Any, index: int) -> str:

@@ -21,6 +21,7 @@
 #undef halyard_context_options_default
 #include "halyard/hal/backend_options.h"
 #include "halyard/hal/registry.h"
+#include "halyard/runtime/chat_messages.h"
 #include "halyard/runtime/context.h"
 #include "halyard/runtime/generator.h"
 #include "halyard/runtime/model.h"
@@ -228,6 +229,12 @@ void fill_defaults(halyard_generate_options& o) {
   o.repeat_last_n = 64;
   o.presence_penalty = 0.f;
   o.frequency_penalty = 0.f;
+}
+
+void fill_defaults(halyard_chat_template_options& o) {
+  o.messages_json = nullptr;
+  o.tools_json = nullptr;
+  o.add_generation_prompt = 1;
 }
 
 void fill_defaults(halyard_context_options& o) {
@@ -697,21 +704,82 @@ int halyard_token_is_end_of_generation(const halyard_model* model, int32_t token
 
 halyard_status halyard_apply_chat_template(const halyard_model* model, const halyard_chat_message* messages,
                                            size_t n_messages, char* text, size_t capacity, size_t* n_out) {
-  if (!model || (!messages && n_messages))
+  return halyard_apply_chat_template_ex(model, messages, n_messages, nullptr, text, capacity, n_out);
+}
+
+void halyard_chat_template_options_init(halyard_chat_template_options* o, size_t size) {
+  init_options(o, size);
+}
+
+halyard_status halyard_apply_chat_template_ex(const halyard_model* model, const halyard_chat_message* messages,
+                                              size_t n_messages, const halyard_chat_template_options* options,
+                                              char* text, size_t capacity, size_t* n_out) {
+  halyard_chat_template_options o;
+  halyard_chat_template_options_init(&o, sizeof o);
+  if (const halyard_status s = copy_caller_options(o, options, sizeof(size_t), "halyard_chat_template_options"))
+    return s;
+  if (!model || (!messages && n_messages && !o.messages_json))
     return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and messages must not be NULL");
   return guarded([&] {
     std::vector<rt::ChatMessage> msgs;
-    for (size_t i = 0; i < n_messages; ++i) {
-      if (!messages[i].role || !messages[i].content)
-        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "message role/content is NULL");
-      msgs.push_back({messages[i].role, messages[i].content});
+    if (o.messages_json) {
+      const auto parsed = nlohmann::ordered_json::parse(o.messages_json, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_discarded())
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "messages_json is not valid JSON");
+      if (auto e = rt::read_chat_messages(parsed, SIZE_MAX, msgs))
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, e->param + ": " + e->message);
+    } else {
+      for (size_t i = 0; i < n_messages; ++i) {
+        if (!messages[i].role || !messages[i].content)
+          return fail(HALYARD_ERROR_INVALID_ARGUMENT, "message role/content is NULL");
+        rt::ChatMessage m;
+        m.role = messages[i].role;
+        m.content = messages[i].content;
+        msgs.push_back(std::move(m));
+      }
+    }
+    std::string tools;
+    if (o.tools_json && *o.tools_json) {
+      const auto parsed = nlohmann::ordered_json::parse(o.tools_json, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_discarded())
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, "tools_json is not valid JSON");
+      if (auto e = rt::read_chat_tools(parsed, tools))
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT, e->param + ": " + e->message);
     }
     if (const std::string& w = model->model->chat_template_warning(); !w.empty())
       std::call_once(const_cast<halyard_model*>(model)->chat_template_warned, [&] { spdlog::warn("{}", w); });
-    auto prompt = model->model->chat_template().apply(msgs, true);
+    auto prompt = model->model->chat_template().apply(msgs, o.add_generation_prompt != 0, tools);
     if (!prompt.is_ok())
       return fail(HALYARD_ERROR_INVALID_ARGUMENT, prompt.status().message());
     return copy_out(prompt.value(), text, capacity, n_out);
+  });
+}
+
+const char* halyard_model_tool_call_format(const halyard_model* model) {
+  return model ? rt::tool_call_format_name(model->model->chat_template().tool_call_format()) : "none";
+}
+
+halyard_status halyard_parse_tool_calls(const halyard_model* model, const char* text, size_t text_len,
+                                        const char* format, char* json, size_t capacity, size_t* n_out) {
+  if (!model || (!text && text_len))
+    return fail(HALYARD_ERROR_INVALID_ARGUMENT, "model and text must not be NULL");
+  return guarded([&] {
+    rt::ToolCallFormat f = model->model->chat_template().tool_call_format();
+    if (format) {
+      const auto named = rt::tool_call_format_from_name(format);
+      if (!named)
+        return fail(HALYARD_ERROR_INVALID_ARGUMENT,
+                    std::string("unknown tool call format '") + format + "'; use hermes, llama3_json, mistral or none");
+      f = *named;
+    }
+    const rt::ParsedToolCalls parsed = rt::parse_tool_calls(f, std::string_view(text ? text : "", text_len));
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    out["content"] = parsed.content ? nlohmann::ordered_json(*parsed.content) : nlohmann::ordered_json(nullptr);
+    out["tool_calls"] = nlohmann::ordered_json::array();
+    for (const rt::ToolCall& c : parsed.calls)
+      out["tool_calls"].push_back(
+          {{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    return copy_out(out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace), json, capacity, n_out);
   });
 }
 

@@ -15,6 +15,34 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
+// A message as transformers hands it to the template (vLLM's OpenAI server does the same):
+// keys only for what the message has, tool call arguments parsed into a mapping when they are
+// a JSON object (templates iterate them or pass them to tojson).
+nlohmann::ordered_json message_json(const ChatMessage& m) {
+  nlohmann::ordered_json j = {{"role", m.role}};
+  j["content"] = m.content_is_null ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(m.content);
+  if (!m.tool_calls.empty()) {
+    nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+    for (const ToolCall& c : m.tool_calls) {
+      nlohmann::ordered_json args = nlohmann::ordered_json::parse(c.arguments, nullptr, /*allow_exceptions=*/false);
+      if (args.is_discarded() || !args.is_object())
+        args = c.arguments;
+      nlohmann::ordered_json call = nlohmann::ordered_json::object();
+      if (!c.id.empty())
+        call["id"] = c.id;
+      call["type"] = "function";
+      call["function"] = {{"name", c.name}, {"arguments", std::move(args)}};
+      calls.push_back(std::move(call));
+    }
+    j["tool_calls"] = std::move(calls);
+  }
+  if (!m.tool_call_id.empty())
+    j["tool_call_id"] = m.tool_call_id;
+  if (!m.name.empty())
+    j["name"] = m.name;
+  return j;
+}
+
 }  // namespace
 
 ChatTemplate ChatTemplate::make(ChatFormat format, std::string default_system) {
@@ -37,6 +65,7 @@ Result<ChatTemplate> ChatTemplate::from_jinja(std::string_view jinja, std::strin
   t.jinja_ = std::make_shared<const jinja::Template>(std::move(parsed));
   t.bos_token_ = std::move(bos_token);
   t.eos_token_ = std::move(eos_token);
+  t.tool_call_format_ = detect_tool_call_format(jinja);
   return t;
 }
 
@@ -46,7 +75,7 @@ Result<std::string> ChatTemplate::apply(const std::vector<ChatMessage>& messages
     nlohmann::ordered_json context = nlohmann::ordered_json::object();
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     for (const auto& m : messages)
-      list.push_back({{"role", m.role}, {"content", m.content}});
+      list.push_back(message_json(m));
     context["messages"] = std::move(list);
     if (!tools_json.empty()) {
       auto tools = nlohmann::ordered_json::parse(tools_json, nullptr, /*allow_exceptions=*/false);

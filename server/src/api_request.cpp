@@ -6,12 +6,14 @@
 #include <random>
 #include <utility>
 
+#include "halyard/runtime/chat_messages.h"
 #include "halyard/runtime/scheduler.h"
 
 namespace halyard::server {
 namespace {
 
 using nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 ApiError bad(std::string param, std::string message) {
   ApiError e;
@@ -71,62 +73,55 @@ std::optional<ApiError> read_bool(const json& body, const char* name, bool& out)
   return std::nullopt;
 }
 
-// A message's content: a string, or an array of parts of which only "text" parts are known.
-std::optional<ApiError> read_content(const json& content, const std::string& param, std::string& out) {
-  if (content.is_null())
-    return std::nullopt;  // an assistant turn with tool calls only; nothing to render
-  if (content.is_string()) {
-    out = content.get<std::string>();
+std::optional<ApiError> from_input_error(const std::optional<runtime::ChatInputError>& e) {
+  if (!e)
     return std::nullopt;
-  }
-  if (!content.is_array())
-    return bad(param, "'" + param + "' must be a string or an array of content parts");
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const json& part = content[i];
-    const std::string p = param + "[" + std::to_string(i) + "]";
-    if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
-      return bad(p, "'" + p + "' must be an object with a string 'type'");
-    const std::string type = part["type"].get<std::string>();
-    if (type != "text")
-      return bad(p, "content parts of type '" + type + "' are not supported by this text model; use 'text'");
-    if (!part.contains("text") || !part["text"].is_string())
-      return bad(p + ".text", "'" + p + ".text' must be a string");
-    out += part["text"].get<std::string>();
-  }
-  return std::nullopt;
+  return bad(e->param, e->message);
 }
 
-std::optional<ApiError> read_messages(const json& body, const RequestLimits& limits, GenerationRequest& r) {
-  const auto it = body.find("messages");
-  if (it == body.end() || it->is_null())
+// messages, tools, tool_choice and parallel_tool_calls. `ordered` is the body with its keys in
+// the client's order: the template's tojson writes tool schemas as the client wrote them.
+std::optional<ApiError> read_chat(const json& body, const ojson& ordered, const RequestLimits& limits,
+                                  GenerationRequest& r) {
+  const auto it = ordered.find("messages");
+  if (it == ordered.end() || it->is_null())
     return bad("messages", "'messages' is required");
-  if (!it->is_array() || it->empty())
-    return bad("messages", "'messages' must be a non-empty array");
-  if (it->size() > static_cast<std::size_t>(limits.max_messages))
-    return bad("messages", "at most " + std::to_string(limits.max_messages) + " messages are accepted");
-  for (std::size_t i = 0; i < it->size(); ++i) {
-    const json& m = (*it)[i];
-    const std::string p = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object())
-      return bad(p, "'" + p + "' must be an object");
-    const auto role = m.find("role");
-    if (role == m.end() || !role->is_string())
-      return bad(p + ".role", "'" + p + ".role' must be a string");
-    runtime::ChatMessage msg;
-    msg.role = role->get<std::string>();
-    if (msg.role == "developer")
-      msg.role = "system";
-    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
-      return bad(p + ".role",
-                 "role '" + msg.role + "' is not supported; use 'system', 'developer', 'user' or 'assistant'");
-    }
-    const auto content = m.find("content");
-    if (content == m.end())
-      return bad(p + ".content", "'" + p + ".content' is required");
-    if (auto e = read_content(*content, p + ".content", msg.content))
+  if (auto e =
+          from_input_error(runtime::read_chat_messages(*it, static_cast<std::size_t>(limits.max_messages), r.messages)))
+    return e;
+  std::string tools;
+  if (const auto t = ordered.find("tools"); t != ordered.end()) {
+    if (auto e = from_input_error(runtime::read_chat_tools(*t, tools)))
       return e;
-    r.messages.push_back(std::move(msg));
   }
+  if (auto e = read_bool(body, "parallel_tool_calls", r.parallel_tool_calls))
+    return e;
+  std::string choice = "auto";
+  if (const auto c = body.find("tool_choice"); c != body.end() && !c->is_null()) {
+    if (c->is_object()) {
+      // A named function would need constrained decoding to be honest: not offered.
+      return bad("tool_choice",
+                 "a named function in 'tool_choice' is not supported by this server; use 'auto' or 'none'");
+    }
+    if (!c->is_string())
+      return bad("tool_choice", "'tool_choice' must be 'none', 'auto', 'required' or a named function");
+    choice = c->get<std::string>();
+    if (choice == "required")
+      return bad("tool_choice", "'tool_choice': 'required' is not supported by this server; use 'auto' or 'none'");
+    if (choice != "auto" && choice != "none")
+      return bad("tool_choice", "'tool_choice' must be 'none', 'auto', 'required' or a named function");
+    if (choice == "auto" && tools.empty())
+      return bad("tool_choice", "'tool_choice' is only allowed when 'tools' are given");
+  }
+  if (choice != "none")
+    r.tools_json = std::move(tools);
+#ifdef HALYARD_SERVER_FAULT_INJECTION
+  if (const auto t = body.find("halyard_test_output"); t != body.end() && !t->is_null()) {
+    if (!t->is_string() || t->get<std::string>().empty())
+      return bad("halyard_test_output", "'halyard_test_output' must be a non-empty string");
+    r.test_output = t->get<std::string>();
+  }
+#endif
   return std::nullopt;
 }
 
@@ -204,8 +199,8 @@ std::optional<ApiError> read_logit_bias(const json& body, std::size_t vocab_size
   return std::nullopt;
 }
 
-std::optional<ApiError> parse_into(const json& body, ApiKind kind, std::size_t vocab_size, const RequestLimits& limits,
-                                   GenerationRequest& r) {
+std::optional<ApiError> parse_into(const json& body, const ojson& ordered, ApiKind kind, std::size_t vocab_size,
+                                   const RequestLimits& limits, GenerationRequest& r) {
   if (!body.is_object())
     return bad("", "the request body must be a JSON object");
   r.kind = kind;
@@ -215,7 +210,7 @@ std::optional<ApiError> parse_into(const json& body, ApiKind kind, std::size_t v
     r.model = it->get<std::string>();
   }
   if (kind == ApiKind::kChat) {
-    if (auto e = read_messages(body, limits, r))
+    if (auto e = read_chat(body, ordered, limits, r))
       return e;
   } else {
     if (auto e = read_prompt(body, vocab_size, r))
@@ -352,7 +347,9 @@ ParsedRequest parse_generation_request(std::string_view body, ApiKind kind, std:
   }
   // nlohmann throws on a few value conversions (numbers out of range); none escapes.
   try {
-    out.error = parse_into(parsed, kind, vocab_size, limits, out.request);
+    // Chat bodies are read a second time keeping the key order, for what the template writes out.
+    const ojson ordered = kind == ApiKind::kChat ? ojson::parse(body, nullptr, false) : ojson();
+    out.error = parse_into(parsed, ordered, kind, vocab_size, limits, out.request);
   } catch (const std::exception& e) {
     out.error = bad("", std::string("the request body could not be read: ") + e.what());
   }

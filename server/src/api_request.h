@@ -37,8 +37,16 @@ struct RequestLimits {
 struct GenerationRequest {
   ApiKind kind = ApiKind::kChat;
   std::string model;  // as sent; "" when absent
-  // Chat: the conversation. Content parts of type "text" are joined; "developer" is "system".
+  // Chat: the conversation (runtime/chat_messages.h reads it). Content parts of type "text" are
+  // joined; "developer" is "system"; assistant tool_calls and tool turns are kept for the template.
   std::vector<runtime::ChatMessage> messages;
+  // Chat: `tools` as JSON text for the template; empty when none were given or tool_choice is
+  // "none" (the template then renders no tools and the output is not parsed for calls).
+  std::string tools_json;
+  bool parallel_tool_calls = true;  // false: only the first call the model writes is returned
+  // Test builds only (HALYARD_SERVER_FAULT_INJECTION): `halyard_test_output`, text whose tokens
+  // replace the sampled ones, so a test sees a chosen output through the whole response path.
+  std::optional<std::string> test_output;
   // Completions: the prompt as text, or as token ids when prompt_is_tokens.
   std::string prompt;
   std::vector<runtime::TokenId> prompt_tokens;

@@ -77,10 +77,18 @@ json completion_body(const ResponseHeader& h, const std::vector<ChoiceResult>& c
   json list = json::array();
   for (const ChoiceResult& c : choices) {
     json choice = {{"index", c.index}};
-    if (chat)
-      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
-    else
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", c.content_null ? json(nullptr) : json(c.text)}};
+      if (!c.tool_calls.empty()) {
+        json calls = json::array();
+        for (const runtime::ToolCall& t : c.tool_calls)
+          calls.push_back(
+              {{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+        choice["message"]["tool_calls"] = std::move(calls);
+      }
+    } else {
       choice["text"] = c.text;
+    }
     choice["logprobs"] = with_logprobs ? logprobs_json(h.kind, c.logprobs) : json(nullptr);
     choice["finish_reason"] = c.finish_reason;
     list.push_back(std::move(choice));
@@ -114,6 +122,27 @@ json chunk_body(const ResponseHeader& h, int index, const std::string& text, boo
   if (with_usage_field)
     body["usage"] = nullptr;
   return body;
+}
+
+std::vector<json> tool_call_chunk_bodies(const ResponseHeader& h, int index, int call_index,
+                                         const runtime::ToolCall& call, bool with_usage_field) {
+  const json deltas[] = {
+      {{"tool_calls", json::array({{{"index", call_index},
+                                    {"id", call.id},
+                                    {"type", "function"},
+                                    {"function", {{"name", call.name}, {"arguments", ""}}}}})}},
+      {{"tool_calls", json::array({{{"index", call_index}, {"function", {{"arguments", call.arguments}}}}})}},
+  };
+  std::vector<json> out;
+  for (const json& delta : deltas) {
+    json body = header_json(h, "chat.completion.chunk");
+    body["choices"] =
+        json::array({{{"index", index}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+    if (with_usage_field)
+      body["usage"] = nullptr;
+    out.push_back(std::move(body));
+  }
+  return out;
 }
 
 json usage_chunk_body(const ResponseHeader& h, const Usage& usage) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "api_request.h"
+#include "halyard/runtime/tool_call_parser.h"
 
 namespace halyard::server {
 
@@ -24,8 +25,12 @@ struct TokenLogprobText {
 struct ChoiceResult {
   int index = 0;
   std::string text;
-  std::string finish_reason;  // "stop" or "length"
+  std::string finish_reason;  // "stop", "length" or "tool_calls"
   std::vector<TokenLogprobText> logprobs;
+  // Chat with tools: the calls parsed from the output; content_null when no text is left
+  // outside them (the message's content is then null, as OpenAI's).
+  std::vector<runtime::ToolCall> tool_calls;
+  bool content_null = false;
 };
 
 struct Usage {
@@ -54,6 +59,10 @@ nlohmann::json completion_body(const ResponseHeader& h, const std::vector<Choice
 nlohmann::json chunk_body(const ResponseHeader& h, int index, const std::string& text, bool first,
                           const std::optional<std::string>& finish_reason,
                           const std::vector<TokenLogprobText>* logprobs, bool with_logprobs, bool with_usage_field);
+// The stream chunks of one tool call of chat choice `index`, as OpenAI sends them: the call's
+// index, id, type and name with empty arguments, then the arguments.
+std::vector<nlohmann::json> tool_call_chunk_bodies(const ResponseHeader& h, int index, int call_index,
+                                                   const runtime::ToolCall& call, bool with_usage_field);
 // The last chunk when include_usage: empty choices and the usage.
 nlohmann::json usage_chunk_body(const ResponseHeader& h, const Usage& usage);
 

@@ -70,6 +70,10 @@ struct HttpServer::Generation {
     bool finish_sent = false;
     bool first_sent = false;
     int completion_tokens = 0;
+    // Chat with tools: the output read for calls as it streams; the calls once it has ended.
+    std::optional<runtime::ToolCallStream> tool_stream;
+    std::vector<runtime::ToolCall> tool_calls;
+    bool tools_ended = false;
   };
 
   const LoadedModel* loaded = nullptr;
@@ -78,6 +82,8 @@ struct HttpServer::Generation {
   std::vector<TokenId> prompt;
   std::string echo;  // completions with echo: the prompt's text
   std::vector<Choice> choices;
+  runtime::ToolCallFormat tool_format = runtime::ToolCallFormat::kNone;  // kNone: tools off
+  std::vector<TokenId> test_output;  // test builds: replaces the sampled tokens (halyard_test_output)
   std::shared_ptr<Notifier> notifier = std::make_shared<Notifier>();
   int socket = -1;
   Clock::time_point deadline;
@@ -128,8 +134,23 @@ struct HttpServer::Generation {
   }
 
   void append(Choice& c, const std::string& text) {
-    c.unsent += text;
+    c.unsent += c.tool_stream ? c.tool_stream->push(text) : text;
     c.all_text += text;
+  }
+
+  // The output has ended: held text is content after all, or the calls it holds end the choice
+  // with finish_reason "tool_calls" (as vLLM's server does).
+  void end_tools(Choice& c) {
+    if (!c.tool_stream || !c.finish || c.tools_ended)
+      return;
+    c.tools_ended = true;
+    runtime::ToolCallStream::End end = c.tool_stream->finish();
+    c.unsent += end.content;
+    c.tool_calls = std::move(end.calls);
+    if (!request.parallel_tool_calls && c.tool_calls.size() > 1)
+      c.tool_calls.resize(1);
+    if (!c.tool_calls.empty() && *c.finish != "abort")
+      c.finish = "tool_calls";
   }
 
   // Takes every event that arrived and turns it into text, log-probabilities and finishes.
@@ -142,10 +163,21 @@ struct HttpServer::Generation {
       c.stream->take(events);
       for (const runtime::RequestEvent& e : events) {
         for (std::size_t i = 0; i < e.tokens.size() && !c.finish; ++i) {
+          TokenId token = e.tokens[i];
+          if (!test_output.empty()) {
+            const auto k = static_cast<std::size_t>(c.completion_tokens);
+            if (k >= test_output.size()) {  // the chosen output is complete: end as at EOS
+              append(c, c.text->finish());
+              c.finish = "stop";
+              loaded->engine->cancel(*c.stream);
+              break;
+            }
+            token = test_output[k];
+          }
           ++c.completion_tokens;
           if (i < e.logprobs.size())
-            token_logprob(c, e.tokens[i], e.logprobs[i]);
-          const TextStream::Piece piece = c.text->push(e.tokens[i]);
+            token_logprob(c, token, e.logprobs[i]);
+          const TextStream::Piece piece = c.text->push(token);
           append(c, piece.text);
           if (piece.stopped) {
             c.finish = "stop";
@@ -163,6 +195,7 @@ struct HttpServer::Generation {
           }
         }
       }
+      end_tools(c);
     }
   }
 
@@ -421,9 +454,15 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, A
   const int context = m->model->context_length();
   const int max_prompt =
       options_.max_prompt_tokens > 0 ? std::min(options_.max_prompt_tokens, context - 1) : context - 1;
-  PromptTokens prompt = build_prompt(r, tok, m->model->chat_template(), context, max_prompt);
+  PromptTokens prompt = build_prompt(r, tok, m->chat(), context, max_prompt);
   if (prompt.error)
     return send_error(res, *prompt.error);
+  if (!r.tools_json.empty())
+    gen->tool_format = m->tool_call_format();
+  if (r.test_output) {
+    gen->test_output = tok.encode(*r.test_output, false, true);
+    r.ignore_eos = true;  // the engine runs on until the chosen output is complete
+  }
   gen->prompt = std::move(prompt.tokens);
   if (r.echo)
     gen->echo = r.prompt_is_tokens ? tok.decode(r.prompt_tokens, false) : r.prompt;
@@ -433,8 +472,11 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, A
   gen->header.created = unix_now();
   gen->header.model = served;
   gen->choices.resize(static_cast<std::size_t>(r.n));
-  for (auto& c : gen->choices)
+  for (auto& c : gen->choices) {
     c.text = std::make_unique<TextStream>(tok, r.stop);
+    if (gen->tool_format != runtime::ToolCallFormat::kNone)
+      c.tool_stream.emplace(gen->tool_format);
+  }
   gen->socket = find_connection_socket(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   gen->deadline = Clock::now() + options_.request_timeout;
   if (auto e = gen->submit_ready()) {
@@ -461,7 +503,15 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, A
     std::vector<ChoiceResult> results;
     for (std::size_t i = 0; i < gen->choices.size(); ++i) {
       auto& c = gen->choices[i];
-      results.push_back({static_cast<int>(i), gen->echo + c.all_text, *c.finish, std::move(c.logprobs)});
+      ChoiceResult result{static_cast<int>(i), gen->echo + c.all_text, *c.finish, std::move(c.logprobs), {}, false};
+      if (!c.tool_calls.empty()) {
+        // The same parser over the whole text: content is what lies outside the calls.
+        runtime::ParsedToolCalls parsed = runtime::parse_tool_calls(gen->tool_format, c.all_text);
+        result.text = parsed.content.value_or("");
+        result.content_null = !parsed.content;
+        result.tool_calls = std::move(c.tool_calls);
+      }
+      results.push_back(std::move(result));
     }
     return send_json(res, 200, completion_body(gen->header, results, gen->usage(), r.logprobs >= 0));
   }
@@ -515,6 +565,13 @@ void HttpServer::generate(const httplib::Request& req, httplib::Response& res, A
             }
             if (c.finish && !c.finish_sent && !gen->failure) {
               c.finish_sent = true;
+              for (std::size_t k = 0; k < c.tool_calls.size(); ++k) {
+                for (const json& body :
+                     tool_call_chunk_bodies(gen->header, index, static_cast<int>(k), c.tool_calls[k], with_usage)) {
+                  if (!write(body))
+                    return gen->cancel_open(), false;
+                }
+              }
               if (!write(chunk_body(gen->header, index, "", false, c.finish, nullptr, with_logprobs, with_usage)))
                 return gen->cancel_open(), false;
             }

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -46,6 +47,14 @@ struct LoadedModel {
   ServerMetrics* metrics = nullptr;
   int max_waiting = 0;  // the queue bound (for /ready)
   int max_running = 0;
+  // --chat-template: renders chat requests instead of the model's own; nullptr: the model's.
+  const runtime::ChatTemplate* chat_template = nullptr;
+  // --tool-call-parser: how generated text is read for tool calls; empty: what the template
+  // teaches (ChatTemplate::tool_call_format).
+  std::optional<runtime::ToolCallFormat> tool_call_parser;
+
+  const runtime::ChatTemplate& chat() const { return chat_template ? *chat_template : model->chat_template(); }
+  runtime::ToolCallFormat tool_call_format() const { return tool_call_parser.value_or(chat().tool_call_format()); }
 };
 
 class HttpServer {

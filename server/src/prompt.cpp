@@ -20,7 +20,7 @@ PromptTokens build_prompt(GenerationRequest& r, const runtime::Tokenizer& tok, c
   // Tokenizing stops one token past the limit: a huge prompt costs no more than a long one.
   const auto limit = static_cast<std::size_t>(max_prompt) + 1;
   if (r.kind == ApiKind::kChat) {
-    auto text = chat.apply(r.messages, true);
+    auto text = chat.apply(r.messages, true, r.tools_json);
     if (!text.is_ok()) {
       // The model's template refused the conversation (raise_exception: roles that do not
       // alternate, say): the client's to fix.

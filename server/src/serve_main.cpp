@@ -7,6 +7,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "default_model.h"
@@ -43,6 +46,8 @@ struct Args {
   double stall_timeout_s = 30;
   int request_timeout_s = 600;
   std::vector<std::string> options;
+  std::string chat_template_file;
+  std::string tool_call_parser = "auto";
   int verbosity = 0;
   srv::ServerOptions server;
 };
@@ -103,6 +108,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65536));
   app.add_option("--served-model-name", a.server.served_model_name,
                  "Model id in the API (default: the model file's name without .gguf)");
+  app.add_option("--chat-template", a.chat_template_file,
+                 "Jinja chat template file rendering chat requests instead of the model's own");
+  app.add_option("--tool-call-parser", a.tool_call_parser,
+                 "How generated text is read for tool calls: auto (from the chat template's markers), hermes, "
+                 "llama3_json, mistral, none")
+      ->check(CLI::IsMember({"auto", "hermes", "llama3_json", "mistral", "none"}))
+      ->capture_default_str();
   app.add_option("-o,--option", a.options, "Backend option KEY=VALUE (see `halyard devices --options`)");
   app.add_flag("-v,--verbose", a.verbosity, "More logging (-v info, -vv debug)");
   CLI11_PARSE(app, argc, argv);
@@ -188,8 +200,27 @@ int main(int argc, char** argv) {
     wake_signal_thread();
     return 1;
   }
-  if (const std::string& w = (*model)->chat_template_warning(); !w.empty())
+  std::optional<rt::ChatTemplate> chat_override;
+  if (!a.chat_template_file.empty()) {
+    std::ifstream f(a.chat_template_file, std::ios::binary);
+    std::ostringstream text;
+    text << f.rdbuf();
+    const rt::Tokenizer& tok = (*model)->tokenizer();
+    auto token_text = [&](rt::TokenId id) {
+      return id >= 0 && static_cast<std::size_t>(id) < tok.vocab_size() ? tok.token_text(id) : std::string();
+    };
+    auto parsed = rt::ChatTemplate::from_jinja(text.str(), token_text(tok.bos()), token_text(tok.eos()));
+    if (!f || text.str().empty() || !parsed.is_ok()) {
+      std::fprintf(stderr, "halyard serve: --chat-template %s: %s\n", a.chat_template_file.c_str(),
+                   !f || text.str().empty() ? "cannot read it, or it is empty" : parsed.status().message().c_str());
+      http.shutdown(std::chrono::milliseconds(0));
+      wake_signal_thread();
+      return 1;
+    }
+    chat_override = std::move(parsed).value();
+  } else if (const std::string& w = (*model)->chat_template_warning(); !w.empty()) {
     spdlog::warn("{}", w);
+  }
   rt::ContextOptions co;
   co.max_sequences = a.max_running;
   co.n_blocks = a.kv_blocks;
@@ -224,6 +255,12 @@ int main(int argc, char** argv) {
   loaded.metrics = &metrics;
   loaded.max_waiting = a.max_waiting;
   loaded.max_running = a.max_running;
+  loaded.chat_template = chat_override ? &*chat_override : nullptr;
+  if (a.tool_call_parser != "auto")
+    loaded.tool_call_parser = rt::tool_call_format_from_name(a.tool_call_parser);
+  spdlog::info("serve: chat template {}; tool calls read as {}",
+               chat_override ? "from " + a.chat_template_file : (*model)->chat_template().description(),
+               rt::tool_call_format_name(loaded.tool_call_format()));
   http.set_loaded(loaded);
   spdlog::info("serve: {} on {} ({}), context {} x {} sequences, {} KV blocks; ready on http://{}:{}", served,
                (*model)->device_uri(), (*model)->device_info().name, (*model)->context_length(), a.max_running,

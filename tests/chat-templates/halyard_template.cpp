@@ -4,8 +4,10 @@
 //
 //   halyard-template TEMPLATE.jinja CONVERSATIONS.json
 //
-// CONVERSATIONS.json is one context or an array of them, each an object with messages (role,
-// content), add_generation_prompt, bos_token, eos_token and, optionally, tools. For one object
+// CONVERSATIONS.json is one context or an array of them, each an object with messages (OpenAI's
+// shape: role, content, tool_calls with arguments as JSON text, tool_call_id, name: read by
+// read_chat_messages, as the server and C API read them), add_generation_prompt, bos_token,
+// eos_token and, optionally, tools. For one object
 // the rendering is printed as it is (exit 1 and the error on stderr when it fails); for an
 // array, a JSON array of {"ok": true, "text": ...} or {"ok": false, "error": ...}, one per context.
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "halyard/runtime/chat_messages.h"
 #include "halyard/runtime/chat_template.h"
 
 namespace {
@@ -38,9 +41,13 @@ Result<std::string> render(const std::string& source, const json& context) {
   const std::string eos = context.value("eos_token", "");
   HALYARD_ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::from_jinja(source, bos, eos));
   std::vector<ChatMessage> messages;
-  for (const auto& m : context.value("messages", json::array()))
-    messages.push_back({m.value("role", ""), m.value("content", "")});
-  const std::string tools = context.contains("tools") ? context["tools"].dump() : std::string();
+  if (auto e = halyard::runtime::read_chat_messages(context.value("messages", json::array()), 1024, messages))
+    return halyard::invalid_argument(e->param + ": " + e->message);
+  std::string tools;
+  if (context.contains("tools")) {
+    if (auto e = halyard::runtime::read_chat_tools(context["tools"], tools))
+      return halyard::invalid_argument(e->param + ": " + e->message);
+  }
   return t.apply(messages, context.value("add_generation_prompt", false), tools);
 }
 

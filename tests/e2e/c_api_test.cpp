@@ -89,6 +89,71 @@ TEST(CApi, TokenizeDetokenizeAndChat) {
   halyard_model_free(m);
 }
 
+TEST(CApi, ChatTemplateTakesToolTurnsAndParsesToolCalls) {
+  HALYARD_REQUIRE_MODEL(halyard::testing::default_model_path());
+  halyard_model* m = load("ref");
+  ASSERT_NE(m, nullptr);
+  halyard_chat_template_options o;
+  halyard_chat_template_options_default(&o);
+  EXPECT_EQ(o.struct_size, sizeof o);
+  EXPECT_EQ(o.add_generation_prompt, 1);
+  o.messages_json = R"([{"role": "system", "content": "S"},
+      {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+      {"role": "assistant", "content": "Checking.", "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}])";
+  o.tools_json = R"([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}])";
+  std::string text(1024, '\0');
+  size_t n = 0;
+  ASSERT_EQ(halyard_apply_chat_template_ex(m, nullptr, 0, &o, text.data(), text.size(), &n), HALYARD_OK)
+      << halyard_last_error();
+  text.resize(n);
+  // SmolLM2's ChatML template renders the tool turn's content under its role.
+  EXPECT_TRUE(text.find("<|im_start|>user\nWeather?<|im_end|>\n") != std::string::npos) << text;
+  EXPECT_TRUE(text.ends_with("<|im_start|>tool\n18 C<|im_end|>\n<|im_start|>assistant\n")) << text;
+  o.add_generation_prompt = 0;
+  text.assign(1024, '\0');
+  ASSERT_EQ(halyard_apply_chat_template_ex(m, nullptr, 0, &o, text.data(), text.size(), &n), HALYARD_OK);
+  text.resize(n);
+  EXPECT_TRUE(text.ends_with("<|im_start|>tool\n18 C<|im_end|>\n")) << text;
+  // A bad field is named.
+  o.messages_json = R"([{"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}])";
+  EXPECT_EQ(halyard_apply_chat_template_ex(m, nullptr, 0, &o, text.data(), text.size(), &n),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  EXPECT_TRUE(std::string(halyard_last_error()).find("messages[0].tool_calls[0].function.name") != std::string::npos)
+      << halyard_last_error();
+  o.messages_json = "[{";
+  EXPECT_EQ(halyard_apply_chat_template_ex(m, nullptr, 0, &o, text.data(), text.size(), &n),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  // NULL options: halyard_apply_chat_template.
+  const halyard_chat_message msg{"user", "Hi"};
+  std::string a(512, '\0'), b(512, '\0');
+  size_t na = 0, nb = 0;
+  ASSERT_EQ(halyard_apply_chat_template(m, &msg, 1, a.data(), a.size(), &na), HALYARD_OK);
+  ASSERT_EQ(halyard_apply_chat_template_ex(m, &msg, 1, nullptr, b.data(), b.size(), &nb), HALYARD_OK);
+  EXPECT_EQ(a.substr(0, na), b.substr(0, nb));
+
+  EXPECT_STREQ(halyard_model_tool_call_format(m), "none");  // SmolLM2's template teaches no tools
+  const std::string out =
+      "Sure.<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}</tool_call>";
+  std::string j(1024, '\0');
+  ASSERT_EQ(halyard_parse_tool_calls(m, out.data(), out.size(), "hermes", j.data(), j.size(), &n), HALYARD_OK);
+  j.resize(n);
+  EXPECT_TRUE(j.starts_with(R"({"content":"Sure.","tool_calls":[{"id":"call_)")) << j;
+  EXPECT_TRUE(
+      j.ends_with(R"(","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}]})"))
+      << j;
+  j.assign(1024, '\0');
+  ASSERT_EQ(halyard_parse_tool_calls(m, out.data(), out.size(), nullptr, j.data(), j.size(), &n), HALYARD_OK);
+  j.resize(n);
+  EXPECT_EQ(
+      j,
+      R"({"content":"Sure.<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}</tool_call>","tool_calls":[]})");
+  EXPECT_EQ(halyard_parse_tool_calls(m, out.data(), out.size(), "pythonic", j.data(), j.size(), &n),
+            HALYARD_ERROR_INVALID_ARGUMENT);
+  halyard_model_free(m);
+}
+
 struct Collected {
   std::string text;
   int calls = 0;

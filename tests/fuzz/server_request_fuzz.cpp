@@ -2,7 +2,8 @@
 // and as a text completion request; a valid one becomes its prompt tokens through the default
 // model's tokenizer and chat template, its stop strings run over those tokens as if generated,
 // and its response chunks are rendered. Nothing may crash, hang or throw; an error names a
-// field or none; the prompt respects the limit.
+// field or none; the prompt respects the limit. The body itself is also read for tool calls in
+// every format, whole and streamed in small pieces, and the two must find the same calls.
 //   HALYARD_TEST_MODEL=... build/fuzz/bin/server_request_fuzz -max_total_time=60
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "halyard/runtime/chat_template.h"
 #include "halyard/runtime/gguf.h"
 #include "halyard/runtime/tokenizer.h"
+#include "halyard/runtime/tool_call_parser.h"
 #include "prompt.h"
 #include "text_stream.h"
 
@@ -64,9 +66,30 @@ void check(bool ok, const char* what) {
 
 }  // namespace
 
+// The body as generated text: whole and streamed 3 bytes at a time, the same calls (by name and
+// arguments) and, without calls, the same text back.
+static void check_tool_calls(std::string_view text) {
+  for (const runtime::ToolCallFormat f :
+       {runtime::ToolCallFormat::kHermes, runtime::ToolCallFormat::kLlama3Json, runtime::ToolCallFormat::kMistral}) {
+    const runtime::ParsedToolCalls whole = runtime::parse_tool_calls(f, text);
+    runtime::ToolCallStream stream(f);
+    std::string released;
+    for (std::size_t i = 0; i < text.size(); i += 3)
+      released += stream.push(text.substr(i, 3));
+    const runtime::ToolCallStream::End end = stream.finish();
+    check(end.calls.size() == whole.calls.size(), "streamed and whole tool call parsing disagree");
+    for (std::size_t i = 0; i < end.calls.size(); ++i)
+      check(end.calls[i].name == whole.calls[i].name && end.calls[i].arguments == whole.calls[i].arguments,
+            "streamed and whole tool calls differ");
+    if (whole.calls.empty())
+      check(released + end.content == text && whole.content == std::string(text), "text without calls changed");
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const Model& m = model();
   const std::string_view body(reinterpret_cast<const char*>(data), size);
+  check_tool_calls(body);
   constexpr int kContext = 256, kMaxPrompt = 200;
   for (const server::ApiKind kind : {server::ApiKind::kChat, server::ApiKind::kCompletion}) {
     server::ParsedRequest parsed = server::parse_generation_request(body, kind, m.tokenizer->vocab_size());
@@ -99,7 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     text += stream.finish();
     server::ResponseHeader h{kind, server::make_response_id(kind), 0, r.model};
     (void)server::dump(server::chunk_body(h, 0, text, true, std::nullopt, nullptr, false, r.include_usage));
-    (void)server::dump(server::completion_body(h, {{0, text, "stop", {}}}, {}, r.logprobs >= 0));
+    (void)server::dump(server::completion_body(h, {{0, text, "stop", {}, {}, false}}, {}, r.logprobs >= 0));
   }
   return 0;
 }

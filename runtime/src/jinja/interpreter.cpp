@@ -517,6 +517,12 @@ Value Interpreter::eval(const Expr& e) {
   return Value::undefined();
 }
 
+// jinja2's object_type_repr: "None" for None, "<type> object" otherwise (its undefined messages
+// quote the first for attributes and not for elements).
+static std::string type_repr(const Value& v) {
+  return v.is_none() ? std::string("None") : v.type_name() + " object";
+}
+
 Value Interpreter::eval_getattr(const Expr& e) {
   const Value obj = eval(*e.children[0]);
   if (obj.is_undefined())
@@ -524,7 +530,7 @@ Value Interpreter::eval_getattr(const Expr& e) {
   bool found = false;
   Value v = get_attribute(*this, obj, e.name, e.line, found);
   if (!found)
-    return Value::undefined("'" + obj.type_name() + " object' has no attribute '" + e.name + "'");
+    return Value::undefined("'" + type_repr(obj) + "' has no attribute '" + e.name + "'");
   return v;
 }
 
@@ -542,7 +548,9 @@ Value Interpreter::eval_getitem(const Expr& e) {
     if (found)
       return v;
   }
-  return Value::undefined("'" + obj.type_name() + " object' has no attribute " + to_repr(key));
+  if (!key.is_string())
+    return Value::undefined(type_repr(obj) + " has no element " + to_repr(key));
+  return Value::undefined("'" + type_repr(obj) + "' has no attribute " + to_repr(key));
 }
 
 Value Interpreter::eval_slice(const Expr& e) {

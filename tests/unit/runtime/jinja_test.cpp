@@ -156,6 +156,11 @@ TEST(Jinja, UndefinedBehavesAsJinja2Default) {
   EXPECT_EQ(render("{{ nope.attr }}"), "RENDER ERROR: chat template: 'nope' is undefined at line 1");
   EXPECT_EQ(render("{{ d.a.b }}", {{"d", json::object()}}),
             "RENDER ERROR: chat template: 'dict object' has no attribute 'a' at line 1");
+  // jinja2's wording for None (a tool-calling assistant turn's null content) and for elements.
+  EXPECT_EQ(render("{{ m.content.split('x') }}", {{"m", {{"content", nullptr}}}}),
+            "RENDER ERROR: chat template: 'None' has no attribute 'split' at line 1");
+  EXPECT_EQ(render("{{ m.content[0].a }}", {{"m", {{"content", nullptr}}}}),
+            "RENDER ERROR: chat template: None has no element 0 at line 1");
   EXPECT_EQ(render("{{ nope + 1 }}"), "RENDER ERROR: chat template: 'nope' is undefined at line 1");
   EXPECT_EQ(render("{{ none.attr }}|{{ nope is undefined }}"), "|True");
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "halyard/hal/status.h"
+#include "halyard/runtime/tool_call_parser.h"
 
 namespace halyard::runtime {
 
@@ -21,6 +22,11 @@ class Template;
 struct ChatMessage {
   std::string role;     // "system", "user", "assistant", "tool"
   std::string content;  // may be empty
+  // OpenAI's null content (an assistant turn with tool calls only): the template sees none.
+  bool content_is_null = false;
+  std::vector<ToolCall> tool_calls;  // assistant turns
+  std::string tool_call_id;          // tool turns: the call answered ("" when not given)
+  std::string name;                  // tool turns: the function's name ("" when not given)
 };
 
 // kJinja: the model's own template; the others are the builtin formats (kGemma: Gemma's
@@ -43,9 +49,16 @@ class ChatTemplate {
   const std::string& description() const { return description_; }
   // The system prompt the builtin format inserts when the conversation has none.
   const std::string& default_system() const { return default_system_; }
+  // How this template teaches the model to call tools, from the markers its source contains
+  // (<tool_call>: Hermes; [TOOL_CALLS]: Mistral; <|python_tag|> or a Llama-3 header with tools:
+  // Llama-3 JSON); kNone for builtin formats and templates without tools.
+  ToolCallFormat tool_call_format() const { return tool_call_format_; }
   // The prompt text, ending with the assistant header when add_generation_prompt. `tools_json`,
   // when not empty, is a JSON array of tool definitions passed to the template as `tools`. An
-  // error is the template's own (raise_exception) or a construct it used wrongly.
+  // error is the template's own (raise_exception) or a construct it used wrongly. Messages
+  // reach the template as transformers gives them: tool_calls as [{id, type: "function",
+  // function: {name, arguments}}] with arguments parsed into a mapping when they are a JSON
+  // object, tool turns with tool_call_id and name, null content as None.
   Result<std::string> apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                             std::string_view tools_json = {}) const;
 
@@ -56,6 +69,7 @@ class ChatTemplate {
   std::shared_ptr<const jinja::Template> jinja_;
   std::string bos_token_;
   std::string eos_token_;
+  ToolCallFormat tool_call_format_ = ToolCallFormat::kNone;
 };
 
 }  // namespace halyard::runtime

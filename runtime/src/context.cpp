@@ -55,6 +55,13 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   return ctx;
 }
 
+Result<std::uint64_t> Context::prefault_kv() {
+  const DeviceType type = model_.device().info().type;
+  if (type != DeviceType::kCpu && type != DeviceType::kReference)
+    return std::uint64_t{0};
+  return kv_->prefault();
+}
+
 std::uint64_t Context::kv_bytes_per_block(const Model& model, DType dtype) {
   const LlamaConfig& c = model.config();
   const std::uint64_t row = row_bytes(dtype, std::int64_t{c.head_dim} * c.n_kv_heads);

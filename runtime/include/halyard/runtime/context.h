@@ -126,6 +126,16 @@ class Context {
   int blocks_total() const { return kv_->blocks_total() - pad_blocks_; }
   int blocks_used() const { return kv_->blocks_used() - pad_blocks_; }
   int blocks_free() const { return kv_->blocks_free(); }
+  // Forgets the prefix cache's blocks (kv_cache.h): later prompts reuse nothing cached before.
+  void clear_prefix_cache() { kv_->clear_prefix_cache(); }
+  // On a host device (cpu, ref), writes zeros over the whole KV cache so its pages are resident
+  // before the first request (KvCache::prefault) and returns the bytes written; on other devices
+  // the cache is device memory, allocated whole already, and this returns 0. failed_precondition
+  // while any sequence or the prefix cache holds a block.
+  Result<std::uint64_t> prefault_kv();
+  // How many graphs (batch shapes) the context has compiled so far: each is compiled once, on
+  // the first step of its shape, and kept.
+  std::size_t compiled_graphs() const { return compiled_.size(); }
   Model& model() { return model_; }
   const ContextOptions& options() const { return options_; }
   int context_length() const { return model_.context_length(); }

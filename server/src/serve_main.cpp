@@ -42,6 +42,8 @@ struct Args {
   double shutdown_grace_s = 30;
   double stall_timeout_s = 30;
   int request_timeout_s = 600;
+  bool no_warmup = false;
+  int debug_warmup_delay_ms = 0;
   std::vector<std::string> options;
   int verbosity = 0;
   srv::ServerOptions server;
@@ -103,6 +105,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65536));
   app.add_option("--served-model-name", a.server.served_model_name,
                  "Model id in the API (default: the model file's name without .gguf)");
+  app.add_flag("--no-warmup", a.no_warmup,
+               "Skip the warm-up before /ready (prefaulting the KV cache, compiling and running the decode batch "
+               "shapes and a prefill chunk once): the first requests pay for it instead");
+#ifdef HALYARD_SERVER_FAULT_INJECTION
+  app.add_option("--debug-warmup-delay-ms", a.debug_warmup_delay_ms,
+                 "Test builds: the warm-up lasts this much longer (for the /ready tests)")
+      ->check(CLI::Range(0, 600000));
+#endif
   app.add_option("-o,--option", a.options, "Backend option KEY=VALUE (see `halyard devices --options`)");
   app.add_flag("-v,--verbose", a.verbosity, "More logging (-v info, -vv debug)");
   CLI11_PARSE(app, argc, argv);
@@ -208,6 +218,29 @@ int main(int argc, char** argv) {
   if (!scheduler.is_ok()) {
     std::fprintf(stderr, "halyard serve: %s\n", scheduler.status().to_string().c_str());
     return 1;
+  }
+  // The warm-up, before /ready turns 200 (set_loaded below): no request pays for a first compile
+  // or a first touch of the KV cache, and resident memory holds still under load.
+  if (!a.no_warmup) {
+    spdlog::info("serve: warming up (/ready answers 503 until it is done)");
+    auto w = (*scheduler)->warm_up();
+    if (!w.is_ok()) {
+      std::fprintf(stderr, "halyard serve: warm-up failed: %s\n", w.status().to_string().c_str());
+      return 1;
+    }
+    if (a.debug_warmup_delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(a.debug_warmup_delay_ms));
+    spdlog::info(
+        "serve: warm-up done in {:.2f} s: {:.1f} MiB of KV cache prefaulted, {} graphs compiled and run "
+        "(decode batches of 1-{} sequences, a prefill chunk of {} tokens){}",
+        w->seconds, static_cast<double>(w->kv_bytes_prefaulted) / (1 << 20), w->graphs_compiled, w->decode_batches,
+        w->prefill_tokens,
+        a.debug_warmup_delay_ms > 0 ? fmt::format(", held {} ms longer (test build)", a.debug_warmup_delay_ms)
+                                    : std::string());
+  } else {
+    spdlog::info(
+        "serve: no warm-up (--no-warmup): the first requests compile their batch shapes and touch the KV "
+        "cache");
   }
   const std::string& served = a.server.served_model_name;
   srv::ServerMetrics metrics(served, rt::kKvBlockSize, (*context)->blocks_total());

@@ -1,5 +1,6 @@
 // halyard-server (run as `halyard serve`): loads a model onto a device, then serves the OpenAI
 // API over it with continuous batching until SIGTERM or SIGINT, which drain it gracefully.
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,9 @@ namespace rt = halyard::runtime;
 namespace srv = halyard::server;
 
 using halyard::apps::default_model_path;
+
+// Compiled graphs of mixed step lengths kept beside the warmed ones (ContextOptions::max_compiled_graphs).
+constexpr int kMixedGraphsKept = 4;
 
 struct Args {
   std::string model;
@@ -117,6 +121,10 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", a.verbosity, "More logging (-v info, -vv debug)");
   CLI11_PARSE(app, argc, argv);
 
+  // A fixed mmap threshold: glibc's own rises to the largest block freed (up to 32 MiB), after
+  // which the buffers of freed graphs and requests come from the arenas and stay resident there;
+  // above 256 KiB they are mapped and unmapped instead.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   rt::init_logging();
   rt::set_log_level(2 + a.verbosity);  // info by default: a server says what it does
   a.server.request_timeout = std::chrono::seconds(a.request_timeout_s);
@@ -204,6 +212,9 @@ int main(int argc, char** argv) {
   co.max_sequences = a.max_running;
   co.n_blocks = a.kv_blocks;
   co.max_batch_tokens = a.max_batch_tokens;
+  // The warmed shapes (decode batches 1..max_running and the prefill chunk) and a few of the
+  // mixed lengths: a server meets hundreds of those, and each kept one holds its buffers.
+  co.max_compiled_graphs = a.max_running + 1 + kMixedGraphsKept;
   auto context = rt::Context::create(**model, co);
   if (!context.is_ok()) {
     std::fprintf(stderr, "halyard serve: %s\n", context.status().to_string().c_str());

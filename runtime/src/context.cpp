@@ -25,6 +25,8 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
     return invalid_argument("a context needs max_batch_tokens >= 1");
   if (options.n_blocks < 0)
     return invalid_argument("n_blocks must be >= 0 (0: one full context per sequence)");
+  if (options.max_compiled_graphs < 0)
+    return invalid_argument("max_compiled_graphs must be >= 0 (0: no limit)");
   auto ctx = std::unique_ptr<Context>(new Context(model, options));
   const LlamaConfig& c = model.config();
   const DeviceType type = model.device().info().type;
@@ -53,6 +55,13 @@ Result<std::unique_ptr<Context>> Context::create(Model& model, const ContextOpti
   HALYARD_ASSIGN_OR_RETURN(ctx->queue_, model.device().create_queue());
   HALYARD_ASSIGN_OR_RETURN(ctx->block_table_, model.device().allocate(ctx->kv_->table().size() * sizeof(std::int32_t)));
   return ctx;
+}
+
+Result<std::uint64_t> Context::prefault_kv() {
+  const DeviceType type = model_.device().info().type;
+  if (type != DeviceType::kCpu && type != DeviceType::kReference)
+    return std::uint64_t{0};
+  return kv_->prefault();
 }
 
 std::uint64_t Context::kv_bytes_per_block(const Model& model, DType dtype) {
@@ -179,9 +188,18 @@ int Context::bucket(int n) const {
 
 Result<Context::Compiled*> Context::compiled_for(int n_tokens, int n_outputs, StepOutput output) {
   const auto key = std::make_tuple(n_tokens, n_outputs, output);
-  if (auto it = compiled_.find(key); it != compiled_.end())
+  if (auto it = compiled_.find(key); it != compiled_.end()) {
+    it->second->last_use = ++use_clock_;
     return it->second.get();
+  }
+  if (options_.max_compiled_graphs > 0 && compiled_.size() >= static_cast<std::size_t>(options_.max_compiled_graphs)) {
+    auto oldest = std::min_element(compiled_.begin(), compiled_.end(), [](const auto& a, const auto& b) {
+      return a.second->last_use < b.second->last_use;
+    });
+    compiled_.erase(oldest);  // nothing refers to it past the step that last ran it
+  }
   auto c = std::make_unique<Compiled>();
+  c->last_use = ++use_clock_;
   const KvCacheOptions& ko = kv_->options();
   const KvLayout layout{ko.dtype, ko.block_size, ko.n_blocks, kv_->max_blocks_per_sequence(), ko.max_sequences};
   HALYARD_ASSIGN_OR_RETURN(c->plan, build_llama_graph(model_, n_tokens, n_outputs, layout, output));

@@ -266,6 +266,32 @@ void KvCache::clear_prefix_cache() {
     unregister(b);
 }
 
+Result<std::uint64_t> KvCache::prefault() {
+  if (blocks_used() != 0 || blocks_cached() != 0) {
+    return failed_precondition(
+        "KV cache: prefault writes zeros over the pools and runs only while no block is held or "
+        "cached (" +
+        std::to_string(blocks_used()) + " held, " + std::to_string(blocks_cached()) + " cached)");
+  }
+  // In pieces of at most 1 MiB, never one upload of a whole pool: a whole-buffer upload asks for
+  // transparent huge pages (hal/src/host.cpp), which a KV pool must not get (a 2 MiB page per
+  // first touch made first prompts slower there).
+  constexpr std::size_t kPiece = std::size_t{1} << 20;
+  const std::size_t pool_bytes = block_bytes_ * static_cast<std::size_t>(options_.n_blocks);
+  const std::vector<std::byte> zeros(std::min(kPiece, pool_bytes));
+  std::uint64_t written = 0;
+  for (int l = 0; l < options_.n_layers; ++l) {
+    for (Buffer* pool : {k_[static_cast<std::size_t>(l)].get(), v_[static_cast<std::size_t>(l)].get()}) {
+      for (std::size_t off = 0; off < pool_bytes; off += zeros.size()) {
+        const std::size_t n = std::min(zeros.size(), pool_bytes - off);
+        HALYARD_RETURN_IF_ERROR(pool->upload(off, zeros.data(), n));
+        written += n;
+      }
+    }
+  }
+  return written;
+}
+
 void KvCache::sync_table(int seq) {
   const auto& blocks = seq_blocks_[static_cast<std::size_t>(seq)];
   std::int32_t* row = table_.data() + static_cast<std::size_t>(seq) * static_cast<std::size_t>(max_blocks_);

@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <utility>
@@ -139,6 +140,7 @@ EngineGauges Engine::gauges() const {
 
 void Engine::loop() {
   int failures = 0;
+  bool worked = false;  // a step ran since the loop was last idle
   while (!stopping_) {
     if (now_ns() < stall_until_ns_.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -146,8 +148,16 @@ void Engine::loop() {
     }
     if (!scheduler_->wait_for_work(std::chrono::milliseconds(50))) {
       last_progress_ns_ = now_ns();
+      if (worked && options_.trim_heap_when_idle) {
+        // Idle for 50 ms after work: the HTTP threads have written their answers and freed
+        // their buffers. Trimming walks every arena once (milliseconds), off any request's path.
+        malloc_trim(0);
+        ++heap_trims_;
+      }
+      worked = false;
       continue;
     }
+    worked = true;
     const Clock::time_point step_start = Clock::now();
     auto events = scheduler_->step();
     if (!events.is_ok()) {

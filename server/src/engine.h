@@ -76,6 +76,10 @@ struct EngineOptions {
   // /health turns 503 when the loop has work and has made no step for this long.
   std::chrono::milliseconds stall_timeout{30000};
   bool fault_injection = false;  // allows inject_stall() (test builds)
+  // When the loop goes idle after work, give the heap's free pages back to the system
+  // (malloc_trim): a burst of requests frees its buffers in many threads' arenas, and glibc keeps
+  // those pages resident until asked, so resident memory would stay at the burst's high-water mark.
+  bool trim_heap_when_idle = true;
 };
 
 class Engine {
@@ -99,6 +103,8 @@ class Engine {
   runtime::SchedulerStats stats() const { return scheduler_->stats(); }
   EngineGauges gauges() const;
   int open_requests() const;
+  // How often the idle loop trimmed the heap (EngineOptions::trim_heap_when_idle).
+  std::uint64_t heap_trims() const { return heap_trims_.load(); }
   // Test builds: the loop makes no step for `d` (a wedged engine for /health).
   bool inject_stall(std::chrono::milliseconds d);
 
@@ -119,6 +125,7 @@ class Engine {
   std::atomic<std::int64_t> last_step_ns_{0};      // a step ended (0: none yet)
   std::atomic<std::int64_t> stall_until_ns_{0};
   std::int64_t started_ns_ = 0;
+  std::atomic<std::uint64_t> heap_trims_{0};
   std::thread thread_;
 };
 

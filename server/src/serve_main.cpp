@@ -1,5 +1,6 @@
 // halyard-server (run as `halyard serve`): loads a model onto a device, then serves the OpenAI
 // API over it with continuous batching until SIGTERM or SIGINT, which drain it gracefully.
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -30,6 +31,9 @@ namespace srv = halyard::server;
 
 using halyard::apps::default_model_path;
 
+// Compiled graphs of mixed step lengths kept beside the warmed ones (ContextOptions::max_compiled_graphs).
+constexpr int kMixedGraphsKept = 4;
+
 struct Args {
   std::string model;
   std::string device = "auto";
@@ -45,6 +49,8 @@ struct Args {
   double shutdown_grace_s = 30;
   double stall_timeout_s = 30;
   int request_timeout_s = 600;
+  bool no_warmup = false;
+  int debug_warmup_delay_ms = 0;
   std::vector<std::string> options;
   std::string chat_template_file;
   std::string tool_call_parser = "auto";
@@ -115,10 +121,22 @@ int main(int argc, char** argv) {
                  "llama3_json, mistral, none")
       ->check(CLI::IsMember({"auto", "hermes", "llama3_json", "mistral", "none"}))
       ->capture_default_str();
+  app.add_flag("--no-warmup", a.no_warmup,
+               "Skip the warm-up before /ready (prefaulting the KV cache, compiling and running the decode batch "
+               "shapes and a prefill chunk once): the first requests pay for it instead");
+#ifdef HALYARD_SERVER_FAULT_INJECTION
+  app.add_option("--debug-warmup-delay-ms", a.debug_warmup_delay_ms,
+                 "Test builds: the warm-up lasts this much longer (for the /ready tests)")
+      ->check(CLI::Range(0, 600000));
+#endif
   app.add_option("-o,--option", a.options, "Backend option KEY=VALUE (see `halyard devices --options`)");
   app.add_flag("-v,--verbose", a.verbosity, "More logging (-v info, -vv debug)");
   CLI11_PARSE(app, argc, argv);
 
+  // A fixed mmap threshold: glibc's own rises to the largest block freed (up to 32 MiB), after
+  // which the buffers of freed graphs and requests come from the arenas and stay resident there;
+  // above 256 KiB they are mapped and unmapped instead.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   rt::init_logging();
   rt::set_log_level(2 + a.verbosity);  // info by default: a server says what it does
   a.server.request_timeout = std::chrono::seconds(a.request_timeout_s);
@@ -225,6 +243,9 @@ int main(int argc, char** argv) {
   co.max_sequences = a.max_running;
   co.n_blocks = a.kv_blocks;
   co.max_batch_tokens = a.max_batch_tokens;
+  // The warmed shapes (decode batches 1..max_running and the prefill chunk) and a few of the
+  // mixed lengths: a server meets hundreds of those, and each kept one holds its buffers.
+  co.max_compiled_graphs = a.max_running + 1 + kMixedGraphsKept;
   auto context = rt::Context::create(**model, co);
   if (!context.is_ok()) {
     std::fprintf(stderr, "halyard serve: %s\n", context.status().to_string().c_str());
@@ -239,6 +260,29 @@ int main(int argc, char** argv) {
   if (!scheduler.is_ok()) {
     std::fprintf(stderr, "halyard serve: %s\n", scheduler.status().to_string().c_str());
     return 1;
+  }
+  // The warm-up, before /ready turns 200 (set_loaded below): no request pays for a first compile
+  // or a first touch of the KV cache, and resident memory holds still under load.
+  if (!a.no_warmup) {
+    spdlog::info("serve: warming up (/ready answers 503 until it is done)");
+    auto w = (*scheduler)->warm_up();
+    if (!w.is_ok()) {
+      std::fprintf(stderr, "halyard serve: warm-up failed: %s\n", w.status().to_string().c_str());
+      return 1;
+    }
+    if (a.debug_warmup_delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(a.debug_warmup_delay_ms));
+    spdlog::info(
+        "serve: warm-up done in {:.2f} s: {:.1f} MiB of KV cache prefaulted, {} graphs compiled and run "
+        "(decode batches of 1-{} sequences, a prefill chunk of {} tokens){}",
+        w->seconds, static_cast<double>(w->kv_bytes_prefaulted) / (1 << 20), w->graphs_compiled, w->decode_batches,
+        w->prefill_tokens,
+        a.debug_warmup_delay_ms > 0 ? fmt::format(", held {} ms longer (test build)", a.debug_warmup_delay_ms)
+                                    : std::string());
+  } else {
+    spdlog::info(
+        "serve: no warm-up (--no-warmup): the first requests compile their batch shapes and touch the KV "
+        "cache");
   }
   const std::string& served = a.server.served_model_name;
   srv::ServerMetrics metrics(served, rt::kKvBlockSize, (*context)->blocks_total());

@@ -35,6 +35,13 @@ struct ContextOptions {
   // false: an argmax step downloads the logits and takes the argmax on the host, as it does on a
   // device without ARGMAX. The ids are the same either way (the tests compare the two).
   bool argmax_on_device = true;
+  // The most compiled graphs (batch shapes) kept; past it the least recently used one is freed
+  // before another is compiled. 0: no limit. Host devices run exact batch sizes, so steps that mix
+  // prompt chunks with decodes come in many lengths, each a graph with its own intermediate
+  // buffers (megabytes at a few hundred tokens): without a limit a server's memory grows with
+  // every new length it meets. A freed shape that comes back is compiled again (on host devices,
+  // graph building and buffer allocation only).
+  int max_compiled_graphs = 0;
 };
 
 struct BatchToken {
@@ -126,6 +133,16 @@ class Context {
   int blocks_total() const { return kv_->blocks_total() - pad_blocks_; }
   int blocks_used() const { return kv_->blocks_used() - pad_blocks_; }
   int blocks_free() const { return kv_->blocks_free(); }
+  // Forgets the prefix cache's blocks (kv_cache.h): later prompts reuse nothing cached before.
+  void clear_prefix_cache() { kv_->clear_prefix_cache(); }
+  // On a host device (cpu, ref), writes zeros over the whole KV cache so its pages are resident
+  // before the first request (KvCache::prefault) and returns the bytes written; on other devices
+  // the cache is device memory, allocated whole already, and this returns 0. failed_precondition
+  // while any sequence or the prefix cache holds a block.
+  Result<std::uint64_t> prefault_kv();
+  // How many graphs (batch shapes) the context has compiled so far: each is compiled once, on
+  // the first step of its shape, and kept.
+  std::size_t compiled_graphs() const { return compiled_.size(); }
   Model& model() { return model_; }
   const ContextOptions& options() const { return options_; }
   int context_length() const { return model_.context_length(); }
@@ -138,6 +155,7 @@ class Context {
     std::vector<std::int32_t> staging;  // host copy of `inputs`
     std::unique_ptr<Buffer> output;     // the logits, or for kArgmax the ids
     std::vector<Binding> bindings;
+    std::uint64_t last_use = 0;  // use_clock_ when a step last ran it
   };
   Context(Model& model, const ContextOptions& options) : model_(model), options_(options) {}
   Result<Compiled*> compiled_for(int n_tokens, int n_outputs, StepOutput output);
@@ -164,6 +182,7 @@ class Context {
   int pad_positions_ = 0;
   // Keyed by (tokens, outputs) after bucketing, and by what the graph outputs.
   std::map<std::tuple<int, int, StepOutput>, std::unique_ptr<Compiled>> compiled_;
+  std::uint64_t use_clock_ = 0;
   bool device_argmax_ = false;
   StepOutput last_output_ = StepOutput::kLogits;
   std::vector<float> logits_;   // [vocab, outputs of the last step]

@@ -91,6 +91,11 @@ class KvCache {
   std::int64_t prefix_misses() const { return prefix_misses_; }
   // Forgets every registered block (evictable ones become free).
   void clear_prefix_cache();
+  // Writes zeros over every layer's K and V pool, so that a host device's pages are resident
+  // before the first request touches them (a server's RSS then holds still under load instead of
+  // growing by the pool as blocks are first used). Returns the bytes written. failed_precondition
+  // while any block is held or cached: their rows would be lost.
+  Result<std::uint64_t> prefault();
 
   // The ATTENTION op's block_table input, i32 [max_blocks_per_sequence, max_sequences]; unused
   // entries are 0 (never read: a token reads only positions 0..p of its sequence).

@@ -141,6 +141,15 @@ struct SchedulerStats {
   std::uint64_t cancelled = 0;
 };
 
+// What Scheduler::warm_up did.
+struct WarmupReport {
+  std::uint64_t kv_bytes_prefaulted = 0;  // 0 on a device whose KV cache is device memory
+  int decode_batches = 0;                 // decode steps of 1..decode_batches sequences ran
+  int prefill_tokens = 0;                 // the prefill step's length (a full chunk)
+  int graphs_compiled = 0;                // graphs the warm-up compiled (new batch shapes)
+  double seconds = 0;
+};
+
 class Scheduler {
  public:
   // invalid_argument for options out of range (see SchedulerOptions) or a KV cache that cannot
@@ -161,6 +170,19 @@ class Scheduler {
   // otherwise first. Every submitted request gets exactly one finished event. not_found when
   // the id was never submitted or its finished event has been returned already. Any thread.
   Status cancel(RequestId id);
+
+  // Prepares the engine before the first request, as vLLM does before it reports ready, so no
+  // request pays for a first touch: prefaults the KV cache on host devices (Context::prefault_kv)
+  // and compiles and runs once the graphs of the steps this scheduler runs most: a decode step
+  // of each batch size 1..max_running (one token per sequence, each with logits; on GPU devices
+  // these fall into the Context's buckets) and one full prefill chunk (min(prefill_chunk,
+  // context length) tokens, one output). Steps that mix a partial chunk with decodes have
+  // other lengths and still compile on first use (on host devices in well under a millisecond
+  // of graph building). The warm-up's tokens leave nothing behind: its sequences are released
+  // and the prefix cache is cleared (anything it held before is dropped too), and no counter of
+  // stats() moves. failed_precondition once a request has been submitted or while step() runs;
+  // a device error is returned as it is, with the sequences released. Engine thread only.
+  Result<WarmupReport> warm_up();
 
   // Runs one Context step (none when nothing is running or admissible) and returns its events.
   // Never cache_full: the scheduler defers admission and preempts instead. A device error from

@@ -172,6 +172,10 @@ std::size_t heap_in_use() {
 }
 
 TEST_P(WarmupTest, ServingTheSameRequestsAgainKeepsNoMoreHeap) {
+  // Heap kept per request is a property of the engine, not of the device's arithmetic: the
+  // five rounds take ~140 s on ref's scalar kernels, so the check runs where they take seconds.
+  if (GetParam() == "ref")
+    GTEST_SKIP() << "the heap check runs on cpu (five rounds of requests take ~140 s on ref)";
   auto ctx = make_context();
   ASSERT_NE(ctx, nullptr);
   auto sched = make_scheduler(*ctx);

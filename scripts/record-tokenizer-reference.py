@@ -9,17 +9,30 @@ bytes (`-f FILE --no-escape`). Each text is tokenized twice: with BOS and specia
 (`llama_tokenize(add_special=true, parse_special=true)`) and without either (`--no-bos
 --no-parse-special`). Standard library only.
 
+llama.cpp refuses a file whose tensor data is cut off even for its vocabulary ("data is not
+within the file bounds"), so with --header-only the tool is given a copy of the file's header
+with no tensors (as llama.cpp's own ggml-vocab-*.gguf files are): the magic, version and every
+metadata entry byte for byte, a tensor count of 0. That is how the DeepSeek-R1-Distill-Qwen
+header (scripts/fetch-model.sh deepseek-r1-qwen-header, the first 4% of the 7B file) is
+recorded. --extra-text adds texts (e.g. that vocabulary's special tokens) to the common set.
+
 Usage:
   python3 scripts/record-tokenizer-reference.py \\
       --model ~/.cache/halyard/models/gemma-3-270m-q4_k_m.gguf \\
       --llama-tokenize /work/llama-build/bin/llama-tokenize \\
       --out tests/data/llama_cpp_reference/tokenizer_gemma3_270m.json
+  python3 scripts/record-tokenizer-reference.py --header-only \
+      --model ~/.cache/halyard/models/deepseek-r1-distill-qwen-7b-header.gguf \
+      --extra-text "<｜begin▁of▁sentence｜><｜User｜>What is 2+2?<｜Assistant｜><think>\n" \
+      --extra-text "<｜end▁of▁sentence｜>word</think>" \
+      --out tests/data/llama_cpp_reference/tokenizer_deepseek_r1_qwen.json
 """
 
 import argparse
 import hashlib
 import json
 import shlex
+import struct
 import subprocess
 import sys
 import tempfile
@@ -79,6 +92,49 @@ def sha256_of(path):
     return h.hexdigest()
 
 
+# GGUF metadata value types (gguf.md): fixed sizes of the scalars; 8 is a string, 9 an array.
+SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+
+def header_only_copy(src, dst):
+    """Writes to dst the GGUF at src with its metadata and no tensors (see the docstring)."""
+    with open(src, "rb") as f:
+        magic, version, _n_tensors, n_kv = struct.unpack("<4sIQQ", f.read(24))
+        if magic != b"GGUF" or version not in (2, 3):
+            raise SystemExit(f"{src}: not a GGUF v2/v3 file")
+        start = f.tell()
+
+        def skip_string():
+            (n,) = struct.unpack("<Q", f.read(8))
+            f.seek(n, 1)
+
+        def skip_value(vtype):
+            if vtype in SCALAR_SIZES:
+                f.seek(SCALAR_SIZES[vtype], 1)
+            elif vtype == 8:
+                skip_string()
+            elif vtype == 9:
+                etype, count = struct.unpack("<IQ", f.read(12))
+                if etype in SCALAR_SIZES:
+                    f.seek(SCALAR_SIZES[etype] * count, 1)
+                else:
+                    for _ in range(count):
+                        skip_value(etype)
+            else:
+                raise SystemExit(f"{src}: unknown metadata type {vtype}")
+
+        for _ in range(n_kv):
+            skip_string()
+            (vtype,) = struct.unpack("<I", f.read(4))
+            skip_value(vtype)
+        end = f.tell()
+        f.seek(start)
+        kv = f.read(end - start)
+    with open(dst, "wb") as out:
+        out.write(struct.pack("<4sIQQ", magic, version, 0, n_kv))
+        out.write(kv)
+
+
 def tokenize(tool, model, text, flags):
     with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
         f.write(text.encode("utf-8"))
@@ -97,11 +153,19 @@ def main():
     ap.add_argument("--model", required=True, type=Path)
     ap.add_argument("--llama-tokenize", default="/work/llama-build/bin/llama-tokenize")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--header-only", action="store_true",
+                    help="tokenize with a tensor-less copy of the header (for a truncated file)")
+    ap.add_argument("--extra-text", action="append", default=[], help="a text to add to the set")
     args = ap.parse_args()
+    vocab = args.model
+    tmpdir = tempfile.TemporaryDirectory()
+    if args.header_only:
+        vocab = Path(tmpdir.name) / (args.model.stem + ".vocab.gguf")
+        header_only_copy(args.model, vocab)
     cases = []
-    for text in TEXTS:
+    for text in TEXTS + args.extra_text:
         for mode in MODES:
-            ids = tokenize(args.llama_tokenize, args.model, text, mode["flags"])
+            ids = tokenize(args.llama_tokenize, vocab, text, mode["flags"])
             cases.append({"text": text, "text_utf8_hex": text.encode("utf-8").hex(),
                           "add_special": mode["add_special"], "parse_special": mode["parse_special"],
                           "ids": ids})
@@ -110,7 +174,8 @@ def main():
         "tool": "llama-tokenize -m MODEL -f TEXT_FILE --no-escape --ids --log-disable "
                 "[--no-bos --no-parse-special]",
         "command": "python3 scripts/record-tokenizer-reference.py " + " ".join(
-            shlex.quote(a) for a in ["--model", args.model.name, "--out", str(args.out)]),
+            shlex.quote(a) for a in (["--header-only"] if args.header_only else []) + ["--model", args.model.name]
+            + [x for t in args.extra_text for x in ("--extra-text", t)] + ["--out", str(args.out)]),
         "model_file": args.model.name,
         "model_sha256": sha256_of(args.model),
         "cases": cases,

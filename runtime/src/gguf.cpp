@@ -227,7 +227,7 @@ GgufFile::~GgufFile() {
     ::munmap(const_cast<std::uint8_t*>(base_), size_);
 }
 
-Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
+Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path, GgufTensorData data) {
   // The file type is checked before open(): opening a FIFO for reading blocks until a writer
   // comes, and opening a device may have side effects. O_NONBLOCK covers the race where the path
   // is replaced by a FIFO between stat() and open(); fstat() then checks what was opened.
@@ -264,21 +264,21 @@ Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
     return resource_exhausted("cannot map '" + path + "': " + std::strerror(errno));
   file->base_ = static_cast<const std::uint8_t*>(p);
   file->mapped_ = true;
-  if (Status s = file->parse(); !s.is_ok())
+  if (Status s = file->parse(data); !s.is_ok())
     return Status(s.code(), s.message() + " (in " + path + ")");
   return file;
 }
 
-Result<std::unique_ptr<GgufFile>> GgufFile::from_bytes(std::vector<std::uint8_t> bytes) {
+Result<std::unique_ptr<GgufFile>> GgufFile::from_bytes(std::vector<std::uint8_t> bytes, GgufTensorData data) {
   auto file = std::unique_ptr<GgufFile>(new GgufFile());
   file->owned_ = std::move(bytes);
   file->base_ = file->owned_.data();
   file->size_ = file->owned_.size();
-  HALYARD_RETURN_IF_ERROR(file->parse());
+  HALYARD_RETURN_IF_ERROR(file->parse(data));
   return file;
 }
 
-Status GgufFile::parse() {
+Status GgufFile::parse(GgufTensorData data) {
   Cursor c(base_, size_);
   HALYARD_ASSIGN_OR_RETURN(auto magic, c.read<std::uint32_t>("the magic"));
   if (magic != kMagic)
@@ -356,10 +356,15 @@ Status GgufFile::parse() {
   }
 
   const std::uint64_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
-  if (data_start > size_ && !tensors_.empty())
+  const bool header_only = data == GgufTensorData::kHeaderOnly;
+  if (data_start > size_ && !tensors_.empty() && !header_only)
     return data_loss("GGUF: file ends before its tensor data");
   const std::uint64_t data_size = size_ > data_start ? size_ - data_start : 0;
   for (auto& t : tensors_) {
+    if (header_only && (t.offset > data_size || (t.supported && t.desc.bytes() > data_size - t.offset))) {
+      tensor_data_complete_ = false;
+      continue;
+    }
     if (!t.supported) {
       if (t.offset > data_size) {
         return data_loss("GGUF: tensor '" + t.name + "' starts at data offset " + std::to_string(t.offset) +

@@ -18,6 +18,8 @@ line ("unsupported ... at line N"), or a rendering jinja2 refuses only because i
 sandbox forbids mutating a list (`SecurityError: ... 'append' of 'list' object is unsafe`: Kimi-K2
 on tool calls), which Halyard's interpreter allows on purpose (bounded, never cyclic), and whose
 text equals jinja2's without the sandbox; these are counted apart as "sandbox", not as agreement. The script prints a table per template and a summary.
+With --only-gguf PATH, only that GGUF's template is compared (it must have one), and a PATH
+that is not there is a skip saying how to fetch it.
 Exit 0 pass, 1 fail, 77 skip (jinja2 or the templates cannot be had: the reason is printed).
 """
 import argparse
@@ -271,17 +273,8 @@ def same_error(jinja2_error, halyard_error):
     return True
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--halyard-template", required=True)
-    ap.add_argument("--data-dir", help="tests/data: its *.gguf templates are compared too")
-    ap.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "halyard"))
-    ap.add_argument("-v", "--verbose", action="store_true", help="show the first difference of each failing pair")
-    args = ap.parse_args()
-    ensure_jinja2()
-    render_jinja2 = jinja2_renderer()
-    render_unsandboxed = jinja2_renderer(sandboxed=False)
-
+def all_templates(args):
+    """llama.cpp's templates and those of the test GGUFs, by name; None if there are none."""
     templates = {}
     tdir = template_dir(args.cache_dir)
     for path in sorted(glob.glob(os.path.join(tdir, "*.jinja"))):
@@ -289,7 +282,7 @@ def main():
             templates[os.path.basename(path)[:-len(".jinja")]] = f.read()
     if not templates:
         print(f"FAIL: no templates in {tdir}")
-        return 1
+        return None
     ggufs = []
     if os.environ.get("HALYARD_TEST_MODEL"):
         ggufs.append(os.environ["HALYARD_TEST_MODEL"])
@@ -307,6 +300,38 @@ def main():
             templates["gguf:" + os.path.basename(path)] = t
         else:
             print(f"note: {path} has no tokenizer.chat_template")
+    return templates
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--halyard-template", required=True)
+    ap.add_argument("--data-dir", help="tests/data: its *.gguf templates are compared too")
+    ap.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "halyard"))
+    ap.add_argument("--only-gguf", help="compare only this GGUF's tokenizer.chat_template (skip if absent)")
+    ap.add_argument("--only-gguf-env", metavar="VAR", help="take --only-gguf from VAR when it is set")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the first difference of each failing pair")
+    args = ap.parse_args()
+    if args.only_gguf_env and os.environ.get(args.only_gguf_env):
+        args.only_gguf = os.environ[args.only_gguf_env]
+    if args.only_gguf and not os.path.exists(args.only_gguf):
+        print(f"SKIP: {args.only_gguf} is not there (scripts/fetch-model.sh fetches the test GGUFs)")
+        return 77
+    ensure_jinja2()
+    render_jinja2 = jinja2_renderer()
+    render_unsandboxed = jinja2_renderer(sandboxed=False)
+
+    templates = {}
+    if args.only_gguf:
+        t = gguf_chat_template(args.only_gguf)
+        if t is None:
+            print(f"FAIL: {args.only_gguf} has no tokenizer.chat_template")
+            return 1
+        templates["gguf:" + os.path.basename(args.only_gguf)] = t
+    else:
+        templates = all_templates(args)
+        if templates is None:
+            return 1
 
     convs = conversations()
     contexts = [c for _, c in convs]

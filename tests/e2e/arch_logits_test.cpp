@@ -4,13 +4,16 @@
 //    time into HALYARD_ARCH_MODEL_DIR by the arch_test_models fixture): the prefill's top-1, the
 //    NMSE of Halyard's log-probabilities over llama.cpp's 32 most likely tokens, and the greedy
 //    tokens up to a near tie;
-//  - the real Gemma 3 270M (Q4_K_M), when cached: top-1 and 32 greedy tokens for 3 prompts.
+//  - the real Gemma 3 270M (Q4_K_M), when cached: top-1 and 32 greedy tokens for 3 prompts;
+//  - the DeepSeek-R1-Distill-Qwen header (its tensor data cut off), when cached: refused as a
+//    model with a clear error.
 // The device is HALYARD_ARCH_TEST_DEVICE (default ref). A device that refuses an op a model needs
 // must say so as unimplemented, naming the op; the case is then reported skipped, with the reason.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -34,7 +37,18 @@ constexpr double kMaxNmse = 1e-4;
 // Other devices quantize activations to 8 bits in decode products (cpu) or round differently;
 // cpu's prefill is made exact f32 here (load()), so its 39-token prompts measure 6e-6 to 1.1e-5
 // on qwen3 and gemma3. Ten times the bound.
-constexpr double kMaxNmseNotRef = 1e-3;
+constexpr double kMaxNmseCpu = 1e-3;
+// vulkan's prefill tiles take f16 inputs where the device has shaderFloat16 (lavapipe does),
+// with f32 sums. Measured on lavapipe: 4e-7 to 3.5e-5 over the five models (the largest: qwen3
+// and gemma3 on the 39-token prompt, 3.5e-5 and 2.4e-5). About ten times the largest, and still
+// three orders below a dropped block (0.35).
+constexpr double kMaxNmseVulkan = 3e-4;
+
+double max_nmse_for(const std::string& d) {
+  if (d == "ref")
+    return kMaxNmse;
+  return d.starts_with("vulkan") ? kMaxNmseVulkan : kMaxNmseCpu;
+}
 // The random models' logits are close together: a greedy divergence is accepted only at a step
 // where llama.cpp's top-two margin is below this (f32 weights: errors are ~1e-4).
 constexpr double kTinyNearTie = 0.01;
@@ -54,15 +68,19 @@ std::string tiny_model_dir() {
 
 // HALYARD_GEMMA3_MODEL, else the model cache's gemma-3-270m-q4_k_m.gguf (the name
 // scripts/fetch-model.sh gemma3-270m stores it under).
-std::string gemma3_path() {
-  if (const char* p = std::getenv("HALYARD_GEMMA3_MODEL"); p && *p)
-    return p;
+std::string model_cache_dir() {
   std::string cache;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
     cache = x;
   else
     cache = std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache";
-  return cache + "/halyard/models/gemma-3-270m-q4_k_m.gguf";
+  return cache + "/halyard/models";
+}
+
+std::string gemma3_path() {
+  if (const char* p = std::getenv("HALYARD_GEMMA3_MODEL"); p && *p)
+    return p;
+  return model_cache_dir() + "/gemma-3-270m-q4_k_m.gguf";
 }
 
 nlohmann::json load_reference(const std::string& name) {
@@ -137,8 +155,10 @@ Loaded load(const std::string& path, std::string& skip) {
 }
 
 // Runs every recorded case: prefill top-1 and NMSE (reported, and bounded when max_nmse > 0),
-// then greedy tokens until llama.cpp's margin falls below near_tie.
-void compare(const std::string& path, const nlohmann::json& ref, double max_nmse, double near_tie) {
+// then greedy tokens until llama.cpp's margin falls below near_tie, at most max_tokens of them
+// (the prefill's top-1 is the first).
+void compare(const std::string& path, const nlohmann::json& ref, double max_nmse, double near_tie,
+             std::size_t max_tokens = SIZE_MAX) {
   std::string skip;
   Loaded l = load(path, skip);
   if (!skip.empty())
@@ -154,7 +174,9 @@ void compare(const std::string& path, const nlohmann::json& ref, double max_nmse
     ASSERT_TRUE(logits.is_ok()) << logits.status().to_string();
     const std::vector<double> lp = log_softmax(*logits);
     const auto top = static_cast<TokenId>(std::max_element(lp.begin(), lp.end()) - lp.begin());
-    const std::vector<TokenId> tokens = c["tokens"].get<std::vector<TokenId>>();
+    std::vector<TokenId> tokens = c["tokens"].get<std::vector<TokenId>>();
+    if (tokens.size() > max_tokens)
+      tokens.resize(max_tokens);
     const std::vector<double> margins = c["margins"].get<std::vector<double>>();
     if (margins[0] >= near_tie) {
       EXPECT_EQ(top, tokens[0]) << "prefill top-1, prompt of " << prompt.size() << " tokens";
@@ -199,7 +221,7 @@ TEST_P(TinyArchVsLlamaCpp, PrefillLogitsAndGreedyTokensMatch) {
   // The script is deterministic: other bytes mean another model than the one recorded.
   ASSERT_EQ(testing::sha256_file(path), ref["model_sha256"].get<std::string>())
       << path << " is not the model llama.cpp was recorded on; remake it with scripts/make-arch-test-models.py";
-  compare(path, ref, device() == "ref" ? kMaxNmse : kMaxNmseNotRef, kTinyNearTie);
+  compare(path, ref, max_nmse_for(device()), kTinyNearTie);
 }
 
 INSTANTIATE_TEST_SUITE_P(Arch, TinyArchVsLlamaCpp,
@@ -220,8 +242,13 @@ TEST(Gemma3VsLlamaCpp, Real270mGreedyTokensMatchUpToNearTies) {
   ASSERT_FALSE(ref.is_null());
   ASSERT_EQ(testing::sha256_file(path), ref["model_sha256"].get<std::string>())
       << path << " is another file than the recorded Gemma 3 270M Q4_K_M";
+  // On lavapipe each token of this model takes seconds (its 262144-row output projection among
+  // them), so vulkan's CI entry compares fewer: HALYARD_ARCH_REAL_GREEDY_TOKENS (0 or unset: all).
+  std::size_t max_tokens = SIZE_MAX;
+  if (const char* n = std::getenv("HALYARD_ARCH_REAL_GREEDY_TOKENS"); n && std::atoi(n) > 0)
+    max_tokens = static_cast<std::size_t>(std::atoi(n));
   // Quantized on both sides, differently: the NMSE is reported, not bounded.
-  compare(path, ref, 0, kQuantNearTie);
+  compare(path, ref, 0, kQuantNearTie, max_tokens);
 }
 
 // Gemma 3's file carries no chat template: the architecture's own format stands in, not ChatML.
@@ -236,6 +263,27 @@ TEST(Gemma3VsLlamaCpp, TheFileWithoutATemplateGetsTheBuiltinGemmaFormat) {
   EXPECT_EQ(l.model->chat_template().description(), "builtin Gemma");
   EXPECT_EQ(l.model->chat_template().apply({{"user", "Hi"}}, true).value(),
             "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
+}
+
+// The first 4% of a 7B file (scripts/fetch-model.sh deepseek-r1-qwen-header): its tokenizer and
+// template read (tokenizer_llama_cpp_test.cpp), but loading it as a model must say it is cut off.
+TEST(DeepSeekR1QwenHeader, LoadingTheCutOffFileAsAModelIsAClearError) {
+  std::string path;
+  if (const char* p = std::getenv("HALYARD_TEST_DEEPSEEK_HEADER"); p && *p)
+    path = p;
+  else
+    path = model_cache_dir() + "/deepseek-r1-distill-qwen-7b-header.gguf";
+  if (!fs::exists(path))
+    GTEST_SKIP() << "no " << path << " (scripts/fetch-model.sh deepseek-r1-qwen-header)";
+  auto registry = testing::load_registry();
+  ASSERT_NE(registry, nullptr);
+  ModelOptions o;
+  o.device = device();
+  auto m = Model::load(path, o, *registry);
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kDataLoss);
+  const std::string message = m.status().message();
+  EXPECT_NE(message.find("lies past the end of the file; the file is truncated"), std::string::npos) << message;
 }
 
 }  // namespace

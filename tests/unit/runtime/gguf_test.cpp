@@ -234,6 +234,32 @@ TEST(Gguf, FileMayEndExactlyAtTheEndOfItsLastTensor) {
   expect_error(b, StatusCode::kDataLoss, "tensor 'w2' (16 bytes at data offset 64) lies past the end of the file");
 }
 
+// The first part of a split download: header whole, data cut off. As a model it is refused (the
+// test above); header-only, its metadata reads, the whole tensors keep their data and the cut
+// ones have none.
+TEST(Gguf, HeaderOnlyOpensAFileWhoseTensorDataIsCutOff) {
+  const GgufWriter w = aligned_file(64);
+  auto b = w.bytes();
+  b.resize(w.data_offset() + 64 + 4);  // w1 whole, w2 (4 floats at data offset 64) cut after 1
+  auto f = GgufFile::from_bytes(b, GgufTensorData::kHeaderOnly);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_FALSE(f.value()->tensor_data_complete());
+  EXPECT_EQ(f.value()->tensors().size(), 2u);
+  EXPECT_NE(f.value()->find_tensor("w1")->data, nullptr);
+  EXPECT_EQ(f.value()->find_tensor("w2")->data, nullptr);
+  // Only the header: every tensor is past the end.
+  b.resize(w.header_size());
+  f = GgufFile::from_bytes(b, GgufTensorData::kHeaderOnly);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_FALSE(f.value()->tensor_data_complete());
+  EXPECT_EQ(f.value()->find_tensor("w1")->data, nullptr);
+  // A whole file opened header-only is complete.
+  f = GgufFile::from_bytes(w.bytes(), GgufTensorData::kHeaderOnly);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_TRUE(f.value()->tensor_data_complete());
+  EXPECT_NE(f.value()->find_tensor("w2")->data, nullptr);
+}
+
 TEST(Gguf, DtypeLabelsUseGgufNames) {
   EXPECT_EQ(gguf_dtype_label(0), "f32 (id 0)");
   EXPECT_EQ(gguf_dtype_label(12), "q4_k (id 12)");

@@ -2,6 +2,9 @@
 //  - the Gemma 3 270M file (scripts/fetch-model.sh gemma3-270m): token ids of a text set as
 //    llama.cpp's llama-tokenize gave them (tests/data/llama_cpp_reference/tokenizer_gemma3_270m.json,
 //    recorded by scripts/record-tokenizer-reference.py);
+//  - the DeepSeek-R1-Distill-Qwen-7B header (scripts/fetch-model.sh deepseek-r1-qwen-header: the
+//    first 4% of the file, tensor data cut off), opened header-only: the same for its qwen2 BPE
+//    vocabulary and pre-tokenizer deepseek-r1-qwen (tokenizer_deepseek_r1_qwen.json);
 //  - llama.cpp's own tokenizer tests: the vocab-only GGUFs and their .inp/.out files in the
 //    llama-cpp-python 0.3.36 source distribution (scripts/fetch-llama-cpp-sdist.sh unpacks them;
 //    HALYARD_LLAMA_CPP_SRC names the unpacked root), read at test time and never committed.
@@ -171,8 +174,9 @@ std::string gemma3_path() {
 
 // Every recorded case of `json_name` (scripts/record-tokenizer-reference.py) on the tokenizer of
 // the GGUF at `path`.
-void expect_recorded_ids(const std::string& path, const std::string& json_name) {
-  auto file = GgufFile::open(path);
+void expect_recorded_ids(const std::string& path, const std::string& json_name,
+                         GgufTensorData data = GgufTensorData::kRequired) {
+  auto file = GgufFile::open(path, data);
   ASSERT_TRUE(file.is_ok()) << file.status().to_string();
   // Only the tokenizer: whether the architecture loads is not what this is about.
   auto tok = Tokenizer::from_gguf(*file.value());
@@ -203,6 +207,44 @@ TEST(Gemma3Tokenizer, MatchesLlamaCpp) {
                  << ": run scripts/fetch-model.sh gemma3-270m or set HALYARD_TEST_GEMMA3_MODEL";
   }
   expect_recorded_ids(path, "tokenizer_gemma3_270m.json");
+}
+
+// ---- The DeepSeek-R1-Distill-Qwen-7B header against llama.cpp --------------------------------
+
+std::string deepseek_header_path() {
+  if (const char* p = std::getenv("HALYARD_TEST_DEEPSEEK_HEADER"); p && *p)
+    return p;
+  return cache_dir() + "/models/deepseek-r1-distill-qwen-7b-header.gguf";
+}
+
+std::string deepseek_header_missing(const std::string& path) {
+  return "the DeepSeek-R1-Distill-Qwen header is not at " + path +
+         ": run scripts/fetch-model.sh deepseek-r1-qwen-header or set HALYARD_TEST_DEEPSEEK_HEADER";
+}
+
+TEST(DeepSeekR1QwenHeader, TokenizerMatchesLlamaCpp) {
+  const std::string path = deepseek_header_path();
+  if (!std::filesystem::exists(path))
+    GTEST_SKIP() << deepseek_header_missing(path);
+  auto file = GgufFile::open(path, GgufTensorData::kHeaderOnly);
+  ASSERT_TRUE(file.is_ok()) << file.status().to_string();
+  // It is the truncated part the test is about, not a whole file that happens to be there.
+  EXPECT_FALSE(file.value()->tensor_data_complete());
+  EXPECT_EQ(file.value()->get_string("tokenizer.ggml.pre").value_or(""), "deepseek-r1-qwen");
+  expect_recorded_ids(path, "tokenizer_deepseek_r1_qwen.json", GgufTensorData::kHeaderOnly);
+}
+
+// Opened as a model is (Model::load opens with kRequired), the cut-off file is a clear error.
+TEST(DeepSeekR1QwenHeader, OpeningItAsAModelSaysTheFileIsTruncated) {
+  const std::string path = deepseek_header_path();
+  if (!std::filesystem::exists(path))
+    GTEST_SKIP() << deepseek_header_missing(path);
+  auto file = GgufFile::open(path);
+  ASSERT_FALSE(file.is_ok());
+  EXPECT_EQ(file.status().code(), StatusCode::kDataLoss);
+  const std::string message = file.status().message();
+  EXPECT_NE(message.find("lies past the end of the file; the file is truncated"), std::string::npos) << message;
+  EXPECT_NE(message.find(path), std::string::npos) << message;
 }
 
 // ---- llama.cpp's own tokenizer tests ---------------------------------------------------------

@@ -72,15 +72,28 @@ struct GgufTensor {
 // id ggml does not define.
 std::string gguf_dtype_label(std::uint32_t id);
 
+// Whether GgufFile insists that every tensor's data lies inside the file.
+enum class GgufTensorData {
+  // A model: a tensor whose data runs past the end is a data-loss error (truncated or corrupt).
+  kRequired,
+  // Only the header is wanted (the tokenizer, the chat template) from a file whose tensor data
+  // may be cut off, such as the first part of a split download. Tensors past the end keep
+  // data == nullptr and tensor_data_complete() is false. Model::load never opens a file so, so a
+  // truncated file cannot become a model.
+  kHeaderOnly,
+};
+
 class GgufFile {
  public:
   ~GgufFile();
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
 
-  static Result<std::unique_ptr<GgufFile>> open(const std::string& path);
+  static Result<std::unique_ptr<GgufFile>> open(const std::string& path,
+                                                GgufTensorData data = GgufTensorData::kRequired);
   // Parses an in-memory image (copied); used by tests and fuzzers.
-  static Result<std::unique_ptr<GgufFile>> from_bytes(std::vector<std::uint8_t> bytes);
+  static Result<std::unique_ptr<GgufFile>> from_bytes(std::vector<std::uint8_t> bytes,
+                                                      GgufTensorData data = GgufTensorData::kRequired);
 
   std::uint32_t version() const { return version_; }
   const std::map<std::string, GgufValue, std::less<>>& metadata() const { return metadata_; }
@@ -92,10 +105,12 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* find_tensor(std::string_view name) const;
   std::size_t file_size() const { return size_; }
+  // False when opened kHeaderOnly and some tensor's data lies past the end of the file.
+  bool tensor_data_complete() const { return tensor_data_complete_; }
 
  private:
   GgufFile() = default;
-  Status parse();
+  Status parse(GgufTensorData data);
 
   std::string path_;
   const std::uint8_t* base_ = nullptr;
@@ -103,6 +118,7 @@ class GgufFile {
   bool mapped_ = false;
   std::vector<std::uint8_t> owned_;
   std::uint32_t version_ = 0;
+  bool tensor_data_complete_ = true;
   std::map<std::string, GgufValue, std::less<>> metadata_;
   std::vector<GgufTensor> tensors_;
   std::map<std::string, std::size_t, std::less<>> tensor_index_;

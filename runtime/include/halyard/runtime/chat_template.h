@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,11 @@ class Template;
 }
 
 struct ChatMessage {
+  // {role, content} builds the plain turns that most callers and tests write; the tool fields
+  // are set by name.
+  ChatMessage() = default;
+  ChatMessage(std::string r, std::string c) : role(std::move(r)), content(std::move(c)) {}
+
   std::string role;     // "system", "user", "assistant", "tool"
   std::string content;  // may be empty
   // OpenAI's null content (an assistant turn with tool calls only): the template sees none.

@@ -6,7 +6,7 @@ on the same weights, both decoded by ggml's own to_float, and whether the bytes 
   python3 scripts/compare-quantizers-llama.py [--ggml /work/llama-build/bin/libggml-base.so]
                                               [--hal build/ci/bin] [--rows 64] [--cols 4096]
                                               [--gguf MODEL.gguf [--blocks-per-tensor N]]
-                                              [--types q2_k,q3_k,q4_k,q5_k,q6_k]
+                                              [--types q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs]
 
 The weights are N(0, 1) (rows x cols, seed 5), or with --gguf a model's weight matrices (every
 tensor of two or more dimensions, decoded to f32 by gguf-py), each flattened into rows of 256
@@ -47,7 +47,7 @@ int main(int, char** argv) {  // TYPE_ID N in.f32 out.bin
 }
 """
 TYPES = [("q4_0", 2), ("q8_0", 8), ("q5_0", 6), ("q5_1", 7), ("q2_k", 10), ("q3_k", 11), ("q4_k", 12),
-         ("q5_k", 13), ("q6_k", 14)]
+         ("q5_k", 13), ("q6_k", 14), ("iq4_nl", 20), ("iq4_xs", 23)]
 
 
 class Traits(ctypes.Structure):  # ggml.h, struct ggml_type_traits

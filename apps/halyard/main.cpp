@@ -391,7 +391,7 @@ int main(int argc, char** argv) {
   quantize
       ->add_option("type", q.type,
                    "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q3_K_S Q3_K_M Q3_K_L Q4_K Q4_K_S Q4_K_M "
-                   "Q5_K Q5_K_S Q5_K_M Q6_K")
+                   "Q5_K Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS (case-insensitive)")
       ->required();
   quantize->add_flag("--pure", q.pure, "Every matrix in TYPE's own format (no mix); 1-D tensors stay F32");
   quantize->add_option("-t,--threads", q.threads, "Threads (0: one per hardware thread); the output is the same")

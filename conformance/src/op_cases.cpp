@@ -19,10 +19,11 @@ constexpr double kReduction = 5e-4;
 
 const DType kWeightDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1};
 // The GGUF block formats added after the first six: Q5_0 and Q5_1 (blocks of 32) and the
-// K-quants (super-blocks of 256). Backends without kernels for them report their cases as
-// unsupported through Device::supports.
-const DType kBlockDtypes[] = {DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K,
-                              DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+// K-quants (super-blocks of 256), IQ4_NL (blocks of 32) and IQ4_XS (super-blocks of 256), the
+// codebook formats. Backends without kernels for them report their cases as unsupported
+// through Device::supports.
+const DType kBlockDtypes[] = {DType::kQ5_0, DType::kQ5_1, DType::kQ2_K,   DType::kQ3_K,  DType::kQ4_K,
+                              DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
 
 std::string shape_name(std::initializer_list<std::pair<const char*, std::int64_t>> dims) {
   std::string s;
@@ -211,6 +212,21 @@ void add_block_format_ops(std::vector<OpCase>& out) {
                    0,
                    0,
                    kReduction});
+  }
+  // A 512-token prompt on IQ4_NL and IQ4_XS with k = 768 (a multiple of 256, not of 512: three
+  // IQ4_XS super-blocks, 24 IQ4_NL blocks) and 37 rows, and their decode over the same shape.
+  for (DType dt : {DType::kIQ4_NL, DType::kIQ4_XS}) {
+    for (std::int64_t n : {1, 512}) {
+      const std::int64_t k = 768, m = 37;
+      out.push_back({"MATMUL/" + std::string(dtype_name(dt)) + "/" + shape_name({{"k", k}, {"m", m}, {"n", n}}),
+                     OpKind::kMatmul,
+                     {TensorDesc::make(dt, k, m), TensorDesc::make(DType::kF32, k, n)},
+                     {Fill::kRandom, Fill::kRandom},
+                     {},
+                     0,
+                     0,
+                     kReduction});
+    }
   }
   // A group as a K-quant model has it (Q4_K_M: Q4_K for most products, Q6_K for some, with
   // the same activations), decode and prompt.

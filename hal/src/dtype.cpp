@@ -6,13 +6,14 @@
 #include <cstring>
 
 #include "halyard/hal/blocks.h"
+#include "iq4.h"
 #include "kquants.h"
 
 namespace halyard {
 namespace {
 
 // Names as ggml's type_name (lower case): what GGUF tools print and gguf_dtype_label uses.
-constexpr std::array<DTypeInfo, 14> kDTypes{{
+constexpr std::array<DTypeInfo, 16> kDTypes{{
     {DType::kF32, "f32", 1, 4, false},
     {DType::kF16, "f16", 1, 2, false},
     {DType::kQ4_0, "q4_0", kQuantBlock, sizeof(BlockQ4_0), true},
@@ -25,6 +26,8 @@ constexpr std::array<DTypeInfo, 14> kDTypes{{
     {DType::kQ4_K, "q4_k", kSuperBlock, sizeof(BlockQ4_K), true},
     {DType::kQ5_K, "q5_k", kSuperBlock, sizeof(BlockQ5_K), true},
     {DType::kQ6_K, "q6_k", kSuperBlock, sizeof(BlockQ6_K), true},
+    {DType::kIQ4_NL, "iq4_nl", kQuantBlock, sizeof(BlockIQ4_NL), true},
+    {DType::kIQ4_XS, "iq4_xs", kSuperBlock, sizeof(BlockIQ4_XS), true},
     {DType::kI32, "i32", 1, 4, false},
     {DType::kBF16, "bf16", 1, 2, false},
 }};
@@ -265,6 +268,12 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n) {
     case DType::kQ6_K:
       detail::dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, n / kSuperBlock);
       return;
+    case DType::kIQ4_NL:
+      detail::dequantize_iq4_nl(static_cast<const BlockIQ4_NL*>(src), dst, n / kQuantBlock);
+      return;
+    case DType::kIQ4_XS:
+      detail::dequantize_iq4_xs(static_cast<const BlockIQ4_XS*>(src), dst, n / kSuperBlock);
+      return;
   }
 }
 
@@ -320,6 +329,12 @@ void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n) {
       return;
     case DType::kQ6_K:
       detail::quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n / kSuperBlock);
+      return;
+    case DType::kIQ4_NL:
+      detail::quantize_iq4_nl(src, static_cast<BlockIQ4_NL*>(dst), n / kQuantBlock);
+      return;
+    case DType::kIQ4_XS:
+      detail::quantize_iq4_xs(src, static_cast<BlockIQ4_XS*>(dst), n / kSuperBlock);
       return;
   }
 }

@@ -90,6 +90,7 @@ float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
   return acc;
 }
 
+#include "iq4_generic.inc"
 #include "legacy_kquants_generic.inc"
 
 float dot_f32(const float* w, const float* x, int n) {
@@ -136,6 +137,8 @@ KernelTable make_generic() {
   t.set(DType::kQ4_K, dot_kernels<BlockQ4_K, dot_q4_k_generic>());
   t.set(DType::kQ5_K, dot_kernels<BlockQ5_K, dot_q5_k_generic>());
   t.set(DType::kQ6_K, dot_kernels<BlockQ6_K, dot_q6_k_generic>());
+  t.set(DType::kIQ4_NL, dot_kernels<BlockIQ4_NL, dot_iq4_nl>());
+  t.set(DType::kIQ4_XS, dot_kernels<BlockIQ4_XS, dot_iq4_xs>());
   return t;
 }
 

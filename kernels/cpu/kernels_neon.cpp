@@ -70,6 +70,38 @@ float dot_q4_0(const BlockQ4_0* w, const ActBlock* x, int n_blocks) {
   return vaddvq_f32(acc) - 8.f * offset;
 }
 
+// IQ4_NL / IQ4_XS: 32 codes to their int8 levels with one table lookup per 16 (TBL).
+inline void iq4_levels(const std::uint8_t* qs, int8x16_t* lo, int8x16_t* hi) {
+  const int8x16_t table = vld1q_s8(kIQ4Levels);
+  const uint8x16_t raw = vld1q_u8(qs);
+  *lo = vqtbl1q_s8(table, vandq_u8(raw, vdupq_n_u8(0x0f)));
+  *hi = vqtbl1q_s8(table, vshrq_n_u8(raw, 4));
+}
+
+float dot_iq4_nl(const BlockIQ4_NL* w, const ActBlock* x, int n_blocks) {
+  float32x4_t acc = vdupq_n_f32(0.f);
+  for (int b = 0; b < n_blocks; ++b) {
+    int8x16_t lo, hi;
+    iq4_levels(w[b].qs, &lo, &hi);
+    acc = block(lo, hi, x[b], half(w[b].d), acc);
+  }
+  return vaddvq_f32(acc);
+}
+
+float dot_iq4_xs(const BlockIQ4_XS* w, const ActBlock* x, int n_blocks) {
+  float32x4_t acc = vdupq_n_f32(0.f);
+  for (int s = 0; s < n_blocks / kActPerSuper; ++s) {
+    const float d = half(w[s].d);
+    for (int j = 0; j < kActPerSuper; ++j) {
+      const int code = ((w[s].scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((w[s].scales_h >> (2 * j)) & 3) << 4);
+      int8x16_t lo, hi;
+      iq4_levels(w[s].qs + 16 * j, &lo, &hi);
+      acc = block(lo, hi, x[s * kActPerSuper + j], d * static_cast<float>(code - 32), acc);
+    }
+  }
+  return vaddvq_f32(acc);
+}
+
 float dot_q4_1(const BlockQ4_1* w, const ActBlock* x, int n_blocks) {
   float32x4_t acc = vdupq_n_f32(0.f);
   float offset = 0.f;
@@ -157,6 +189,8 @@ KernelTable make_neon() {
   t.set(DType::kQ4_K, dot_kernels<BlockQ4_K, dot_q4_k>());
   t.set(DType::kQ5_K, dot_kernels<BlockQ5_K, dot_q5_k>());
   t.set(DType::kQ6_K, dot_kernels<BlockQ6_K, dot_q6_k>());
+  t.set(DType::kIQ4_NL, dot_kernels<BlockIQ4_NL, dot_iq4_nl>());
+  t.set(DType::kIQ4_XS, dot_kernels<BlockIQ4_XS, dot_iq4_xs>());
   return t;
 }
 

@@ -543,6 +543,10 @@ gpuError_t with_dtype(DType dt, F&& f) {
       return f.template operator()<DType::kQ5_K>();
     case DType::kQ6_K:
       return f.template operator()<DType::kQ6_K>();
+    case DType::kIQ4_NL:
+      return f.template operator()<DType::kIQ4_NL>();
+    case DType::kIQ4_XS:
+      return f.template operator()<DType::kIQ4_XS>();
     case DType::kI32:  // no weight
       break;
   }

@@ -271,6 +271,36 @@ struct Weights<DType::kQ6_K> {  // x = (d * sc) * (q - 32) per sub-block of 16
   }
 };
 
+// IQ4_NL / IQ4_XS: a code's int8 level. A local table, since blocks.h's kIQ4Levels (a host
+// array) cannot be read in device code; gpu_decode_tests checks every level against it through
+// dequantize_row.
+HALYARD_HOST_DEVICE inline int iq4_level(int code) {
+  constexpr signed char kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  return kLevels[code & 15];
+}
+template <>
+struct Weights<DType::kIQ4_NL> {  // x = d * level[q]
+  static HALYARD_HOST_DEVICE float load(const std::uint8_t* row, int i) {
+    int j;
+    const std::uint8_t* b = block_of<BlockIQ4_NL, kQuantBlock>(row, i, &j);
+    const int byte = b[offsetof(BlockIQ4_NL, qs) + j % 16];
+    return mul_rn(f16_field(b, offsetof(BlockIQ4_NL, d)), static_cast<float>(iq4_level(j < 16 ? byte : byte >> 4)));
+  }
+};
+template <>
+struct Weights<DType::kIQ4_XS> {  // x = (d * (s - 32)) * level[q] per sub-block of 32
+  static HALYARD_HOST_DEVICE float load(const std::uint8_t* row, int i) {
+    int j;
+    const std::uint8_t* b = block_of<BlockIQ4_XS, kSuperBlock>(row, i, &j);
+    const int s = j / 32, l = j % 32;
+    const int low = (b[offsetof(BlockIQ4_XS, scales_l) + s / 2] >> (4 * (s % 2))) & 15;
+    const int high = (static_cast<int>(u16_at(b + offsetof(BlockIQ4_XS, scales_h))) >> (2 * s)) & 3;
+    const int byte = b[offsetof(BlockIQ4_XS, qs) + 16 * s + l % 16];
+    const float dl = mul_rn(f16_field(b, offsetof(BlockIQ4_XS, d)), static_cast<float>((low | (high << 4)) - 32));
+    return mul_rn(dl, static_cast<float>(iq4_level(l < 16 ? byte : byte >> 4)));
+  }
+};
+
 // Element i of a row of runtime dtype dt (0 for I32, which is no weight): for kernels where the
 // decode is not the hot loop (EMBED, COPY to f32), so that one kernel serves every dtype.
 HALYARD_HOST_DEVICE inline float load_weight(DType dt, const std::uint8_t* row, int i) {
@@ -301,6 +331,10 @@ HALYARD_HOST_DEVICE inline float load_weight(DType dt, const std::uint8_t* row, 
       return Weights<DType::kQ5_K>::load(row, i);
     case DType::kQ6_K:
       return Weights<DType::kQ6_K>::load(row, i);
+    case DType::kIQ4_NL:
+      return Weights<DType::kIQ4_NL>::load(row, i);
+    case DType::kIQ4_XS:
+      return Weights<DType::kIQ4_XS>::load(row, i);
     case DType::kI32:
       break;
   }

@@ -230,6 +230,51 @@ void wload8(uint row, uint i0, out float v[8]) {  // i0 % 8 == 0: one sub-block 
   kq_scale(b, e, dl, ml);
   [[unroll]] for (uint j = 0; j < 8; ++j) v[j] = kq_value(b, e + j, dl, ml);
 }
+#elif defined(DT_IQ4_NL) || defined(DT_IQ4_XS)
+// 4-bit codes into ggml's 16 non-linear int8 levels (blocks.h's kIQ4Levels): IQ4_NL blocks of
+// 32 (f16 d, 16 bytes of codes as Q4_0's), IQ4_XS super-blocks of 256 (f16 d, u16 scales_h,
+// scales_l[4], qs[128]) whose sub-blocks of 32 scale by d * (6-bit code - 32).
+const int IQ4_LEVELS[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+float iq4_level(uint qs, uint j) {  // element j < 32 of the 16 code bytes at qs
+  const uint byte = w_byte(qs + (j & 15u));
+  return float(IQ4_LEVELS[j < 16u ? (byte & 15u) : (byte >> 4)]);
+}
+#ifdef DT_IQ4_NL
+#define IQ4_BYTES 18u
+#define IQ4_SPAN 5u  // log2 of the elements per block
+void iq4_scale(uint b, uint e, out float dl, out uint qs) {
+  dl = half_bits(w_u16(b));
+  qs = b + 2u;
+}
 #else
-#error "define one of DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q2_K .. DT_Q6_K"
+#define IQ4_BYTES 136u
+#define IQ4_SPAN 8u
+void iq4_scale(uint b, uint e, out float dl, out uint qs) {  // e < 256: sub-block e / 32
+  const uint s = e >> 5;
+  const uint code = ((w_byte(b + 4u + (s >> 1)) >> (4u * (s & 1u))) & 15u) | (((w_u16(b + 2u) >> (2u * s)) & 3u) << 4);
+  precise float r = half_bits(w_u16(b)) * float(int(code) - 32);
+  dl = r;
+  qs = b + 8u + 16u * s;
+}
+#endif
+float wload(uint row, uint i) {
+  const uint b = row + (i >> IQ4_SPAN) * IQ4_BYTES;
+  float dl;
+  uint qs;
+  iq4_scale(b, i & ((1u << IQ4_SPAN) - 1u), dl, qs);
+  precise float r = dl * iq4_level(qs, i & 31u);
+  return r;
+}
+void wload8(uint row, uint i0, out float v[8]) {  // i0 % 8 == 0: one block or sub-block of 32
+  const uint b = row + (i0 >> IQ4_SPAN) * IQ4_BYTES;
+  float dl;
+  uint qs;
+  iq4_scale(b, i0 & ((1u << IQ4_SPAN) - 1u), dl, qs);
+  [[unroll]] for (uint j = 0; j < 8; ++j) {
+    precise float r = dl * iq4_level(qs, (i0 & 31u) + j);
+    v[j] = r;
+  }
+}
+#else
+#error "define one of DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q2_K .. DT_Q6_K, DT_IQ4_NL, DT_IQ4_XS"
 #endif

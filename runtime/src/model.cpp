@@ -39,7 +39,7 @@ Status check_tensor_dtypes(const GgufFile& f) {
   }
   return unimplemented("unsupported tensor dtypes: " + list +
                        "; supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, "
-                       "q2_k, q3_k, q4_k, q5_k, q6_k");
+                       "q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs");
 }
 
 // Every weight's use (EMBED, MATMUL; with a tied output the embedding is both) checked against

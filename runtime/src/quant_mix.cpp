@@ -16,14 +16,15 @@ struct MixEntry {
 };
 
 // llama_ftype numbers as llama.cpp defines them (llama-quantize --help lists them too).
-constexpr std::array<MixEntry, 20> kMixes{{
-    {"F32", DType::kF32, 0, false},      {"F16", DType::kF16, 1, false},      {"BF16", DType::kBF16, 32, false},
-    {"Q8_0", DType::kQ8_0, 7, false},    {"Q4_0", DType::kQ4_0, 2, false},    {"Q4_1", DType::kQ4_1, 3, false},
-    {"Q5_0", DType::kQ5_0, 8, false},    {"Q5_1", DType::kQ5_1, 9, false},    {"Q2_K", DType::kQ2_K, 10, false},
-    {"Q3_K", DType::kQ3_K, 11, true},    {"Q3_K_S", DType::kQ3_K, 11, false}, {"Q3_K_M", DType::kQ3_K, 12, false},
-    {"Q3_K_L", DType::kQ3_K, 13, false}, {"Q4_K", DType::kQ4_K, 14, true},    {"Q4_K_S", DType::kQ4_K, 14, false},
-    {"Q4_K_M", DType::kQ4_K, 15, false}, {"Q5_K", DType::kQ5_K, 16, true},    {"Q5_K_S", DType::kQ5_K, 16, false},
-    {"Q5_K_M", DType::kQ5_K, 17, false}, {"Q6_K", DType::kQ6_K, 18, false},
+constexpr std::array<MixEntry, 22> kMixes{{
+    {"F32", DType::kF32, 0, false},        {"F16", DType::kF16, 1, false},      {"BF16", DType::kBF16, 32, false},
+    {"Q8_0", DType::kQ8_0, 7, false},      {"Q4_0", DType::kQ4_0, 2, false},    {"Q4_1", DType::kQ4_1, 3, false},
+    {"Q5_0", DType::kQ5_0, 8, false},      {"Q5_1", DType::kQ5_1, 9, false},    {"Q2_K", DType::kQ2_K, 10, false},
+    {"Q3_K", DType::kQ3_K, 11, true},      {"Q3_K_S", DType::kQ3_K, 11, false}, {"Q3_K_M", DType::kQ3_K, 12, false},
+    {"Q3_K_L", DType::kQ3_K, 13, false},   {"Q4_K", DType::kQ4_K, 14, true},    {"Q4_K_S", DType::kQ4_K, 14, false},
+    {"Q4_K_M", DType::kQ4_K, 15, false},   {"Q5_K", DType::kQ5_K, 16, true},    {"Q5_K_S", DType::kQ5_K, 16, false},
+    {"Q5_K_M", DType::kQ5_K, 17, false},   {"Q6_K", DType::kQ6_K, 18, false},   {"IQ4_NL", DType::kIQ4_NL, 25, false},
+    {"IQ4_XS", DType::kIQ4_XS, 30, false},
 }};
 
 bool is_k_quant(DType d) {
@@ -153,6 +154,9 @@ DType fallback_dtype(DType wanted, std::int64_t ne0) {
       break;
     case DType::kQ6_K:
       next = DType::kQ8_0;
+      break;
+    case DType::kIQ4_XS:
+      next = DType::kIQ4_NL;  // the same codes and levels in blocks of 32, as llama.cpp falls back
       break;
     default:
       next = DType::kF16;  // a 32-block format whose block does not fit the rows

@@ -111,7 +111,8 @@ class VulkanDevice final : public Device {
   const DeviceInfo& info() const override { return info_; }
   bool supports(OpKind op, std::span<const DType> input_dtypes) const override;
   // The weight dtypes this backend has shaders for (embed_*, matmul_*, copy_to_f32_*): F32, F16,
-  // BF16 and every GGUF block format Halyard reads (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K).
+  // BF16 and every GGUF block format Halyard reads (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K,
+  // IQ4_NL, IQ4_XS).
   static bool has_weight_shaders(DType dtype);
   // The dtypes COPY may encode from f32 on the GPU (copy_from_f32_*): F16, BF16, Q8_0, Q4_0,
   // Q4_1. The 5-bit formats and the K-quants have no GPU quantizer.

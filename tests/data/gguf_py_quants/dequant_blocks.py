@@ -33,6 +33,9 @@ F16_FIELDS = {
     "q4_k": (T.Q4_K, [0, 2]),
     "q5_k": (T.Q5_K, [0, 2]),
     "q6_k": (T.Q6_K, [208]),
+    # Appended after the others so their random draws, and so their blocks, stay as they were.
+    "iq4_nl": (T.IQ4_NL, [0]),
+    "iq4_xs": (T.IQ4_XS, [0]),
 }
 
 rng = np.random.default_rng(20261201)

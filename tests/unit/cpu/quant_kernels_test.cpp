@@ -1,7 +1,7 @@
-// The cpu kernel tables' quantized dot products and tiles for Q5_0, Q5_1 and the K-quants,
-// against a double-precision dot of hal's dequantize_row (the formats' definition) with the
-// dequantized activations, and every table against the portable one. Weight rows are random
-// bytes with sane f16 scales, so every bit of every scale, minimum and high-bit field is
+// The cpu kernel tables' quantized dot products and tiles for Q5_0, Q5_1, the K-quants, IQ4_NL
+// and IQ4_XS, against a double-precision dot of hal's dequantize_row (the formats' definition)
+// with the dequantized activations, and every table against the portable one. Weight rows are
+// random bytes with sane f16 scales, so every bit of every scale, minimum and high-bit field is
 // exercised, plus rows quantized from floats (the blocks real files hold).
 // Built twice: as cpu_quant_kernels_tests, and on x86-64 as cpu_neon_emulated_tests with
 // kernels_neon.cpp compiled against a scalar model of the NEON intrinsics
@@ -37,7 +37,7 @@ std::vector<const KernelTable*> runnable_tables() {
 
 // The formats every table must have, and those only some tables have on this branch (their
 // portable kernels come with another change): those are tested where a table has them.
-constexpr DType kRequired[] = {DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K};
+constexpr DType kRequired[] = {DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K, DType::kIQ4_NL, DType::kIQ4_XS};
 constexpr DType kWherePresent[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
 // Where a block's f16 fields sit (scales and minimums), so random bytes get sane values there.
@@ -57,6 +57,10 @@ std::vector<std::size_t> f16_fields(DType dt) {
       return {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)};
     case DType::kQ6_K:
       return {offsetof(BlockQ6_K, d)};
+    case DType::kIQ4_NL:
+      return {offsetof(BlockIQ4_NL, d)};
+    case DType::kIQ4_XS:
+      return {offsetof(BlockIQ4_XS, d)};
     default:
       return {};
   }

@@ -61,6 +61,8 @@ const std::vector<Format>& formats() {
       {DType::kQ4_K, decode_typed<DType::kQ4_K>, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}},
       {DType::kQ5_K, decode_typed<DType::kQ5_K>, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}},
       {DType::kQ6_K, decode_typed<DType::kQ6_K>, {offsetof(BlockQ6_K, d)}},
+      {DType::kIQ4_NL, decode_typed<DType::kIQ4_NL>, {offsetof(BlockIQ4_NL, d)}},
+      {DType::kIQ4_XS, decode_typed<DType::kIQ4_XS>, {offsetof(BlockIQ4_XS, d)}},
   };
   return kFormats;
 }

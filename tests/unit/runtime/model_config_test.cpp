@@ -24,8 +24,8 @@ void add_kquant(GgufWriter& w, const std::string& name, std::uint32_t type_id) {
   w.add_raw_tensor(name, {256, 2}, type_id, std::vector<std::uint8_t>(type_id == 12 ? 2 * 144 : 2 * 210));
 }
 
-// A tensor of a dtype Halyard does not read (iq4_nl, iq4_xs: codebook formats): its bytes are
-// not validated, so any will do.
+// A tensor of a dtype Halyard does not read (iq2_xxs, iq3_s: lattice codebook formats): its
+// bytes are not validated, so any will do.
 void add_unsupported(GgufWriter& w, const std::string& name, std::uint32_t type_id) {
   w.add_raw_tensor(name, {256, 2}, type_id, std::vector<std::uint8_t>(2 * 136));
 }
@@ -56,9 +56,9 @@ TEST(ModelConfig, EveryUnsupportedDtypeIsNamedWithItsCount) {
   static const float norm[256] = {};
   w.add_tensor("output_norm.weight", TensorDesc::make(DType::kF32, 256), norm);
   for (int i = 0; i < 27; ++i)
-    add_unsupported(w, "iq4nl." + std::to_string(i), 20);
+    add_unsupported(w, "iq2xxs." + std::to_string(i), 16);
   for (int i = 0; i < 9; ++i)
-    add_unsupported(w, "iq4xs." + std::to_string(i), 23);
+    add_unsupported(w, "iq3s." + std::to_string(i), 21);
   add_kquant(w, "q4k", 12);  // supported: not named
   auto f = parse(w);
   ASSERT_NE(f, nullptr);
@@ -66,8 +66,9 @@ TEST(ModelConfig, EveryUnsupportedDtypeIsNamedWithItsCount) {
   ASSERT_FALSE(c.is_ok());
   EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
   EXPECT_EQ(c.status().message(),
-            "unsupported tensor dtypes: iq4_nl (id 20) x 27 tensors, iq4_xs (id 23) x 9 tensors; "
-            "supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k");
+            "unsupported tensor dtypes: iq2_xxs (id 16) x 27 tensors, iq3_s (id 21) x 9 tensors; "
+            "supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, "
+            "iq4_xs");
 }
 
 // The K-quants (Q4_K_M files carry q4_k and q6_k) and the 5-bit formats pass the dtype check:

@@ -324,6 +324,33 @@ TEST(QuantMix, RowsThatAreNotAMultipleOfTheBlockFallBack) {
   EXPECT_EQ(p.at("blk.5.ffn_down.weight"), DType::kQ4_K);
 }
 
+// IQ4_NL and IQ4_XS: llama.cpp's ftype numbers (25, 30), the base format everywhere but the
+// output projection (Q6_K), and IQ4_XS rows that are no multiple of 256 in IQ4_NL (the same
+// codes in blocks of 32), as SmolLM2's 576-wide rows are.
+TEST(QuantMix, IQ4MixesAndTheirFallback) {
+  const auto nl = parse_quant_mix("iq4_nl", false);
+  ASSERT_TRUE(nl.is_ok());
+  EXPECT_EQ(nl->name, "IQ4_NL");
+  EXPECT_EQ(nl->base, DType::kIQ4_NL);
+  EXPECT_EQ(nl->file_type, 25u);
+  const auto xs = parse_quant_mix("IQ4_XS", false);
+  ASSERT_TRUE(xs.is_ok());
+  EXPECT_EQ(xs->base, DType::kIQ4_XS);
+  EXPECT_EQ(xs->file_type, 30u);
+  EXPECT_EQ(fallback_dtype(DType::kIQ4_XS, 576), DType::kIQ4_NL);
+  EXPECT_EQ(fallback_dtype(DType::kIQ4_XS, 1536), DType::kIQ4_XS);
+  EXPECT_EQ(fallback_dtype(DType::kIQ4_NL, 40), DType::kF16);
+  const SyntheticLlama m(576, 1536, 4, true);
+  const auto p = plan_map("IQ4_XS", m, 4);
+  EXPECT_EQ(p.at("token_embd.weight"), DType::kQ8_0);  // output projection: Q6_K -> Q8_0
+  EXPECT_EQ(p.at("blk.0.attn_q.weight"), DType::kIQ4_NL);
+  EXPECT_EQ(p.at("blk.0.ffn_down.weight"), DType::kIQ4_XS);
+  EXPECT_EQ(p.at("blk.0.attn_norm.weight"), DType::kF32);
+  const auto pn = plan_map("IQ4_NL", SyntheticLlama(256, 512, 4, false), 4);
+  EXPECT_EQ(pn.at("output.weight"), DType::kQ6_K);
+  EXPECT_EQ(pn.at("blk.3.ffn_up.weight"), DType::kIQ4_NL);
+}
+
 // ---- quantize_gguf -----------------------------------------------------------------------
 
 // A tiny llama-shaped GGUF with random F32 (or `dtype`) weights, written with the test writer.

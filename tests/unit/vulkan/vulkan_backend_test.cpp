@@ -156,9 +156,9 @@ TEST(VulkanBackend, UnknownOptionNamesTheValidOnes) {
 // into each other directly. (supports() once said yes to any two formats that had shaders.)
 TEST(VulkanBackend, CopySupportIsWhatCompiles) {
   OPEN_VULKAN_OR_SKIP(reg, dev);
-  const DType dtypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                          DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K,
-                          DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kI32};
+  const DType dtypes[] = {DType::kF32,  DType::kF16,    DType::kBF16,   DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
+                          DType::kQ5_0, DType::kQ5_1,   DType::kQ2_K,   DType::kQ3_K, DType::kQ4_K, DType::kQ5_K,
+                          DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS, DType::kI32};
   int compiled = 0;
   for (DType from : dtypes) {
     for (DType to : dtypes) {
@@ -189,6 +189,8 @@ TEST(VulkanBackend, CopySupportIsWhatCompiles) {
   EXPECT_FALSE(copy(DType::kF32, DType::kQ4_K));
   EXPECT_FALSE(copy(DType::kF32, DType::kQ5_0));
   EXPECT_FALSE(copy(DType::kF16, DType::kQ8_0));
+  EXPECT_TRUE(copy(DType::kIQ4_XS, DType::kF32));
+  EXPECT_FALSE(copy(DType::kF32, DType::kIQ4_NL));
 }
 
 }  // namespace

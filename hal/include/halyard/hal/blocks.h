@@ -2,7 +2,8 @@
 // definitions. Two families: the original formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) are blocks of
 // 32 weights with one f16 scale (and minimum); the K-quants (Q2_K .. Q6_K) are super-blocks of
 // 256 weights whose sub-blocks of 16 or 32 carry small integer scales (and minimums) that one or
-// two f16 super-scales multiply. The elements of a block are stored in element order unless a
+// two f16 super-scales multiply; IQ4_NL (blocks of 32) and IQ4_XS (super-blocks of 256) decode
+// 4-bit codes through a fixed table of levels. The elements of a block are stored in element order unless a
 // comment says how they interleave; dequantize_row in dtype.cpp is the definition of each.
 // Code that walks blocks takes the block size from dtype_info(dtype).block_elements, never from
 // these constants alone: a dtype's block is its own.
@@ -110,5 +111,30 @@ struct BlockQ6_K {
   std::uint16_t d;
 };
 static_assert(sizeof(BlockQ6_K) == 210);
+
+// The non-linear 4-bit formats: a 4-bit code selects one of 16 fixed int8 levels (ggml's
+// kvalues_iq4nl), denser near zero where trained weights are; the levels are not symmetric
+// (-127 .. 113), so a block's scale may be negative. Backends look the codes up with a byte
+// shuffle (vpshufb, vqtbl1q) on this table.
+inline constexpr std::int8_t kIQ4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113};
+
+// x = d * kIQ4Levels[q]; q as Q4_0 (weights 0..15 in the low nibbles, 16..31 in the high).
+struct BlockIQ4_NL {
+  std::uint16_t d;
+  std::uint8_t qs[kQuantBlock / 2];
+};
+static_assert(sizeof(BlockIQ4_NL) == 18);
+
+// 8 sub-blocks of 32: x = (d * (s - 32)) * kIQ4Levels[q], s a 6-bit code: its low 4 bits in
+// scales_l[j / 2] (low nibble for even j), its high 2 bits in bits 2j..2j+1 of scales_h.
+// Sub-block j's codes are qs[16 j .. 16 j + 16) laid out as IQ4_NL's.
+struct BlockIQ4_XS {
+  std::uint16_t d;
+  std::uint16_t scales_h;
+  std::uint8_t scales_l[kSuperBlock / 64];
+  std::uint8_t qs[kSuperBlock / 2];
+};
+static_assert(sizeof(BlockIQ4_XS) == 136);
 
 }  // namespace halyard

@@ -23,6 +23,8 @@ enum class DType : std::uint32_t {
   kQ4_K = 12,
   kQ5_K = 13,
   kQ6_K = 14,
+  kIQ4_NL = 20,
+  kIQ4_XS = 23,
   kI32 = 26,
   kBF16 = 30,
 };
@@ -61,7 +63,9 @@ void dequantize_row(DType dtype, const void* src, float* dst, std::int64_t n);
 // for byte. The K-quants search each super-block's scales, minimums and levels for the least
 // squared error under dequantize_row (hal/src/kquant_fit.cpp): their RMSE is below llama.cpp's
 // quantizers' without an importance matrix, their bytes differ. They cost more: about 20-40 M
-// weights/s on one core against hundreds for the 32-weight formats.
+// weights/s on one core against hundreds for the 32-weight formats. IQ4_NL and IQ4_XS search
+// each block's scale (and IQ4_XS its super-block scale and sub-block codes) for the least
+// weighted squared error under dequantize_row (hal/src/iq4.cpp).
 void quantize_row(DType dtype, const float* src, void* dst, std::int64_t n);
 
 }  // namespace halyard

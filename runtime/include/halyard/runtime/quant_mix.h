@@ -10,11 +10,12 @@
 //    Q4_K_M / Q5_K_M: attn_v and ffn_down Q6_K in the "sensitive" layers, the rest Q4_K / Q5_K.
 //    Sensitive layers: the first and last eighth of the layers (next to the embedding and the
 //    output) and every second layer between them: a bit over half of all layers.
+//  - IQ4_NL, IQ4_XS: every matrix in that format but the output projection (Q6_K, as above).
 //  - Q3_K, Q4_K, Q5_K (no llama.cpp mix has these names here) and any type with `pure` set:
 //    every matrix in that one format, the output projection included.
 //  - A matrix whose rows (ne[0]) are not a multiple of the chosen format's block takes a
 //    compatible format of at least as many bits: Q2_K, Q3_K -> Q4_0; Q4_K -> Q5_0;
-//    Q5_K -> Q5_1; Q6_K -> Q8_0; and any 32-block format whose block does not fit -> F16.
+//    Q5_K -> Q5_1; Q6_K -> Q8_0; IQ4_XS -> IQ4_NL; and any 32-block format whose block does not fit -> F16.
 // Thread safety: all functions are pure.
 #pragma once
 

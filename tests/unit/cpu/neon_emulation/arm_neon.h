@@ -150,6 +150,13 @@ inline uint8x16_t vtstq_u8(uint8x16_t a, uint8x16_t b) {  // all ones where a & 
     a.v[i] = (a.v[i] & b.v[i]) ? 0xff : 0;
   return a;
 }
+// TBL with one table register: lane i is t[idx[i]], or 0 where idx[i] >= 16.
+inline int8x16_t vqtbl1q_s8(int8x16_t t, uint8x16_t idx) {
+  int8x16_t r;
+  for (int i = 0; i < 16; ++i)
+    r.v[i] = idx.v[i] < 16 ? t.v[idx.v[i]] : std::int8_t{0};
+  return r;
+}
 inline uint8x16_t vshrq_n_u8(uint8x16_t a, int n) {  // logical, n in 1..8
   for (int i = 0; i < 16; ++i)
     a.v[i] = static_cast<std::uint8_t>(n >= 8 ? 0 : a.v[i] >> n);

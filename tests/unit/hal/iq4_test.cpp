@@ -11,6 +11,7 @@
 
 #include "halyard/hal/blocks.h"
 #include "halyard/hal/dtype.h"
+#include "quant_quality.h"
 
 namespace halyard {
 namespace {
@@ -111,31 +112,13 @@ TEST(IQ4Dequantize, XSHandBuilt) {
 // ---- the reference quantizer ----
 
 std::vector<float> normal_weights(std::int64_t n, std::uint32_t seed, bool heavy_tailed = false) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  std::chi_squared_distribution<float> chi2(3.f);
-  std::vector<float> x(static_cast<std::size_t>(n));
-  for (auto& v : x)
-    v = heavy_tailed ? normal(rng) / std::sqrt(chi2(rng) / 3.f) : normal(rng);
-  return x;
+  return testing::random_weights(n, seed, heavy_tailed);
 }
 
 double nmse(DType dtype, const std::vector<float>& x) {
-  const auto n = static_cast<std::int64_t>(x.size());
-  std::vector<std::uint8_t> q(row_bytes(dtype, n));
-  quantize_row(dtype, x.data(), q.data(), n);
-  std::vector<float> y(x.size());
-  dequantize_row(dtype, q.data(), y.data(), n);
-  double err = 0, norm = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    err += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
-    norm += static_cast<double>(x[i]) * x[i];
-  }
-  return err / norm;
+  return testing::round_trip_nmse(dtype, x);
 }
 
-// A plain quantizer without the search (the largest magnitude on level -127, nearest levels):
-// the search must beat it clearly, or it is not searching.
 double plain_nl_nmse(const std::vector<float>& x) {
   double err = 0, norm = 0;
   for (std::size_t b = 0; b < x.size(); b += 32) {

@@ -15,6 +15,7 @@
 #include "halyard/hal/blocks.h"
 #include "halyard/hal/dtype.h"
 #include "halyard/hal/tensor.h"
+#include "quant_quality.h"
 
 namespace halyard {
 namespace {
@@ -401,31 +402,12 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- the quantizer's quality against llama.cpp's ----
 
-// 1024 super-blocks of N(0, 1) or of Student's t with 3 degrees of freedom (a normal divided by
-// sqrt(chi^2_3 / 3)): heavy tails, as trained weights have, where a block's range is set by a
-// few outliers and a quantizer that only follows the range wastes most of its levels.
 std::vector<float> quality_weights(bool heavy_tailed, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  std::chi_squared_distribution<float> chi2(3.f);
-  std::vector<float> x(256 * 1024);
-  for (auto& v : x)
-    v = heavy_tailed ? normal(rng) / std::sqrt(chi2(rng) / 3.f) : normal(rng);
-  return x;
+  return testing::random_weights(256 * 1024, seed, heavy_tailed);
 }
 
 double nmse(DType dtype, const std::vector<float>& x) {
-  const auto n = static_cast<std::int64_t>(x.size());
-  std::vector<std::uint8_t> q(row_bytes(dtype, n));
-  quantize_row(dtype, x.data(), q.data(), n);
-  std::vector<float> y(x.size());
-  dequantize_row(dtype, q.data(), y.data(), n);
-  double err = 0, norm = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    err += (static_cast<double>(x[i]) - y[i]) * (static_cast<double>(x[i]) - y[i]);
-    norm += static_cast<double>(x[i]) * x[i];
-  }
-  return err / norm;
+  return testing::round_trip_nmse(dtype, x);
 }
 
 // Each bound is about 1.02x Halyard's own NMSE on these weights, so a search that gets a couple

@@ -268,8 +268,10 @@ std::string ToolCallStream::push(std::string_view text) {
     if (first == pending_.size())
       return {};
     if (pending_[first] == '{') {
+      // The leading spaces stay held too: if the JSON is no call they are content again
+      // (parse_held skips them when it is one).
       in_call_ = true;
-      held_ = pending_.substr(first);
+      held_ = std::move(pending_);
       pending_.clear();
       return {};
     }

@@ -81,11 +81,21 @@ TEST(ToolCallParser, Llama3JsonBareAndPythonTag) {
 
 TEST(ToolCallParser, Llama3JsonPlainJsonAnswerIsContent) {
   // A JSON answer that is not a call (no name), and a '{' that does not open the output.
-  for (const char* text : {"{\"answer\": 42}", "The object is {\"name\": \"a\", \"parameters\": {}}"}) {
+  // Leading spaces before a '{' that is no call stay in the content (server_request_fuzz found
+  // them dropped: "\r\r{\"prompt\": ...}" came back without its "\r\r").
+  for (const char* text : {"{\"answer\": 42}", "The object is {\"name\": \"a\", \"parameters\": {}}",
+                           "\r\r {\"prompt\": \"x\", \"max_tokens\": =817.0}", "\n{\"answer\": 42}"}) {
     auto r = parse_tool_calls(ToolCallFormat::kLlama3Json, text);
     EXPECT_TRUE(r.calls.empty()) << text;
     EXPECT_EQ(r.content.value_or(""), text);
   }
+}
+
+TEST(ToolCallParser, Llama3JsonCallAfterLeadingSpaces) {
+  auto r = parse_tool_calls(ToolCallFormat::kLlama3Json, "\n  {\"name\": \"f\", \"parameters\": {\"a\": 1}}");
+  ASSERT_EQ(r.calls.size(), 1u);
+  EXPECT_EQ(r.calls[0].name, "f");
+  EXPECT_FALSE(r.content.has_value());
 }
 
 TEST(ToolCallParser, Mistral) {
